@@ -1,0 +1,51 @@
+"""Finding claims files and selecting claims by the names people type on the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from optrepro.claims.schema import Claim, PaperClaims, parse_claims_text
+
+CLAIMS_FILENAME = "claims.yaml"
+
+
+class UnknownClaimError(LookupError):
+    """A claim or paper name that matches nothing; the message lists what exists."""
+
+
+def load_paper_claims(path: Path | str) -> PaperClaims:
+    """The claims of one file; its folder name is the paper name the file must declare."""
+    path = Path(path)
+    return parse_claims_text(path.read_text(), path, expected_paper=path.parent.name)
+
+
+def load_all_claims(reproductions_dir: Path | str) -> list[PaperClaims]:
+    """Every `<reproductions_dir>/<paper>/claims.yaml`, sorted by paper."""
+    files = sorted(Path(reproductions_dir).glob(f"*/{CLAIMS_FILENAME}"))
+    return [load_paper_claims(path) for path in files]
+
+
+def select_claims(
+    papers: Iterable[PaperClaims],
+    names: Iterable[str] = (),
+    *,
+    tier: str | None = None,
+) -> list[Claim]:
+    """Claims matching any of `names` (`<paper>` or `<paper>/<id>`; all when empty), then by tier."""
+    papers = list(papers)
+    claims = [claim for paper in papers for claim in paper.claims]
+    names = list(names)
+    if names:
+        by_key = {claim.key: claim for claim in claims}
+        chosen: dict[str, Claim] = {}
+        for name in names:
+            matches = [by_key[name]] if name in by_key else [c for c in claims if c.paper == name]
+            if not matches:
+                known = ", ".join([p.paper for p in papers] + list(by_key)) or "(no claims files found)"
+                raise UnknownClaimError(f"no paper or claim named {name!r}; known: {known}")
+            chosen.update((claim.key, claim) for claim in matches)
+        claims = list(chosen.values())
+    if tier is not None:
+        claims = [claim for claim in claims if claim.tier == tier]
+    return claims

@@ -1,0 +1,464 @@
+"""The claims file format (`reproductions/<paper>/claims.yaml`) as dataclasses, with validation.
+
+A claim is data: the setting that answers it (Hydra overrides per arm), the metric, the paper's
+numbers and the check that decides whether our runs reproduce it. Validation collects every
+problem in the file and reports each with its line, field, what is wrong and what is allowed,
+because authors fix these files by hand and one error per run is a slow loop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import yaml
+
+from optrepro.claims.yaml_lines import LineDict, LineList, load_with_lines
+
+TIERS = ("full", "cpu", "smoke")
+CHECK_KINDS = ("value", "ordering", "ratio", "bound")
+DIRECTIONS = ("lower", "higher")
+METRIC_SOURCES = ("final", "best")
+SPREAD_KINDS = ("std", "sem", "ci95", "range")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+NAME_ALLOWED = "letters, digits, '_', '.', '-' (not starting with '.' or '-')"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the paper states the claim."""
+
+    where: str
+    page: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}, p. {self.page}" if self.page is not None else self.where
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One configuration compared by a claim: Hydra overrides applied on top of the claim's setting."""
+
+    name: str
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValueCheck:
+    """Our mean of `arm` lies within `tolerance` of the paper's `reported` value."""
+
+    arm: str
+    reported: float
+    tolerance: float
+    tolerance_reason: str
+    spread: float | None = None
+    spread_kind: str | None = None
+    kind: str = "value"
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (self.arm,)
+
+
+@dataclass(frozen=True)
+class OrderingCheck:
+    """Arm `better` beats arm `than` on the claim's metric by more than `min_difference`."""
+
+    better: str
+    than: str
+    direction: str
+    min_difference: float = 0.0
+    kind: str = "ordering"
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (self.better, self.than)
+
+
+@dataclass(frozen=True)
+class RatioCheck:
+    """mean(numerator) / mean(denominator) of `metric` is at most `max` (e.g. time per step)."""
+
+    numerator: str
+    denominator: str
+    metric: str
+    max: float
+    kind: str = "ratio"
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (self.numerator, self.denominator)
+
+
+@dataclass(frozen=True)
+class BoundCheck:
+    """The mean of `metric` for `arm` stays at most `max`."""
+
+    arm: str
+    metric: str
+    max: float
+    kind: str = "bound"
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (self.arm,)
+
+
+Check = Union[ValueCheck, OrderingCheck, RatioCheck, BoundCheck]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper; `key` (`<paper>/<id>`) names it everywhere (CLI, RESULTS.md, CI)."""
+
+    paper: str
+    id: str
+    source: Source
+    statement: str
+    tier: str
+    seeds: int
+    metric: str
+    metric_source: str
+    arms: dict[str, Arm]
+    setting: tuple[str, ...]
+    check: Check
+    reported: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.paper}/{self.id}"
+
+    @property
+    def seed_values(self) -> tuple[int, ...]:
+        """The seeds that answer the claim: 0 .. seeds-1 (fixed up front, so no seed is cherry-picked)."""
+        return tuple(range(self.seeds))
+
+    def arm_overrides(self, arm: str) -> list[str]:
+        return [*self.setting, *self.arms[arm].overrides]
+
+
+@dataclass(frozen=True)
+class PaperClaims:
+    """The contents of one claims.yaml."""
+
+    paper: str
+    title: str
+    citation: str
+    claims: tuple[Claim, ...]
+    path: Path
+
+
+@dataclass(frozen=True)
+class SchemaIssue:
+    """One problem in a claims file, located and explained."""
+
+    line: int
+    field: str
+    problem: str
+    allowed: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}, {self.field}: {self.problem}; allowed: {self.allowed}"
+
+
+class ClaimsFileError(ValueError):
+    """A claims file that does not follow the schema; lists every problem found."""
+
+    def __init__(self, path: Path | str, issues: list[SchemaIssue]) -> None:
+        self.path = Path(path)
+        self.issues = issues
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        super().__init__(
+            f"{path}: {len(issues)} problem(s) in the claims file "
+            f"(format: reproductions/README.md):\n{lines}"
+        )
+
+
+# --- value validators: (predicate, description of what is allowed) --------------------------
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_str(item) for item in value)
+
+
+def _is_scalar_text(value: Any) -> bool:
+    return _is_str(value) or _is_number(value)
+
+
+STRING = (_is_str, "a non-empty string")
+INTEGER = (_is_int, "an integer")
+NUMBER = (_is_number, "a number")
+STRING_LIST = (_is_str_list, "a list of strings (Hydra overrides), e.g. [optimizer=sam, optimizer.rho=0.05]")
+TEXT_OR_NUMBER = (_is_scalar_text, "a string or a number, as printed in the paper")
+
+Validator = tuple[Callable[[Any], bool], str]
+_MISSING = object()
+
+
+class _Reader:
+    """Reads fields out of line-aware mappings, recording a SchemaIssue for each problem."""
+
+    def __init__(self) -> None:
+        self.issues: list[SchemaIssue] = []
+
+    def issue(self, line: int, field_name: str, problem: str, allowed: str) -> None:
+        self.issues.append(SchemaIssue(line, field_name, problem, allowed))
+
+    def fields(self, mapping: LineDict, where: str, known: dict[str, bool]) -> None:
+        """Report unknown keys (typos) and missing required ones; `known` maps key -> required."""
+        for key in mapping:
+            if key not in known:
+                self.issue(mapping.lines[key], _join(where, key), "unknown field", ", ".join(known))
+        for key, required in known.items():
+            if required and key not in mapping:
+                self.issue(mapping.line, _join(where, key), "missing required field", f"{key}: <value>")
+
+    def get(self, mapping: LineDict, key: str, where: str, validator: Validator, default: Any = _MISSING) -> Any:
+        """The value of `key` if present and valid; else `default` (missing keys were reported by fields())."""
+        if key not in mapping:
+            return None if default is _MISSING else default
+        value = mapping[key]
+        is_valid, allowed = validator
+        if not is_valid(value):
+            self.issue(mapping.lines[key], _join(where, key), f"{value!r} is not {allowed}", allowed)
+            return None
+        return value
+
+    def choice(self, mapping: LineDict, key: str, where: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
+        if key not in mapping:
+            return None if default is _MISSING else default
+        value = mapping[key]
+        if value not in choices:
+            self.issue(mapping.lines[key], _join(where, key), f"{value!r} is not one of the choices", ", ".join(choices))
+            return None
+        return value
+
+    def name(self, mapping: LineDict, key: str, where: str) -> Any:
+        value = self.get(mapping, key, where, STRING)
+        if value is not None and not NAME_PATTERN.match(value):
+            self.issue(mapping.lines[key], _join(where, key), f"{value!r} is not a valid name", NAME_ALLOWED)
+            return None
+        return value
+
+    def arm_ref(self, mapping: LineDict, key: str, where: str, arms: dict[str, Arm]) -> Any:
+        """An arm name used by the check; it must be one of the claim's arms."""
+        value = self.get(mapping, key, where, STRING)
+        if value is not None and arms and value not in arms:
+            self.issue(mapping.lines[key], _join(where, key), f"arm {value!r} is not defined in `arms`", ", ".join(arms))
+            return None
+        return value
+
+    def mapping(self, value: Any, line: int, where: str) -> LineDict | None:
+        if not isinstance(value, LineDict):
+            self.issue(line, where, f"{value!r} is not a mapping", "a mapping (key: value)")
+            return None
+        return value
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+TOP_FIELDS = {"paper": True, "title": True, "citation": True, "claims": True}
+CLAIM_FIELDS = {
+    "id": True, "source": True, "statement": True, "tier": True, "seeds": True, "metric": True,
+    "metric_source": False, "arms": True, "setting": False, "check": True, "reported": False,
+}
+SOURCE_FIELDS = {"where": True, "page": False}
+ARM_FIELDS = {"overrides": True}
+CHECK_FIELDS = {
+    "value": {"kind": True, "arm": True, "reported": True, "tolerance": True, "tolerance_reason": True,
+              "spread": False, "spread_kind": False},
+    "ordering": {"kind": True, "better": True, "than": True, "direction": True, "min_difference": False},
+    "ratio": {"kind": True, "numerator": True, "denominator": True, "metric": False, "max": True},
+    "bound": {"kind": True, "arm": True, "metric": False, "max": True},
+}
+
+
+def parse_claims_text(text: str, path: Path | str, *, expected_paper: str | None = None) -> PaperClaims:
+    """Validate and build the claims of one file; raises ClaimsFileError listing every problem."""
+    path = Path(path)
+    reader = _Reader()
+    try:
+        document = load_with_lines(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 0
+        raise ClaimsFileError(path, [SchemaIssue(line, "(file)", f"invalid YAML: {err.problem}", "YAML syntax")]) from err
+    top = reader.mapping(document, 1, "(file)")
+    if top is None:
+        raise ClaimsFileError(path, reader.issues)
+    reader.fields(top, "", TOP_FIELDS)
+    paper = reader.name(top, "paper", "")
+    if paper is not None and expected_paper is not None and paper != expected_paper:
+        reader.issue(top.lines["paper"], "paper", f"{paper!r} differs from the folder name", repr(expected_paper))
+    claims = []
+    raw_claims = top.get("claims")
+    if "claims" in top and not (isinstance(raw_claims, LineList) and raw_claims):
+        reader.issue(top.lines["claims"], "claims", "expected a non-empty list of claims", "a list of mappings")
+    elif raw_claims:
+        seen: dict[str, int] = {}
+        for index, (raw, line) in enumerate(zip(raw_claims, raw_claims.lines)):
+            claim = _parse_claim(reader, raw, line, f"claims[{index}]", paper or "?")
+            if claim is None:
+                continue
+            if claim.id in seen:
+                reader.issue(claim.line, f"claims[{index}].id", f"duplicate id {claim.id!r} (first on line {seen[claim.id]})",
+                             "ids unique within the paper")
+                continue
+            seen[claim.id] = claim.line
+            claims.append(claim)
+    if reader.issues:
+        raise ClaimsFileError(path, reader.issues)
+    return PaperClaims(paper, top["title"], top["citation"], tuple(claims), path)
+
+
+def _parse_claim(reader: _Reader, raw: Any, line: int, where: str, paper: str) -> Claim | None:
+    mapping = reader.mapping(raw, line, where)
+    if mapping is None:
+        return None
+    before = len(reader.issues)
+    reader.fields(mapping, where, CLAIM_FIELDS)
+    claim_id = reader.name(mapping, "id", where)
+    source = _parse_source(reader, mapping, where)
+    statement = reader.get(mapping, "statement", where, STRING)
+    tier = reader.choice(mapping, "tier", where, TIERS)
+    seeds = reader.get(mapping, "seeds", where, INTEGER)
+    if seeds is not None and seeds < 1:
+        reader.issue(mapping.lines["seeds"], f"{where}.seeds", f"{seeds} seeds", "an integer >= 1")
+    metric = reader.get(mapping, "metric", where, STRING)
+    metric_source = reader.choice(mapping, "metric_source", where, METRIC_SOURCES, default="final")
+    arms = _parse_arms(reader, mapping, where)
+    setting = reader.get(mapping, "setting", where, STRING_LIST, default=[])
+    check = _parse_check(reader, mapping, where, arms, metric)
+    reported = _parse_reported(reader, mapping, where, arms)
+    if len(reader.issues) > before:
+        return None
+    return Claim(
+        paper=paper, id=claim_id, source=source, statement=statement, tier=tier, seeds=seeds,
+        metric=metric, metric_source=metric_source, arms=arms, setting=tuple(setting), check=check,
+        reported=reported, line=line,
+    )
+
+
+def _parse_source(reader: _Reader, claim: LineDict, where: str) -> Source | None:
+    if "source" not in claim:
+        return None
+    where = f"{where}.source"
+    mapping = reader.mapping(claim["source"], claim.lines["source"], where)
+    if mapping is None:
+        return None
+    reader.fields(mapping, where, SOURCE_FIELDS)
+    return Source(reader.get(mapping, "where", where, STRING), reader.get(mapping, "page", where, INTEGER))
+
+
+def _parse_arms(reader: _Reader, claim: LineDict, where: str) -> dict[str, Arm]:
+    if "arms" not in claim:
+        return {}
+    where = f"{where}.arms"
+    mapping = reader.mapping(claim["arms"], claim.lines["arms"], where)
+    if mapping is None:
+        return {}
+    if not mapping:
+        reader.issue(mapping.line, where, "no arms", "at least one arm: <name>: {overrides: [...]}")
+    arms = {}
+    for name, raw in mapping.items():
+        arm_where = f"{where}.{name}"
+        if not (isinstance(name, str) and NAME_PATTERN.match(name)):
+            reader.issue(mapping.lines[name], arm_where, f"{name!r} is not a valid arm name", NAME_ALLOWED)
+            continue
+        arm = reader.mapping(raw, mapping.lines[name], arm_where)
+        if arm is None:
+            continue
+        reader.fields(arm, arm_where, ARM_FIELDS)
+        overrides = reader.get(arm, "overrides", arm_where, STRING_LIST)
+        if overrides is not None:
+            arms[name] = Arm(name, tuple(overrides))
+    return arms
+
+
+def _parse_check(reader: _Reader, claim: LineDict, where: str, arms: dict[str, Arm], metric: str | None) -> Check | None:
+    if "check" not in claim:
+        return None
+    where = f"{where}.check"
+    mapping = reader.mapping(claim["check"], claim.lines["check"], where)
+    if mapping is None:
+        return None
+    if "kind" not in mapping:
+        reader.issue(mapping.line, f"{where}.kind", "missing required field", ", ".join(CHECK_KINDS))
+        return None
+    kind = reader.choice(mapping, "kind", where, CHECK_KINDS)
+    if kind is None:
+        return None
+    reader.fields(mapping, where, CHECK_FIELDS[kind])
+    if kind == "value":
+        spread_kind = reader.choice(mapping, "spread_kind", where, SPREAD_KINDS, default=None)
+        return ValueCheck(
+            arm=reader.arm_ref(mapping, "arm", where, arms),
+            reported=reader.get(mapping, "reported", where, NUMBER),
+            tolerance=_non_negative(reader, mapping, "tolerance", where),
+            tolerance_reason=reader.get(mapping, "tolerance_reason", where, STRING),
+            spread=reader.get(mapping, "spread", where, NUMBER, default=None),
+            spread_kind=spread_kind,
+        )
+    if kind == "ordering":
+        better = reader.arm_ref(mapping, "better", where, arms)
+        than = reader.arm_ref(mapping, "than", where, arms)
+        if better is not None and better == than:
+            reader.issue(mapping.lines["than"], f"{where}.than", f"the same arm as `better` ({better!r})",
+                         "another arm: " + ", ".join(a for a in arms if a != better))
+        return OrderingCheck(
+            better=better, than=than, direction=reader.choice(mapping, "direction", where, DIRECTIONS),
+            min_difference=_non_negative(reader, mapping, "min_difference", where, default=0.0),
+        )
+    check_metric = reader.get(mapping, "metric", where, STRING, default=metric)
+    if kind == "ratio":
+        return RatioCheck(
+            numerator=reader.arm_ref(mapping, "numerator", where, arms),
+            denominator=reader.arm_ref(mapping, "denominator", where, arms),
+            metric=check_metric, max=reader.get(mapping, "max", where, NUMBER),
+        )
+    return BoundCheck(arm=reader.arm_ref(mapping, "arm", where, arms), metric=check_metric,
+                      max=reader.get(mapping, "max", where, NUMBER))
+
+
+def _non_negative(reader: _Reader, mapping: LineDict, key: str, where: str, default: Any = _MISSING) -> Any:
+    value = reader.get(mapping, key, where, NUMBER, default=default)
+    if value is not None and value < 0:
+        reader.issue(mapping.lines[key], f"{where}.{key}", f"{value} is negative", "a number >= 0")
+        return None
+    return value
+
+
+def _parse_reported(reader: _Reader, claim: LineDict, where: str, arms: dict[str, Arm]) -> dict[str, str]:
+    if "reported" not in claim:
+        return {}
+    where = f"{where}.reported"
+    mapping = reader.mapping(claim["reported"], claim.lines["reported"], where)
+    if mapping is None:
+        return {}
+    reported = {}
+    for arm in mapping:
+        if arms and arm not in arms:
+            reader.issue(mapping.lines[arm], f"{where}.{arm}", f"arm {arm!r} is not defined in `arms`", ", ".join(arms))
+            continue
+        value = reader.get(mapping, arm, where, TEXT_OR_NUMBER)
+        if value is not None:
+            reported[arm] = str(value)
+    return reported

@@ -1,0 +1,67 @@
+"""Where, with what code and on what hardware a run happened: the facts a reader needs to trust a number."""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from importlib import metadata
+from typing import Any
+
+from optrepro import __version__
+from optrepro.paths import REPO_ROOT
+
+PACKAGES = ("torch", "lightning", "hydra-core", "omegaconf", "numpy", "timm", "torchvision", "wandb", "datasets")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def code_info() -> dict[str, Any]:
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "package_version": __version__,
+    }
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def slurm_info() -> dict[str, Any] | None:
+    """SLURM's ids for this job, or None outside SLURM."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    env = os.environ.get
+    return {
+        "job_id": env("SLURM_JOB_ID"),
+        "array_job_id": env("SLURM_ARRAY_JOB_ID"),
+        "array_task_id": env("SLURM_ARRAY_TASK_ID"),
+        "node_list": env("SLURM_JOB_NODELIST"),
+        "restart_count": int(env("SLURM_RESTART_COUNT", "0")),
+    }
+
+
+def device_names(accelerator: str, devices: int) -> list[str]:
+    import torch
+
+    if accelerator == "gpu" and torch.cuda.is_available():
+        return [torch.cuda.get_device_name(i) for i in range(min(devices, torch.cuda.device_count()))]
+    return [platform.processor() or platform.machine()] * devices
+
+
+def hostname() -> str:
+    return socket.gethostname()

@@ -1,0 +1,114 @@
+"""One run: data, model, fit, evaluate, and a run record whatever happens (finished, failed, diverged)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import lightning.pytorch as pl
+from omegaconf import DictConfig
+
+from optrepro import builders, tracking
+from optrepro.config import per_device_batch_size
+from optrepro.data import load_splits
+from optrepro.records import provenance
+from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
+from optrepro.records.schema import build_record, utc_now
+from optrepro.records.writer import write_record
+
+log = logging.getLogger("optrepro")
+
+
+def process_rank() -> int:
+    """Global rank before the trainer exists (Lightning's launcher and SLURM both set one of these)."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
+@contextmanager
+def shared_run_dir(run_dir: Path) -> Iterator[None]:
+    """Let DDP workers that Lightning starts from this process write into rank 0's run folder."""
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """An explicit ckpt_path, else the run folder's last.ckpt (a requeued or restarted job continues)."""
+    if cfg.train.ckpt_path:
+        return str(cfg.train.ckpt_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return str(last) if last.exists() else None
+
+
+def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, float]:
+    steps = module.global_step
+    train_time = module.train_time_s
+    return {
+        "wall_time_s": wall_time_s,
+        "train_time_s": train_time,
+        "steps": steps,
+        "time_per_step_s": train_time / steps if steps else float("nan"),
+        "samples_per_s": steps * global_batch / train_time if train_time else float("nan"),
+    }
+
+
+def run(cfg: DictConfig) -> dict[str, Any] | None:
+    """Train and evaluate one setting; returns the record on rank 0 (None on other ranks)."""
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    per_device_batch_size(cfg)  # fail on an impossible batch split before any work
+    splits = load_splits(cfg.dataset, Path(cfg.paths.data_dir), seed=int(cfg.seed))
+    run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
+    is_rank_zero = process_rank() == 0
+    started_at, clock = utc_now(), time.perf_counter()
+    loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero)
+    module = builders.build_module(cfg, builders.build_net(cfg, splits), splits)
+    trainer = builders.build_trainer(cfg, run_dir, loggers, builders.build_callbacks(cfg, run_dir))
+    datamodule = builders.build_datamodule(cfg, splits)
+    status, error = "finished", None
+    try:
+        with shared_run_dir(run_dir):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+            last_row = module.history[-1] if module.history else {}
+            if not module.diverged and "test/acc" not in last_row:
+                trainer.validate(module, datamodule=datamodule, verbose=False)
+        if module.diverged:
+            status, error = "diverged", "the training loss became NaN or infinite; the run was stopped"
+        elif trainer.interrupted:
+            status, error = "interrupted", "training was interrupted before its last epoch"
+    except KeyboardInterrupt:
+        status, error = "interrupted", "KeyboardInterrupt"
+        raise
+    except Exception as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        record = None
+        if trainer.is_global_zero:
+            record = build_record(
+                cfg,
+                run_id=run_dir.name,
+                status=status,
+                error=error,
+                history=module.history,
+                timing=timing_info(module, time.perf_counter() - clock, int(cfg.train.batch_size)),
+                device_names=provenance.device_names(cfg.hardware.accelerator, int(cfg.hardware.devices)),
+                wandb=tracking.wandb_info(loggers),
+                started_at=started_at,
+                extra={"noisy_label_fraction": splits.noisy_label_fraction},
+            )
+            path = write_record(run_dir, record)
+            log.info("run %s: %s; record: %s; metrics: %s", run_dir.name, status, path, run_dir / "csv" / "metrics.csv")
+        tracking.finish_wandb(loggers)
+    return record
