@@ -19,7 +19,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE_DIR="${OPTREPRO_SLURM_DIR:-$REPO_ROOT/.slurm-local}"
 CONF="$STATE_DIR/slurm.conf"
 PACKAGES=(slurmctld slurmd slurm-client munge)
-START_TIMEOUT_S=60
+START_TIMEOUT_S=30
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
@@ -88,6 +88,8 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MinJobAge=86400
+# submitit jobs ignore SIGTERM; a short wait keeps scancel (and the tests) from idling 30 s.
+KillWait=5
 SlurmctldPidFile=$STATE_DIR/slurmctld.pid
 SlurmdPidFile=$STATE_DIR/slurmd.pid
 SlurmdSpoolDir=$STATE_DIR/spool
@@ -117,7 +119,10 @@ wait_for_idle() {
   local state=""
   for _ in $(seq $((START_TIMEOUT_S * 2))); do
     state="$(node_state)"
-    [[ $state == idle || $state == mixed || $state == allocated ]] && return
+    # Our own daemons must be up too: another cluster on the same ports would answer sinfo.
+    if daemon_running slurmctld && daemon_running slurmd; then
+      [[ $state == idle || $state == mixed || $state == allocated ]] && return
+    fi
     sleep 0.5
   done
   show_logs

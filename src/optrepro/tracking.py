@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,10 @@ def resolve_wandb_mode(requested: str) -> str:
 
 
 def _wandb_run_id(run_dir: Path) -> str:
-    import wandb.util
-
     id_file = run_dir / WANDB_ID_FILE
     if id_file.exists():
         return id_file.read_text().strip()
-    run_id = wandb.util.generate_id()
+    run_id = uuid.uuid4().hex[:8]
     id_file.write_text(run_id)
     return run_id
 

@@ -53,8 +53,8 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
 
 
 def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, float]:
-    steps = module.global_step
-    train_time = module.train_time_s
+    steps = module.global_step if module is not None else 0
+    train_time = module.train_time_s if module is not None else 0.0
     return {
         "wall_time_s": wall_time_s,
         "train_time_s": train_time,
@@ -72,12 +72,13 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
     is_rank_zero = process_rank() == 0
     started_at, clock = utc_now(), time.perf_counter()
-    loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero)
-    module = builders.build_module(cfg, builders.build_net(cfg, splits), splits)
-    trainer = builders.build_trainer(cfg, run_dir, loggers, builders.build_callbacks(cfg, run_dir))
-    datamodule = builders.build_datamodule(cfg, splits)
+    loggers, module, trainer = [], None, None
     status, error = "finished", None
     try:
+        loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero)
+        module = builders.build_module(cfg, builders.build_net(cfg, splits), splits)
+        trainer = builders.build_trainer(cfg, run_dir, loggers, builders.build_callbacks(cfg, run_dir))
+        datamodule = builders.build_datamodule(cfg, splits)
         with shared_run_dir(run_dir):
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
             last_row = module.history[-1] if module.history else {}
@@ -95,13 +96,13 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         raise
     finally:
         record = None
-        if trainer.is_global_zero:
+        if (trainer.is_global_zero if trainer is not None else is_rank_zero):
             record = build_record(
                 cfg,
                 run_id=run_dir.name,
                 status=status,
                 error=error,
-                history=module.history,
+                history=module.history if module is not None else [],
                 timing=timing_info(module, time.perf_counter() - clock, int(cfg.train.batch_size)),
                 device_names=provenance.device_names(cfg.hardware.accelerator, int(cfg.hardware.devices)),
                 wandb=tracking.wandb_info(loggers),

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from optrepro.claims.schema import Claim, PaperClaims, parse_claims_text
+from optrepro.errors import OptreproError
 
 CLAIMS_FILENAME = "claims.yaml"
 
 
-class UnknownClaimError(LookupError):
+class UnknownClaimError(OptreproError, LookupError):
     """A claim or paper name that matches nothing; the message lists what exists."""
 
 

@@ -20,13 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from optrepro.claims.schema import Claim
 from optrepro.config import semantic_config, setting_hash
+from optrepro.errors import OptreproError
 from optrepro.paths import CONFIG_DIR
 
 CONFIG_NAME = "train"
 HARDWARE_KEY = "hardware"
 
 
-class ArmCompositionError(ValueError):
+class ArmCompositionError(OptreproError, ValueError):
     """Hydra could not compose a claim arm's overrides."""
 
 
@@ -50,6 +51,7 @@ class ArmComposer:
         self.config_dir = Path(config_dir).resolve()
         self.config_name = config_name
         self._context: Any = None
+        self._composed: dict[tuple[str, ...], DictConfig] = {}  # claims share arms (e.g. the SGD baseline)
 
     def __enter__(self) -> ArmComposer:
         self._context = initialize_config_dir(config_dir=str(self.config_dir), version_base=None)
@@ -60,15 +62,20 @@ class ArmComposer:
         self._context.__exit__(*exc)
 
     def compose(self, claim: Claim, arm: str, extra: Sequence[str] = ()) -> DictConfig:
-        overrides = [*claim.arm_overrides(arm), *extra]
+        """The config of `arm` (plus `extra` overrides); call inside `with composer:`. Do not mutate it."""
+        overrides = (*claim.arm_overrides(arm), *extra)
+        if overrides in self._composed:
+            return self._composed[overrides]
         try:
-            return compose(config_name=self.config_name, overrides=overrides)
+            cfg = compose(config_name=self.config_name, overrides=list(overrides))
         except HydraException as err:
             raise ArmCompositionError(
                 f"claim {claim.key} (claims.yaml line {claim.line}), arm {arm!r}: Hydra could not compose "
                 f"overrides {overrides} from {self.config_dir}: {err}. Fix the claim's `setting` or the arm's "
                 f"`overrides` (they must be valid `python run.py` overrides)."
             ) from err
+        self._composed[overrides] = cfg
+        return cfg
 
 
 def arm_match_keys(claims: Iterable[Claim], composer: ArmComposer) -> dict[tuple[str, str], str]:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Union
 import yaml
 
 from optrepro.claims.yaml_lines import LineDict, LineList, load_with_lines
+from optrepro.errors import OptreproError
 
 TIERS = ("full", "cpu", "smoke")
 CHECK_KINDS = ("value", "ordering", "ratio", "bound")
@@ -164,13 +165,13 @@ class SchemaIssue:
         return f"line {self.line}, {self.field}: {self.problem}; allowed: {self.allowed}"
 
 
-class ClaimsFileError(ValueError):
+class ClaimsFileError(OptreproError, ValueError):
     """A claims file that does not follow the schema; lists every problem found."""
 
     def __init__(self, path: Path | str, issues: list[SchemaIssue]) -> None:
         self.path = Path(path)
-        self.issues = issues
-        lines = "\n".join(f"  {issue}" for issue in issues)
+        self.issues = sorted(issues, key=lambda issue: issue.line)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(
             f"{path}: {len(issues)} problem(s) in the claims file "
             f"(format: reproductions/README.md):\n{lines}"

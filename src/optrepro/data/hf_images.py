@@ -112,7 +112,7 @@ def decode_table(table: pa.Table, label_column: str, source: str) -> tuple[Tenso
     arrays = [decode_image(data, file) for data, file in zip(encoded, paths)]
     stacked = np.stack([a if a.ndim == 3 else a[:, :, None] for a in arrays])
     x = torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous()
-    y = torch.as_tensor(table.column(label_column).to_numpy(), dtype=torch.int64)
+    y = torch.tensor(table.column(label_column).to_numpy(), dtype=torch.int64)
     return x, y
 
 

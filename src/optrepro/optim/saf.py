@@ -26,14 +26,16 @@ from typing import Protocol
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from optrepro.errors import UnknownChoiceError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
+from optrepro.optim.factory import base_optimizer_factory, parameter_groups
 from optrepro.optim.standard import finish_step, forward_loss, split_batch, sync_on_last
 
+TRAJECTORY_REFERENCES = ("memory", "ema")  # SAF, MESA
 MEMORY_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -41,10 +43,11 @@ def trajectory_kl(logits: Tensor, reference_logits: Tensor, temperature: float) 
     """``tau^2 * mean_i KL(p_ref_i || p_i)`` with both distributions softened by ``tau``.
 
     The ``tau^2`` factor keeps the gradient scale independent of ``tau`` (as in distillation);
-    computed in float32 because autocast logits would lose the small KL values.
+    computed in at least float32 because autocast logits would lose the small KL values.
     """
-    log_p = F.log_softmax(logits.float() / temperature, dim=-1)
-    log_q = F.log_softmax(reference_logits.float() / temperature, dim=-1)
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    log_p = F.log_softmax(logits.to(dtype) / temperature, dim=-1)
+    log_q = F.log_softmax(reference_logits.to(dtype) / temperature, dim=-1)
     kl_per_sample = (log_q.exp() * (log_q - log_p)).sum(dim=-1)
     return kl_per_sample.mean() * temperature**2
 
@@ -102,7 +105,7 @@ class OutputMemory:
 
     def reference_logits(self, backend: TrainingBackend, inputs: Tensor, idx: Tensor, *, epoch: int) -> Tensor:
         self.logits = self.logits.to(inputs.device)
-        return self.logits[self._slot(epoch), idx.to(inputs.device)].float()
+        return self.logits[self._slot(epoch), idx.to(inputs.device)]
 
     @torch.no_grad()
     def record(self, idx: Tensor, logits: Tensor, *, epoch: int) -> None:
@@ -142,7 +145,7 @@ class EmaTeacher:
     def reference_logits(self, backend: TrainingBackend, inputs: Tensor, idx: Tensor, *, epoch: int) -> Tensor:
         self.model.to(inputs.device)
         with backend.autocast():
-            return self.model(inputs).float()
+            return self.model(inputs)
 
     def record(self, idx: Tensor, logits: Tensor, *, epoch: int) -> None:
         """MESA keeps no per-sample record."""
@@ -236,7 +239,7 @@ class TrajectoryStep(StepStrategy):
 
 
 def build_trajectory_step(
-    optimizer_cfg: DictConfig,
+    cfg: DictConfig,
     model: nn.Module,
     *,
     num_train_samples: int,
@@ -244,21 +247,25 @@ def build_trajectory_step(
     accumulate: int = 1,
     grad_clip: float | None = None,
 ) -> tuple[Optimizer, TrajectoryStep]:
-    """Base optimizer plus SAF (``reference: memory``) or MESA (``reference: ema``) step."""
-    optimizer = instantiate(optimizer_cfg.base)(model.parameters())
-    if optimizer_cfg.reference == "memory":
-        dtype = MEMORY_DTYPES[optimizer_cfg.memory_dtype]
-        reference: TrajectoryReference = OutputMemory(num_train_samples, num_classes, optimizer_cfg.epochs_ago, dtype)
-    elif optimizer_cfg.reference == "ema":
-        reference = EmaTeacher(model, optimizer_cfg.ema_decay)
+    """Base optimizer plus the SAF (``reference: memory``) or MESA (``reference: ema``) step."""
+    groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
+    optimizer = base_optimizer_factory(cfg)(groups)
+    if cfg.reference == "memory":
+        if cfg.memory_dtype not in MEMORY_DTYPES:
+            raise UnknownChoiceError("optimizer.memory_dtype", cfg.memory_dtype, tuple(MEMORY_DTYPES))
+        reference: TrajectoryReference = OutputMemory(
+            num_train_samples, num_classes, int(cfg.epochs_ago), MEMORY_DTYPES[cfg.memory_dtype]
+        )
+    elif cfg.reference == "ema":
+        reference = EmaTeacher(model, float(cfg.ema_decay))
     else:
-        raise ValueError(f"optimizer.reference must be 'memory' (SAF) or 'ema' (MESA), got {optimizer_cfg.reference!r}")
+        raise UnknownChoiceError("optimizer.reference", cfg.reference, TRAJECTORY_REFERENCES)
     step = TrajectoryStep(
         optimizer,
         reference,
-        trajectory_weight=optimizer_cfg.trajectory_weight,
-        temperature=optimizer_cfg.temperature,
-        start_epoch=optimizer_cfg.start_epoch,
+        trajectory_weight=float(cfg.trajectory_weight),
+        temperature=float(cfg.temperature),
+        start_epoch=int(cfg.start_epoch),
         accumulate=accumulate,
         grad_clip=grad_clip,
     )

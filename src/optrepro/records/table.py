@@ -78,11 +78,20 @@ def load_records(root: Path | str) -> pd.DataFrame:
     return records_to_frame(iter_records(root))
 
 
+def load_records_from(roots: Iterable[Path | str]) -> pd.DataFrame:
+    """One row per run found under any of `roots` (a run found twice is read from the first root)."""
+    seen: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for root in roots:
+        for path, record in iter_records(root):
+            seen.setdefault(record["run_id"], (path, record))
+    return records_to_frame(seen.values())
+
+
 def records_to_frame(records: Iterable[tuple[Path | str, Mapping[str, Any]]]) -> pd.DataFrame:
     """The table for (source path, record) pairs; shared by every source (run folders, W&B)."""
     rows = [flatten_record(record, source=str(path)) for path, record in records]
     if not rows:
-        return pd.DataFrame(columns=["run_id", "status", "record_path"])
+        return pd.DataFrame(columns=[*IDENTITY_FIELDS, "record_path", "config_json"])
     return pd.DataFrame(rows).sort_values("run_id", kind="stable").reset_index(drop=True)
 
 

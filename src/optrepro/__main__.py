@@ -1,0 +1,7 @@
+"""`python -m optrepro`: see optrepro.cli."""
+
+import sys
+
+from optrepro.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Paper claims as data (`reproductions/<paper>/claims.yaml`), checked against our run records."""

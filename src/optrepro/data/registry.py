@@ -1,0 +1,43 @@
+"""`load_splits`: dataset name -> loader, then label noise; the one entry point the builders call."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from optrepro.data.cifar_data import load_cifar10, load_cifar100
+from optrepro.data.digits_data import load_digits_splits
+from optrepro.data.fashion_mnist_data import load_fashion_mnist
+from optrepro.data.label_noise import with_label_noise
+from optrepro.data.mnist1d_data import load_mnist1d
+from optrepro.data.splits import ArraySplits
+from optrepro.data.synthetic_data import load_synthetic
+from optrepro.errors import OptreproError, UnknownChoiceError
+
+LOADERS = {
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "fashion_mnist": load_fashion_mnist,
+    "digits": load_digits_splits,
+    "mnist1d": load_mnist1d,
+    "synthetic": load_synthetic,
+}
+# Too large for memory: served by ImageFolderDataModule instead of ArraySplits.
+FOLDER_DATASETS = ("imagenet",)
+DATASET_NAMES = (*LOADERS, *FOLDER_DATASETS)
+
+
+def load_splits(dataset_cfg, data_dir: str | Path, seed: int | None = None) -> ArraySplits:
+    """Load `dataset_cfg.name` and apply `dataset.label_noise` with the run `seed` (required when noise > 0)."""
+    name = dataset_cfg.get("name")
+    if name in FOLDER_DATASETS:
+        raise OptreproError(
+            f"{name} does not fit in memory and has no ArraySplits; build ImageFolderDataModule(dataset.path, ...)"
+        )
+    if name not in LOADERS:
+        raise UnknownChoiceError("dataset.name", name, DATASET_NAMES)
+    splits = LOADERS[name](dataset_cfg, data_dir)
+    noise = float(dataset_cfg.get("label_noise") or 0.0)
+    if noise:
+        if seed is None:
+            raise ValueError(f"dataset.label_noise={noise} needs the run seed: call load_splits(..., seed=cfg.seed)")
+        splits = with_label_noise(splits, noise, seed)
+    return splits

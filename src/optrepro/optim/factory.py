@@ -1,0 +1,202 @@
+"""``optimizer`` config group -> (optimizer, step strategy).
+
+``build_optimizer`` dispatches on ``optimizer_cfg.step`` through
+:data:`STEP_BUILDERS`, whose entries are ``"module:function"`` strings imported on
+use, so a strategy module (SAF, GAM) is only imported by the runs that need it.
+Every step builder has the signature of :func:`build_standard_step`.
+
+The helpers here (:func:`base_optimizer_factory`, :func:`parameter_groups`) are
+shared by all step builders so that weight decay is configured the same way
+for every method.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import hydra.utils
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.optim import Optimizer
+
+from optrepro.errors import ConfigError, UnknownChoiceError
+from optrepro.optim.backend import StepStrategy
+from optrepro.optim.bn import norm_layer_parameters
+from optrepro.optim.sam import SAM
+from optrepro.optim.standard import StandardStep
+from optrepro.optim.two_pass import TwoPassStep
+
+STEP_BUILDERS: dict[str, str] = {
+    "standard": "optrepro.optim.factory:build_standard_step",
+    "two_pass": "optrepro.optim.factory:build_two_pass_step",
+    # Registered by the SAF/MESA and GAM modules (optim/saf.py, optim/gam.py):
+    "trajectory": "optrepro.optim.saf:build_trajectory_step",
+    "gam": "optrepro.optim.gam:build_gam_step",
+}
+
+PERTURB_CHOICES = ("all", "norm_layers")
+WEIGHT_DECAY_MODES = ("coupled", "decoupled")
+
+# Base optimizers whose weight decay mode is known: coupled adds wd * w to the
+# gradient (L2), decoupled shrinks the weights directly.
+KNOWN_WEIGHT_DECAY_MODES: dict[type[Optimizer], str] = {
+    torch.optim.SGD: "coupled",
+    torch.optim.Adam: "coupled",
+    torch.optim.AdamW: "decoupled",
+}
+
+StepBuilder = Callable[..., tuple[Optimizer, StepStrategy]]
+
+
+def build_optimizer(
+    optimizer_cfg: DictConfig | Mapping[str, Any],
+    model: nn.Module,
+    *,
+    num_train_samples: int,
+    num_classes: int,
+    accumulate: int = 1,
+    grad_clip: float | None = None,
+) -> tuple[Optimizer, StepStrategy]:
+    """Build the optimizer and its step strategy; ``accumulate`` and ``grad_clip`` come from ``cfg.train``."""
+    cfg = optimizer_cfg if isinstance(optimizer_cfg, DictConfig) else OmegaConf.create(dict(optimizer_cfg))
+    builder = resolve_step_builder(cfg.get("step"))
+    return builder(
+        cfg,
+        model,
+        num_train_samples=num_train_samples,
+        num_classes=num_classes,
+        accumulate=accumulate,
+        grad_clip=grad_clip,
+    )
+
+
+def resolve_step_builder(step: str | None) -> StepBuilder:
+    """Import the builder registered for ``step``."""
+    if step not in STEP_BUILDERS:
+        raise UnknownChoiceError("optimizer.step", step, tuple(STEP_BUILDERS))
+    module_name, function_name = STEP_BUILDERS[step].split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def build_standard_step(
+    cfg: DictConfig,
+    model: nn.Module,
+    *,
+    num_train_samples: int,
+    num_classes: int,
+    accumulate: int,
+    grad_clip: float | None,
+) -> tuple[Optimizer, StepStrategy]:
+    """SGD/AdamW with one pass per micro-batch."""
+    groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
+    optimizer = base_optimizer_factory(cfg)(groups)
+    return optimizer, StandardStep(optimizer, accumulate=accumulate, grad_clip=grad_clip)
+
+
+def build_two_pass_step(
+    cfg: DictConfig,
+    model: nn.Module,
+    *,
+    num_train_samples: int,
+    num_classes: int,
+    accumulate: int,
+    grad_clip: float | None,
+) -> tuple[Optimizer, StepStrategy]:
+    """SAM, ASAM and their -ON variants (``perturb: norm_layers``)."""
+    base = base_optimizer_factory(cfg)
+    in_perturbation = bool(cfg.get("weight_decay_in_perturbation", False))
+    if in_perturbation and weight_decay_mode(cfg, base) != "coupled":
+        raise ConfigError(
+            "optimizer.weight_decay_in_perturbation=true needs coupled (L2) weight decay; "
+            f"{cfg.name!r} uses decoupled decay. Set it to false or use an L2 base optimizer (SGD)."
+        )
+    adaptive = bool(cfg.get("adaptive", False))
+    groups = parameter_groups(
+        model,
+        no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)),
+        perturb=str(cfg.get("perturb", "all")),
+        adaptive=adaptive,
+        normalize_bias=bool(cfg.get("normalize_bias", False)),
+    )
+    optimizer = SAM(
+        groups,
+        base,
+        rho=float(cfg.rho),
+        adaptive=adaptive,
+        eta=float(cfg.get("eta", 0.0)),
+        weight_decay_in_perturbation=in_perturbation,
+    )
+    strategy = TwoPassStep(
+        optimizer,
+        accumulate=accumulate,
+        grad_clip=grad_clip,
+        perturbation_sync=str(cfg.get("perturbation_sync", "per_device")),
+        m_sharpness=cfg.get("m_sharpness"),
+    )
+    return optimizer, strategy
+
+
+def base_optimizer_factory(cfg: DictConfig) -> Callable[..., Optimizer]:
+    """The base optimizer as a callable on param groups (Hydra partial in ``cfg.base``), decay mode checked."""
+    if not cfg.base.get("_partial_", False):
+        raise ConfigError("optimizer.base must be a Hydra partial: add `_partial_: true` (params are bound later)")
+    base = hydra.utils.instantiate(cfg.base)
+    weight_decay_mode(cfg, base)
+    return base
+
+
+def weight_decay_mode(cfg: DictConfig, base: Callable[..., Optimizer]) -> str:
+    """``cfg.weight_decay_mode``, checked against what the base optimizer actually does."""
+    base_class = getattr(base, "func", base)
+    known = KNOWN_WEIGHT_DECAY_MODES.get(base_class)
+    stated = cfg.get("weight_decay_mode", known)
+    if stated not in WEIGHT_DECAY_MODES:
+        raise UnknownChoiceError("optimizer.weight_decay_mode", stated, WEIGHT_DECAY_MODES)
+    if known is not None and stated != known:
+        raise ConfigError(
+            f"optimizer.weight_decay_mode={stated!r} but {base_class.__name__} applies {known} weight decay"
+        )
+    return stated
+
+
+def parameter_groups(
+    model: nn.Module,
+    *,
+    no_decay_norm_and_bias: bool = False,
+    perturb: str | None = None,
+    adaptive: bool = False,
+    normalize_bias: bool = False,
+) -> list[dict[str, Any]]:
+    """Partition the trainable parameters by the per-group flags the optimizers read.
+
+    * ``weight_decay = 0`` for normalization parameters and biases when
+      ``no_decay_norm_and_bias``.
+    * ``perturb`` (SAM family, when ``perturb`` is given): ``"all"``, or
+      ``"norm_layers"`` for SAM-ON, normalization layers found by module type.
+    * ``adaptive_scale`` (ASAM, when ``adaptive``): false for biases unless
+      ``normalize_bias`` (official ASAM rescales weights only; SAM-ON's README
+      example rescales biases too). A bias is a parameter registered as ``bias``.
+    Flags a method does not use are not added, so the base optimizer sees plain groups.
+    """
+    if perturb is not None and perturb not in PERTURB_CHOICES:
+        raise UnknownChoiceError("optimizer.perturb", perturb, PERTURB_CHOICES)
+    norm_ids = {id(p) for p in norm_layer_parameters(model)}
+    bias_ids = {id(p) for m in model.modules() for n, p in m.named_parameters(recurse=False) if n == "bias"}
+
+    groups: dict[tuple, dict[str, Any]] = {}
+    for param in model.parameters():
+        if not param.requires_grad:
+            continue
+        flags: dict[str, Any] = {}
+        if no_decay_norm_and_bias and (id(param) in norm_ids or id(param) in bias_ids):
+            flags["weight_decay"] = 0.0
+        if perturb is not None:
+            flags["perturb"] = perturb == "all" or id(param) in norm_ids
+        if adaptive:
+            flags["adaptive_scale"] = normalize_bias or id(param) not in bias_ids
+        key = tuple(sorted(flags.items()))
+        groups.setdefault(key, {"params": [], **flags})["params"].append(param)
+    return list(groups.values())

@@ -1,0 +1,1 @@
+"""From run records to one results table, RESULTS.md, and the regression check of paper claims."""

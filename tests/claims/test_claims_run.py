@@ -1,0 +1,73 @@
+"""`claims run --dry-run` lists exactly the missing (arm, seed) runs; `claims list` shows verdicts."""
+
+from __future__ import annotations
+
+import pytest
+from claimkit import write_claims
+
+from optrepro.cli import main
+
+SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
+
+
+@pytest.fixture
+def cli_args(tmp_path, config_dir, records):
+    write_claims(tmp_path / "reproductions")
+    return ["--reproductions", str(tmp_path / "reproductions"), "--config-dir", str(config_dir),
+            "--records", str(records.root)]
+
+
+def dry_run_lines(capsys, cli_args, *extra):
+    assert main(["claims", "run", *extra, "--dry-run", *cli_args]) == 0
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("python ")]
+
+
+def test_dry_run_lists_exactly_the_missing_runs(capsys, cli_args, records):
+    records.add(SAM, 0, {"test/error": 2.7})
+    records.add(SAM, 1, {"test/error": 2.7})
+    records.add(SGD, 0, {"test/error": 9.9}, status="diverged")   # a result: not relaunched
+    records.add(SGD, 1, {"test/error": 3.5}, status="failed")     # not a result: relaunched
+    records.add(SGD, 2, {"test/error": 3.5}, status="interrupted")
+    lines = dry_run_lines(capsys, cli_args, "sam")
+    # sam seed 2 is needed by both claims of the paper and is launched once
+    assert lines == [
+        "python run.py optimizer=sam seed=2",
+        "python run.py optimizer=sgd seed=1",
+        "python run.py optimizer=sgd seed=2",
+    ]
+
+
+def test_nothing_to_launch_when_every_run_exists(capsys, cli_args, records):
+    for seed in range(3):
+        records.add(SAM, seed, {"test/error": 2.7})
+        records.add(SGD, seed, {"test/error": 3.5})
+    assert dry_run_lines(capsys, cli_args, "sam/ordering") == []
+
+
+def test_slurm_launcher_sweeps_the_missing_seeds_of_each_arm(capsys, cli_args, records):
+    records.add(SGD, 1, {"test/error": 3.5})
+    lines = dry_run_lines(capsys, cli_args, "sam/ordering", "--launcher", "slurm")
+    assert lines == [
+        "python run.py -m hydra/launcher=slurm optimizer=sam seed=0,1,2",
+        "python run.py -m hydra/launcher=slurm optimizer=sgd seed=0,2",
+    ]
+
+
+def test_extra_overrides_are_part_of_the_run_identity(capsys, cli_args, records):
+    for seed in range(3):
+        records.add(SAM, seed, {"test/error": 2.7})
+    lines = dry_run_lines(capsys, cli_args, "sam/value", "hardware=gpu8")
+    assert lines == [f"python run.py optimizer=sam hardware=gpu8 seed={s}" for s in range(3)]
+
+
+def test_unknown_claim_is_an_error_listing_the_known_ones(capsys, cli_args):
+    assert main(["claims", "run", "sam/nope", "--dry-run", *cli_args]) == 2
+    assert "no paper or claim named 'sam/nope'; known: sam, sam/ordering, sam/value" in capsys.readouterr().err
+
+
+def test_claims_list_filters_by_status(capsys, cli_args, records):
+    for seed in range(3):
+        records.add(SAM, seed, {"test/error": 2.7})
+    assert main(["claims", "list", "--status", "reproduced", *cli_args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == ["sam/value  cpu    value     reproduced"]

@@ -1,0 +1,135 @@
+"""Each verdict from hand-made records: reproduced, not reproduced, not run, and every edge case."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import pytest
+from claimkit import SAM_CLAIMS
+
+from optrepro.claims.schema import parse_claims_text
+from optrepro.records.table import load_records
+from optrepro.results.report import evaluate_papers
+
+SAM, SGD, GPU = ["optimizer=sam"], ["optimizer=sgd"], ["hardware=gpu8"]
+OLD, NEW = {"commit": "0ld0000000", "finished_at": "2025-01-01T00:00:00Z"}, {"commit": "9e90000000", "finished_at": "2025-02-01T00:00:00Z"}
+NAN = float("nan")
+DIVERGED = "diverged"  # a seed whose record has status `diverged` (its metric value is finite)
+
+
+def verdicts(records, composer, text=SAM_CLAIMS):
+    paper = parse_claims_text(textwrap.dedent(text).lstrip(), "claims.yaml")
+    [result] = evaluate_papers([paper], load_records(records.root), composer)
+    return {v.claim.id: v for v in result.verdicts}
+
+
+def add_runs(records, overrides, values, **fields):
+    for seed, value in enumerate(values):
+        if value == DIVERGED:
+            records.add(overrides, seed, {"test/error": 1.0}, status=DIVERGED, **fields)
+        else:
+            records.add(overrides, seed, {"test/error": value}, **fields)
+
+
+# (name, runs: [(overrides, values per seed 0.., extra record fields)], claim id, expected label, words in detail/notes)
+CASES = [
+    ("reproduced", [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
+     "ordering", "reproduced", ["sam beats sgd by 0.8", "95% CI"]),
+    ("not reproduced", [(SAM, [3.6, 3.7, 3.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
+     "ordering", "not reproduced", ["sam does not beat sgd by -0.2"]),
+    ("not run", [], "ordering", "not run", ["no runs of arm(s) sam, sgd"]),
+    ("missing arm", [(SAM, [2.6, 2.7, 2.8], {})], "ordering", "not run", ["no runs of arm(s) sgd"]),
+    ("one seed only", [(SAM, [2.7], {}), (SGD, [3.5], {})],
+     "ordering", "reproduced (1/3 seeds)", ["95% CI undefined"]),
+    ("NaN metric of the method", [(SAM, [2.6, NAN, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
+     "ordering", "not reproduced", ["sam diverged (or gave a non-finite test/error) on seed(s) 1 of 3"]),
+    ("diverged method run", [(SAM, [2.6, 2.7, DIVERGED], {}), (SGD, [3.4, 3.5, 3.6], {})],
+     "ordering", "not reproduced", ["on seed(s) 2 of 3"]),
+    ("NaN metric of the baseline", [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, NAN, 3.6], {})],
+     "ordering", "reproduced", ["sgd: seed(s) 1 diverged; left out of its statistics"]),
+    ("newest of two code versions", [(SAM, [3.9, 3.9, 3.9], OLD), (SAM, [2.6, 2.7, 2.8], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
+     "ordering", "reproduced", ["sam: two or more code versions; used the newest, 9e900000; not used: 0ld00000 (3 run(s))"]),
+    ("newest code version can break a claim", [(SAM, [3.9, 3.9, 3.9], NEW), (SAM, [2.6, 2.7, 2.8], OLD), (SGD, [3.4, 3.5, 3.6], OLD)],
+     "ordering", "not reproduced", ["used the newest, 9e900000"]),
+    ("mixed hardware is split, tier cpu uses the cpu runs", [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {}),
+                                                             (SAM + GPU, [4.0, 4.0, 4.0], {}), (SGD + GPU, [3.0, 3.0, 3.0], {})],
+     "ordering", "reproduced", ["mixed hardware, not pooled; used cpu ×1, 128/device, 32-true",
+                                "x86_64 ×8, 16/device, bf16-mixed: sam 3 seed(s), sgd 3 seed(s)"]),
+    ("arms on different hardware are not compared", [(SAM + GPU, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
+     "ordering", "not run", ["no hardware class has runs of every arm"]),
+    ("value within tolerance", [(SAM, [2.8, 2.9, 3.0], {})], "value", "reproduced", ["off by 0.2, tolerance 0.3"]),
+    ("value outside tolerance", [(SAM, [3.0, 3.1, 3.2], {})], "value", "not reproduced", ["off by 0.4"]),
+    ("failed runs are not results", [(SAM, [2.6, 2.7, 2.8], {"status": "failed"})], "value", "not run",
+     ["sam: 3 failed/interrupted run(s) ignored"]),
+]
+
+
+@pytest.mark.parametrize("name, runs, claim_id, label, words", CASES, ids=[c[0] for c in CASES])
+def test_verdict(records, composer, name, runs, claim_id, label, words):
+    for overrides, values, fields in runs:
+        add_runs(records, overrides, values, **fields)
+    verdict = verdicts(records, composer)[claim_id]
+    assert verdict.label == label
+    explained = " | ".join([verdict.detail, *verdict.notes])
+    for word in words:
+        assert word in explained
+
+
+def test_verdict_names_the_runs_it_used(records, composer):
+    add_runs(records, SAM, [2.6, 2.7, 2.8])
+    add_runs(records, SAM + GPU, [9.0])
+    verdict = verdicts(records, composer)["value"]
+    assert verdict.arms["sam"].sample.run_ids == ("run001", "run002", "run003")
+    assert verdict.to_json()["arms"]["sam"]["run_ids"] == ["run001", "run002", "run003"]
+    assert verdict.hardware.label() == "cpu ×1, 128/device, 32-true"
+
+
+def test_a_repeated_seed_counts_once_using_the_latest_run(records, composer):
+    add_runs(records, SAM, [2.6, 2.7, 2.8], finished_at="2025-01-01T00:00:00Z")
+    records.add(SAM, 0, {"test/error": 2.9}, finished_at="2025-03-01T00:00:00Z")
+    verdict = verdicts(records, composer)["value"]
+    assert verdict.arms["sam"].stats.n == 3
+    assert verdict.arms["sam"].stats.mean == pytest.approx((2.9 + 2.7 + 2.8) / 3)
+
+
+RATIO_AND_BOUND = """
+    paper: saf
+    title: t
+    citation: c
+    claims:
+      - id: ratio
+        source: {where: "Table 3"}
+        statement: "SAF costs about as much as SGD per step"
+        tier: cpu
+        seeds: 2
+        metric: test/error
+        arms:
+          saf: {overrides: [optimizer=sam]}
+          sgd: {overrides: [optimizer=sgd]}
+        check: {kind: ratio, numerator: saf, denominator: sgd, metric: timing/time_per_step_s, max: 1.1}
+      - id: bound
+        source: {where: "Fig. 2"}
+        statement: "error stays under 3"
+        tier: cpu
+        seeds: 2
+        metric: test/error
+        arms:
+          saf: {overrides: [optimizer=sam]}
+        check: {kind: bound, arm: saf, max: 3.0}
+    """
+
+
+@pytest.mark.parametrize("saf_time, saf_error, ratio_label, bound_label", [
+    (0.105, 2.5, "reproduced", "reproduced"),
+    (0.2, 3.5, "not reproduced", "not reproduced"),
+])
+def test_ratio_and_bound_checks(records, composer, saf_time, saf_error, ratio_label, bound_label):
+    for seed in range(2):
+        records.add(SAM, seed, {"test/error": saf_error}, timing={"time_per_step_s": saf_time})
+        records.add(SGD, seed, {"test/error": 3.5}, timing={"time_per_step_s": 0.1})
+    found = verdicts(records, composer, RATIO_AND_BOUND)
+    assert found["ratio"].label == ratio_label
+    assert found["ratio"].observed == pytest.approx(saf_time / 0.1)
+    assert found["bound"].label == bound_label
+    assert math.isnan(found["ratio"].ci95)
