@@ -116,18 +116,20 @@ show_logs() {
 }
 
 wait_for_idle() {
-  local state=""
+  local state problem=""
   for _ in $(seq $((START_TIMEOUT_S * 2))); do
     state="$(node_state)"
-    # Our own daemons must be up too: another cluster on the same ports would answer sinfo.
-    if daemon_running slurmctld && daemon_running slurmd; then
-      [[ $state == idle || $state == mixed || $state == allocated ]] && return
+    # Check our own daemons too: another cluster on the same ports would answer sinfo.
+    if ! daemon_running slurmctld; then problem="slurmctld is not running"
+    elif ! daemon_running slurmd; then problem="slurmd is not running"
+    elif [[ $state == idle || $state == mixed || $state == allocated ]]; then return
+    else problem="node state is '${state:-no answer}', not idle"
     fi
     sleep 0.5
   done
   show_logs
-  die "node not idle after ${START_TIMEOUT_S}s (state: '${state:-no answer}').
-Fix the cause shown in the logs above, then run: $0 stop && $0 start"
+  die "cluster not ready after ${START_TIMEOUT_S}s: $problem.
+Fix the cause shown in the logs above (e.g. another SLURM using ports 6817/6818), then run: $0 stop && $0 start"
 }
 
 cmd_start() {

@@ -1,4 +1,5 @@
 """Behaviour of optrepro.data: loaders, label noise, augmentation ops, batch iteration and the datamodule."""
+
 from __future__ import annotations
 
 import gzip
@@ -13,8 +14,15 @@ import torch.nn.functional as F
 import yaml
 
 from optrepro.data import (
-    DATASET_NAMES, ArraySplits, AugmentConfig, EvalBatches, TensorDataModule, TrainBatches, dataset_info,
-    load_imagenet_folders, load_splits,
+    DATASET_NAMES,
+    ArraySplits,
+    AugmentConfig,
+    EvalBatches,
+    TensorDataModule,
+    TrainBatches,
+    dataset_info,
+    load_imagenet_folders,
+    load_splits,
 )
 from optrepro.data.augment import cutout, horizontal_flip, random_crop
 from optrepro.data.batches import InputTransform
@@ -41,8 +49,11 @@ def write_idx(path: Path, array: np.ndarray, gzipped: bool = False) -> Path:
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.float32, np.float64])
 @pytest.mark.parametrize("gzipped", [False, True])
 def test_idx_round_trip(tmp_path, dtype, gzipped):
-    array = (np.arange(2 * 3 * 5) - 7).reshape(2, 3, 5).astype(dtype) if dtype != np.uint8 else \
-        np.arange(30, dtype=np.uint8).reshape(2, 3, 5)
+    array = (
+        (np.arange(2 * 3 * 5) - 7).reshape(2, 3, 5).astype(dtype)
+        if dtype != np.uint8
+        else np.arange(30, dtype=np.uint8).reshape(2, 3, 5)
+    )
     read = read_idx(write_idx(tmp_path / "a.idx", array, gzipped))
     assert read.dtype == array.dtype and read.shape == array.shape
     np.testing.assert_array_equal(read, array)
@@ -75,8 +86,14 @@ def test_corrupt_idx_names_file_and_problem(tmp_path, corrupt, message):
 def write_fashion_idx_folder(folder: Path, num_train: int, num_test: int) -> dict:
     rng = np.random.default_rng(0)
     arrays = {
-        "train": (rng.integers(0, 256, (num_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, num_train, dtype=np.uint8)),
-        "t10k": (rng.integers(0, 256, (num_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, num_test, dtype=np.uint8)),
+        "train": (
+            rng.integers(0, 256, (num_train, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, num_train, dtype=np.uint8),
+        ),
+        "t10k": (
+            rng.integers(0, 256, (num_test, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, num_test, dtype=np.uint8),
+        ),
     }
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, (images, labels) in arrays.items():
@@ -229,7 +246,9 @@ def test_mnist1d_shapes_classes_and_global_rng_untouched(tmp_path):
 def test_synthetic_data_is_seeded_and_shaped(shape, dtype):
     cfg = {"name": "synthetic", "shape": list(shape), "num_classes": 3, "num_samples": 50, "num_test": 20}
     splits = load_splits(cfg, "unused")
-    assert splits.x_train.shape == (50, *shape) and splits.x_test.shape == (20, *shape) and splits.x_train.dtype == dtype
+    assert (
+        splits.x_train.shape == (50, *shape) and splits.x_test.shape == (20, *shape) and splits.x_train.dtype == dtype
+    )
     assert torch.equal(load_splits(cfg, "unused").x_train, splits.x_train)
     assert not torch.equal(load_splits({**cfg, "data_seed": 1}, "unused").x_train, splits.x_train)
 
@@ -288,7 +307,12 @@ def test_horizontal_flip_is_exact_per_sample():
 
 @pytest.mark.parametrize(
     "center, size, rows, cols",
-    [((4, 4), 4, (2, 6), (2, 6)), ((0, 0), 4, (0, 2), (0, 2)), ((7, 7), 3, (6, 8), (6, 8)), ((3, 0), 5, (1, 6), (0, 3))],
+    [
+        ((4, 4), 4, (2, 6), (2, 6)),
+        ((0, 0), 4, (0, 2), (0, 2)),
+        ((7, 7), 3, (6, 8), (6, 8)),
+        ((3, 0), 5, (1, 6), (0, 3)),
+    ],
 )
 def test_cutout_zeroes_exactly_the_clipped_square(center, size, rows, cols):
     out = cutout(torch.ones(1, 2, 8, 8), torch.tensor([center]), size)
@@ -311,8 +335,17 @@ def image_batches(count=53, batch_size=5, world_size=1, rank=0, drop_last=False,
     x = torch.randint(0, 256, (count, 3, 6, 6), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     to_input = InputTransform((0.5,) * 3, (0.25,) * 3, True, torch.device("cpu"))
     augment = AugmentConfig(**({"crop_padding": 2, "flip": True, "cutout": 3} if augment is None else augment))
-    return TrainBatches(x, torch.arange(count) % 4, batch_size=batch_size, seed=seed, to_input=to_input,
-                        augment=augment, drop_last=drop_last, rank=rank, world_size=world_size)
+    return TrainBatches(
+        x,
+        torch.arange(count) % 4,
+        batch_size=batch_size,
+        seed=seed,
+        to_input=to_input,
+        augment=augment,
+        drop_last=drop_last,
+        rank=rank,
+        world_size=world_size,
+    )
 
 
 @pytest.mark.parametrize(
@@ -326,7 +359,9 @@ def image_batches(count=53, batch_size=5, world_size=1, rank=0, drop_last=False,
         (42, 5, 4, False, 2, 40),  # last global batch of 2 < 4 ranks would leave a rank empty: dropped
     ],
 )
-def test_train_batches_cover_each_index_once_and_ranks_partition(count, batch_size, world_size, drop_last, expected_len, covered):
+def test_train_batches_cover_each_index_once_and_ranks_partition(
+    count, batch_size, world_size, drop_last, expected_len, covered
+):
     seen = []
     for rank in range(world_size):
         batches = image_batches(count, batch_size, world_size, rank, drop_last)
@@ -344,6 +379,7 @@ def test_ranks_together_reproduce_the_single_device_batch(world_size):
     for step, (x, y, idx) in enumerate(single):
         assert torch.equal(torch.cat([per_rank[r][step][2] for r in range(world_size)]), idx)
         assert torch.allclose(torch.cat([per_rank[r][step][0] for r in range(world_size)]), x)
+        assert torch.equal(torch.cat([per_rank[r][step][1] for r in range(world_size)]), y)
 
 
 def test_same_seed_same_batches_other_epoch_or_seed_other_order():
@@ -351,7 +387,7 @@ def test_same_seed_same_batches_other_epoch_or_seed_other_order():
         return list(image_batches(seed=seed).epoch_batches(number))
 
     first, again = epoch(0, 0), epoch(0, 0)
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) for a, b in zip(first, again))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0][2], epoch(0, 1)[0][2])
     assert not torch.equal(first[0][2], epoch(1, 0)[0][2])
 
@@ -366,8 +402,13 @@ def test_train_batch_inputs_are_normalized_float_and_labels_follow_indices():
 def test_eval_batches_in_order_sharded_without_padding():
     x = torch.arange(11, dtype=torch.float32)[:, None]
     to_input = InputTransform((0.0,), (1.0,), False, torch.device("cpu"))
-    shards = [[idx.tolist() for _, _, idx in EvalBatches(x, torch.zeros(11), batch_size=2, to_input=to_input,
-                                                         rank=rank, world_size=3)] for rank in range(3)]
+    shards = [
+        [
+            idx.tolist()
+            for _, _, idx in EvalBatches(x, torch.zeros(11), batch_size=2, to_input=to_input, rank=rank, world_size=3)
+        ]
+        for rank in range(3)
+    ]
     assert shards == [[[0, 1], [2, 3]], [[4, 5], [6, 7]], [[8, 9], [10]]]
 
 
@@ -412,13 +453,20 @@ def test_lightning_epochs_use_the_seeded_order_for_the_trainer_epoch(tmp_path):
 
     data = TensorDataModule(synthetic_splits((12,)), batch_size=16, seed=5)
     model = RecordIndices()
-    L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-              enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path).fit(model, data)
+    L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    ).fit(model, data)
     reference = data.train_dataloader()
     for epoch in (0, 1):
         expected = [idx for _, _, idx in reference.epoch_batches(epoch)]
         assert len(model.seen[epoch]) == len(expected) == 3
-        assert all(torch.equal(a, b) for a, b in zip(model.seen[epoch], expected))
+        assert all(torch.equal(a, b) for a, b in zip(model.seen[epoch], expected, strict=True))
 
 
 # ---------------------------------------------------------------- configs

@@ -1,10 +1,12 @@
 """Model zoo: every config builds through Hydra, shapes and parameter counts match the papers."""
 
+from functools import cache
 from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
@@ -28,9 +30,13 @@ IMAGE_32 = (3, 32, 32)
 GRAY_28 = (1, 28, 28)
 DIGITS_8 = (1, 8, 8)
 MNIST1D = (40,)
+# The 25M+ parameter networks forward a 16x16 image to keep the suite fast: global average pooling
+# makes their heads size-independent, and their 32x32 code path is the one the smaller presets of
+# the same classes (wrn16_8, resnet32) run at 32x32.
+IMAGE_16 = (3, 16, 16)
 
-# Input shapes each preset must accept. CIFAR architectures run on 28x28 too (odd sizes after
-# downsampling); the large ones are checked on one shape only to keep the suite fast.
+# Input shapes each preset must accept. CIFAR architectures also take 28x28 (odd sizes after
+# downsampling).
 SUPPORTED_SHAPES = {
     "mlp": [IMAGE_32, GRAY_28, DIGITS_8, MNIST1D],
     "small_cnn": [IMAGE_32, GRAY_28, DIGITS_8],
@@ -38,9 +44,9 @@ SUPPORTED_SHAPES = {
     "resnet32": [IMAGE_32, GRAY_28],
     "resnet56": [IMAGE_32],
     "wrn16_8": [IMAGE_32, GRAY_28],
-    "wrn28_10": [IMAGE_32],
-    "pyramidnet110": [IMAGE_32],
-    "pyramidnet272": [IMAGE_32],
+    "wrn28_10": [IMAGE_16],
+    "pyramidnet110": [IMAGE_16],
+    "pyramidnet272": [IMAGE_16],
     "timm": [IMAGE_32],
 }
 
@@ -77,6 +83,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
+@cache
+def preset_parameter_count(preset: str) -> int:
+    """Parameters of a preset built for 10 classes and 32x32 RGB (built once: the big ones take seconds)."""
+    return count_parameters(instantiate(load_model_config(preset), num_classes=10, input_shape=IMAGE_32))
+
+
 def test_every_config_file_has_a_shape_table_entry():
     presets = {path.stem for path in MODEL_CONFIG_DIR.glob("*.yaml")}
     assert presets == set(SUPPORTED_SHAPES)
@@ -106,15 +118,13 @@ def test_config_instantiates_and_gives_logits_per_class(preset, input_shape):
 
 @pytest.mark.parametrize("preset", sorted(PUBLISHED_MILLIONS))
 def test_parameter_count_matches_published_figure_within_one_percent(preset):
-    model = instantiate(load_model_config(preset), num_classes=10, input_shape=IMAGE_32)
     published = PUBLISHED_MILLIONS[preset] * 1e6
-    assert abs(count_parameters(model) - published) / published < 0.01
+    assert abs(preset_parameter_count(preset) - published) / published < 0.01
 
 
 @pytest.mark.parametrize(("preset", "expected"), sorted(EXACT_COUNTS.items()))
 def test_parameter_count_is_exact(preset, expected):
-    model = instantiate(load_model_config(preset), num_classes=10, input_shape=IMAGE_32)
-    assert count_parameters(model) == expected
+    assert preset_parameter_count(preset) == expected
 
 
 def test_pyramidnet_bottleneck_count_without_batchnorm_rounds_to_paper_figure():
@@ -196,7 +206,7 @@ def test_mlp_options_change_its_layers(batch_norm, bias, expected_parameters):
     [
         pytest.param(SmallCNN(10, 3, width=8), id="small_cnn"),
         pytest.param(he_cifar_resnet(8, 10), id="resnet8"),
-        pytest.param(WideResNet(10, 1, 10, dropout=0.3), id="wrn10_1"),
+        pytest.param(WideResNet(10, 1, 10), id="wrn10_1"),  # no dropout: its mask depends on memory format
         pytest.param(PyramidNet(11, 12, True, 10), id="pyramidnet11_bottleneck"),
         pytest.param(PyramidNet(8, 12, False, 10), id="pyramidnet8_basic"),
     ],
@@ -240,8 +250,11 @@ def test_models_run_in_float64(model, input_shape):
 
 @pytest.mark.parametrize("preset", ["small_cnn", "resnet18", "wrn28_10", "pyramidnet110", "timm"])
 def test_convolutional_models_reject_vector_inputs_with_a_fix(preset):
-    with pytest.raises(ConfigError, match="model=mlp"):
+    with pytest.raises(InstantiationException) as raised:
         instantiate(load_model_config(preset), num_classes=10, input_shape=MNIST1D)
+    assert isinstance(raised.value.__cause__, ConfigError)
+    assert "(40,)" in str(raised.value.__cause__)
+    assert "model=mlp" in str(raised.value.__cause__)
 
 
 def test_timm_model_takes_grayscale_input_and_class_count():

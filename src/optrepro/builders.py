@@ -13,34 +13,52 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 from torch import nn
 
-from optrepro.config import per_device_batch_size
-from optrepro.data import ArraySplits, TensorDataModule, dataset_info, load_splits
+from dataclasses import dataclass
+
+from optrepro.config import per_device_batch_size, world_size
+from optrepro.data import FOLDER_DATASETS, ImageFolderDataModule, TensorDataModule, dataset_info, load_splits
+from optrepro.data.batches import batches_per_epoch
 from optrepro.lit.module import ClassifierModule
 from optrepro.optim.factory import build_optimizer
 from optrepro.schedulers import build_scheduler
 
 
-def build_datamodule(cfg: DictConfig, splits: ArraySplits) -> TensorDataModule:
-    return TensorDataModule(
-        splits,
-        batch_size=per_device_batch_size(cfg),
-        augment=cfg.dataset.augment,
-        seed=int(cfg.seed),
+@dataclass(frozen=True)
+class DataInfo:
+    """What the model, optimizer and scheduler need to know about the data."""
+
+    num_classes: int
+    input_shape: tuple[int, ...]
+    num_train: int
+    noisy_label_fraction: float = 0.0
+
+
+def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
+    """In-memory datasets become a TensorDataModule; folder datasets (ImageNet) a worker DataLoader module."""
+    batch_size = per_device_batch_size(cfg)
+    if cfg.dataset.name in FOLDER_DATASETS:
+        folders = ImageFolderDataModule(cfg.dataset.path, batch_size, seed=int(cfg.seed), num_workers=int(cfg.dataset.num_workers))
+        folders.setup()
+        return folders, DataInfo(folders.num_classes, folders.input_shape, folders.num_train_samples)
+    splits = load_splits(cfg.dataset, Path(cfg.paths.data_dir), seed=int(cfg.seed))
+    num_classes, input_shape = dataset_info(splits)
+    datamodule = TensorDataModule(
+        splits, batch_size=batch_size, augment=cfg.dataset.augment, seed=int(cfg.seed),
         channels_last=bool(cfg.hardware.channels_last),
     )
+    return datamodule, DataInfo(num_classes, input_shape, splits.num_train, splits.noisy_label_fraction)
 
 
-def build_net(cfg: DictConfig, splits: ArraySplits) -> nn.Module:
-    num_classes, input_shape = dataset_info(splits)
-    net = instantiate(cfg.model, num_classes=num_classes, input_shape=input_shape)
-    if cfg.hardware.channels_last and len(input_shape) == 3:
+def build_net(cfg: DictConfig, data: DataInfo) -> nn.Module:
+    net = instantiate(cfg.model, num_classes=data.num_classes, input_shape=data.input_shape)
+    if cfg.hardware.channels_last and len(data.input_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
     return net
 
 
 def train_steps_per_epoch(cfg: DictConfig, num_train: int) -> int:
     """Optimizer steps in one epoch, as the scheduler must see them (debug limits included)."""
-    steps = -(-num_train // int(cfg.train.batch_size))
+    steps = batches_per_epoch(num_train, per_device_batch_size(cfg), world_size(cfg), drop_last=False)
     limit = cfg.limits.train_batches
     return min(steps, int(limit)) if limit else steps
 
@@ -49,19 +67,19 @@ def epochs_to_run(cfg: DictConfig) -> int:
     return int(cfg.limits.max_epochs or cfg.train.epochs)
 
 
-def build_module(cfg: DictConfig, net: nn.Module, splits: ArraySplits) -> ClassifierModule:
+def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo) -> ClassifierModule:
     optimizer_builder = functools.partial(
         build_optimizer,
         cfg.optimizer,
-        num_train_samples=splits.num_train,
-        num_classes=splits.num_classes,
+        num_train_samples=data.num_train,
+        num_classes=data.num_classes,
         accumulate=int(cfg.train.accumulate),
         grad_clip=cfg.train.grad_clip,
     )
     scheduler_builder = functools.partial(
         build_scheduler,
         cfg.scheduler,
-        steps_per_epoch=train_steps_per_epoch(cfg, splits.num_train),
+        steps_per_epoch=train_steps_per_epoch(cfg, data.num_train),
         epochs=epochs_to_run(cfg),
     )
     return ClassifierModule(
@@ -97,7 +115,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbac
         limit_val_batches=limits.eval_batches,
         check_val_every_n_epoch=int(cfg.train.eval_every),
         num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # the tensor loader shards by rank itself
+        use_distributed_sampler=cfg.dataset.name in FOLDER_DATASETS,  # the tensor loader shards by rank itself
         logger=loggers or False,
         callbacks=callbacks,
         enable_progress_bar=any(isinstance(c, RichProgressBar) for c in callbacks),

@@ -84,7 +84,7 @@ def wandb_info(loggers: list[Logger]) -> dict[str, Any] | None:
                 "run_id": run.id,
                 "project": run.project,
                 "path": "/".join(p for p in (run.entity, run.project, run.id) if p),
-                "mode": "offline" if run.settings.mode == "offline" else run.settings.mode,
+                "mode": "offline" if run.settings.mode in ("offline", "dryrun") else run.settings.mode,
                 "dir": str(Path(run.dir).parent),
             }
     return None

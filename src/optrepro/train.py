@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 
 from optrepro import builders, tracking
 from optrepro.config import per_device_batch_size
-from optrepro.data import load_splits
 from optrepro.records import provenance
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, utc_now
@@ -68,7 +67,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Train and evaluate one setting; returns the record on rank 0 (None on other ranks)."""
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     per_device_batch_size(cfg)  # fail on an impossible batch split before any work
-    splits = load_splits(cfg.dataset, Path(cfg.paths.data_dir), seed=int(cfg.seed))
+    datamodule, data = builders.build_data(cfg)  # missing data stops the run before it has a folder
     run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
     is_rank_zero = process_rank() == 0
     started_at, clock = utc_now(), time.perf_counter()
@@ -76,9 +75,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     status, error = "finished", None
     try:
         loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero)
-        module = builders.build_module(cfg, builders.build_net(cfg, splits), splits)
+        module = builders.build_module(cfg, builders.build_net(cfg, data), data)
         trainer = builders.build_trainer(cfg, run_dir, loggers, builders.build_callbacks(cfg, run_dir))
-        datamodule = builders.build_datamodule(cfg, splits)
         with shared_run_dir(run_dir):
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
             last_row = module.history[-1] if module.history else {}
@@ -107,7 +105,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
                 device_names=provenance.device_names(cfg.hardware.accelerator, int(cfg.hardware.devices)),
                 wandb=tracking.wandb_info(loggers),
                 started_at=started_at,
-                extra={"noisy_label_fraction": splits.noisy_label_fraction},
+                extra={"noisy_label_fraction": data.noisy_label_fraction},
             )
             path = write_record(run_dir, record)
             log.info("run %s: %s; record: %s; metrics: %s", run_dir.name, status, path, run_dir / "csv" / "metrics.csv")

@@ -1,23 +1,3 @@
-"""Fixtures for claims tests: one tiny config tree and composer per session (Hydra compose is slow), records per test."""
+"""Fixtures: a tiny config tree, a composer, and a records folder (see tests/claimkit)."""
 
-from __future__ import annotations
-
-import pytest
-from claimkit import RecordFactory, write_config_tree
-
-from optrepro.claims.match import ArmComposer
-
-
-@pytest.fixture(scope="session")
-def config_dir(tmp_path_factory):
-    return write_config_tree(tmp_path_factory.mktemp("configs"))
-
-
-@pytest.fixture(scope="session")
-def composer(config_dir):
-    return ArmComposer(config_dir)
-
-
-@pytest.fixture
-def records(config_dir, tmp_path):
-    return RecordFactory(config_dir, tmp_path / "records")
+from claimkit.fixtures import composer, config_dir, records  # noqa: F401

@@ -32,7 +32,11 @@ def mlp() -> nn.Module:
 def full_batch():
     generator = torch.Generator().manual_seed(1)
     n = WORLD_SIZE * PER_DEVICE
-    return torch.randn(n, 4, generator=generator, dtype=torch.float64), torch.randint(0, 3, (n,), generator=generator), torch.arange(n)
+    return (
+        torch.randn(n, 4, generator=generator, dtype=torch.float64),
+        torch.randint(0, 3, (n,), generator=generator),
+        torch.arange(n),
+    )
 
 
 def sam_strategy(model: nn.Module, **kwargs) -> TwoPassStep:
@@ -53,7 +57,7 @@ def run_rank(rank: int, init_file: str, out_dir: str) -> None:
         clean_grads = []
         perturb = optimizer.perturb
 
-        def record_then_perturb(perturb=perturb, clean_grads=clean_grads):
+        def record_then_perturb(model=model, perturb=perturb, clean_grads=clean_grads):
             clean_grads.extend(p.grad.clone() for p in model.parameters())
             return perturb()
 
@@ -85,11 +89,12 @@ def test_perturbation_sync_modes_match_single_process_equivalents(tmp_path):
     for mode in MODES:  # DDP keeps the replicas identical
         assert_all_close(ranks[1][mode]["params"], ranks[0][mode]["params"])
     # pass 1 ran under no_sync: per-device gradients differ; global mode averaged them
-    assert any(not torch.allclose(a, b) for a, b in zip(ranks[0]["per_device"]["clean_grads"], ranks[1]["per_device"]["clean_grads"]))
+    assert any(
+        not torch.allclose(a, b)
+        for a, b in zip(ranks[0]["per_device"]["clean_grads"], ranks[1]["per_device"]["clean_grads"])
+    )
     assert_all_close(ranks[1]["global"]["clean_grads"], ranks[0]["global"]["clean_grads"])
 
     assert_all_close(ranks[0]["per_device"]["params"], single_process_params(m_sharpness=PER_DEVICE))
     assert_all_close(ranks[0]["global"]["params"], single_process_params())
-    assert any(
-        not torch.allclose(a, b) for a, b in zip(ranks[0]["per_device"]["params"], ranks[0]["global"]["params"])
-    )
+    assert any(not torch.allclose(a, b) for a, b in zip(ranks[0]["per_device"]["params"], ranks[0]["global"]["params"]))

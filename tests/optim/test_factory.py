@@ -77,7 +77,9 @@ def test_sam_on_selects_norm_parameters_by_module_type():
     assert perturbed == {id(p) for p in expected}
 
 
-@pytest.mark.parametrize(("normalize_bias", "unscaled"), [(False, ["head.bias", "foo.bias", "bar.bias", "baz.bias"]), (True, [])])
+@pytest.mark.parametrize(
+    ("normalize_bias", "unscaled"), [(False, ["head.bias", "foo.bias", "bar.bias", "baz.bias"]), (True, [])]
+)
 def test_asam_rescales_biases_only_with_normalize_bias(normalize_bias, unscaled):
     model = OddlyNamedNet()
     cfg = optimizer_config("asam")

@@ -35,7 +35,9 @@ def quadratic(dim: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, 
     return A, b, w0
 
 
-def expected_sam_trajectory(w, A, b, *, steps, adaptive, perturbed, adaptive_scale, momentum, weight_decay, in_perturbation):
+def expected_sam_trajectory(
+    w, A, b, *, steps, adaptive, perturbed, adaptive_scale, momentum, weight_decay, in_perturbation
+):
     """Closed-form SAM/ASAM steps with torch-SGD momentum; ``perturbed``/``adaptive_scale`` are masks."""
     buffer = None
     for _ in range(steps):
@@ -69,7 +71,12 @@ def test_two_steps_match_closed_form(variant_name, base_name):
     ]
     sgd = functools.partial(torch.optim.SGD, lr=LR, momentum=base["momentum"], weight_decay=base["weight_decay"])
     optimizer = SAM(
-        groups, sgd, rho=RHO, adaptive=variant["adaptive"], eta=ETA, eps=EPS,
+        groups,
+        sgd,
+        rho=RHO,
+        adaptive=variant["adaptive"],
+        eta=ETA,
+        eps=EPS,
         weight_decay_in_perturbation=base["in_perturbation"],
     )
     for _ in range(2):
@@ -81,8 +88,16 @@ def test_two_steps_match_closed_form(variant_name, base_name):
     second_mask = torch.tensor([True] * 3 + [variant["second_perturb"]] * 2)
     scale_mask = torch.tensor([True] * 3 + [variant["second_adaptive_scale"]] * 2)
     expected = expected_sam_trajectory(
-        w0, A, b, steps=2, adaptive=variant["adaptive"], perturbed=second_mask, adaptive_scale=scale_mask,
-        momentum=base["momentum"], weight_decay=base["weight_decay"], in_perturbation=base["in_perturbation"],
+        w0,
+        A,
+        b,
+        steps=2,
+        adaptive=variant["adaptive"],
+        perturbed=second_mask,
+        adaptive_scale=scale_mask,
+        momentum=base["momentum"],
+        weight_decay=base["weight_decay"],
+        in_perturbation=base["in_perturbation"],
     )
     torch.testing.assert_close(torch.cat([first.detach(), second.detach()]), expected, rtol=1e-13, atol=1e-13)
 
@@ -90,8 +105,14 @@ def test_two_steps_match_closed_form(variant_name, base_name):
 def test_weight_decay_modes_give_different_steps():
     """The knob must matter: L2-in-loss and torch-SGD decay are different algorithms."""
     A, b, w0 = quadratic()
-    common = dict(steps=1, adaptive=False, perturbed=torch.ones(5, dtype=torch.bool),
-                  adaptive_scale=torch.ones(5, dtype=torch.bool), momentum=0.0, weight_decay=0.05)
+    common = dict(
+        steps=1,
+        adaptive=False,
+        perturbed=torch.ones(5, dtype=torch.bool),
+        adaptive_scale=torch.ones(5, dtype=torch.bool),
+        momentum=0.0,
+        weight_decay=0.05,
+    )
     torch_sgd = expected_sam_trajectory(w0, A, b, in_perturbation=False, **common)
     l2_in_loss = expected_sam_trajectory(w0, A, b, in_perturbation=True, **common)
     assert (torch_sgd - l2_in_loss).abs().max() > 1e-6
@@ -162,7 +183,7 @@ def test_invalid_hyperparameters_are_rejected(kwargs, message):
 def test_scheduler_on_sam_moves_base_learning_rate():
     param = torch.ones(2, requires_grad=True)
     optimizer = SAM([param], functools.partial(torch.optim.SGD, lr=0.1))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** step)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
     param.grad = torch.ones(2)
     optimizer.step()
     scheduler.step()

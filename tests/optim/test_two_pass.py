@@ -9,12 +9,6 @@ from unittest import mock
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from optrepro.optim.backend import LocalBackend
-from optrepro.optim.sam import SAM
-from optrepro.optim.standard import StandardStep
-from optrepro.optim.two_pass import TwoPassStep
 from sam_problems import (
     flat_params,
     half_mse,
@@ -24,6 +18,12 @@ from sam_problems import (
     regression_backend,
     sam_gradient,
 )
+from torch import nn
+
+from optrepro.optim.backend import LocalBackend
+from optrepro.optim.sam import SAM
+from optrepro.optim.standard import StandardStep
+from optrepro.optim.two_pass import TwoPassStep
 
 RHO, LR, WD = 0.2, 0.1, 0.01
 
@@ -140,9 +140,7 @@ def test_batchnorm_buffers_are_those_of_the_clean_passes(momentum, accumulate, m
     pieces = accumulate if m is None else len(batch[1]) // m
     for inputs in batch[0].tensor_split(pieces):
         reference(inputs)  # clean forward passes only
-    TwoPassStep(sam_sgd(model), accumulate=accumulate, m_sharpness=m).training_step(
-        LocalBackend(model), batch, epoch=0
-    )
+    TwoPassStep(sam_sgd(model), accumulate=accumulate, m_sharpness=m).training_step(LocalBackend(model), batch, epoch=0)
     bn, reference_bn = model[1], reference[1]
     assert bn.num_batches_tracked.item() == pieces
     for name in ("running_mean", "running_var", "num_batches_tracked"):

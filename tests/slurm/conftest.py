@@ -26,7 +26,7 @@ def _slurm_requested(config: pytest.Config) -> bool:
 
 
 def _cluster(command: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLUSTER_SCRIPT), command], capture_output=True, text=True, timeout=600)
+    return subprocess.run([str(CLUSTER_SCRIPT), command], check=False, capture_output=True, text=True, timeout=600)
 
 
 def _cluster_env() -> dict[str, str]:

@@ -100,7 +100,9 @@ class Verdict:
 
 def fmt(value: float) -> str:
     """Numbers as people read them in a table: 4 significant digits; NaN as `undefined`."""
-    return "undefined" if value is None or math.isnan(value) else f"{value:.4g}"
+    if value is None or math.isnan(value):
+        return "undefined"
+    return f"{0.0 if abs(value) < 1e-12 else value:.4g}"  # float noise such as 4e-16 reads as 0
 
 
 def _json_number(value: float) -> float | None:

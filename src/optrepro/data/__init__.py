@@ -1,4 +1,5 @@
 """Datasets as in-memory tensors on the training device (plus ImageNet from folders); see docs/DESIGN.md."""
+
 from optrepro.data.augment import AugmentConfig
 from optrepro.data.batches import EvalBatches, TrainBatches
 from optrepro.data.datamodule import TensorDataModule
@@ -8,6 +9,16 @@ from optrepro.data.registry import DATASET_NAMES, FOLDER_DATASETS, load_splits
 from optrepro.data.splits import ArraySplits, dataset_info
 
 __all__ = [
-    "ArraySplits", "AugmentConfig", "DATASET_NAMES", "EvalBatches", "FOLDER_DATASETS", "ImageFolderDataModule",
-    "TensorDataModule", "TrainBatches", "dataset_info", "load_imagenet_folders", "load_splits", "with_label_noise",
+    "ArraySplits",
+    "AugmentConfig",
+    "DATASET_NAMES",
+    "EvalBatches",
+    "FOLDER_DATASETS",
+    "ImageFolderDataModule",
+    "TensorDataModule",
+    "TrainBatches",
+    "dataset_info",
+    "load_imagenet_folders",
+    "load_splits",
+    "with_label_noise",
 ]

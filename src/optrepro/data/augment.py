@@ -3,6 +3,7 @@
 Random draws are made per sample on a CPU generator (see `draw_augment_params`), then applied on the
 device, so a sample's augmentation depends only on (seed, epoch, position), not on the device or rank count.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -18,7 +19,8 @@ PAD_MODES = ("zeros", "reflect")
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """`dataset.augment`. pad_mode "zeros" is torchvision's RandomCrop(padding=p); google-research/sam pads with "reflect".
+    """`dataset.augment`. pad_mode "zeros" is torchvision's RandomCrop(padding=p);
+    google-research/sam pads with "reflect".
 
     `cutout` is the side of the square (DeVries & Taylor 2017: 16 on CIFAR-10, 8 on CIFAR-100), 0 disables it.
     """
@@ -32,7 +34,9 @@ class AugmentConfig:
         if self.pad_mode not in PAD_MODES:
             raise UnknownChoiceError("dataset.augment.pad_mode", self.pad_mode, PAD_MODES)
         if self.crop_padding < 0 or self.cutout < 0:
-            raise ValueError(f"dataset.augment sizes must be >= 0, got crop_padding={self.crop_padding}, cutout={self.cutout}")
+            raise ValueError(
+                f"dataset.augment sizes must be >= 0, got crop_padding={self.crop_padding}, cutout={self.cutout}"
+            )
 
     @classmethod
     def from_cfg(cls, augment_cfg) -> AugmentConfig:
@@ -74,7 +78,8 @@ def draw_augment_params(
         crop_offsets=torch.randint(2 * config.crop_padding + 1, (count, 2), generator=generator),
         flips=torch.rand(count, generator=generator) < 0.5,
         cutout_centers=torch.stack(
-            [torch.randint(height, (count,), generator=generator), torch.randint(width, (count,), generator=generator)], 1
+            [torch.randint(height, (count,), generator=generator), torch.randint(width, (count,), generator=generator)],
+            1,
         ),
     )
 
@@ -101,7 +106,9 @@ def random_crop(images: Tensor, offsets: Tensor, padding: int, pad_mode: str = "
         rows, cols = reflect_index(rows, height), reflect_index(cols, width)
     inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
     batch = torch.arange(n, device=images.device)[:, None, None]
-    gathered = images.permute(0, 2, 3, 1)[batch, rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]]
+    gathered = images.permute(0, 2, 3, 1)[
+        batch, rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]
+    ]
     cropped = gathered.permute(0, 3, 1, 2)
     return torch.where(inside[:, None], cropped, torch.zeros((), dtype=images.dtype, device=images.device)).contiguous()
 

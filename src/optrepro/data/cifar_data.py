@@ -1,4 +1,5 @@
 """CIFAR-10/100: hub ids and label columns (`label` vs `fine_label`); loading is shared with other hub data."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """LightningDataModule that keeps a whole dataset on the training device and serves tensor batches from it."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -62,16 +63,27 @@ class TensorDataModule(L.LightningDataModule):
     def train_dataloader(self) -> TrainBatches:
         self._require_placed()
         return TrainBatches(
-            self.x_train, self.y_train, batch_size=self.batch_size, seed=self.seed, to_input=self.to_input,
-            augment=self.augment, drop_last=self.drop_last, rank=self._rank(), world_size=self._world_size(),
+            self.x_train,
+            self.y_train,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            to_input=self.to_input,
+            augment=self.augment,
+            drop_last=self.drop_last,
+            rank=self._rank(),
+            world_size=self._world_size(),
             epoch_fn=self._current_epoch,
         )
 
     def val_dataloader(self) -> EvalBatches:
         self._require_placed()
         return EvalBatches(
-            self.x_test, self.y_test, batch_size=self.eval_batch_size, to_input=self.to_input,
-            rank=self._rank(), world_size=self._world_size(),
+            self.x_test,
+            self.y_test,
+            batch_size=self.eval_batch_size,
+            to_input=self.to_input,
+            rank=self._rank(),
+            world_size=self._world_size(),
         )
 
     test_dataloader = val_dataloader

@@ -1,4 +1,5 @@
 """scikit-learn's 8x8 digits (bundled with the package, so always available offline)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,6 +26,12 @@ def load_digits_splits(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     x_train = torch.from_numpy(x_train)
     mean, std = channel_stats(x_train)
     return ArraySplits(
-        x_train, torch.from_numpy(y_train).long(), torch.from_numpy(x_test), torch.from_numpy(y_test).long(),
-        10, "digits", mean, std,
+        x_train,
+        torch.from_numpy(y_train).long(),
+        torch.from_numpy(x_test),
+        torch.from_numpy(y_test).long(),
+        10,
+        "digits",
+        mean,
+        std,
     )

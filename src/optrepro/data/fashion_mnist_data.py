@@ -1,4 +1,5 @@
 """Fashion-MNIST from IDX files (Debian's dataset-fashion-mnist, or a copy) with the hub as the last resort."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ All three end as Arrow tables with an encoded-image column, so one decoder serve
 through `huggingface_hub.snapshot_download` of the parquet files, which can answer "cached or not" from
 disk at once; a connectivity probe first keeps a machine without internet from waiting on timeouts.
 """
+
 from __future__ import annotations
 
 import io
@@ -73,8 +74,10 @@ def read_saved_dataset_dict(path: Path, label_column: str) -> dict[str, tuple[Te
     missing = [split for split in SPLITS if split not in dataset_dict]
     if missing:
         raise ValueError(f"{path}: saved DatasetDict has splits {list(dataset_dict)}, missing {missing}")
-    return {split: decode_table(dataset_dict[split].with_format("arrow")[:], label_column, f"{path}[{split}]")
-            for split in SPLITS}
+    return {
+        split: decode_table(dataset_dict[split].with_format("arrow")[:], label_column, f"{path}[{split}]")
+        for split in SPLITS
+    }
 
 
 def read_parquet_folder(path: Path, label_column: str) -> dict[str, tuple[Tensor, Tensor]]:
@@ -93,9 +96,7 @@ def read_parquet_folder(path: Path, label_column: str) -> dict[str, tuple[Tensor
 
 def split_parquet_files(folder: Path, split: str) -> list[Path]:
     """Parquet shards of one split in hub layouts: `<cfg>/train-0000x-of-0000n.parquet` or `train/*.parquet`."""
-    return sorted(
-        f for f in folder.rglob("*.parquet") if f.name.startswith(f"{split}-") or f.parent.name == split
-    )
+    return sorted(f for f in folder.rglob("*.parquet") if f.name.startswith(f"{split}-") or f.parent.name == split)
 
 
 def decode_table(table: pa.Table, label_column: str, source: str) -> tuple[Tensor, Tensor]:
@@ -109,7 +110,7 @@ def decode_table(table: pa.Table, label_column: str, source: str) -> tuple[Tenso
     images = table.column(image_column).combine_chunks()
     encoded = images.field("bytes").to_pylist()
     paths = images.field("path").to_pylist()
-    arrays = [decode_image(data, file) for data, file in zip(encoded, paths)]
+    arrays = [decode_image(data, file) for data, file in zip(encoded, paths, strict=True)]
     stacked = np.stack([a if a.ndim == 3 else a[:, :, None] for a in arrays])
     x = torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor(table.column(label_column).to_numpy(), dtype=torch.int64)

@@ -1,4 +1,5 @@
 """Load an image dataset published on the Hugging Face hub, or a local copy of it, into ArraySplits once."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,7 @@ def hub_folder(spec: HubImageDataset, data_dir: Path, looked: tuple[str, ...]) -
         raise DatasetUnavailableError(
             f"{spec.name} is not available. Looked in: {'; '.join(looked)}; "
             f"the converted-tensor cache {data_dir / 'tensors'} (no file); "
-            f"the Hugging Face cache {hub_cache} for {spec.hub_id} ({note}). "
-            + HOW_TO_GET.format(data_dir=data_dir)
+            f"the Hugging Face cache {hub_cache} for {spec.hub_id} ({note}). " + HOW_TO_GET.format(data_dir=data_dir)
         )
     return folder
 

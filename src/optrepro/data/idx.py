@@ -1,4 +1,5 @@
 """Reader for the IDX format of (Fashion-)MNIST, strict so a truncated download fails loudly, not silently."""
+
 from __future__ import annotations
 
 import gzip
@@ -35,7 +36,9 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
         raise IdxFormatError(f"{source}: bad magic number {raw[:4].hex()} (IDX files start with two zero bytes)")
     type_code, ndim = raw[2], raw[3]
     if type_code not in IDX_DTYPES:
-        raise IdxFormatError(f"{source}: unknown IDX type code 0x{type_code:02x}; known: {sorted(hex(c) for c in IDX_DTYPES)}")
+        raise IdxFormatError(
+            f"{source}: unknown IDX type code 0x{type_code:02x}; known: {sorted(hex(c) for c in IDX_DTYPES)}"
+        )
     header_len = 4 + 4 * ndim
     if len(raw) < header_len:
         raise IdxFormatError(f"{source}: header declares {ndim} dimensions but the file ends after {len(raw)} bytes")

@@ -3,6 +3,7 @@
 Expects the usual ILSVRC-2012 layout `<path>/train/<wnid>/*.JPEG` and `<path>/val/<wnid>/*.JPEG`
 (the validation images sorted into class folders). Batches are `(x, y, idx)` like the tensor loaders.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,11 @@ def load_imagenet_folders(path: str | Path | None, image_size: int = 224, resize
     from torchvision import datasets, transforms
 
     root = Path(path).expanduser() if path else None
-    missing = [str(root / split) if root else "dataset.path (not set)" for split in ("train", "val")
-               if root is None or not (root / split).is_dir()]
+    missing = [
+        str(root / split) if root else "dataset.path (not set)"
+        for split in ("train", "val")
+        if root is None or not (root / split).is_dir()
+    ]
     if missing:
         raise DatasetUnavailableError(
             f"imagenet is not available. Looked for: {', '.join(missing)}. To get it: download ILSVRC-2012 "
@@ -31,12 +35,22 @@ def load_imagenet_folders(path: str | Path | None, image_size: int = 224, resize
             "train/ and val/ with one folder per class, and set dataset.path=<folder holding train/ and val/>."
         )
     normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    train_tf = transforms.Compose([
-        transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize,
-    ])
-    val_tf = transforms.Compose([
-        transforms.Resize(resize_size), transforms.CenterCrop(image_size), transforms.ToTensor(), normalize,
-    ])
+    train_tf = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(image_size),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            normalize,
+        ]
+    )
+    val_tf = transforms.Compose(
+        [
+            transforms.Resize(resize_size),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            normalize,
+        ]
+    )
     return datasets.ImageFolder(root / "train", train_tf), datasets.ImageFolder(root / "val", val_tf)
 
 
@@ -68,6 +82,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.path, self.batch_size, self.seed, self.num_workers = path, batch_size, seed, num_workers
 
     def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "train_set"):  # the folder scan takes minutes on ImageNet: do it once
+            return
         train, val = load_imagenet_folders(self.path)
         self.train_set, self.val_set = IndexedDataset(train), IndexedDataset(val)
 
@@ -85,7 +101,12 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle,
-            num_workers=self.num_workers, pin_memory=True, persistent_workers=self.num_workers > 0,
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=True,
+            persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
         )

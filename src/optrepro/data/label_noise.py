@@ -5,6 +5,7 @@ independently, with probability p, replaced by a class drawn uniformly from ALL 
 So the expected fraction of wrong labels is p * (K - 1) / K (0.72 for p = 0.8 on CIFAR-10), and
 `ArraySplits.noisy_label_fraction` records the fraction actually changed. The test set is never touched.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -2,6 +2,7 @@
 
 Samples are float32 vectors of shape (N, 40): the package's `final_seq_length`; models see D = 40 features.
 """
+
 from __future__ import annotations
 
 import random
@@ -41,7 +42,12 @@ def generate_mnist1d(num_samples: int, generator_seed: int) -> ArraySplits:
     x_train = torch.as_tensor(data["x"], dtype=torch.float32)
     mean, std = feature_stats(x_train)
     return ArraySplits(
-        x_train, torch.as_tensor(data["y"], dtype=torch.int64),
-        torch.as_tensor(data["x_test"], dtype=torch.float32), torch.as_tensor(data["y_test"], dtype=torch.int64),
-        10, "mnist1d", mean, std,
+        x_train,
+        torch.as_tensor(data["y"], dtype=torch.int64),
+        torch.as_tensor(data["x_test"], dtype=torch.float32),
+        torch.as_tensor(data["y_test"], dtype=torch.int64),
+        10,
+        "mnist1d",
+        mean,
+        std,
     )

@@ -1,4 +1,5 @@
 """`load_splits`: dataset name -> loader, then label noise; the one entry point the builders call."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Independent random streams derived from the run seed, identical on every device and rank."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """A `.pt` file per converted dataset, so image decoding happens once and later runs load in seconds."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The in-memory dataset every loader returns, and the facts the model builder needs from it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def dataset_info(splits: ArraySplits) -> tuple[int, tuple[int, ...]]:
 
 
 def channel_stats(images: Tensor, chunk: int = 1024) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images in [0, 1] units, in chunks so 50k images never need one big float copy."""
+    """Per-channel mean and std of uint8 images in [0, 1] units, chunked to avoid one big float copy."""
     channels = images.shape[1]
     total = torch.zeros(channels, dtype=torch.float64)
     total_sq = torch.zeros(channels, dtype=torch.float64)

@@ -1,4 +1,5 @@
 """Seeded synthetic classification data with a learnable rule (class-dependent means), for fast tests."""
+
 from __future__ import annotations
 
 from pathlib import Path

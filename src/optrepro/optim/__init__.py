@@ -1,6 +1,11 @@
 """Optimizers and step strategies; see docs/DESIGN.md, "Optimizer contract"."""
 
-from optrepro.optim.backend import LocalBackend, StepOutput, StepStrategy, TrainingBackend
+from optrepro.optim.backend import (
+    LocalBackend,
+    StepOutput,
+    StepStrategy,
+    TrainingBackend,
+)
 from optrepro.optim.factory import STEP_BUILDERS, build_optimizer
 from optrepro.optim.sam import SAM
 from optrepro.optim.standard import StandardStep

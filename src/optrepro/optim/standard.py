@@ -52,7 +52,9 @@ def forward_loss(backend: TrainingBackend, chunk: Chunk) -> tuple[Tensor, Tensor
     return loss, logits
 
 
-def sync_on_last(backend: TrainingBackend, chunks: list[Chunk]) -> Iterator[tuple[Chunk, contextlib.AbstractContextManager]]:
+def sync_on_last(
+    backend: TrainingBackend, chunks: list[Chunk]
+) -> Iterator[tuple[Chunk, contextlib.AbstractContextManager]]:
     """Pair each chunk with ``no_sync`` except the last, whose backward all-reduces the sum."""
     for position, chunk in enumerate(chunks):
         last = position == len(chunks) - 1

@@ -31,7 +31,6 @@ unperturbed weights, comparable with an SGD run); the perturbed loss is in
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor
 from torch.amp import GradScaler
@@ -58,8 +57,7 @@ def split_m_sharpness(chunks: list[Chunk], m: int) -> list[list[Chunk]]:
         size = len(chunk.targets)
         if size % m:
             raise ValueError(
-                f"m_sharpness={m} must divide the per-device micro-batch size {size} "
-                "(per-device batch / accumulate)"
+                f"m_sharpness={m} must divide the per-device micro-batch size {size} (per-device batch / accumulate)"
             )
         for inputs, targets in zip(chunk.inputs.split(m), chunk.targets.split(m)):
             groups.append([Chunk(inputs, targets, chunk.weight * m / size)])

@@ -36,7 +36,7 @@ def plot_claim(verdict: Verdict, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for position, (name, arm) in enumerate(verdict.arms.items()):
         values = arm.sample.values
-        offsets = [position + 0.15 * (i - (len(values) - 1) / 2) / max(len(values), 1) for i in range(len(values))]
+        offsets = [position - 0.15 + 0.15 * (i - (len(values) - 1) / 2) / max(len(values), 1) for i in range(len(values))]
         ax.scatter(offsets, values, color="tab:blue", alpha=0.5, s=14, label="our seeds" if position == 0 else None)
         if arm.stats.n:
             ci = arm.stats.ci95 if arm.stats.n >= 2 else 0.0

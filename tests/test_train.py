@@ -1,0 +1,137 @@
+"""End-to-end runs through optrepro.train.run: every offline dataset, the record, determinism, failures, DDP."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optrepro.records.writer import read_record
+from optrepro.train import run
+from optrepro.paths import REPO_ROOT
+
+FAST = ["debug=smoke", "logger=csv", "train.checkpoint=false", "train.batch_size=32"]
+DATASETS = {
+    "digits": ["dataset=digits", "model=small_cnn", "model.width=8"],
+    "mnist1d": ["dataset=mnist1d", "model=mlp"],
+    "synthetic": ["dataset=synthetic", "model=small_cnn", "model.width=8"],
+    "fashion_mnist": ["dataset=fashion_mnist", "model=small_cnn", "model.width=8"],
+}
+RECORD_FIELDS = {
+    "schema_version", "run_id", "status", "error", "repro", "seed", "config", "config_hash", "setting_hash",
+    "metrics", "history", "timing", "hardware", "code", "versions", "slurm", "wandb", "extra", "started_at",
+    "finished_at",
+}
+
+
+def only_record(runs_dir: Path) -> dict:
+    records = sorted(runs_dir.rglob("record.json"))
+    assert len(records) == 1, records
+    return json.loads(records[0].read_text())
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+def test_smoke_fit_on_every_offline_dataset(dataset, make_cfg, tmp_path):
+    if dataset == "fashion_mnist" and not Path("/usr/share/datasets/fashion-mnist").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    record = run(make_cfg(FAST + DATASETS[dataset]))
+    assert record["status"] == "finished"
+    assert 0.0 <= record["metrics"]["final"]["test/acc"] <= 1.0
+    assert record["timing"]["steps"] == 3
+
+
+def test_record_has_every_field_and_describes_the_run(make_cfg, tmp_path):
+    record = run(make_cfg(FAST + DATASETS["digits"] + ["seed=3", "train.batch_size=64"]))
+    assert set(record) == RECORD_FIELDS
+    assert record == only_record(tmp_path / "runs") | {}  # what was returned is what was written
+    hw = record["hardware"]
+    assert (hw["world_size"], hw["per_device_batch_size"], hw["global_batch_size"], hw["precision"]) == (1, 64, 64, "32-true")
+    assert record["seed"] == 3 and record["config"]["seed"] == 3
+    assert record["code"]["git_commit"] and isinstance(record["code"]["git_dirty"], bool)
+    assert record["versions"]["torch"] and record["versions"]["lightning"]
+    timing = record["timing"]
+    assert timing["time_per_step_s"] == pytest.approx(timing["train_time_s"] / timing["steps"])
+    assert record["metrics"]["best"]["test/acc"] >= record["metrics"]["final"]["test/acc"] - 1e-12
+    assert [row["epoch"] for row in record["history"]] == [0]
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_does_not(make_cfg):
+    overrides = FAST + DATASETS["digits"] + ["limits.train_batches=6"]
+    first, second = run(make_cfg(overrides)), run(make_cfg(overrides))
+    other = run(make_cfg(overrides + ["seed=1"]))
+    assert first["history"][0] | {"time/train_s": 0} == second["history"][0] | {"time/train_s": 0}
+    assert first["metrics"]["final"]["train/loss"] != other["metrics"]["final"]["train/loss"]
+
+
+def test_nan_loss_ends_as_a_diverged_record(make_cfg, tmp_path):
+    record = run(make_cfg(FAST + ["dataset=digits", "model=mlp", "optimizer.base.lr=1e30", "limits.max_epochs=2"]))
+    assert record["status"] == "diverged" and "NaN" in record["error"]
+    assert len(record["history"]) == 1, "training stops at the end of the epoch whose loss was not finite"
+    assert only_record(tmp_path / "runs")["status"] == "diverged"
+
+
+def test_a_failing_run_still_leaves_a_failed_record(make_cfg, tmp_path):
+    cfg = make_cfg(FAST + DATASETS["digits"] + ["optimizer=sam", "+optimizer.m_sharpness=7", "train.batch_size=64"])
+    with pytest.raises(Exception) as info:
+        run(cfg)
+    record = only_record(tmp_path / "runs")
+    assert record["status"] == "failed" and str(info.value) in record["error"]
+
+
+def test_wandb_is_offline_without_a_key_and_says_so_once(make_cfg, tmp_path, caplog, monkeypatch):
+    import optrepro.tracking as tracking
+
+    monkeypatch.setattr(tracking, "_offline_notice_given", False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.delenv("WANDB_MODE")
+    overrides = ["debug=smoke", "logger=default", "logger.wandb.enabled=true", *DATASETS["digits"]]
+    with caplog.at_level(logging.WARNING, logger="optrepro.tracking"):
+        first = run(make_cfg(overrides))
+        run(make_cfg(overrides + ["seed=1"]))
+    notices = [r for r in caplog.records if "logging offline" in r.getMessage()]
+    assert len(notices) == 1
+    assert first["wandb"]["mode"] == "offline" and first["wandb"]["run_id"]
+    offline_run = Path(first["wandb"]["dir"])
+    assert offline_run.name.startswith("offline-run-") and (offline_run / "files").is_dir(), "a real folder for `wandb sync`"
+
+
+def test_cifar_offline_stops_at_once_with_a_message_that_says_how_to_get_it(tmp_path):
+    env = {**os.environ, "OPTREPRO_DATA": str(tmp_path / "data"), "OPTREPRO_RUNS": str(tmp_path / "runs")}
+    env.pop("HF_HUB_OFFLINE", None)  # the real network of this machine: no route to the hub
+    result = subprocess.run([sys.executable, "run.py", "+repro=sam_cifar", "hardware=cpu"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 2, result.stderr[-2000:]
+    message = result.stderr
+    assert "cifar10" in message and str(tmp_path / "data") in message and "dataset.path" in message
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("record.json"))
+
+
+# SGD: the union of the rank batches is the single-process batch. SAM per device: each rank perturbs with
+# its own half-batch gradient, which is single-process m-sharpness with m = the per-device batch.
+DDP_EQUIVALENCES = {
+    "sgd": (["optimizer=sgd"], ["optimizer=sgd"]),
+    "sam_per_device": (["optimizer=sam", "optimizer.m_sharpness=32"], ["optimizer=sam", "optimizer.perturbation_sync=per_device"]),
+}
+
+
+@pytest.mark.parametrize("method", sorted(DDP_EQUIVALENCES))
+def test_two_gloo_processes_equal_the_single_process_computation(method, tmp_path):
+    """DDP on 2 CPU processes through Lightning, on a BatchNorm-free model, ends at the single-process metrics."""
+    common = ["dataset=digits", "model=mlp", "logger=csv", "train.checkpoint=false", "train.batch_size=64",
+              "limits.max_epochs=1", "limits.train_batches=5", f"paths.runs_dir={tmp_path}/RUNS"]
+    single_overrides, ddp_overrides = DDP_EQUIVALENCES[method]
+    results = {}
+    for hardware, extra in (("cpu", single_overrides), ("ddp_cpu", ddp_overrides)):
+        runs = tmp_path / hardware
+        cmd = [sys.executable, "run.py", f"hardware={hardware}", *extra, *[c.replace("RUNS", hardware) for c in common]]
+        done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[hardware] = only_record(runs)
+    single, ddp = results["cpu"], results["ddp_cpu"]
+    assert ddp["hardware"]["world_size"] == 2 and ddp["hardware"]["per_device_batch_size"] == 32
+    for metric in ("train/loss", "test/loss", "test/acc"):
+        assert ddp["metrics"]["final"][metric] == pytest.approx(single["metrics"]["final"][metric], rel=1e-5, abs=1e-6)
