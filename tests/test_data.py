@@ -482,3 +482,19 @@ def test_dataset_configs_follow_the_contract(config_file):
 
 def test_every_dataset_name_has_a_config():
     assert {p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")} == set(DATASET_NAMES)
+
+
+def test_train_subset_is_fixed_across_run_seeds_and_leaves_the_test_split(tmp_path):
+    from omegaconf import OmegaConf
+
+    from optrepro.data import load_splits
+
+    cfg = OmegaConf.create({"name": "digits", "path": None, "label_noise": 0.0, "train_subset": 100})
+    full = load_splits(OmegaConf.create({"name": "digits", "path": None, "label_noise": 0.0}), tmp_path, seed=0)
+    a, b = load_splits(cfg, tmp_path, seed=0), load_splits(cfg, tmp_path, seed=5)
+    assert a.num_train == 100 and torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
+    assert torch.equal(a.x_test, full.x_test)
+    rows = {tuple(r.tolist()) for r in full.x_train.flatten(1)}
+    assert all(tuple(r.tolist()) in rows for r in a.x_train.flatten(1)), "a subset, not new samples"
+    with pytest.raises(ValueError, match="train_subset=5000 must be in 1..1347"):
+        load_splits(OmegaConf.create({"name": "digits", "path": None, "train_subset": 5000}), tmp_path, seed=0)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,35 @@ def test_two_gloo_processes_equal_the_single_process_computation(method, tmp_pat
     assert ddp["hardware"]["world_size"] == 2 and ddp["hardware"]["per_device_batch_size"] == 32
     for metric in ("train/loss", "test/loss", "test/acc"):
         assert ddp["metrics"]["final"][metric] == pytest.approx(single["metrics"]["final"][metric], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tmp_path):
+    """SIGUSR1 mid-run stops between batches with an `interrupted` record; running again in the same folder
+    (what a requeued SLURM job does) resumes from last.ckpt and ends bit-identical to an uninterrupted run."""
+    common = [sys.executable, "run.py", "dataset=digits", "model=small_cnn", "model.width=8", "logger=csv",
+              "train.epochs=8", "train.batch_size=32", "optimizer=sam"]
+    control_env = {**os.environ, "OPTREPRO_RUN_DIR": str(tmp_path / "control")}
+    (tmp_path / "control").mkdir()
+    subprocess.run(common, cwd=REPO_ROOT, env=control_env, check=True, capture_output=True, timeout=300)
+    control = read_record(tmp_path / "control")
+
+    run_env = {**os.environ, "OPTREPRO_RUN_DIR": str(tmp_path / "preempted")}
+    (tmp_path / "preempted").mkdir()
+    job = subprocess.Popen(common, cwd=REPO_ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "preempted" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and time.monotonic() < deadline:  # wait for the end of epoch 0
+        time.sleep(0.2)
+    job.send_signal(signal.SIGUSR1)
+    job.wait(timeout=240)
+    interrupted = read_record(tmp_path / "preempted")
+    assert interrupted["status"] == "interrupted" and "SIGUSR1" in interrupted["error"], job.stderr.read()[-2000:]
+    assert 1 <= len(interrupted["history"]) < 8
+
+    subprocess.run(common, cwd=REPO_ROOT, env=run_env, check=True, capture_output=True, timeout=300)
+    resumed = read_record(tmp_path / "preempted")
+    assert resumed["status"] == "finished"
+    assert len(list((tmp_path / "preempted" / "csv").glob("attempt_*"))) >= 1
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time/train_s"} for r in rows]  # noqa: E731
+    assert strip(resumed["history"]) == strip(control["history"])

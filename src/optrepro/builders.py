@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig
 from torch import nn
 
@@ -103,6 +104,9 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbacks: list[Callback]) -> pl.Trainer:
     hw, limits = cfg.hardware, cfg.limits
     return pl.Trainer(
+        # optrepro handles preemption itself (lit/preemption.py); Lightning's own SLURM requeue would save
+        # a mid-epoch checkpoint, from which a resumed run is not identical to an uninterrupted one.
+        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
         accelerator=hw.accelerator,
         devices=hw.devices,
         num_nodes=hw.num_nodes,

@@ -15,7 +15,7 @@ NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "train.checkpoint", 
 
 def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
     """The resolved config without the keys that do not change the result."""
-    container = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)) if isinstance(cfg, dict) else cfg.copy()
+    container = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg.copy()
     OmegaConf.set_struct(container, False)
     for dotted in NON_SEMANTIC_KEYS:
         parent_path, _, key = dotted.rpartition(".")

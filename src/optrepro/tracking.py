@@ -53,7 +53,9 @@ def _wandb_run_id(run_dir: Path) -> str:
 def build_loggers(cfg: DictConfig, run_dir: Path, *, is_global_zero: bool) -> list[Logger]:
     loggers: list[Logger] = []
     if cfg.logger.csv:
-        loggers.append(CSVLogger(save_dir=run_dir, name="csv", version=""))
+        # One CSV per attempt: a requeued job appends a new file instead of overwriting the earlier epochs.
+        attempt = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+        loggers.append(CSVLogger(save_dir=run_dir, name="csv", version=f"attempt_{attempt}"))
     wandb_cfg = cfg.logger.wandb
     if wandb_cfg.enabled:
         mode = resolve_wandb_mode(wandb_cfg.mode) if is_global_zero else "disabled"
@@ -88,6 +90,15 @@ def wandb_info(loggers: list[Logger]) -> dict[str, Any] | None:
                 "dir": str(Path(run.dir).parent),
             }
     return None
+
+
+def metrics_location(loggers: list[Logger], run_dir: Path) -> str:
+    """Where a person finds this run's per-epoch metrics: the CSV file, and the W&B run when there is one."""
+    places = [str(Path(lg.log_dir) / "metrics.csv") for lg in loggers if isinstance(lg, CSVLogger)]
+    info = wandb_info(loggers)
+    if info:
+        places.append(f"W&B {info['mode']} run {info['path']} ({info['dir']})")
+    return "; ".join(places) or f"{run_dir} (record only: logger.csv is off)"
 
 
 def finish_wandb(loggers: list[Logger]) -> None:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from optrepro import builders, tracking
 from optrepro.config import per_device_batch_size
+from optrepro.lit.preemption import PreemptionCallback, Preempted, requeue_slurm_job
 from optrepro.records import provenance
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, utc_now
@@ -72,11 +73,13 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     is_rank_zero = process_rank() == 0
     started_at, clock = utc_now(), time.perf_counter()
     loggers, module, trainer = [], None, None
+    preemption = PreemptionCallback()
     status, error = "finished", None
     try:
         loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero)
         module = builders.build_module(cfg, builders.build_net(cfg, data), data)
-        trainer = builders.build_trainer(cfg, run_dir, loggers, builders.build_callbacks(cfg, run_dir))
+        trainer = builders.build_trainer(cfg, run_dir, loggers, [preemption, *builders.build_callbacks(cfg, run_dir)])
+        preemption.install()
         with shared_run_dir(run_dir):
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
             last_row = module.history[-1] if module.history else {}
@@ -86,8 +89,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             status, error = "diverged", "the training loss became NaN or infinite; the run was stopped"
         elif trainer.interrupted:
             status, error = "interrupted", "training was interrupted before its last epoch"
-    except KeyboardInterrupt:
-        status, error = "interrupted", "KeyboardInterrupt"
+    except Preempted as exc:
+        status, error = "interrupted", str(exc)
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, SLURM's SIGTERM, submitit's requeue exit
+        status, error = "interrupted", f"{type(exc).__name__}: {exc}"
         raise
     except Exception as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
@@ -108,6 +113,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
                 extra={"noisy_label_fraction": data.noisy_label_fraction},
             )
             path = write_record(run_dir, record)
-            log.info("run %s: %s; record: %s; metrics: %s", run_dir.name, status, path, run_dir / "csv" / "metrics.csv")
+            log.info("run %s: %s; record: %s; metrics: %s", run_dir.name, status, path, tracking.metrics_location(loggers, run_dir))
+        preemption.uninstall()
         tracking.finish_wandb(loggers)
+    if status == "interrupted" and is_rank_zero:
+        requeue_slurm_job()
     return record

@@ -8,7 +8,6 @@ status) is set by the test to build each edge case.
 from __future__ import annotations
 
 import functools
-import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -146,8 +145,4 @@ class RecordFactory:
         record = make_record(cfg, run_id=fields.pop("run_id", f"run{self.count:03d}"), metrics=metrics, **fields)
         store(self.root, record)
         return record
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 

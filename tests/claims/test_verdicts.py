@@ -13,7 +13,8 @@ from optrepro.records.table import load_records
 from optrepro.results.report import evaluate_papers
 
 SAM, SGD, GPU = ["optimizer=sam"], ["optimizer=sgd"], ["hardware=gpu8"]
-OLD, NEW = {"commit": "0ld0000000", "finished_at": "2025-01-01T00:00:00Z"}, {"commit": "9e90000000", "finished_at": "2025-02-01T00:00:00Z"}
+OLD = {"commit": "0ld0000000", "finished_at": "2025-01-01T00:00:00Z"}
+NEW = {"commit": "9e90000000", "finished_at": "2025-02-01T00:00:00Z"}
 NAN = float("nan")
 DIVERGED = "diverged"  # a seed whose record has status `diverged` (its metric value is finite)
 
@@ -50,7 +51,8 @@ CASES = [
      "ordering", "reproduced", ["sgd: seed(s) 1 diverged; left out of its statistics"]),
     ("newest of two code versions", [(SAM, [3.9, 3.9, 3.9], OLD), (SAM, [2.6, 2.7, 2.8], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
      "ordering", "reproduced", ["sam: two or more code versions; used the newest, 9e900000; not used: 0ld00000 (3 run(s))"]),
-    ("newest code version can break a claim", [(SAM, [3.9, 3.9, 3.9], NEW), (SAM, [2.6, 2.7, 2.8], OLD), (SGD, [3.4, 3.5, 3.6], OLD)],
+    ("newest code version can break a claim",
+     [(SAM, [3.9, 3.9, 3.9], NEW), (SAM, [2.6, 2.7, 2.8], OLD), (SGD, [3.4, 3.5, 3.6], OLD)],
      "ordering", "not reproduced", ["used the newest, 9e900000"]),
     ("mixed hardware is split, tier cpu uses the cpu runs", [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {}),
                                                              (SAM + GPU, [4.0, 4.0, 4.0], {}), (SGD + GPU, [3.0, 3.0, 3.0], {})],

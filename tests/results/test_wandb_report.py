@@ -18,7 +18,8 @@ SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
 @pytest.fixture
 def evaluated(records, composer):
     for seed in range(2):
-        records.add(SAM, seed, {"test/error": 2.7}, wandb={"run_id": f"ws{seed}", "mode": "offline", "dir": f"/runs/s{seed}/wandb"})
+        offline = {"run_id": f"ws{seed}", "mode": "offline", "dir": f"/runs/s{seed}/wandb"}
+        records.add(SAM, seed, {"test/error": 2.7}, wandb=offline)
         records.add(SGD, seed, {"test/error": 3.5}, wandb={"run_id": f"wg{seed}", "mode": "online", "dir": "/runs/g"})
     table = load_records(records.root)
     paper = parse_claims_text(textwrap.dedent(SAM_CLAIMS).lstrip(), "claims.yaml")

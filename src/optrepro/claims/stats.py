@@ -48,10 +48,6 @@ class SeedStats:
     std: float
     ci95: float
 
-    @property
-    def sem(self) -> float:
-        return self.std / math.sqrt(self.n) if self.n >= 2 else math.nan
-
 
 def seed_stats(values: Sequence[float]) -> SeedStats:
     """mean, sample std (ddof=1), n and t-based 95% CI half-width; std and CI are NaN for n < 2."""
@@ -72,14 +68,6 @@ class Difference:
     value: float
     ci95: float
     df: float
-
-    @property
-    def low(self) -> float:
-        return self.value - self.ci95
-
-    @property
-    def high(self) -> float:
-        return self.value + self.ci95
 
 
 def welch_difference(a: SeedStats, b: SeedStats) -> Difference:

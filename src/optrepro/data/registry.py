@@ -10,6 +10,7 @@ from optrepro.data.fashion_mnist_data import load_fashion_mnist
 from optrepro.data.label_noise import with_label_noise
 from optrepro.data.mnist1d_data import load_mnist1d
 from optrepro.data.splits import ArraySplits
+from optrepro.data.subset import with_train_subset
 from optrepro.data.synthetic_data import load_synthetic
 from optrepro.errors import OptreproError, UnknownChoiceError
 
@@ -27,7 +28,7 @@ DATASET_NAMES = (*LOADERS, *FOLDER_DATASETS)
 
 
 def load_splits(dataset_cfg, data_dir: str | Path, seed: int | None = None) -> ArraySplits:
-    """Load `dataset_cfg.name` and apply `dataset.label_noise` with the run `seed` (required when noise > 0)."""
+    """Load `dataset_cfg.name`, keep `dataset.train_subset` samples if set, and apply `dataset.label_noise` with the run `seed` (required when noise > 0)."""
     name = dataset_cfg.get("name")
     if name in FOLDER_DATASETS:
         raise OptreproError(
@@ -36,6 +37,9 @@ def load_splits(dataset_cfg, data_dir: str | Path, seed: int | None = None) -> A
     if name not in LOADERS:
         raise UnknownChoiceError("dataset.name", name, DATASET_NAMES)
     splits = LOADERS[name](dataset_cfg, data_dir)
+    subset = dataset_cfg.get("train_subset")
+    if subset:
+        splits = with_train_subset(splits, int(subset), int(dataset_cfg.get("train_subset_seed", 0)))
     noise = float(dataset_cfg.get("label_noise") or 0.0)
     if noise:
         if seed is None:

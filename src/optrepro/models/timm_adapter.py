@@ -38,7 +38,8 @@ def create_timm_model(name: str, num_classes: int, in_channels: int, pretrained:
         hint = f"close matches: {', '.join(suggestions)}" if suggestions else "no close matches"
         raise UnknownTimmModelError(
             f"unknown timm model {name!r}; {hint}. "
-            f"List all with: python -c \"import timm; print(timm.list_models('*{name.split('.')[0]}*'))\""
+            f"List all with: python -c \"import timm; print(timm.list_models('*{name.split('.')[0]}*'))\". "
+            "The CIFAR WideResNet/ResNet/PyramidNet are model presets of their own (e.g. model=wrn28_10)."
         )
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels)

@@ -60,7 +60,7 @@ def write_parquet(table: pd.DataFrame, path: Path) -> Path:
     """Parquet needs one type per column: columns mixing types (e.g. 0.1 and "auto") become JSON text."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fixed = table.copy()
-    for column in fixed.columns[fixed.dtypes == object]:
+    for column in fixed.select_dtypes(include="object").columns:
         kinds = {type(v) for v in fixed[column] if v is not None and not (isinstance(v, float) and v != v)}
         if len(kinds) > 1:
             fixed[column] = [None if v is None else json.dumps(v) for v in fixed[column]]
