@@ -1,6 +1,7 @@
 """Model zoo: every config builds through Hydra, shapes and parameter counts match the papers."""
 
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -110,7 +111,11 @@ def test_config_records_its_preset_name(preset):
 
 @pytest.mark.parametrize(
     ("preset", "input_shape"),
-    [(preset, shape) for preset, shapes in SUPPORTED_SHAPES.items() for shape in shapes],
+    [
+        pytest.param(preset, shape, id=f"{preset}-{'x'.join(map(str, shape))}")
+        for preset, shapes in SUPPORTED_SHAPES.items()
+        for shape in shapes
+    ],
 )
 def test_config_instantiates_and_gives_logits_per_class(preset, input_shape):
     num_classes = 7
@@ -145,11 +150,13 @@ def test_pyramidnet_bottleneck_count_without_batchnorm_rounds_to_paper_figure():
     ("num_blocks", "alpha", "expected_first", "expected_last"),
     [(54, 270, 21, 286), (90, 200, 18, 216), (54, 48, 17, 64)],
 )
-def test_pyramid_widths_grow_linearly_from_16_to_16_plus_alpha(num_blocks, alpha, expected_first, expected_last):
+def test_pyramid_widths_grow_linearly_from_16_to_16_plus_alpha(
+    num_blocks, alpha, expected_first, expected_last
+):
     widths = pyramid_widths(num_blocks, alpha)
     assert len(widths) == num_blocks
     assert (widths[0], widths[-1]) == (expected_first, expected_last)
-    assert all(later >= earlier for earlier, later in zip(widths, widths[1:]))
+    assert all(later >= earlier for earlier, later in pairwise(widths))
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,11 @@ class ValueCheck:
 
 @dataclass(frozen=True)
 class OrderingCheck:
-    """Arm `better` beats arm `than` on the claim's metric by more than `min_difference`."""
+    """Arm `better` beats arm `than` on the claim's metric by more than `min_difference`.
+
+    A negative `min_difference` states non-inferiority: `better` is worse than `than` by less than its size
+    (e.g. SAF's error is at most 0.5 points above SAM's).
+    """
 
     better: str
     than: str
@@ -426,7 +430,7 @@ def _parse_check(reader: _Reader, claim: LineDict, where: str, arms: dict[str, A
                          "another arm: " + ", ".join(a for a in arms if a != better))
         return OrderingCheck(
             better=better, than=than, direction=reader.choice(mapping, "direction", where, DIRECTIONS),
-            min_difference=_non_negative(reader, mapping, "min_difference", where, default=0.0),
+            min_difference=reader.get(mapping, "min_difference", where, NUMBER, default=0.0),
         )
     check_metric = reader.get(mapping, "metric", where, STRING, default=metric)
     if kind == "ratio":

@@ -58,6 +58,7 @@ class ZeroPadShortcut(nn.Module):
 
 
 def _shortcut(kind: type[nn.Module], in_planes: int, planes: int, stride: int) -> nn.Module:
+    """Identity where shapes match; otherwise the family's shortcut kind (option A or B)."""
     if stride == 1 and in_planes == planes:
         return nn.Identity()
     return kind(in_planes, planes, stride)
@@ -66,6 +67,7 @@ def _shortcut(kind: type[nn.Module], in_planes: int, planes: int, stride: int) -
 def _stage(
     shortcut_kind: type[nn.Module], in_planes: int, planes: int, num_blocks: int, stride: int
 ) -> nn.Sequential:
+    """`num_blocks` basic blocks; only the first changes width and resolution."""
     blocks = []
     for block_index in range(num_blocks):
         block_stride = stride if block_index == 0 else 1

@@ -80,6 +80,8 @@ def pyramidnet_model(
     return PyramidNet(depth, alpha, bottleneck, num_classes, image_channels(input_shape, name))
 
 
-def timm_model(name: str, num_classes: int, input_shape: Sequence[int], pretrained: bool = False) -> nn.Module:
+def timm_model(
+    name: str, num_classes: int, input_shape: Sequence[int], pretrained: bool = False
+) -> nn.Module:
     """The timm architecture called `name` (e.g. resnet50, vit_small_patch16_224)."""
     return create_timm_model(name, num_classes, image_channels(input_shape, name), pretrained)

@@ -49,7 +49,7 @@ def create_timm_model(name: str, num_classes: int, in_channels: int, pretrained:
         raise PretrainedWeightsUnavailableError(
             f"could not load pretrained weights for timm model {name!r}: they are not in the Hugging Face "
             "cache and the Hub is unreachable. Fix: on a machine with network run "
-            f"python -c \"import timm; timm.create_model({name!r}, pretrained=True)\" with the same HF_HOME "
+            f'python -c "import timm; timm.create_model({name!r}, pretrained=True)" with the same HF_HOME '
             "(set HF_HOME to shared storage and HF_HUB_OFFLINE=1 on compute nodes so offline runs fail fast), "
             "or set model.pretrained=false."
         ) from error

@@ -6,6 +6,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from optrepro.config import config_hash, per_device_batch_size, setting_hash, world_size
@@ -56,6 +57,7 @@ def hardware_info(cfg: DictConfig, device_names: list[str]) -> dict[str, Any]:
         "precision": str(cfg.hardware.precision),
         "hostname": provenance.hostname(),
         "cpu_count": os.cpu_count(),
+        "cpu_threads": torch.get_num_threads(),
     }
 
 
