@@ -20,3 +20,12 @@ def _offline_wandb(monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("OPTREPRO_DATA", str(REPO_ROOT / "data"))
+
+
+def pytest_configure(config):
+    """One torch thread per test process: a second process on 2 cores (a DDP rank, a run launched by a test, a
+    parallel job) otherwise makes every step wait on spinning OpenMP threads, 10x slower."""
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)

@@ -62,11 +62,23 @@ def test_record_has_every_field_and_describes_the_run(make_cfg, tmp_path):
 
 
 def test_same_seed_gives_identical_metrics_and_another_seed_does_not(make_cfg):
-    overrides = FAST + DATASETS["digits"] + ["limits.train_batches=6"]
+    overrides = FAST + DATASETS["digits"] + ["limits.train_batches=6", "skip_finished=false"]
     first, second = run(make_cfg(overrides)), run(make_cfg(overrides))
+    assert first["run_id"] != second["run_id"], "two real runs, not one record read twice"
     other = run(make_cfg(overrides + ["seed=1"]))
     assert first["history"][0] | {"time/train_s": 0} == second["history"][0] | {"time/train_s": 0}
     assert first["metrics"]["final"]["train/loss"] != other["metrics"]["final"]["train/loss"]
+
+
+def test_a_finished_config_is_skipped_when_launched_again(make_cfg, tmp_path):
+    overrides = FAST + DATASETS["digits"]
+    first = run(make_cfg(overrides))
+    again = run(make_cfg(overrides))
+    assert again == first and len(list((tmp_path / "runs").rglob("record.json"))) == 1
+    other_seed = run(make_cfg(overrides + ["seed=1"]))
+    assert other_seed["run_id"] != first["run_id"]
+    forced = run(make_cfg(overrides + ["skip_finished=false"]))
+    assert forced["run_id"] != first["run_id"] and forced["config_hash"] == first["config_hash"]
 
 
 def test_nan_loss_ends_as_a_diverged_record(make_cfg, tmp_path):

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from optrepro.errors import ConfigError
 
 # Keys that change where or how a run is shown, never what it computes.
-NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "train.checkpoint", "train.ckpt_path")
+NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "train.checkpoint", "train.ckpt_path")
 
 
 def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:

@@ -13,12 +13,13 @@ import torch
 from omegaconf import DictConfig
 
 from optrepro import builders, tracking
-from optrepro.config import per_device_batch_size
+from optrepro.config import config_hash, per_device_batch_size
 from optrepro.lit.preemption import PreemptionCallback, Preempted, requeue_slurm_job
 from optrepro.records import provenance
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, utc_now
-from optrepro.records.writer import write_record
+from optrepro.records.lookup import finished_run
+from optrepro.records.writer import read_record, write_record
 
 log = logging.getLogger("optrepro")
 
@@ -77,6 +78,11 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_cpu_threads(cfg)
     per_device_batch_size(cfg)  # fail on an impossible batch split before any work
+    if cfg.get("skip_finished", True):
+        done = finished_run(cfg.paths.runs_dir, config_hash(cfg))
+        if done is not None:
+            log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
+            return read_record(done)
     datamodule, data = builders.build_data(cfg)  # missing data stops the run before it has a folder
     run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
     is_rank_zero = process_rank() == 0
