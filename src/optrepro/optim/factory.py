@@ -81,6 +81,12 @@ def resolve_step_builder(step: str | None) -> StepBuilder:
     return getattr(importlib.import_module(module_name), function_name)
 
 
+def build_base_optimizer(cfg: DictConfig, model: nn.Module) -> Optimizer:
+    """The configured base optimizer over the model's parameter groups (one-pass methods use it directly)."""
+    groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
+    return base_optimizer_factory(cfg)(groups)
+
+
 def build_standard_step(
     cfg: DictConfig,
     model: nn.Module,
@@ -91,8 +97,7 @@ def build_standard_step(
     grad_clip: float | None,
 ) -> tuple[Optimizer, StepStrategy]:
     """SGD/AdamW with one pass per micro-batch."""
-    groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
-    optimizer = base_optimizer_factory(cfg)(groups)
+    optimizer = build_base_optimizer(cfg, model)
     return optimizer, StandardStep(optimizer, accumulate=accumulate, grad_clip=grad_clip)
 
 

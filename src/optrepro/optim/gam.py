@@ -41,7 +41,7 @@ from torch.optim import Optimizer
 from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
-from optrepro.optim.factory import base_optimizer_factory, parameter_groups
+from optrepro.optim.factory import build_base_optimizer
 from optrepro.optim.standard import Chunk, finish_step, forward_loss, optimizer_params, split_batch
 
 GAM_VARIANTS = ("paper", "official_fd")
@@ -236,8 +236,7 @@ def build_gam_step(
     grad_clip: float | None = None,
 ) -> tuple[Optimizer, GAMStep]:
     """Base optimizer plus the GAM step; ``cfg.variant`` picks the rule and its hyperparameter block."""
-    groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
-    optimizer = base_optimizer_factory(cfg)(groups)
+    optimizer = build_base_optimizer(cfg, model)
     if cfg.variant == "paper":
         rule: GAMRule = PaperGAM(rho=float(cfg.paper.rho), alpha=float(cfg.paper.alpha))
     elif cfg.variant == "official_fd":

@@ -32,7 +32,7 @@ from torch.optim import Optimizer
 
 from optrepro.errors import UnknownChoiceError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
-from optrepro.optim.factory import base_optimizer_factory, parameter_groups
+from optrepro.optim.factory import build_base_optimizer
 from optrepro.optim.standard import finish_step, forward_loss, split_batch, sync_on_last
 
 TRAJECTORY_REFERENCES = ("memory", "ema")  # SAF, MESA
@@ -248,8 +248,7 @@ def build_trajectory_step(
     grad_clip: float | None = None,
 ) -> tuple[Optimizer, TrajectoryStep]:
     """Base optimizer plus the SAF (``reference: memory``) or MESA (``reference: ema``) step."""
-    groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
-    optimizer = base_optimizer_factory(cfg)(groups)
+    optimizer = build_base_optimizer(cfg, model)
     if cfg.reference == "memory":
         if cfg.memory_dtype not in MEMORY_DTYPES:
             raise UnknownChoiceError("optimizer.memory_dtype", cfg.memory_dtype, tuple(MEMORY_DTYPES))

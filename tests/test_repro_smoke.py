@@ -1,0 +1,22 @@
+"""The smoke variant of every reproduction that runs offline: each `cpu` preset for a few batches."""
+from __future__ import annotations
+
+import pytest
+
+from helpers.compose import compose_config
+from optrepro.paths import reproduction_config_dirs
+from optrepro.train import run
+
+
+def cpu_presets() -> list[str]:
+    presets = sorted(p.stem for d in reproduction_config_dirs() for p in (d / "repro").glob("*.yaml"))
+    return [name for name in presets if compose_config([f"+repro={name}"]).repro.tier == "cpu"]
+
+
+@pytest.mark.parametrize("preset", cpu_presets())
+def test_cpu_preset_smoke_run_finishes_with_a_record(preset, tmp_path):
+    cfg = compose_config([f"+repro={preset}", "debug=smoke", "logger=csv", "train.checkpoint=false"], tmp_path)
+    record = run(cfg)
+    assert record["status"] == "finished", record["error"]
+    assert record["repro"]["name"] == preset and record["repro"]["tier"] == "cpu"
+    assert record["timing"]["steps"] == 3
