@@ -498,3 +498,13 @@ def test_train_subset_is_fixed_across_run_seeds_and_leaves_the_test_split(tmp_pa
     assert all(tuple(r.tolist()) in rows for r in a.x_train.flatten(1)), "a subset, not new samples"
     with pytest.raises(ValueError, match="train_subset=5000 must be in 1..1347"):
         load_splits(OmegaConf.create({"name": "digits", "path": None, "train_subset": 5000}), tmp_path, seed=0)
+
+
+def test_imagenet_from_the_hub_offline_says_how_to_get_it(tmp_path, monkeypatch):
+    from optrepro.data.imagenet_data import load_imagenet_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DatasetUnavailableError) as err:
+        load_imagenet_hub(tmp_path / "hf")
+    message = str(err.value)
+    assert "ILSVRC/imagenet-1k" in message and str(tmp_path / "hf") in message and "dataset.path" in message

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.run_if import RunIf
 from optrepro.records.writer import read_record
-from optrepro.train import run
+from optrepro.train import last_epoch_time_per_step, run
 from optrepro.paths import REPO_ROOT
 
 FAST = ["debug=smoke", "logger=csv", "train.checkpoint=false", "train.batch_size=32"]
@@ -181,3 +183,47 @@ def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tm
     assert len(list((tmp_path / "preempted" / "csv").glob("attempt_*"))) >= 1
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time/train_s"} for r in rows]  # noqa: E731
     assert strip(resumed["history"]) == strip(control["history"])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "sam"])
+def test_bf16_autocast_runs_through_lightning_on_cpu(optimizer, make_cfg):
+    record = run(make_cfg(FAST + DATASETS["digits"] + [f"optimizer={optimizer}", "hardware.precision=bf16-mixed"]))
+    assert record["status"] == "finished" and record["hardware"]["precision"] == "bf16-mixed"
+    assert math.isfinite(record["metrics"]["final"]["train/loss"])
+
+
+@RunIf(min_gpus=1)
+@pytest.mark.parametrize("hardware", ["gpu", "gpu_bf16"])
+@pytest.mark.parametrize("optimizer", ["sgd", "sam", "saf"])
+def test_gpu_presets_run_with_channels_last_and_mixed_precision(hardware, optimizer, make_cfg):
+    record = run(make_cfg(FAST + DATASETS["synthetic"] + [f"hardware={hardware}", f"optimizer={optimizer}"]))
+    assert record["status"] == "finished" and record["hardware"]["accelerator"] == "gpu"
+
+
+@RunIf(min_gpus=1)
+def test_fp16_gradient_scaler_path_runs_sam_on_gpu(make_cfg):
+    record = run(make_cfg(FAST + DATASETS["synthetic"] + ["hardware=gpu", "hardware.precision=16-mixed", "optimizer=sam"]))
+    assert record["status"] == "finished"
+
+
+def test_last_epoch_time_per_step_uses_only_the_final_epoch():
+    history = [{"step": 10, "time/train_s": 5.0}, {"step": 20, "time/train_s": 7.0}, {"step": 30, "time/train_s": 10.0}]
+    assert last_epoch_time_per_step(history) == pytest.approx(0.3)
+    assert last_epoch_time_per_step(history[:1]) == pytest.approx(0.5)
+
+
+def test_imagenet_layout_folders_train_through_the_worker_loader(make_cfg, tmp_path):
+    """The ImageNet path (class folders, DataLoader workers, torchvision transforms) on a tiny generated copy."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for label in ("n01", "n02"):
+            folder = tmp_path / "imagenet" / split / label
+            folder.mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (40, 40), color=(60 * i, 100 if label == "n01" else 0, 30)).save(folder / f"{i}.JPEG")
+    cfg = make_cfg(["dataset=imagenet", f"dataset.path={tmp_path / 'imagenet'}", "dataset.num_workers=0",
+                    "model=timm", "model.name=resnet18", "train.batch_size=4", "debug=smoke", "logger=csv",
+                    "train.checkpoint=false"])
+    record = run(cfg)
+    assert record["status"] == "finished" and record["timing"]["steps"] == 2

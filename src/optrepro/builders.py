@@ -38,7 +38,10 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
     """In-memory datasets become a TensorDataModule; folder datasets (ImageNet) a worker DataLoader module."""
     batch_size = per_device_batch_size(cfg)
     if cfg.dataset.name in FOLDER_DATASETS:
-        folders = ImageFolderDataModule(cfg.dataset.path, batch_size, seed=int(cfg.seed), num_workers=int(cfg.dataset.num_workers))
+        folders = ImageFolderDataModule(
+            cfg.dataset.path, batch_size, seed=int(cfg.seed), num_workers=int(cfg.dataset.num_workers),
+            data_dir=cfg.paths.data_dir,
+        )
         folders.setup()
         return folders, DataInfo(folders.num_classes, folders.input_shape, folders.num_train_samples)
     splits = load_splits(cfg.dataset, Path(cfg.paths.data_dir), seed=int(cfg.seed))

@@ -1,7 +1,9 @@
-"""ImageNet from class-per-folder images: too large for device memory, so a classic worker DataLoader.
+"""ImageNet: too large for device memory, so a classic worker DataLoader.
 
-Expects the usual ILSVRC-2012 layout `<path>/train/<wnid>/*.JPEG` and `<path>/val/<wnid>/*.JPEG`
-(the validation images sorted into class folders). Batches are `(x, y, idx)` like the tensor loaders.
+From `dataset.path`, the usual ILSVRC-2012 layout `<path>/train/<wnid>/*.JPEG` and `<path>/val/<wnid>/*.JPEG`
+(the validation images sorted into class folders); without a path, from the HF hub (`ILSVRC/imagenet-1k`, gated:
+accept its terms and `huggingface-cli login` first), cached under `<data_dir>/hf`. Batches are `(x, y, idx)`
+like the tensor loaders.
 """
 
 from __future__ import annotations
@@ -12,15 +14,33 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from optrepro.data.hf_images import hub_offline_reason
 from optrepro.errors import DatasetUnavailableError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+HUB_ID = "ILSVRC/imagenet-1k"
+
+
+def imagenet_transforms(image_size: int = 224, resize_size: int = 256):
+    """(train, val) transforms: RandomResizedCrop + flip for train, Resize + CenterCrop for val."""
+    from torchvision import transforms
+
+    normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_tf = transforms.Compose(
+        [transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize]
+    )
+    val_tf = transforms.Compose(
+        [transforms.Resize(resize_size), transforms.CenterCrop(image_size), transforms.ToTensor(), normalize]
+    )
+    return train_tf, val_tf
+
+
 def load_imagenet_folders(path: str | Path | None, image_size: int = 224, resize_size: int = 256):
-    """(train, val) torchvision ImageFolders: RandomResizedCrop + flip for train, Resize + CenterCrop for val."""
-    from torchvision import datasets, transforms
+    """(train, val) torchvision ImageFolders with the standard transforms."""
+    from torchvision import datasets
 
     root = Path(path).expanduser() if path else None
     missing = [
@@ -34,24 +54,38 @@ def load_imagenet_folders(path: str | Path | None, image_size: int = 224, resize
             "(image-net.org, or the gated Hugging Face ILSVRC/imagenet-1k after accepting its terms), extract "
             "train/ and val/ with one folder per class, and set dataset.path=<folder holding train/ and val/>."
         )
-    normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    train_tf = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(image_size),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            normalize,
-        ]
-    )
-    val_tf = transforms.Compose(
-        [
-            transforms.Resize(resize_size),
-            transforms.CenterCrop(image_size),
-            transforms.ToTensor(),
-            normalize,
-        ]
-    )
+    train_tf, val_tf = imagenet_transforms(image_size, resize_size)
     return datasets.ImageFolder(root / "train", train_tf), datasets.ImageFolder(root / "val", val_tf)
+
+
+class HubImages(Dataset):
+    """An HF image dataset split as (tensor, label) pairs through a torchvision transform."""
+
+    def __init__(self, split, transform) -> None:
+        self.split, self.transform = split, transform
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int):
+        row = self.split[index]
+        return self.transform(row["image"].convert("RGB")), row["label"]
+
+
+def load_imagenet_hub(cache_dir: Path, image_size: int = 224, resize_size: int = 256):
+    """(train, val) from the HF hub, cached under `cache_dir`; offline it fails at once, saying how to get it."""
+    offline = hub_offline_reason()
+    if offline is not None and not any(cache_dir.glob("ILSVRC___imagenet-1k*")):
+        raise DatasetUnavailableError(
+            f"imagenet is not available: the HF hub cannot be used ({offline}) and {cache_dir} holds no cached "
+            f"{HUB_ID}. To get it: with internet, accept the dataset's terms on the hub, run `huggingface-cli login`, "
+            "and run again (it caches under data/hf); or set dataset.path=<folder holding train/ and val/>."
+        )
+    import datasets
+
+    splits = datasets.load_dataset(HUB_ID, cache_dir=str(cache_dir))
+    train_tf, val_tf = imagenet_transforms(image_size, resize_size)
+    return HubImages(splits["train"], train_tf), HubImages(splits["validation"], val_tf)
 
 
 class IndexedDataset(Dataset):
@@ -77,14 +111,17 @@ class ImageFolderDataModule(L.LightningDataModule):
     num_classes = 1000
     input_shape = (3, 224, 224)
 
-    def __init__(self, path: str | None, batch_size: int, seed: int = 0, num_workers: int = 8) -> None:
+    def __init__(
+        self, path: str | None, batch_size: int, seed: int = 0, num_workers: int = 8, data_dir: str | Path = "data"
+    ) -> None:
         super().__init__()
         self.path, self.batch_size, self.seed, self.num_workers = path, batch_size, seed, num_workers
+        self.hub_cache = Path(data_dir) / "hf"
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "train_set"):  # the folder scan takes minutes on ImageNet: do it once
             return
-        train, val = load_imagenet_folders(self.path)
+        train, val = load_imagenet_folders(self.path) if self.path else load_imagenet_hub(self.hub_cache)
         self.train_set, self.val_set = IndexedDataset(train), IndexedDataset(val)
 
     @property

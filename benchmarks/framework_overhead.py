@@ -1,0 +1,115 @@
+"""Steps per second of training through the optrepro stack vs a bare PyTorch loop doing the same work.
+
+Why: every run goes through Hydra config -> builders -> Lightning Trainer -> ClassifierModule -> StepStrategy ->
+records; this says what that costs per step compared with the loop a user would write by hand.
+
+Stack: `optrepro.train.run` on the composed config (logger=csv), two epochs of N steps; its record's
+`timing.last_epoch_time_per_step_s` is the second epoch alone (training clock only: evaluation, setup and the
+first, warm-up epoch excluded). Bare: the same model (same builder and seed), the same batches (the same
+TensorDataModule's TrainBatches: same tensors, order and augmentation) and the same torch SGD from the same
+optimizer config, with `zero_grad / cross_entropy / backward / step`; one untimed epoch of N steps, then N
+timed. Both run in this process, interleaved, median of the repetitions.
+
+Cases:
+- small_cnn: the SAM-family cpu tier's SGD arm (`+repro=sam_fmnist_cpu_sgd`: small CNN width 16, batch 128) on
+  synthetic data of Fashion-MNIST's shape (common.FASHION_MNIST_SHAPED). Compute dominates: target ratio >= 0.97.
+- mlp: the MLP on the 8x8 digits (batch 32), where a step is so cheap that per-step framework work shows.
+
+Machine: a CPU (no GPU needed); defaults sized for an idle 2-core machine, about 2 minutes; torch uses its
+default thread count (set OMP_NUM_THREADS to change it). Inputs: none (digits ship with scikit-learn).
+Command: `python benchmarks/framework_overhead.py` (`--quick`: seconds, to check that it runs).
+Prints stack/bare steps per second, the small_cnn ratio last.
+"""
+from __future__ import annotations
+
+import itertools
+import statistics
+import tempfile
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from common import (
+    FASHION_MNIST_SHAPED, compose_config, describe_machine, interleaved, median_ratio, parse_args, print_ratio,
+    quiet_lightning, timed,
+)
+from optrepro import builders
+from optrepro.optim.factory import build_base_optimizer
+from optrepro.train import run
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    overrides: tuple[str, ...]
+    steps: int
+    repetitions: int
+
+
+CASES = (
+    Case("mlp on digits", ("dataset=digits", "model=mlp", "train.batch_size=32"), steps=40, repetitions=9),
+    Case(
+        "small_cnn cpu tier",
+        ("+repro=sam_fmnist_cpu_sgd", *FASHION_MNIST_SHAPED),
+        steps=30,
+        repetitions=5,
+    ),
+)
+QUICK_STEPS, QUICK_REPETITIONS = 3, 2
+
+
+def case_config(case: Case, steps: int, runs_dir: str):
+    limits = ["limits.max_epochs=2", f"limits.train_batches={steps}", "limits.eval_batches=1"]
+    return compose_config([*case.overrides, "logger=csv", "skip_finished=false", f"paths.runs_dir={runs_dir}", *limits])
+
+
+def stack_time_per_step(cfg) -> float:
+    record = run(cfg)
+    if record["status"] != "finished":
+        raise RuntimeError(f"the stack run ended {record['status']}: {record['error']}")
+    return record["timing"]["last_epoch_time_per_step_s"]
+
+
+def bare_time_per_step(cfg, steps: int) -> float:
+    torch.use_deterministic_algorithms(bool(cfg.hardware.deterministic))  # as the Trainer sets it for the stack
+    torch.manual_seed(int(cfg.seed))
+    datamodule, data = builders.build_data(cfg)
+    datamodule.place_on(torch.device("cpu"))
+    net = builders.build_net(cfg, data).train()
+    optimizer = build_base_optimizer(cfg.optimizer, net)
+    batches = datamodule.train_dataloader()
+
+    def epoch(number: int) -> None:
+        for inputs, targets, _ in itertools.islice(batches.epoch_batches(number), steps):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(net(inputs), targets).backward()
+            optimizer.step()
+
+    epoch(0)  # warm-up, as the stack's first epoch
+    return timed(lambda: epoch(1)) / steps
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    quiet_lightning()
+    describe_machine()
+    ratios = {}
+    with tempfile.TemporaryDirectory() as runs_dir:
+        for case in CASES:
+            steps = QUICK_STEPS if args.quick else case.steps
+            cfg = case_config(case, steps, runs_dir)
+            times = interleaved(
+                {"stack": lambda: stack_time_per_step(cfg), "bare": lambda: bare_time_per_step(cfg, steps)},
+                QUICK_REPETITIONS if args.quick else case.repetitions,
+            )
+            ratios[case.name] = median_ratio(times["bare"], times["stack"])  # steps/s ratio = inverse time ratio
+            print(f"{case.name} ({steps} steps, median of {len(times['stack'])}): "
+                  f"stack {1e3 * statistics.median(times['stack']):.2f} ms/step, "
+                  f"bare {1e3 * statistics.median(times['bare']):.2f} ms/step")
+    for name, ratio in ratios.items():
+        print_ratio(f"stack/bare steps per second, {name}", ratio)
+
+
+if __name__ == "__main__":
+    main()
