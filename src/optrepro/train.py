@@ -97,7 +97,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     datamodule, data = builders.build_data(cfg)  # missing data stops the run before it has a folder
     run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
     is_rank_zero = process_rank() == 0
-    started_at, clock = utc_now(), time.perf_counter()
+    started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info()
     loggers, module, trainer = [], None, None
     preemption = PreemptionCallback()
     status, error = "finished", None
@@ -136,6 +136,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
                 device_names=provenance.device_names(cfg.hardware.accelerator, int(cfg.hardware.devices)),
                 wandb=tracking.wandb_info(loggers),
                 started_at=started_at,
+                code=code,
                 extra={"noisy_label_fraction": data.noisy_label_fraction},
             )
             path = write_record(run_dir, record)

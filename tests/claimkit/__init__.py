@@ -99,6 +99,7 @@ def make_record(
     metrics: dict[str, float],
     status: str = "finished",
     commit: str = "c0ffee0000000000",
+    source_hash: str | None = None,
     finished_at: str = "2025-01-01T00:00:00Z",
     device: str = "x86_64",
     history: list[dict[str, Any]] | None = None,
@@ -120,7 +121,8 @@ def make_record(
             "per_device_batch_size": int(cfg.train.batch_size) // world, "global_batch_size": int(cfg.train.batch_size),
             "precision": cfg.hardware.precision, "hostname": "test", "cpu_count": 2,
         },
-        "code": {"git_commit": commit, "git_dirty": False, "package_version": "0.1.0"},
+        "code": {"git_commit": commit, "git_dirty": False, "package_version": "0.1.0"}
+                | ({"source_hash": source_hash} if source_hash else {}),
         "versions": {"python": "3.11"}, "slurm": None, "wandb": wandb,
         "started_at": finished_at, "finished_at": finished_at,
     }

@@ -51,6 +51,11 @@ CASES = [
      "ordering", "reproduced", ["sgd: seed(s) 1 diverged; left out of its statistics"]),
     ("newest of two code versions", [(SAM, [3.9, 3.9, 3.9], OLD), (SAM, [2.6, 2.7, 2.8], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
      "ordering", "reproduced", ["sam: two or more code versions; used the newest, 9e900000; not used: 0ld00000 (3 run(s))"]),
+    ("a source change splits an arm even within one commit (uncommitted edits)",
+     [(SAM, [3.9, 3.9, 3.9], {"source_hash": "1" * 16, "finished_at": "2025-01-01T00:00:00Z"}),
+      (SAM, [2.6, 2.7, 2.8], {"source_hash": "2" * 16, "finished_at": "2025-02-01T00:00:00Z"}),
+      (SGD, [3.4, 3.5, 3.6], {})],
+     "ordering", "reproduced", ["used the newest, 22222222; not used: 11111111 (3 run(s))"]),
     ("newest code version can break a claim",
      [(SAM, [3.9, 3.9, 3.9], NEW), (SAM, [2.6, 2.7, 2.8], OLD), (SGD, [3.4, 3.5, 3.6], OLD)],
      "ordering", "not reproduced", ["used the newest, 9e900000"]),
@@ -76,6 +81,16 @@ def test_verdict(records, composer, name, runs, claim_id, label, words):
     explained = " | ".join([verdict.detail, *verdict.notes])
     for word in words:
         assert word in explained
+
+
+def test_a_docs_only_commit_between_seeds_does_not_split_an_arm(records, composer):
+    """Seeds 0-1 and seed 2 ran at different commits with the same source hash: one code version, n = 3."""
+    add_runs(records, SAM, [2.6, 2.7], commit="a" * 16, source_hash="5" * 16, finished_at="2025-01-01T00:00:00Z")
+    records.add(SAM, 2, {"test/error": 2.8}, commit="b" * 16, source_hash="5" * 16, finished_at="2025-01-02T00:00:00Z")
+    add_runs(records, SGD, [3.4, 3.5, 3.6])
+    verdict = verdicts(records, composer)["ordering"]
+    assert verdict.arms["sam"].stats.n == 3
+    assert not any("code versions" in note for note in verdict.notes)
 
 
 def test_verdict_names_the_runs_it_used(records, composer):

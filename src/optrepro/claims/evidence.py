@@ -5,8 +5,10 @@ the reader's ability to see which runs it rests on:
 - runs on different hardware classes (device, world size, per-device batch, precision) are never
   pooled; the claim uses the class that has runs of every arm, preferring the claim's tier
   (`cpu` tier: CPU runs; `full`: accelerator runs), then the most seeds;
-- within that class each arm uses the runs of its newest code version (the commit of the most
-  recently finished run), so a fix does not get averaged with the bug it fixed;
+- within that class each arm uses the runs of its newest code version (that of the most recently
+  finished run), so a fix does not get averaged with the bug it fixed. A code version is the record's
+  `code.source_hash` (the files that decide what a run computes, uncommitted edits included), so a commit
+  that only touches docs or tests does not split an arm; records without it fall back to the git commit;
 - a seed run twice counts once (the most recently finished run);
 - `failed` and `interrupted` runs are not results (the infrastructure failed, not the method);
   `diverged` runs and runs with a non-finite metric are results: failed seeds of the method.
@@ -145,7 +147,7 @@ def _choose_hardware(claim: Claim, arm_rows: dict[str, pd.DataFrame]) -> tuple[H
 
 
 def _sample(arm: str, rows: pd.DataFrame, column: str) -> tuple[ArmSample, list[str]]:
-    rows = rows.assign(_commit=rows.get("code_git_commit", pd.Series(index=rows.index, dtype=object)).fillna("unknown"),
+    rows = rows.assign(_commit=_code_version(rows),
                        _finished=rows.get("finished_at", pd.Series(index=rows.index, dtype=object)).fillna(""))
     newest_per_commit = rows.groupby("_commit")["_finished"].max().sort_index()
     commit = newest_per_commit.idxmax()
@@ -167,6 +169,14 @@ def _sample(arm: str, rows: pd.DataFrame, column: str) -> tuple[ArmSample, list[
     sample = ArmSample(arm, tuple(values), tuple(failed), tuple(int(s) for s in per_seed["seed"]),
                        tuple(per_seed["run_id"]), commit)
     return sample, notes
+
+
+def _code_version(rows: pd.DataFrame) -> pd.Series:
+    """The source hash where the record has one, else its git commit, else 'unknown'."""
+    missing = pd.Series(index=rows.index, dtype=object)
+    source = rows.get("code_source_hash", missing)
+    commit = rows.get("code_git_commit", missing)
+    return source.where(source.notna(), commit).fillna("unknown")
 
 
 def _short(commit: str) -> str:

@@ -1,6 +1,7 @@
 """Where, with what code and on what hardware a run happened: the facts a reader needs to trust a number."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import socket
@@ -22,11 +23,31 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+# What decides the numbers a run produces: training code and every config. The claims/results tooling, docs
+# and tests are left out, so committing a README does not make earlier runs a different code version.
+SOURCE_GLOBS = ("src/optrepro/**/*.py", "configs/**/*.yaml", "reproductions/*/configs/**/*.yaml")
+SOURCE_EXCLUDED = ("src/optrepro/claims/", "src/optrepro/results/", "src/optrepro/cli.py", "src/optrepro/__main__.py")
+
+
+def source_hash() -> str:
+    """Content hash of the files that decide what a run computes, as they are on disk (uncommitted edits too)."""
+    digest = hashlib.sha256()
+    for pattern in SOURCE_GLOBS:
+        for path in sorted(REPO_ROOT.glob(pattern)):
+            relative = path.relative_to(REPO_ROOT).as_posix()
+            if relative.startswith(SOURCE_EXCLUDED):
+                continue
+            digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def code_info() -> dict[str, Any]:
+    """Call at the start of a run: the files may change on disk while it trains."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
+        "source_hash": source_hash(),
         "package_version": __version__,
     }
 

@@ -72,6 +72,7 @@ def build_record(
     device_names: list[str],
     wandb: dict[str, Any] | None,
     started_at: str,
+    code: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if status not in STATUSES:
@@ -90,7 +91,7 @@ def build_record(
         "history": history,
         "timing": timing,
         "hardware": hardware_info(cfg, device_names),
-        "code": provenance.code_info(),
+        "code": code,
         "versions": provenance.package_versions(),
         "slurm": provenance.slurm_info(),
         "wandb": wandb,
