@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from common import parse_args
+
 from optrepro.claims.cli import DEFAULT_RECORD_ROOTS
 from optrepro.claims.evidence import RESULT_STATUSES
 from optrepro.claims.launch import plan_missing_runs

@@ -25,11 +25,19 @@ from __future__ import annotations
 import statistics
 
 import torch
+from common import (
+    compose_config,
+    describe_machine,
+    interleaved,
+    median_ratio,
+    parse_args,
+    print_ratio,
+    timed,
+)
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from common import compose_config, describe_machine, interleaved, median_ratio, parse_args, print_ratio, timed
 from optrepro import builders
 from optrepro.optim.backend import LocalBackend
 from optrepro.optim.factory import build_optimizer
@@ -38,7 +46,7 @@ CIFAR_SHAPED = (
     "dataset=synthetic", "dataset.shape=[3,32,32]", "dataset.num_classes=10", "dataset.num_test=128",
     "++dataset.augment={crop_padding:4,flip:true}", "model=small_cnn", "optimizer=sgd", "train.batch_size=128",
 )
-SAMPLES, REPETITIONS, STEPS = 10_000, 7, 5
+SAMPLES, REPETITIONS, STEPS = 10_000, 5, 5
 QUICK_SAMPLES, QUICK_REPETITIONS, QUICK_STEPS = 1_024, 2, 1
 WORKER_COUNTS = (0, 2)
 
@@ -114,10 +122,13 @@ def main() -> None:
             print(f"  small_cnn SGD step: {1e3 * statistics.median(values):.1f} ms")
         else:
             print(f"  {name}: {1 / statistics.median(values):,.0f} images/s")
-    best_torchvision = [min(per_setup) for per_setup in zip(*(times[f"torchvision {w} workers"] for w in WORKER_COUNTS))]
+    torchvision_times = zip(*(times[f"torchvision {workers} workers"] for workers in WORKER_COUNTS))
+    best_torchvision = [min(per_setup) for per_setup in torchvision_times]
     batch_data_times = [batch_size * per_image for per_image in times["tensor"]]
     print_ratio("tensor loader data time/small_cnn step time", median_ratio(batch_data_times, times["step"]))
-    print_ratio("tensor loader/best torchvision DataLoader images per second", median_ratio(best_torchvision, times["tensor"]))
+    print_ratio(
+        "tensor loader/best torchvision DataLoader images per second", median_ratio(best_torchvision, times["tensor"])
+    )
 
 
 if __name__ == "__main__":

@@ -29,11 +29,18 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
 from common import (
-    FASHION_MNIST_SHAPED, compose_config, describe_machine, interleaved, median_ratio, parse_args, print_ratio,
-    quiet_lightning, timed,
+    FASHION_MNIST_SHAPED,
+    compose_config,
+    describe_machine,
+    interleaved,
+    median_ratio,
+    parse_args,
+    print_ratio,
+    quiet_lightning,
+    timed,
 )
+
 from optrepro import builders
 from optrepro.optim.factory import build_base_optimizer
 from optrepro.train import run
@@ -49,12 +56,7 @@ class Case:
 
 CASES = (
     Case("mlp on digits", ("dataset=digits", "model=mlp", "train.batch_size=32"), steps=40, repetitions=9),
-    Case(
-        "small_cnn cpu tier",
-        ("+repro=sam_fmnist_cpu_sgd", *FASHION_MNIST_SHAPED),
-        steps=30,
-        repetitions=5,
-    ),
+    Case("small_cnn cpu tier", ("+repro=sam_fmnist_cpu_sgd", *FASHION_MNIST_SHAPED), steps=30, repetitions=7),
 )
 QUICK_STEPS, QUICK_REPETITIONS = 3, 2
 
@@ -90,23 +92,32 @@ def bare_time_per_step(cfg, steps: int) -> float:
     return timed(lambda: epoch(1)) / steps
 
 
+def compare(case: Case, steps: int, repetitions: int, runs_dir: str) -> float:
+    """Median stack/bare steps-per-second ratio of one case (the inverse of the time-per-step ratio)."""
+    cfg = case_config(case, steps, runs_dir)
+    times = interleaved(
+        {"stack": lambda: stack_time_per_step(cfg), "bare": lambda: bare_time_per_step(cfg, steps)}, repetitions
+    )
+    print(f"{case.name} ({steps} steps, median of {repetitions}): "
+          f"stack {1e3 * statistics.median(times['stack']):.2f} ms/step, "
+          f"bare {1e3 * statistics.median(times['bare']):.2f} ms/step")
+    return median_ratio(times["bare"], times["stack"])
+
+
 def main() -> None:
     args = parse_args(__doc__)
     quiet_lightning()
     describe_machine()
-    ratios = {}
     with tempfile.TemporaryDirectory() as runs_dir:
-        for case in CASES:
-            steps = QUICK_STEPS if args.quick else case.steps
-            cfg = case_config(case, steps, runs_dir)
-            times = interleaved(
-                {"stack": lambda: stack_time_per_step(cfg), "bare": lambda: bare_time_per_step(cfg, steps)},
+        ratios = {
+            case.name: compare(
+                case,
+                QUICK_STEPS if args.quick else case.steps,
                 QUICK_REPETITIONS if args.quick else case.repetitions,
+                runs_dir,
             )
-            ratios[case.name] = median_ratio(times["bare"], times["stack"])  # steps/s ratio = inverse time ratio
-            print(f"{case.name} ({steps} steps, median of {len(times['stack'])}): "
-                  f"stack {1e3 * statistics.median(times['stack']):.2f} ms/step, "
-                  f"bare {1e3 * statistics.median(times['bare']):.2f} ms/step")
+            for case in CASES
+        }
     for name, ratio in ratios.items():
         print_ratio(f"stack/bare steps per second, {name}", ratio)
 

@@ -24,10 +24,17 @@ from __future__ import annotations
 import statistics
 
 import torch
-
 from common import (
-    FASHION_MNIST_SHAPED, compose_config, describe_machine, interleaved, median_ratio, parse_args, print_ratio, timed,
+    FASHION_MNIST_SHAPED,
+    compose_config,
+    describe_machine,
+    interleaved,
+    median_ratio,
+    parse_args,
+    print_ratio,
+    timed,
 )
+
 from optrepro import builders
 from optrepro.optim.backend import LocalBackend
 from optrepro.optim.factory import build_optimizer
@@ -39,7 +46,9 @@ PRESETS = {
     "mesa": "mesa_fmnist_cpu",
     "gam": "gam_fmnist_cpu",
 }
-TARGETS = {"sam": "<= 2.05; two passes put it at 2.0 at best", "saf": "<= 1.10", "mesa": "<= 1.25", "gam": "none stated"}
+TARGETS = {
+    "sam": "<= 2.05; two passes put it at 2.0 at best", "saf": "<= 1.10", "mesa": "<= 1.25", "gam": "none stated",
+}
 STEPS, REPETITIONS, WARMUP_STEPS = 8, 9, 3
 QUICK_STEPS, QUICK_REPETITIONS, QUICK_WARMUP_STEPS = 1, 2, 1
 
@@ -47,9 +56,8 @@ QUICK_STEPS, QUICK_REPETITIONS, QUICK_WARMUP_STEPS = 1, 2, 1
 class MethodSteps:
     """One method's model, optimizer and strategy, stepping on a fixed batch."""
 
-    def __init__(self, preset: str, batch, warmup_steps: int) -> None:
+    def __init__(self, preset: str, batch, data: builders.DataInfo, warmup_steps: int) -> None:
         cfg = compose_config([f"+repro={preset}", *FASHION_MNIST_SHAPED])
-        _, data = builders.build_data(cfg)
         torch.manual_seed(int(cfg.seed))
         net = builders.build_net(cfg, data).train()
         _, self.strategy = build_optimizer(
@@ -66,20 +74,20 @@ class MethodSteps:
             self.strategy.training_step(self.backend, self.batch, epoch=self.epoch)
 
 
-def first_batch():
-    cfg = compose_config([f"+repro={PRESETS['sgd']}", *FASHION_MNIST_SHAPED])
-    datamodule, _ = builders.build_data(cfg)
+def shared_batch():
+    """The first training batch of the setting every preset shares, and what the builders need to know of it."""
+    datamodule, data = builders.build_data(compose_config([f"+repro={PRESETS['sgd']}", *FASHION_MNIST_SHAPED]))
     datamodule.place_on(torch.device("cpu"))
-    return next(iter(datamodule.train_dataloader()))
+    return next(iter(datamodule.train_dataloader())), data
 
 
 def main() -> None:
     args = parse_args(__doc__)
     describe_machine()
     steps = QUICK_STEPS if args.quick else STEPS
-    batch = first_batch()
+    batch, data = shared_batch()
     methods = {
-        name: MethodSteps(preset, batch, QUICK_WARMUP_STEPS if args.quick else WARMUP_STEPS)
+        name: MethodSteps(preset, batch, data, QUICK_WARMUP_STEPS if args.quick else WARMUP_STEPS)
         for name, preset in PRESETS.items()
     }
     times = interleaved(

@@ -98,7 +98,9 @@ def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo) -> ClassifierM
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     callbacks: list[Callback] = []
     if cfg.train.checkpoint:
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0))
+        # The newest epoch-end checkpoint, with last.ckpt linking to it: what a preempted run resumes from.
+        # (save_top_k=0 would never write last.ckpt before training ends.)
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1, every_n_epochs=1))
     if sys.stdout.isatty():
         callbacks.append(RichProgressBar())
     return callbacks

@@ -14,8 +14,9 @@ from optrepro.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slurm
 
+# No eval limit: with one, each DDP rank would evaluate the first batches of its own shard, not the same samples.
 TINY = ["dataset=digits", "model=mlp", "logger=csv", "train.batch_size=64", "limits.max_epochs=1",
-        "limits.train_batches=5", "limits.eval_batches=2"]
+        "limits.train_batches=5"]
 
 
 def records(runs_dir: Path) -> list[dict]:
@@ -75,7 +76,7 @@ def test_two_task_ddp_through_srun_equals_the_single_process_run(slurm_env, tmp_
     single = run_py([*TINY, "hardware=cpu", f"paths.runs_dir={tmp_path / 'single'}"], slurm_env)
     assert single.returncode == 0, single.stderr[-3000:]
     command = f"srun {sys.executable} run.py hardware=ddp_cpu {' '.join(TINY)} paths.runs_dir={tmp_path / 'ddp'}"
-    job = subprocess.run(["sbatch", "--wait", "--ntasks=2", "--cpus-per-task=1", f"--chdir={REPO_ROOT}",
+    job = subprocess.run(["sbatch", "--wait", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1", f"--chdir={REPO_ROOT}",
                           f"--output={tmp_path / 'ddp.out'}", "--wrap", command],
                          env=slurm_env, capture_output=True, text=True, timeout=600)
     assert job.returncode == 0, (tmp_path / "ddp.out").read_text()[-3000:]
@@ -86,7 +87,7 @@ def test_two_task_ddp_through_srun_equals_the_single_process_run(slurm_env, tmp_
 
 
 def test_a_preempted_element_is_requeued_and_ends_identical_to_a_control_run(slurm_env, tmp_path):
-    common = ["dataset=digits", "model=small_cnn", "model.width=8", "logger=csv", "train.epochs=6",
+    common = ["dataset=digits", "model=small_cnn", "model.width=8", "logger=csv", "train.epochs=30",
               "train.batch_size=32", "optimizer=sam"]
     control = run_py([*common, f"paths.runs_dir={tmp_path / 'control'}"], slurm_env)
     assert control.returncode == 0, control.stderr[-3000:]
@@ -98,7 +99,7 @@ def test_a_preempted_element_is_requeued_and_ends_identical_to_a_control_run(slu
     deadline = time.monotonic() + 600
     while not list((tmp_path / "slurm").glob("*/*/*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.5)
-    subprocess.run(["scancel", "--signal=USR1", "--batch", "--full", job_id], env=slurm_env, check=True)
+    subprocess.run(["scancel", "--signal=USR1", job_id], env=slurm_env, check=True)  # to the job steps: the run
     while time.monotonic() < deadline:  # the job requeues itself, restarts and finishes
         found = records(tmp_path / "slurm")
         if found and found[0]["status"] == "finished":

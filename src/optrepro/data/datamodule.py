@@ -99,4 +99,9 @@ class TensorDataModule(L.LightningDataModule):
         return self.trainer.world_size if self.trainer is not None else 1
 
     def _current_epoch(self) -> int:
-        return self.trainer.current_epoch if self.trainer is not None else 0
+        """The epoch being trained. `trainer.current_epoch` is stale when a run resumed from an epoch-end checkpoint
+        creates its first iterator (it would replay the previous epoch's order); the count of processed epochs is
+        right both then and at every normal epoch start."""
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_progress.current.processed
