@@ -57,7 +57,9 @@ def test_relaunching_a_sweep_after_a_killed_element_runs_only_that_element(slurm
         running = [line.split()[0] for line in queue.splitlines() if line.endswith("RUNNING") and "_" in line]
         if running:
             killed = sorted(running)[0]
-            subprocess.run(["scancel", killed], env=slurm_env, check=True)
+            # SIGKILL, not scancel's default SIGTERM: submitit ignores SIGTERM (a preemption warning), so a short
+            # element could still finish inside KillWait and the test would race.
+            subprocess.run(["scancel", "--signal=KILL", killed], env=slurm_env, check=True)
         time.sleep(1)
     first.communicate(timeout=600)
     assert killed is not None, "no array element ever ran"
