@@ -59,6 +59,8 @@ def test_record_has_every_field_and_describes_the_run(make_cfg, tmp_path):
     assert record["versions"]["torch"] and record["versions"]["lightning"]
     timing = record["timing"]
     assert timing["time_per_step_s"] == pytest.approx(timing["train_time_s"] / timing["steps"])
+    assert timing["last_epoch_cpu_time_per_step_s"] == pytest.approx(record["history"][-1]["time/train_cpu_s"] / timing["steps"])
+    assert timing["last_epoch_cpu_time_per_step_s"] > 0
     assert record["metrics"]["best"]["test/acc"] >= record["metrics"]["final"]["test/acc"] - 1e-12
     assert [row["epoch"] for row in record["history"]] == [0]
 
@@ -68,7 +70,8 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not(make_cfg):
     first, second = run(make_cfg(overrides)), run(make_cfg(overrides))
     assert first["run_id"] != second["run_id"], "two real runs, not one record read twice"
     other = run(make_cfg(overrides + ["seed=1"]))
-    assert first["history"][0] | {"time/train_s": 0} == second["history"][0] | {"time/train_s": 0}
+    clocks = {"time/train_s": 0, "time/train_cpu_s": 0}
+    assert first["history"][0] | clocks == second["history"][0] | clocks
     assert first["metrics"]["final"]["train/loss"] != other["metrics"]["final"]["train/loss"]
 
 
@@ -181,7 +184,7 @@ def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tm
     resumed = read_record(tmp_path / "preempted")
     assert resumed["status"] == "finished"
     assert len(list((tmp_path / "preempted" / "csv").glob("attempt_*"))) >= 1
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "time/train_s"} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
     assert strip(resumed["history"]) == strip(control["history"])
 
 
@@ -210,6 +213,9 @@ def test_last_epoch_time_per_step_uses_only_the_final_epoch():
     history = [{"step": 10, "time/train_s": 5.0}, {"step": 20, "time/train_s": 7.0}, {"step": 30, "time/train_s": 10.0}]
     assert last_epoch_time_per_step(history) == pytest.approx(0.3)
     assert last_epoch_time_per_step(history[:1]) == pytest.approx(0.5)
+    assert math.isnan(last_epoch_time_per_step(history, clock="time/train_cpu_s"))  # a record from before the CPU clock
+    cpu = [row | {"time/train_cpu_s": row["time/train_s"] / 2} for row in history]
+    assert last_epoch_time_per_step(cpu, clock="time/train_cpu_s") == pytest.approx(0.15)
 
 
 def test_imagenet_layout_folders_train_through_the_worker_loader(make_cfg, tmp_path):

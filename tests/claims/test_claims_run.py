@@ -1,10 +1,15 @@
-"""`claims run --dry-run` lists exactly the missing (arm, seed) runs; `claims list` shows verdicts."""
+"""`claims run --dry-run` lists exactly the missing (arm, seed) runs; SLURM arrays are submitted side by side;
+`claims list` shows verdicts."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pytest
 from claimkit import write_claims
 
+from optrepro.claims import launch
 from optrepro.cli import main
 
 SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
@@ -71,3 +76,18 @@ def test_claims_list_filters_by_status(capsys, cli_args, records):
     assert main(["claims", "list", "--status", "reproduced", *cli_args]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1:] == ["sam/value  cpu    value     reproduced"]
+
+
+def _meet(mine: Path, theirs: Path) -> list[str]:
+    """A command that leaves `mine` and succeeds only if `theirs` appears within 20 s: it needs a partner running."""
+    code = (f"import pathlib, sys, time; pathlib.Path({str(mine)!r}).touch(); end = time.time() + 20\n"
+            f"while time.time() < end and not pathlib.Path({str(theirs)!r}).exists(): time.sleep(0.05)\n"
+            f"sys.exit(0 if pathlib.Path({str(theirs)!r}).exists() else 1)")
+    return [sys.executable, "-c", code]
+
+
+def test_concurrent_execution_runs_the_commands_side_by_side_and_reports_each_failure(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    failing = [sys.executable, "-c", "raise SystemExit(3)"]
+    failed = launch.execute([_meet(a, b), _meet(b, a), failing], cwd=tmp_path, concurrent=True)
+    assert failed == [launch.show(failing)]

@@ -85,7 +85,7 @@ def run_claims(args: argparse.Namespace) -> int:
         for command in commands:
             print(launch.show(command))
         return 0
-    failed = launch.execute(commands)
+    failed = launch.execute(commands, concurrent=args.launcher == "slurm")
     for command in failed:
         print(f"failed: {command}")
     return 1 if failed else 0

@@ -77,11 +77,21 @@ def show(command: Sequence[str]) -> str:
     return shlex.join(["python", *command[1:]])
 
 
-def execute(commands: Sequence[Sequence[str]], cwd: Path = REPO_ROOT) -> list[str]:
-    """Run the commands one after the other; a failure does not stop the rest. Returns the failed ones."""
-    failed = []
+def execute(commands: Sequence[Sequence[str]], cwd: Path = REPO_ROOT, concurrent: bool = False) -> list[str]:
+    """Run the commands, one after the other or all at once; a failure does not stop the rest.
+
+    SLURM arrays are submitted concurrently (each Hydra multirun blocks until its array ends), so the scheduler
+    sees every missing run at once and fills all free slots; local runs go one at a time. Returns the failed ones.
+    """
+    if not concurrent:
+        failed = []
+        for command in commands:
+            print(f"$ {show(command)}", flush=True)
+            if subprocess.run(list(command), cwd=cwd, check=False).returncode != 0:
+                failed.append(show(command))
+        return failed
+    running = []
     for command in commands:
-        print(f"$ {show(command)}", flush=True)
-        if subprocess.run(list(command), cwd=cwd, check=False).returncode != 0:
-            failed.append(show(command))
-    return failed
+        print(f"$ {show(command)} &", flush=True)
+        running.append((command, subprocess.Popen(list(command), cwd=cwd)))
+    return [show(command) for command, process in running if process.wait() != 0]

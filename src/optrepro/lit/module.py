@@ -45,10 +45,11 @@ class ClassifierModule(pl.LightningModule):
         self.history: list[dict[str, float]] = []
         self.diverged = False
         self.train_time_s = 0.0
+        self.train_cpu_time_s = 0.0  # this process's CPU time: on a shared CPU machine it ignores other jobs
         self._train_sums = torch.zeros(3)  # loss * n, correct, n
         self._eval_sums = torch.zeros(3)
         self._last_eval: dict[str, float] = {}
-        self._epoch_clock: float | None = None
+        self._epoch_clock: tuple[float, float] | None = None  # (wall, process CPU) when the epoch started
 
     def forward(self, x: Tensor) -> Tensor:
         if self._channels_last and x.dim() == 4:
@@ -67,7 +68,7 @@ class ClassifierModule(pl.LightningModule):
         self._train_sums = torch.zeros(3, device=self.device)
         self._last_eval = {}
         self._synchronize()
-        self._epoch_clock = time.perf_counter()
+        self._epoch_clock = (time.perf_counter(), time.process_time())
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         output = self.strategy.training_step(self.backend, batch, epoch=self.current_epoch)
@@ -81,7 +82,9 @@ class ClassifierModule(pl.LightningModule):
         """Training time excludes evaluation: the clock stops when validation starts or the epoch ends."""
         if self._epoch_clock is not None:
             self._synchronize()
-            self.train_time_s += time.perf_counter() - self._epoch_clock
+            wall, cpu = self._epoch_clock
+            self.train_time_s += time.perf_counter() - wall
+            self.train_cpu_time_s += time.process_time() - cpu
             self._epoch_clock = None
 
     def on_train_epoch_end(self) -> None:
@@ -94,6 +97,7 @@ class ClassifierModule(pl.LightningModule):
             "train/acc": correct / max(count, 1),
             "lr": self.lr_schedulers().get_last_lr()[0],
             "time/train_s": self.train_time_s,
+            "time/train_cpu_s": self.train_cpu_time_s,
             **self._last_eval,
         }
         self.history.append(row)
@@ -128,6 +132,7 @@ class ClassifierModule(pl.LightningModule):
             "strategy": self.strategy.state_dict() if self.strategy else {},
             "history": self.history,
             "train_time_s": self.train_time_s,
+            "train_cpu_time_s": self.train_cpu_time_s,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -135,6 +140,7 @@ class ClassifierModule(pl.LightningModule):
         self._restored_strategy_state = state.get("strategy")
         self.history = list(state.get("history", []))
         self.train_time_s = float(state.get("train_time_s", 0.0))
+        self.train_cpu_time_s = float(state.get("train_cpu_time_s", 0.0))
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
