@@ -12,17 +12,34 @@ from optrepro.errors import ConfigError
 # Keys that change where or how a run is shown, never what it computes.
 NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "train.checkpoint", "train.ckpt_path")
 
+# Knobs added after runs were recorded, with the value that reproduces what runs did before the knob existed.
+# At that value a knob is left out of the hashes, so adding it keeps every earlier record matching its claim;
+# set to anything else it is part of the setting. Add a key here whenever a new knob's default changes nothing.
+NEUTRAL_DEFAULTS: dict[str, Any] = {
+    "hardware.compile": False,
+}
+
 
 def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
     """The resolved config without the keys that do not change the result."""
     container = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg.copy()
     OmegaConf.set_struct(container, False)
     for dotted in NON_SEMANTIC_KEYS:
-        parent_path, _, key = dotted.rpartition(".")
-        parent = OmegaConf.select(container, parent_path) if parent_path else container
-        if isinstance(parent, DictConfig) and key in parent:
-            del parent[key]
+        _drop(container, dotted)
+    for dotted, neutral in NEUTRAL_DEFAULTS.items():
+        if OmegaConf.select(container, dotted, default=_MISSING) == neutral:
+            _drop(container, dotted)
     return OmegaConf.to_container(container, resolve=True)
+
+
+_MISSING = object()
+
+
+def _drop(container: DictConfig, dotted: str) -> None:
+    parent_path, _, key = dotted.rpartition(".")
+    parent = OmegaConf.select(container, parent_path) if parent_path else container
+    if isinstance(parent, DictConfig) and key in parent:
+        del parent[key]
 
 
 def _digest(data: dict[str, Any]) -> str:

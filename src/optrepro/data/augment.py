@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from optrepro.errors import UnknownChoiceError
@@ -97,26 +98,14 @@ def random_crop(images: Tensor, offsets: Tensor, padding: int, pad_mode: str = "
     """Pad by `padding` and cut the original size at `offsets` (row, col) of the padded image.
 
     Offset (padding, padding) is the identity; output pixel (i, j) is input (i + dy - padding, j + dx - padding).
-    Done by gathering with index maps, so no padded copy is made and any dtype works.
+    `unfold` views every window of the padded batch without copying; one indexing op picks each sample's window.
+    "reflect" mirrors without repeating the edge (numpy/TF 'reflect'); any dtype works, uint8 included.
     """
     n, _, height, width = images.shape
-    rows = offsets[:, :1] - padding + torch.arange(height, device=images.device)  # (n, H)
-    cols = offsets[:, 1:] - padding + torch.arange(width, device=images.device)  # (n, W)
-    if pad_mode == "reflect":
-        rows, cols = reflect_index(rows, height), reflect_index(cols, width)
-    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
-    batch = torch.arange(n, device=images.device)[:, None, None]
-    gathered = images.permute(0, 2, 3, 1)[
-        batch, rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]
-    ]
-    cropped = gathered.permute(0, 3, 1, 2)
-    return torch.where(inside[:, None], cropped, torch.zeros((), dtype=images.dtype, device=images.device)).contiguous()
-
-
-def reflect_index(index: Tensor, size: int) -> Tensor:
-    """Mirror indices outside [0, size) without repeating the edge (numpy/TF 'reflect'); needs padding < size."""
-    index = index.abs()
-    return torch.where(index >= size, 2 * (size - 1) - index, index)
+    padded = F.pad(images, (padding,) * 4, mode="constant" if pad_mode == "zeros" else pad_mode)
+    windows = padded.unfold(2, height, 1).unfold(3, width, 1)  # (n, C, 2p + 1, 2p + 1, H, W)
+    rows, cols = offsets[:, 0].to(images.device), offsets[:, 1].to(images.device)
+    return windows[torch.arange(n, device=images.device), :, rows, cols].contiguous()
 
 
 def horizontal_flip(images: Tensor, flips: Tensor) -> Tensor:

@@ -48,8 +48,9 @@ GAM_VARIANTS = ("paper", "official_fd")
 Vector = list[Tensor]
 
 
+# Vector arithmetic on whole parameter lists through foreach kernels: a few launches per operation, not one per tensor.
 def norm(vector: Vector) -> Tensor:
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in vector]))
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(vector)))
 
 
 def dot(a: Vector, b: Vector) -> Tensor:
@@ -57,12 +58,12 @@ def dot(a: Vector, b: Vector) -> Tensor:
 
 
 def scaled(vector: Vector, factor: Tensor | float) -> Vector:
-    return [t * factor for t in vector]
+    return torch._foreach_mul(vector, factor)
 
 
 def combined(a: Vector, b: Vector, alpha: Tensor | float = 1.0, beta: Tensor | float = 1.0) -> Vector:
     """``alpha * a + beta * b``."""
-    return [alpha * x + beta * y for x, y in zip(a, b)]
+    return torch._foreach_add(torch._foreach_mul(a, alpha), torch._foreach_mul(b, beta))
 
 
 def _zeros_for_unused(grads: tuple[Tensor | None, ...], params: Vector) -> Vector:
@@ -91,8 +92,7 @@ class BatchGradients:
             with self.backend.no_sync():
                 loss, chunk_logits = forward_loss(self.backend, chunk)
                 grads = torch.autograd.grad(loss * chunk.weight, self.params, allow_unused=True)
-            for acc, grad in zip(total, _zeros_for_unused(grads, self.params)):
-                acc.add_(grad)
+            torch._foreach_add_(total, _zeros_for_unused(grads, self.params))
             losses.append(loss.detach() * chunk.weight)
             logits.append(chunk_logits.detach())
         if self.clean_loss is None:
@@ -110,23 +110,20 @@ class BatchGradients:
                 if not directional.requires_grad:  # the loss is linear in the weights: H = 0
                     continue
                 products = torch.autograd.grad(directional, self.params, allow_unused=True)
-            for acc, product in zip(total, _zeros_for_unused(products, self.params)):
-                acc.add_(product)
+            torch._foreach_add_(total, _zeros_for_unused(products, self.params))
         return total
 
 
 @torch.no_grad()
 def place(params: Vector, clean: Vector, offset: Vector) -> None:
     """Set the weights to ``clean + offset`` (always from the clean copy, so errors do not pile up)."""
-    for param, base, delta in zip(params, clean, offset):
-        param.copy_(base + delta)
+    torch._foreach_copy_(params, torch._foreach_add(clean, offset))
 
 
 @torch.no_grad()
 def restore(params: Vector, clean: Vector) -> None:
     """Copy the clean weights back, bit for bit."""
-    for param, base in zip(params, clean):
-        param.copy_(base)
+    torch._foreach_copy_(params, clean)
 
 
 class GAMRule(Protocol):

@@ -29,7 +29,7 @@ coupled (L2) decay; the factory rejects it with a decoupled base (AdamW).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -78,52 +78,64 @@ class SAM(Optimizer):
         self.defaults.update(self.base_optimizer.defaults)
         self.is_perturbed = False
 
-    def _perturbable(self) -> Iterator[tuple[dict, Tensor]]:
-        for group in self.param_groups:
-            if group["perturb"]:
-                for param in group["params"]:
-                    if param.grad is not None:
-                        yield group, param
+    def _perturbable_groups(self) -> list[tuple[dict, list[Tensor]]]:
+        groups = [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
+        return [(group, params) for group, params in groups if group["perturb"] and params]
+
+    @staticmethod
+    def _scaled_gradients(group: dict, params: list[Tensor]) -> tuple[list[Tensor], list[Tensor] | None]:
+        """The group's ``T_w g`` (``g`` with ``wd * w`` added in L2-in-loss mode) and ``T_w`` (None for SAM)."""
+        grads = [param.grad for param in params]
+        decay = group.get("weight_decay", 0.0)
+        if group["weight_decay_in_perturbation"] and decay != 0.0:
+            grads = torch._foreach_add(grads, params, alpha=decay)
+        if not (group["adaptive"] and group["adaptive_scale"]):
+            return grads, None
+        scales = torch._foreach_add(torch._foreach_abs(params), group["eta"])
+        return torch._foreach_mul(grads, scales), scales
 
     @torch.no_grad()
     def perturb(self) -> Tensor:
-        """Move perturbable parameters to ``w + e_w``; returns the norm that normalized ``e_w``."""
+        """Move perturbable parameters to ``w + e_w``; returns the norm that normalized ``e_w``.
+
+        Whole parameter lists per group go through foreach kernels: a few launches per group, not per tensor.
+        """
         if self.is_perturbed:
             raise RuntimeError("SAM.perturb() called twice; call restore() or step() in between")
-        scaled: list[tuple[dict, Tensor, Tensor, Tensor | None]] = []
-        for group, param in self._perturbable():
-            grad = param.grad
-            decay = group.get("weight_decay", 0.0)
-            if group["weight_decay_in_perturbation"] and decay != 0.0:
-                grad = grad.add(param, alpha=decay)
-            scale = param.abs().add_(group["eta"]) if group["adaptive"] and group["adaptive_scale"] else None
-            scaled.append((group, param, grad if scale is None else grad * scale, scale))
         self.is_perturbed = True
-        if not scaled:
+        groups = self._perturbable_groups()
+        if not groups:
             return torch.zeros(())
-        norm_device = scaled[0][1].device
+        scaled = [self._scaled_gradients(group, params) for group, params in groups]
+        norm_device = groups[0][1][0].device
         norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(t).to(norm_device) for _, _, t, _ in scaled])
+            torch.stack([n.to(norm_device) for grads, _ in scaled for n in torch._foreach_norm(grads)])
         )
-        for group, param, scaled_grad, scale in scaled:
-            e_w = scaled_grad * (group["rho"] / (norm.to(param.device) + group["eps"]))
-            if scale is not None:
-                e_w.mul_(scale)
-            state = self.state[param]
-            state[CLEAN_PARAM] = param.detach().clone()
-            if group["weight_decay_in_perturbation"] and group.get("weight_decay", 0.0) != 0.0:
-                state[PERTURBATION] = e_w
-            param.add_(e_w)
+        for (group, params), (grads, scales) in zip(groups, scaled):
+            e_w = torch._foreach_mul(grads, group["rho"] / (norm + group["eps"]))
+            if scales is not None:
+                torch._foreach_mul_(e_w, scales)
+            keep_perturbation = group["weight_decay_in_perturbation"] and group.get("weight_decay", 0.0) != 0.0
+            for param, perturbation in zip(params, e_w):
+                state = self.state[param]
+                state[CLEAN_PARAM] = param.detach().clone()
+                if keep_perturbation:
+                    state[PERTURBATION] = perturbation
+            torch._foreach_add_(params, e_w)
         return norm
 
     @torch.no_grad()
     def restore(self) -> None:
-        """Copy the clean weights back; a no-op when not perturbed."""
+        """Copy the clean weights back (one foreach copy); a no-op when not perturbed."""
+        params, cleans = [], []
         for group in self.param_groups:
             for param in group["params"]:
                 clean = self.state[param].pop(CLEAN_PARAM, None) if param in self.state else None
                 if clean is not None:
-                    param.copy_(clean)
+                    params.append(param)
+                    cleans.append(clean)
+        if params:
+            torch._foreach_copy_(params, cleans)
         self.is_perturbed = False
 
     @torch.no_grad()
