@@ -20,6 +20,7 @@ from optrepro.config import per_device_batch_size, world_size
 from optrepro.data import FOLDER_DATASETS, ImageFolderDataModule, TensorDataModule, dataset_info, load_splits
 from optrepro.data.batches import batches_per_epoch
 from optrepro.lit.module import ClassifierModule
+from optrepro.losses import build_loss
 from optrepro.optim.factory import build_optimizer
 from optrepro.schedulers import build_scheduler
 
@@ -57,6 +58,8 @@ def build_net(cfg: DictConfig, data: DataInfo) -> nn.Module:
     net = instantiate(cfg.model, num_classes=data.num_classes, input_shape=data.input_shape)
     if cfg.hardware.channels_last and len(data.input_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
+    if cfg.hardware.get("compile", False):
+        net.compile()  # in place, unlike torch.compile(net): checkpoints keep plain keys, no "_orig_mod." prefix
     return net
 
 
@@ -92,7 +95,16 @@ def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo) -> ClassifierM
         scheduler_builder,
         label_smoothing=float(cfg.train.label_smoothing),
         channels_last=bool(cfg.hardware.channels_last),
+        loss_fn=build_train_loss(cfg),
     )
+
+
+def build_train_loss(cfg: DictConfig):
+    """`train.loss` / `train.loss_dtype`; None (the backend's softmax cross-entropy) at their defaults."""
+    name, dtype = cfg.train.loss, cfg.train.loss_dtype
+    if name == "cross_entropy" and dtype is None:
+        return None
+    return build_loss(name, label_smoothing=float(cfg.train.label_smoothing), dtype=dtype)
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
@@ -101,6 +113,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         # The newest epoch-end checkpoint, with last.ckpt linking to it: what a preempted run resumes from.
         # (save_top_k=0 would never write last.ckpt before training ends.)
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1, every_n_epochs=1))
+    if cfg.train.log_weight_bound:
+        from optrepro.lit.weight_bound import WeightBoundCallback
+
+        callbacks.append(WeightBoundCallback())  # lambda * ||x|| per epoch into the history (Lion-K, lion_k)
     if sys.stdout.isatty():
         callbacks.append(RichProgressBar())
     return callbacks

@@ -17,6 +17,10 @@ NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "tr
 # set to anything else it is part of the setting. Add a key here whenever a new knob's default changes nothing.
 NEUTRAL_DEFAULTS: dict[str, Any] = {
     "hardware.compile": False,
+    "train.loss": "cross_entropy",
+    "train.loss_dtype": None,
+    "train.log_weight_bound": False,
+    "optimizer.orthogonal_grad": False,
 }
 
 

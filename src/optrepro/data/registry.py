@@ -9,6 +9,7 @@ from optrepro.data.digits_data import load_digits_splits
 from optrepro.data.fashion_mnist_data import load_fashion_mnist
 from optrepro.data.label_noise import with_label_noise
 from optrepro.data.mnist1d_data import load_mnist1d
+from optrepro.data.modular_data import load_modular
 from optrepro.data.splits import ArraySplits
 from optrepro.data.subset import with_train_subset
 from optrepro.data.synthetic_data import load_synthetic
@@ -20,6 +21,7 @@ LOADERS = {
     "fashion_mnist": load_fashion_mnist,
     "digits": load_digits_splits,
     "mnist1d": load_mnist1d,
+    "modular_addition": load_modular,
     "synthetic": load_synthetic,
 }
 # Too large for memory: served by ImageFolderDataModule instead of ArraySplits.

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from optrepro.losses import LossFn
 from optrepro.optim.backend import all_reduce_mean_grads
 
 if TYPE_CHECKING:
@@ -20,9 +21,10 @@ if TYPE_CHECKING:
 
 
 class LightningBackend:
-    def __init__(self, module: "pl.LightningModule", label_smoothing: float = 0.0) -> None:
+    def __init__(self, module: "pl.LightningModule", label_smoothing: float = 0.0, loss_fn: LossFn | None = None) -> None:
         self._module = module
         self._label_smoothing = label_smoothing
+        self._loss_fn = loss_fn  # train.loss / train.loss_dtype (optrepro.losses); None: softmax cross-entropy
 
     @property
     def model(self) -> nn.Module:
@@ -37,6 +39,8 @@ class LightningBackend:
         return getattr(self._module.trainer.precision_plugin, "scaler", None)
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if self._loss_fn is not None:
+            return self._loss_fn(logits, targets)
         return F.cross_entropy(logits, targets, label_smoothing=self._label_smoothing)
 
     def autocast(self) -> ContextManager:

@@ -19,6 +19,8 @@ from torch import Tensor, nn
 from optrepro.lit.backend import LightningBackend
 from optrepro.optim.backend import StepStrategy
 
+COMPILE_PREFIX = "_orig_mod."  # what torch.compile(module) puts before every state_dict key
+
 OptimizerBuilder = Callable[[nn.Module], tuple[torch.optim.Optimizer, StepStrategy]]
 SchedulerBuilder = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
@@ -32,6 +34,7 @@ class ClassifierModule(pl.LightningModule):
         *,
         label_smoothing: float = 0.0,
         channels_last: bool = False,
+        loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -39,7 +42,7 @@ class ClassifierModule(pl.LightningModule):
         self._build_optimizer = build_optimizer
         self._build_scheduler = build_scheduler
         self._channels_last = channels_last
-        self.backend = LightningBackend(self, label_smoothing=label_smoothing)
+        self.backend = LightningBackend(self, label_smoothing=label_smoothing, loss_fn=loss_fn)
         self.strategy: StepStrategy | None = None
         self._restored_strategy_state: dict | None = None
         self.history: list[dict[str, float]] = []
@@ -136,6 +139,9 @@ class ClassifierModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {  # weights saved from a torch.compile(...) wrapper load into the plain model
+            key.replace(COMPILE_PREFIX, ""): value for key, value in checkpoint.get("state_dict", {}).items()
+        }
         state = checkpoint.get("optrepro", {})
         self._restored_strategy_state = state.get("strategy")
         self.history = list(state.get("history", []))

@@ -25,6 +25,7 @@ from torch.optim import Optimizer
 from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.optim.backend import StepStrategy
 from optrepro.optim.bn import norm_layer_parameters
+from optrepro.optim.lion import Lion
 from optrepro.optim.sam import SAM
 from optrepro.optim.standard import StandardStep
 from optrepro.optim.two_pass import TwoPassStep
@@ -46,6 +47,7 @@ KNOWN_WEIGHT_DECAY_MODES: dict[type[Optimizer], str] = {
     torch.optim.SGD: "coupled",
     torch.optim.Adam: "coupled",
     torch.optim.AdamW: "decoupled",
+    Lion: "decoupled",
 }
 
 StepBuilder = Callable[..., tuple[Optimizer, StepStrategy]]
@@ -96,8 +98,14 @@ def build_standard_step(
     accumulate: int,
     grad_clip: float | None,
 ) -> tuple[Optimizer, StepStrategy]:
-    """SGD/AdamW with one pass per micro-batch."""
-    optimizer = build_base_optimizer(cfg, model)
+    """SGD/AdamW with one pass per micro-batch; ``optimizer.orthogonal_grad: true`` wraps it in ⊥Grad."""
+    if cfg.get("orthogonal_grad", False):
+        from optrepro.optim.orthogonal import OrthogonalGrad
+
+        groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
+        optimizer = OrthogonalGrad(groups, base_optimizer_factory(cfg), rescale=bool(cfg.get("orthogonal_rescale", True)))
+    else:
+        optimizer = build_base_optimizer(cfg, model)
     return optimizer, StandardStep(optimizer, accumulate=accumulate, grad_clip=grad_clip)
 
 
