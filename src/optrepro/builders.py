@@ -104,7 +104,8 @@ def build_train_loss(cfg: DictConfig):
     name, dtype = cfg.train.loss, cfg.train.loss_dtype
     if name == "cross_entropy" and dtype is None:
         return None
-    return build_loss(name, label_smoothing=float(cfg.train.label_smoothing), dtype=dtype)
+    return build_loss(name, label_smoothing=float(cfg.train.label_smoothing), dtype=dtype,
+                      sd_lambda=float(cfg.train.get("sd_lambda", 0.0)))
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
@@ -117,6 +118,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         from optrepro.lit.weight_bound import WeightBoundCallback
 
         callbacks.append(WeightBoundCallback())  # lambda * ||x|| per epoch into the history (Lion-K, lion_k)
+    if cfg.train.get("log_two_moons_margin", False):
+        from optrepro.lit.two_moons_margin import TwoMoonsMarginCallback
+
+        callbacks.append(TwoMoonsMarginCallback())  # input-space margin at the end of a 2-D run (gradient_starvation)
     if sys.stdout.isatty():
         callbacks.append(RichProgressBar())
     return callbacks

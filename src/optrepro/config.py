@@ -17,9 +17,12 @@ NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "tr
 # set to anything else it is part of the setting. Add a key here whenever a new knob's default changes nothing.
 NEUTRAL_DEFAULTS: dict[str, Any] = {
     "hardware.compile": False,
+    "task": "classification",
     "train.loss": "cross_entropy",
     "train.loss_dtype": None,
     "train.log_weight_bound": False,
+    "train.sd_lambda": 0.0,
+    "train.log_two_moons_margin": False,
     "optimizer.orthogonal_grad": False,
 }
 

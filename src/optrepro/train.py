@@ -100,6 +100,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         if done is not None:
             log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
             return read_record(done)
+    if cfg.get("task", "classification") != "classification":  # DAG learning: optrepro.structure.task
+        from optrepro.structure.task import run_structure
+
+        return run_structure(cfg)  # checks the task name first
     datamodule, data = builders.build_data(cfg)  # missing data stops the run before it has a folder
     run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
     is_rank_zero = process_rank() == 0

@@ -13,6 +13,7 @@ from optrepro.data.modular_data import load_modular
 from optrepro.data.splits import ArraySplits
 from optrepro.data.subset import with_train_subset
 from optrepro.data.synthetic_data import load_synthetic
+from optrepro.data.two_moons_data import load_two_moons
 from optrepro.errors import OptreproError, UnknownChoiceError
 
 LOADERS = {
@@ -23,6 +24,7 @@ LOADERS = {
     "mnist1d": load_mnist1d,
     "modular_addition": load_modular,
     "synthetic": load_synthetic,
+    "two_moons": load_two_moons,
 }
 # Too large for memory: served by ImageFolderDataModule instead of ArraySplits.
 FOLDER_DATASETS = ("imagenet",)
