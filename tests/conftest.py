@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+
 import pytest
 from helpers.compose import compose_config
+
 from optrepro.paths import REPO_ROOT
 
 os.environ.setdefault("WANDB_SILENT", "true")

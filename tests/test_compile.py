@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from helpers.run_if import RunIf
+
 from optrepro.builders import DataInfo, build_module, build_net
 from optrepro.train import run
 

@@ -5,15 +5,20 @@ import subprocess
 import sys
 
 import pytest
+from helpers.compose import compose_config
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from optrepro.config import NEUTRAL_DEFAULTS, config_hash, per_device_batch_size, setting_hash
+from optrepro.config import (
+    NEUTRAL_DEFAULTS,
+    config_hash,
+    per_device_batch_size,
+    setting_hash,
+)
 from optrepro.errors import ConfigError
 from optrepro.optim.factory import build_optimizer
 from optrepro.paths import CONFIG_DIR, REPO_ROOT, reproduction_config_dirs
-from helpers.compose import compose_config
 
 GROUPS = ["model", "dataset", "optimizer", "scheduler", "hardware", "logger", "debug", "cluster"]
 

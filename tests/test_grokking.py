@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import math
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from omegaconf import OmegaConf
-
-import lightning.pytorch as pl
 
 from optrepro import builders
 from optrepro.data.modular_data import load_modular

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers.compose import compose_config
+
 from optrepro.builders import build_data
 from optrepro.paths import reproduction_config_dirs
 from optrepro.train import run

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers.run_if import RunIf
+
+from optrepro.paths import REPO_ROOT
 from optrepro.records.writer import read_record
 from optrepro.train import last_epoch_time_per_step, run
-from optrepro.paths import REPO_ROOT
 
 FAST = ["debug=smoke", "logger=csv", "train.checkpoint=false", "train.batch_size=32"]
 DATASETS = {
@@ -102,7 +102,7 @@ def test_a_failing_run_still_leaves_a_failed_record(make_cfg, tmp_path):
 
 
 def test_wandb_is_offline_without_a_key_and_says_so_once(make_cfg, tmp_path, caplog, monkeypatch):
-    import optrepro.tracking as tracking
+    from optrepro import tracking
 
     monkeypatch.setattr(tracking, "_offline_notice_given", False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
@@ -184,7 +184,7 @@ def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tm
     resumed = read_record(tmp_path / "preempted")
     assert resumed["status"] == "finished"
     assert len(list((tmp_path / "preempted" / "csv").glob("attempt_*"))) >= 1
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
     assert strip(resumed["history"]) == strip(control["history"])
 
 

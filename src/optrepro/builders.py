@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -14,10 +15,14 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig
 from torch import nn
 
-from dataclasses import dataclass
-
 from optrepro.config import per_device_batch_size, world_size
-from optrepro.data import FOLDER_DATASETS, ImageFolderDataModule, TensorDataModule, dataset_info, load_splits
+from optrepro.data import (
+    FOLDER_DATASETS,
+    ImageFolderDataModule,
+    TensorDataModule,
+    dataset_info,
+    load_splits,
+)
 from optrepro.data.batches import batches_per_epoch
 from optrepro.lit.module import ClassifierModule
 from optrepro.losses import build_loss

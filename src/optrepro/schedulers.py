@@ -38,7 +38,7 @@ SCHEDULES = ("constant", "cosine", "multistep")
 def lr_multiplier(cfg: DictConfig, *, steps_per_epoch: int, epochs: int, base_lr: float) -> Callable[[int], float]:
     warmup_steps = int(cfg.get("warmup_epochs", 0) * steps_per_epoch)
     if cfg.name == "constant":
-        factor = lambda step: 1.0  # noqa: E731
+        factor = lambda step: 1.0
     elif cfg.name == "cosine":
         factor = _cosine(cfg, steps_per_epoch * epochs, base_lr, warmup_steps)
     elif cfg.name == "multistep":

@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -14,11 +15,11 @@ from omegaconf import DictConfig
 
 from optrepro import builders, tracking
 from optrepro.config import config_hash, per_device_batch_size
-from optrepro.lit.preemption import PreemptionCallback, Preempted, requeue_slurm_job
+from optrepro.lit.preemption import Preempted, PreemptionCallback, requeue_slurm_job
 from optrepro.records import provenance
+from optrepro.records.lookup import finished_run
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, utc_now
-from optrepro.records.lookup import finished_run
 from optrepro.records.writer import read_record, write_record
 
 log = logging.getLogger("optrepro")

@@ -86,7 +86,7 @@ def compose_run(config_dir: Path, overrides: list[str]) -> DictConfig:
     return OmegaConf.merge(cfg, {"seed": int(seeds[-1].split("=")[1])}) if seeds else cfg
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compose(config_dir: str, overrides: tuple[str, ...]) -> DictConfig:
     with initialize_config_dir(config_dir=config_dir, version_base=None):
         return compose("train", overrides=list(overrides))

@@ -7,7 +7,12 @@ import textwrap
 import pytest
 from claimkit import SAM_CLAIMS
 
-from optrepro.claims.schema import ClaimsFileError, OrderingCheck, ValueCheck, parse_claims_text
+from optrepro.claims.schema import (
+    ClaimsFileError,
+    OrderingCheck,
+    ValueCheck,
+    parse_claims_text,
+)
 
 VALID_CLAIM = """
 paper: sam

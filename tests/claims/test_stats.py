@@ -7,7 +7,12 @@ import math
 import pytest
 from scipy.stats import t as student_t
 
-from optrepro.claims.stats import T975_TABLE, seed_stats, t975_from_table, welch_difference
+from optrepro.claims.stats import (
+    T975_TABLE,
+    seed_stats,
+    t975_from_table,
+    welch_difference,
+)
 
 
 def test_three_seeds_match_a_hand_computation():

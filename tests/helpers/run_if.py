@@ -3,7 +3,7 @@ import pytest
 import torch
 
 
-def RunIf(*, min_gpus: int = 0, bf16_cuda: bool = False):  # noqa: N802 - reads like a decorator
+def RunIf(*, min_gpus: int = 0, bf16_cuda: bool = False):
     reasons = []
     if torch.cuda.device_count() < min_gpus:
         reasons.append(f"needs {min_gpus} CUDA GPU(s), found {torch.cuda.device_count()}")

@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
 from optrepro.optim.backend import LocalBackend
-from optrepro.optim.saf import EmaTeacher, OutputMemory, TrajectoryStep, build_trajectory_step, trajectory_kl
+from optrepro.optim.saf import (
+    EmaTeacher,
+    OutputMemory,
+    TrajectoryStep,
+    build_trajectory_step,
+    trajectory_kl,
+)
 from optrepro.optim.standard import StandardStep
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "optimizer"

@@ -10,7 +10,12 @@ import pytest
 
 from optrepro.cli import main
 from optrepro.records.table import load_records
-from optrepro.results.collect import WandbRunSkipped, gather_records, store_records, write_parquet
+from optrepro.results.collect import (
+    WandbRunSkipped,
+    gather_records,
+    store_records,
+    write_parquet,
+)
 from optrepro.results.wandb_runs import read_offline_run
 
 SAM = ["optimizer=sam"]

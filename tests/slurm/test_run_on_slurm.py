@@ -111,7 +111,7 @@ def test_a_preempted_element_is_requeued_and_ends_identical_to_a_control_run(slu
     log = (tmp_path / "job.out").read_text()
     assert resumed["status"] == "finished", log[-3000:]
     assert resumed["slurm"]["restart_count"] >= 1 and "requeued SLURM job" in log
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
     assert strip(resumed["history"]) == strip(reference["history"])
 
 

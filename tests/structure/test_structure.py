@@ -145,8 +145,9 @@ def test_bad_solver_name_lists_the_valid_ones(tmp_path):
 
 
 def test_classification_configs_keep_their_hashes():
-    from optrepro.config import NEUTRAL_DEFAULTS, semantic_config
     from helpers.compose import compose_config
+
+    from optrepro.config import NEUTRAL_DEFAULTS, semantic_config
 
     assert NEUTRAL_DEFAULTS["task"] == "classification"
     assert "task" not in semantic_config(compose_config([]))

@@ -8,7 +8,6 @@ folder before a job starts, the claims tools, tests).
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
-
 from omegaconf import OmegaConf
 
 from optrepro.paths import REPO_ROOT, reproduction_config_dirs

@@ -13,13 +13,20 @@ Verdict rules (documented for authors in reproductions/README.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from optrepro.claims.evidence import ArmSample, Evidence, HardwareClass, gather_evidence
-from optrepro.claims.schema import BoundCheck, Claim, OrderingCheck, RatioCheck, ValueCheck
+from optrepro.claims.schema import (
+    BoundCheck,
+    Claim,
+    OrderingCheck,
+    RatioCheck,
+    ValueCheck,
+)
 from optrepro.claims.stats import SeedStats, seed_stats, welch_difference
 
 REPRODUCED = "reproduced"

@@ -71,4 +71,4 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 
 def load_with_lines(text: str) -> Any:
     """Parse YAML into LineDict/LineList/scalars; raises yaml.MarkedYAMLError on bad syntax."""
-    return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+    return yaml.load(text, Loader=_LineLoader)

@@ -9,11 +9,11 @@ from optrepro.data.registry import DATASET_NAMES, FOLDER_DATASETS, load_splits
 from optrepro.data.splits import ArraySplits, dataset_info
 
 __all__ = [
+    "DATASET_NAMES",
+    "FOLDER_DATASETS",
     "ArraySplits",
     "AugmentConfig",
-    "DATASET_NAMES",
     "EvalBatches",
-    "FOLDER_DATASETS",
     "ImageFolderDataModule",
     "TensorDataModule",
     "TrainBatches",

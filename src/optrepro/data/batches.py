@@ -12,7 +12,12 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from optrepro.data.augment import AugmentConfig, augment_batch, cutout, draw_augment_params
+from optrepro.data.augment import (
+    AugmentConfig,
+    augment_batch,
+    cutout,
+    draw_augment_params,
+)
 from optrepro.data.seeds import seeded_generator
 
 Batch = tuple[Tensor, Tensor, Tensor]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class LightningBackend:
-    def __init__(self, module: "pl.LightningModule", label_smoothing: float = 0.0, loss_fn: LossFn | None = None) -> None:
+    def __init__(self, module: pl.LightningModule, label_smoothing: float = 0.0, loss_fn: LossFn | None = None) -> None:
         self._module = module
         self._label_smoothing = label_smoothing
         self._loss_fn = loss_fn  # train.loss / train.loss_dtype (optrepro.losses); None: softmax cross-entropy

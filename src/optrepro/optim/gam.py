@@ -42,7 +42,13 @@ from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
 from optrepro.optim.factory import build_base_optimizer
-from optrepro.optim.standard import Chunk, finish_step, forward_loss, optimizer_params, split_batch
+from optrepro.optim.standard import (
+    Chunk,
+    finish_step,
+    forward_loss,
+    optimizer_params,
+    split_batch,
+)
 
 GAM_VARIANTS = ("paper", "official_fd")
 Vector = list[Tensor]

@@ -22,7 +22,13 @@ from google.protobuf.message import DecodeError
 from optrepro.records.table import RECORD_FILENAME, iter_records
 from optrepro.records.writer import write_json_atomic
 from optrepro.results.wandb_log import WandbLogError
-from optrepro.results.wandb_runs import WandbRun, api_runs, find_offline_logs, read_offline_run, to_record
+from optrepro.results.wandb_runs import (
+    WandbRun,
+    api_runs,
+    find_offline_logs,
+    read_offline_run,
+    to_record,
+)
 
 NO_PAPER = "_adhoc"
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from optrepro.claims.checks import NOT_RUN, Verdict, check_metric  # noqa: E402
-from optrepro.claims.schema import ValueCheck  # noqa: E402
+from optrepro.claims.checks import NOT_RUN, Verdict, check_metric
+from optrepro.claims.schema import ValueCheck
 
 PNG_METADATA = {"Software": None}
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
