@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from claimkit import write_claims
+from claimkit import store, write_claims
 
 from optrepro.claims import launch
 from optrepro.cli import main
@@ -56,6 +56,16 @@ def test_slurm_launcher_sweeps_the_missing_seeds_of_each_arm(capsys, cli_args, r
         "python run.py -m hydra/launcher=slurm optimizer=sam seed=0,1,2",
         "python run.py -m hydra/launcher=slurm optimizer=sgd seed=0,2",
     ]
+
+
+def test_a_run_recorded_under_an_older_hash_rule_is_not_launched_again(capsys, cli_args, records):
+    """A record's stored config_hash predates a neutral knob; its config still identifies the run."""
+    for seed in range(3):
+        for arm in (SAM, SGD):
+            record = records.add(arm, seed, {"test/error": 3.0})
+            record["config_hash"] = "hash-before-knob"
+            store(records.root, record)
+    assert dry_run_lines(capsys, cli_args, "sam/ordering") == []
 
 
 def test_extra_overrides_are_part_of_the_run_identity(capsys, cli_args, records):

@@ -6,6 +6,7 @@ has a result status (finished or diverged). Arms shared by several claims are la
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -41,7 +42,10 @@ def plan_missing_runs(
     claims: Iterable[Claim], records: pd.DataFrame, composer: ArmComposer, extra_overrides: Sequence[str] = ()
 ) -> list[PlannedRun]:
     """Every (claim, arm, seed) whose config_hash has no result record, each distinct config once."""
-    done = set(records.loc[records["status"].isin(RESULT_STATUSES), "config_hash"])
+    results = records[records["status"].isin(RESULT_STATUSES)]
+    # Hashes recomputed from each record's config under today's rules, as claims matching does: a knob added
+    # since (config.NEUTRAL_DEFAULTS) must not make a finished run look missing.
+    done = set(results["config_hash"]) | {config_hash(json.loads(text)) for text in results["config_json"].dropna()}
     planned: dict[str, PlannedRun] = {}
     for claim in claims:
         for arm in claim.arms:

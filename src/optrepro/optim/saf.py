@@ -126,6 +126,11 @@ class OutputMemory:
         self.logits = state["logits"].to(self.logits.device, self.logits.dtype).clone()
 
 
+def _tensors(model: nn.Module) -> list[Tensor]:
+    """Parameters then buffers, in registration order: the same order in a model and its deep copy."""
+    return [*model.parameters(), *model.buffers()]
+
+
 class EmaTeacher:
     """MESA's reference: ``w_ema <- beta * w_ema + (1 - beta) * w`` after every update.
 
@@ -152,13 +157,17 @@ class EmaTeacher:
 
     @torch.no_grad()
     def after_update(self) -> None:
-        student_state = self.student.state_dict()
-        for name, ema_value in self.model.state_dict().items():
-            value = student_state[name].detach().to(ema_value.device)
-            if ema_value.is_floating_point():
-                ema_value.mul_(self.decay).add_(value, alpha=1.0 - self.decay)
-            else:
-                ema_value.copy_(value)
+        """One foreach multiply-add over all floating tensors (no per-step state_dict, no per-tensor kernels)."""
+        pairs = zip(_tensors(self.model), _tensors(self.student))
+        ema, student, ema_ints, student_ints = [], [], [], []
+        for ema_value, value in pairs:
+            value = value.detach().to(ema_value.device)
+            (ema if ema_value.is_floating_point() else ema_ints).append(ema_value)
+            (student if ema_value.is_floating_point() else student_ints).append(value)
+        torch._foreach_mul_(ema, self.decay)
+        torch._foreach_add_(ema, student, alpha=1.0 - self.decay)
+        if ema_ints:
+            torch._foreach_copy_(ema_ints, student_ints)
 
     def state_dict(self) -> dict:
         return {"ema_model": self.model.state_dict()}
