@@ -19,7 +19,7 @@ from optrepro.lit.preemption import Preempted, PreemptionCallback, requeue_slurm
 from optrepro.records import provenance
 from optrepro.records.lookup import finished_run
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
-from optrepro.records.schema import build_record, utc_now
+from optrepro.records.schema import build_record, failure_status, utc_now
 from optrepro.records.writer import read_record, write_record
 
 log = logging.getLogger("optrepro")
@@ -128,11 +128,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             status, error = "interrupted", "training was interrupted before its last epoch"
     except Preempted as exc:
         status, error = "interrupted", str(exc)
-    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, SLURM's SIGTERM, submitit's requeue exit
-        status, error = "interrupted", f"{type(exc).__name__}: {exc}"
-        raise
-    except Exception as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    except BaseException as exc:
+        status, error = failure_status(exc)
         raise
     finally:
         record = None

@@ -19,8 +19,12 @@ TINY = ["dataset=digits", "model=mlp", "logger=csv", "train.batch_size=64", "lim
         "limits.train_batches=5"]
 
 
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
 def records(runs_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*/*/*/record.json"))]
+    return [read_json(p) for p in sorted(runs_dir.glob("*/*/*/record.json"))]
 
 
 def run_py(args: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -47,26 +51,29 @@ def test_a_four_element_array_sweep_leaves_one_record_per_element_in_its_own_fol
 
 def test_relaunching_a_sweep_after_a_killed_element_runs_only_that_element(slurm_env, tmp_path):
     runs = tmp_path / "runs"
-    first = subprocess.Popen([sys.executable, "run.py", *sweep(runs, "seed=0,1,2", "limits.train_batches=40",
-                                                               "limits.max_epochs=3")],
+    long_enough = ["seed=0,1,2", "limits.train_batches=40", "limits.max_epochs=150"]  # ~15 s of training each
+    first = subprocess.Popen([sys.executable, "run.py", *sweep(runs, *long_enough)],
                              cwd=REPO_ROOT, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     killed = None
     while killed is None and time.monotonic() < deadline:
         queue = subprocess.run(["squeue", "-h", "-o", "%i %T"], env=slurm_env, capture_output=True, text=True).stdout
-        running = [line.split()[0] for line in queue.splitlines() if line.endswith("RUNNING") and "_" in line]
-        if running:
-            killed = sorted(running)[0]
-            # SIGKILL, not scancel's default SIGTERM: submitit ignores SIGTERM (a preemption warning), so a short
-            # element could still finish inside KillWait and the test would race.
-            subprocess.run(["scancel", "--signal=KILL", killed], env=slurm_env, check=True)
-        time.sleep(1)
+        running = sorted(line.split()[0] for line in queue.splitlines() if line.endswith("RUNNING") and "_" in line)
+        training = [element for element in running if list(runs.glob(f"*/*/{element}_*"))]  # its run has begun
+        if training:
+            killed = training[0]
+            # SIGKILL to every step, the batch script included, mid-training: nothing can catch it or finish first
+            # (submitit ignores scancel's default SIGTERM as a preemption warning).
+            subprocess.run(["scancel", "--full", "--signal=KILL", killed], env=slurm_env, check=True)
+        time.sleep(0.5)
     first.communicate(timeout=600)
-    assert killed is not None, "no array element ever ran"
+    assert killed is not None, "no array element ever started training"
+    killed_dir = next(runs.glob(f"*/*/{killed}_*"))
+    assert not (killed_dir / "record.json").exists() or read_json(killed_dir / "record.json")["status"] != "finished"
     finished = [r for r in records(runs) if r["status"] == "finished"]
     assert len(finished) == 2, "the other elements finish although one was killed"
 
-    again = run_py(sweep(runs, "seed=0,1,2", "limits.train_batches=40", "limits.max_epochs=3"), slurm_env)
+    again = run_py(sweep(runs, *long_enough), slurm_env)
     assert again.returncode == 0, again.stderr[-3000:]
     finished_now = [r for r in records(runs) if r["status"] == "finished"]
     assert sorted(r["seed"] for r in finished_now) == [0, 1, 2]

@@ -61,6 +61,13 @@ def hardware_info(cfg: DictConfig, device_names: list[str]) -> dict[str, Any]:
     }
 
 
+def failure_status(exc: BaseException) -> tuple[str, str]:
+    """(status, error) of a run that raised: Ctrl-C, SLURM's SIGTERM and submitit's requeue exit leave it
+    interrupted (resumable), anything else failed."""
+    status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+    return status, f"{type(exc).__name__}: {exc}"
+
+
 def build_record(
     cfg: DictConfig,
     *,

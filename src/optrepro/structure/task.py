@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
-from optrepro.records.schema import build_record, utc_now
+from optrepro.records.schema import build_record, failure_status, utc_now
 from optrepro.records.writer import write_record
 from optrepro.structure import GRAPH_TYPES, NOISE_TYPES, SOLVERS
 from optrepro.structure.data import is_dag, make_data, topological_order
@@ -108,11 +108,8 @@ def run_structure(cfg: DictConfig) -> dict[str, Any]:
         history.append(row)
         if not np.isfinite(row["score/final"]):
             status, error = "diverged", "the solver returned a non-finite score"
-    except (KeyboardInterrupt, SystemExit) as exc:
-        status, error = "interrupted", f"{type(exc).__name__}: {exc}"
-        raise
-    except Exception as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    except BaseException as exc:
+        status, error = failure_status(exc)
         raise
     finally:
         timing = {
