@@ -63,7 +63,7 @@ def build_net(cfg: DictConfig, data: DataInfo) -> nn.Module:
     net = instantiate(cfg.model, num_classes=data.num_classes, input_shape=data.input_shape)
     if cfg.hardware.channels_last and len(data.input_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
-    if cfg.hardware.get("compile", False):
+    if cfg.hardware.compile:
         net.compile()  # in place, unlike torch.compile(net): checkpoints keep plain keys, no "_orig_mod." prefix
     return net
 
@@ -110,7 +110,7 @@ def build_train_loss(cfg: DictConfig):
     if name == "cross_entropy" and dtype is None:
         return None
     return build_loss(name, label_smoothing=float(cfg.train.label_smoothing), dtype=dtype,
-                      sd_lambda=float(cfg.train.get("sd_lambda", 0.0)))
+                      sd_lambda=float(cfg.train.sd_lambda))
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
@@ -123,7 +123,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         from optrepro.lit.weight_bound import WeightBoundCallback
 
         callbacks.append(WeightBoundCallback())  # lambda * ||x|| per epoch into the history (Lion-K, lion_k)
-    if cfg.train.get("log_two_moons_margin", False):
+    if cfg.train.log_two_moons_margin:
         from optrepro.lit.two_moons_margin import TwoMoonsMarginCallback
 
         callbacks.append(TwoMoonsMarginCallback())  # input-space margin at the end of a 2-D run (gradient_starvation)

@@ -101,7 +101,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         if done is not None:
             log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
             return read_record(done)
-    if cfg.get("task", "classification") != "classification":  # DAG learning: optrepro.structure.task
+    if cfg.task != "classification":  # DAG learning: optrepro.structure.task
         from optrepro.structure.task import run_structure
 
         return run_structure(cfg)  # checks the task name first

@@ -109,6 +109,15 @@ class ClassifierModule(pl.LightningModule):
             self.diverged = True
             self.trainer.should_stop = True
 
+    def add_to_last_history_row(self, metrics: dict[str, float]) -> None:
+        """Values a callback measured after the epoch's row was written (weight bound, input margin): into the
+        row, so they reach the record, and to the loggers at the row's step."""
+        row = self.history[-1]
+        row.update(metrics)
+        if self.trainer.is_global_zero:
+            for logger in self.trainer.loggers:
+                logger.log_metrics(metrics, step=int(row["step"]))
+
     # ---- evaluation on the test split ------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._stop_epoch_clock()

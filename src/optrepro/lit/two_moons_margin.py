@@ -113,8 +113,4 @@ class TwoMoonsMarginCallback(Callback):
             metrics = two_moons_margin_metrics(net, to_input(dm.x_train), dm.y_train, to_input(dm.x_test), dm.y_test)
         finally:
             net.train(was_training)
-        row = history[-1]
-        row.update(metrics)
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=int(row.get("step", trainer.global_step)))
+        pl_module.add_to_last_history_row(metrics)

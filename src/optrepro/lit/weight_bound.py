@@ -62,9 +62,4 @@ class WeightBoundCallback(Callback):
         history = getattr(pl_module, "history", None)
         if not history or MAX_ABS_KEY in history[-1] or not trainer.optimizers:
             return
-        row = history[-1]
-        metrics = weight_bound_metrics(trainer.optimizers[0])
-        row.update(metrics)
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=int(row.get("step", trainer.global_step)))
+        pl_module.add_to_last_history_row(weight_bound_metrics(trainer.optimizers[0]))

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from optrepro.optim.wrapper import BaseOptimizerWrapper
+
 TINY = 1e-30
 
 
@@ -36,11 +38,9 @@ def orthogonalize_(param: Tensor, *, rescale: bool = True) -> None:
     grad.copy_(g_perp.view_as(grad))
 
 
-class OrthogonalGrad(Optimizer):
-    """⊥Grad around ``base_optimizer`` (a torch optimizer class or partial, built on the same param groups).
-
-    ``param_groups`` and ``state`` are the base optimizer's own objects (as in :class:`optrepro.optim.sam.SAM`),
-    so an LR scheduler bound to this optimizer acts on the base one and ``state_dict`` carries its buffers.
+class OrthogonalGrad(BaseOptimizerWrapper):
+    """⊥Grad around ``base_optimizer`` (a torch optimizer class or partial, built on the same param groups; see
+    :class:`~optrepro.optim.wrapper.BaseOptimizerWrapper` for the shared state).
     A group with ``orthogonal=False`` is stepped on its plain gradient.
     """
 
@@ -51,12 +51,8 @@ class OrthogonalGrad(Optimizer):
         *,
         rescale: bool = True,
     ) -> None:
-        super().__init__(params, dict(orthogonal=True))
+        super().__init__(params, base_optimizer, dict(orthogonal=True))
         self.rescale = rescale
-        self.base_optimizer = base_optimizer(self.param_groups)
-        self.param_groups = self.base_optimizer.param_groups
-        self.state = self.base_optimizer.state
-        self.defaults.update(self.base_optimizer.defaults)
 
     @torch.no_grad()
     def orthogonalize_grads(self) -> None:
@@ -73,11 +69,3 @@ class OrthogonalGrad(Optimizer):
         self.orthogonalize_grads()
         self.base_optimizer.step()
         return loss
-
-    def state_dict(self) -> dict:
-        return self.base_optimizer.state_dict()
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.base_optimizer.load_state_dict(state_dict)
-        self.param_groups = self.base_optimizer.param_groups
-        self.state = self.base_optimizer.state

@@ -35,17 +35,15 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from optrepro.optim.wrapper import BaseOptimizerWrapper
+
 CLEAN_PARAM = "sam_clean_param"
 PERTURBATION = "sam_perturbation"
 
 
-class SAM(Optimizer):
-    """Sharpness-aware minimization around ``base_optimizer`` (built on the same param groups).
-
-    ``param_groups`` and ``state`` are the base optimizer's own objects, so an LR
-    scheduler bound to either optimizer acts on both, and ``state_dict`` carries
-    the base optimizer's buffers (e.g. momentum) together with SAM's group keys.
-    """
+class SAM(BaseOptimizerWrapper):
+    """Sharpness-aware minimization around ``base_optimizer`` (built on the same param groups; see
+    :class:`~optrepro.optim.wrapper.BaseOptimizerWrapper` for the shared state)."""
 
     def __init__(
         self,
@@ -71,11 +69,7 @@ class SAM(Optimizer):
             perturb=True,
             adaptive_scale=True,
         )
-        super().__init__(params, defaults)
-        self.base_optimizer = base_optimizer(self.param_groups)
-        self.param_groups = self.base_optimizer.param_groups
-        self.state = self.base_optimizer.state
-        self.defaults.update(self.base_optimizer.defaults)
+        super().__init__(params, base_optimizer, defaults)
         self.is_perturbed = False
 
     def _perturbable_groups(self) -> list[tuple[dict, list[Tensor]]]:
@@ -169,9 +163,4 @@ class SAM(Optimizer):
     def state_dict(self) -> dict:
         if self.is_perturbed:
             raise RuntimeError("SAM state_dict() while perturbed would save w + e_w; call restore() first")
-        return self.base_optimizer.state_dict()
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.base_optimizer.load_state_dict(state_dict)
-        self.param_groups = self.base_optimizer.param_groups
-        self.state = self.base_optimizer.state
+        return super().state_dict()
