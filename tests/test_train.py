@@ -86,6 +86,16 @@ def test_a_finished_config_is_skipped_when_launched_again(make_cfg, tmp_path):
     assert forced["run_id"] != first["run_id"] and forced["config_hash"] == first["config_hash"]
 
 
+def test_a_run_recorded_under_an_older_hash_rule_is_still_skipped(make_cfg, tmp_path):
+    """The stored config_hash predates a neutral knob; the record's config still identifies the run."""
+    overrides = FAST + DATASETS["digits"]
+    first = run(make_cfg(overrides))
+    (path,) = (tmp_path / "runs").rglob("record.json")
+    path.write_text(json.dumps(first | {"config_hash": "hash-before-knob"}))
+    again = run(make_cfg(overrides))
+    assert again["run_id"] == first["run_id"] and len(list((tmp_path / "runs").rglob("record.json"))) == 1
+
+
 def test_nan_loss_ends_as_a_diverged_record(make_cfg, tmp_path):
     record = run(make_cfg(FAST + ["dataset=digits", "model=mlp", "optimizer.base.lr=1e30", "limits.max_epochs=2"]))
     assert record["status"] == "diverged" and "NaN" in record["error"]
