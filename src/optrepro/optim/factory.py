@@ -27,6 +27,7 @@ from optrepro.optim.backend import StepStrategy
 from optrepro.optim.bn import norm_layer_parameters
 from optrepro.optim.lion import Lion
 from optrepro.optim.sam import SAM
+from optrepro.optim.shampoo import Shampoo
 from optrepro.optim.standard import StandardStep
 from optrepro.optim.two_pass import TwoPassStep
 
@@ -48,6 +49,7 @@ KNOWN_WEIGHT_DECAY_MODES: dict[type[Optimizer], str] = {
     torch.optim.Adam: "coupled",
     torch.optim.AdamW: "decoupled",
     Lion: "decoupled",
+    Shampoo: "coupled",
 }
 
 StepBuilder = Callable[..., tuple[Optimizer, StepStrategy]]
