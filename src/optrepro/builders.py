@@ -24,6 +24,7 @@ from optrepro.data import (
     load_splits,
 )
 from optrepro.data.batches import batches_per_epoch
+from optrepro.distributed import build_ddp_strategy
 from optrepro.lit.module import ClassifierModule
 from optrepro.losses import build_loss
 from optrepro.optim.factory import build_optimizer
@@ -134,6 +135,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbacks: list[Callback]) -> pl.Trainer:
     hw, limits = cfg.hardware, cfg.limits
+    strategy, comm_callbacks = build_ddp_strategy(cfg)  # hardware.grad_compression: PowerSGD hook + its byte log
+    callbacks = [*callbacks, *comm_callbacks]
     return pl.Trainer(
         # optrepro handles preemption itself (lit/preemption.py); Lightning's own SLURM requeue would save
         # a mid-epoch checkpoint, from which a resumed run is not identical to an uninterrupted one.
@@ -141,7 +144,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbac
         accelerator=hw.accelerator,
         devices=hw.devices,
         num_nodes=hw.num_nodes,
-        strategy=hw.strategy,
+        strategy=strategy,
         precision=hw.precision,
         sync_batchnorm=hw.sync_batchnorm,
         deterministic=hw.deterministic,

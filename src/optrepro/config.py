@@ -17,6 +17,7 @@ NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "tr
 # set to anything else it is part of the setting. Add a key here whenever a new knob's default changes nothing.
 NEUTRAL_DEFAULTS: dict[str, Any] = {
     "hardware.compile": False,
+    "hardware.grad_compression": None,
     "task": "classification",
     "train.loss": "cross_entropy",
     "train.loss_dtype": None,
@@ -24,6 +25,7 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
     "train.sd_lambda": 0.0,
     "train.log_two_moons_margin": False,
     "optimizer.orthogonal_grad": False,
+    "model.skip": True,
 }
 
 
