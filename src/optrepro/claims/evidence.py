@@ -27,6 +27,8 @@ from optrepro.claims.schema import Claim
 RESULT_STATUSES = ("finished", "diverged")
 TIER_ACCELERATOR = {"cpu": lambda accelerator: accelerator == "cpu", "full": lambda accelerator: accelerator != "cpu"}
 TIMING_PREFIX = "timing/"
+# Metrics measured after a run by a tool, not by the run itself: a finished run without one is "not measured".
+MEASURED_AFTER = {"landscape/": "python -m optrepro landscape <run folder>..."}
 
 
 def metric_column(metric: str, source: str) -> str:
@@ -106,8 +108,11 @@ def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str
         return Evidence({}, None, f"no runs of arm(s) {', '.join(unrun)}", tuple(notes))
     if column not in records.columns:
         known = sorted(c for c in records.columns if c.startswith(("m_final_", "m_best_", "timing_")))
-        return Evidence({}, None, f"no record has metric {metric!r} (column {column}); known: {', '.join(known)}",
-                        tuple(notes))
+        return Evidence({}, None, f"no record has metric {metric!r} (column {column}); known: {', '.join(known)}"
+                        + _measure_hint(metric), tuple(notes))
+    unmeasured = _unmeasured(metric, arm_rows, column)
+    if unmeasured:
+        return Evidence({}, None, unmeasured, tuple(notes))
     hardware, hw_notes = _choose_hardware(claim, arm_rows)
     notes.extend(hw_notes)
     if hardware is None:
@@ -119,6 +124,22 @@ def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str
         samples[arm], arm_notes = _sample(arm, in_class, column)
         notes.extend(arm_notes)
     return Evidence(samples, hardware, "", tuple(notes))
+
+
+def _measure_hint(metric: str) -> str:
+    tool = next((command for prefix, command in MEASURED_AFTER.items() if metric.startswith(prefix)), None)
+    return f" (not measured: run `{tool}` on the runs)" if tool else ""
+
+
+def _unmeasured(metric: str, arm_rows: dict[str, pd.DataFrame], column: str) -> str:
+    """For a measured-after metric, the finished runs that lack it (else they would read as failed seeds)."""
+    if not _measure_hint(metric):
+        return ""
+    lacking = [run for rows in arm_rows.values()
+               for run in rows.loc[(rows["status"] == "finished") & rows[column].isna(), "run_id"]]
+    if not lacking:
+        return ""
+    return f"{metric!r} not measured for {len(lacking)} finished run(s) ({', '.join(sorted(lacking))})" + _measure_hint(metric)
 
 
 def _choose_hardware(claim: Claim, arm_rows: dict[str, pd.DataFrame]) -> tuple[HardwareClass | None, list[str]]:

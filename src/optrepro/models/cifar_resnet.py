@@ -15,9 +15,13 @@ from optrepro.models.init import he_initialize
 
 
 class BasicBlock(nn.Module):
-    """Post-activation block (conv-BN-ReLU-conv-BN, add, ReLU) with a given shortcut."""
+    """Post-activation block (conv-BN-ReLU-conv-BN, add, ReLU) with a given shortcut.
 
-    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: nn.Module) -> None:
+    `skip=False` drops the shortcut (the "no-short" nets of Li et al. 2018): a plain deep CNN of the same
+    layers and parameter count.
+    """
+
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: nn.Module, skip: bool = True) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -25,11 +29,12 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = shortcut
+        self.skip = skip
 
     def forward(self, x: Tensor) -> Tensor:
         residual = self.relu(self.bn1(self.conv1(x)))
         residual = self.bn2(self.conv2(residual))
-        return self.relu(self.shortcut(x) + residual)
+        return self.relu(self.shortcut(x) + residual if self.skip else residual)
 
 
 class ProjectionShortcut(nn.Module):
@@ -65,14 +70,14 @@ def _shortcut(kind: type[nn.Module], in_planes: int, planes: int, stride: int) -
 
 
 def _stage(
-    shortcut_kind: type[nn.Module], in_planes: int, planes: int, num_blocks: int, stride: int
+    shortcut_kind: type[nn.Module], in_planes: int, planes: int, num_blocks: int, stride: int, skip: bool = True
 ) -> nn.Sequential:
     """`num_blocks` basic blocks; only the first changes width and resolution."""
     blocks = []
     for block_index in range(num_blocks):
         block_stride = stride if block_index == 0 else 1
         shortcut = _shortcut(shortcut_kind, in_planes, planes, block_stride)
-        blocks.append(BasicBlock(in_planes, planes, block_stride, shortcut))
+        blocks.append(BasicBlock(in_planes, planes, block_stride, shortcut, skip))
         in_planes = planes
     return nn.Sequential(*blocks)
 
@@ -87,6 +92,7 @@ class CifarResNet(nn.Module):
         shortcut_kind: type[nn.Module],
         num_classes: int,
         in_channels: int,
+        skip: bool = True,
     ) -> None:
         super().__init__()
         stem_width = stage_widths[0]
@@ -97,7 +103,7 @@ class CifarResNet(nn.Module):
         in_planes = stem_width
         for stage_index, (width, num_blocks) in enumerate(zip(stage_widths, blocks_per_stage)):
             stride = 1 if stage_index == 0 else 2
-            stages.append(_stage(shortcut_kind, in_planes, width, num_blocks, stride))
+            stages.append(_stage(shortcut_kind, in_planes, width, num_blocks, stride, skip))
             in_planes = width
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -114,11 +120,11 @@ def cifar_resnet18(num_classes: int, in_channels: int = 3) -> CifarResNet:
     return CifarResNet((64, 128, 256, 512), (2, 2, 2, 2), ProjectionShortcut, num_classes, in_channels)
 
 
-def he_cifar_resnet(depth: int, num_classes: int, in_channels: int = 3) -> CifarResNet:
-    """He et al. (2016) ResNet-(6n+2) with option A shortcuts: 20, 32, 44, 56, 110, ..."""
+def he_cifar_resnet(depth: int, num_classes: int, in_channels: int = 3, skip: bool = True) -> CifarResNet:
+    """He et al. (2016) ResNet-(6n+2) with option A shortcuts: 20, 32, 44, 56, 110, ... (skip=False: no shortcuts)."""
     if (depth - 2) % 6 != 0 or depth < 8:
         raise ValueError(
             f"He et al. CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...), got {depth}."
         )
     blocks = (depth - 2) // 6
-    return CifarResNet((16, 32, 64), (blocks, blocks, blocks), ZeroPadShortcut, num_classes, in_channels)
+    return CifarResNet((16, 32, 64), (blocks, blocks, blocks), ZeroPadShortcut, num_classes, in_channels, skip)
