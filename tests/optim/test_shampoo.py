@@ -178,6 +178,15 @@ def test_scalar_parameter_is_a_vector_of_length_one():
     assert p.shape == () and math.isclose(float(p.detach()), 2.0 + 3.0 / math.sqrt(10.0), rel_tol=0, abs_tol=1e-15)
 
 
+def test_non_finite_gradient_gives_nan_weights_not_an_error():
+    """A diverged run must end as `diverged` (NaN loss), not `failed` by an eigh error on a NaN statistic."""
+    p = nn.Parameter(torch.ones(3, 2, dtype=F64))
+    opt = Shampoo([p], lr=0.1)
+    p.grad = torch.full((3, 2), float("inf"), dtype=F64)
+    opt.step()
+    assert torch.isnan(p.detach()).all()
+
+
 def test_state_dict_round_trip():
     def make():
         torch.manual_seed(0)
