@@ -1,11 +1,16 @@
 """The smoke variant of every reproduction that runs offline: each `cpu` preset for a few batches."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from helpers.compose import compose_config
 
 from optrepro.builders import build_data
-from optrepro.paths import reproduction_config_dirs
+from optrepro.paths import REPO_ROOT, reproduction_config_dirs
 from optrepro.train import run
 
 
@@ -14,10 +19,21 @@ def cpu_presets() -> list[str]:
     return [name for name in presets if compose_config([f"+repro={name}"]).repro.tier == "cpu"]
 
 
+def run_entry_script(overrides: list[str], runs_dir: Path) -> dict:
+    """The run's record when run.py runs it in a subprocess (multi-process presets cannot run inside pytest)."""
+    done = subprocess.run([sys.executable, "run.py", *overrides], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(next(runs_dir.rglob("record.json")).read_text())
+
+
 @pytest.mark.parametrize("preset", cpu_presets())
 def test_cpu_preset_smoke_run_finishes_with_a_record(preset, tmp_path):
-    cfg = compose_config([f"+repro={preset}", "debug=smoke", "logger=csv", "train.checkpoint=false"], tmp_path)
-    record = run(cfg)
+    overrides = [f"+repro={preset}", "debug=smoke", "logger=csv", "train.checkpoint=false"]
+    cfg = compose_config(overrides, tmp_path)
+    if cfg.hardware.devices > 1:  # DDP workers (PowerSGD's gloo pair): Lightning re-launches the entry script
+        record = run_entry_script([*overrides, f"paths.runs_dir={cfg.paths.runs_dir}"], Path(cfg.paths.runs_dir))
+    else:
+        record = run(cfg)
     assert record["status"] == "finished", record["error"]
     assert record["repro"]["name"] == preset and record["repro"]["tier"] == "cpu"
     if cfg.task != "classification":  # a structure-learning run has solver iterations, not batches
