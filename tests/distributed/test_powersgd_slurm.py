@@ -16,7 +16,7 @@ def test_the_smoke_preset_runs_as_a_two_task_slurm_job_and_records_the_bytes(slu
     runs = tmp_path / "runs"
     cmd = [sys.executable, "run.py", "-m", "hydra/launcher=slurm", "+repro=powersgd_digits_smoke_rank2",
            "cluster.cpus_per_task=1", "cluster.timeout_min=10", "logger=csv", f"paths.runs_dir={runs}"]
-    done = subprocess.run(cmd, cwd=REPO_ROOT, env=slurm_env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, check=False, cwd=REPO_ROOT, env=slurm_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     [path] = list(runs.rglob("record.json"))
     record = json.loads(path.read_text())
