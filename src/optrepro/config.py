@@ -25,7 +25,6 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
     "train.sd_lambda": 0.0,
     "train.log_two_moons_margin": False,
     "optimizer.orthogonal_grad": False,
-    "model.skip": True,
 }
 
 
