@@ -26,7 +26,7 @@ from optrepro.data import (
 from optrepro.data.batches import batches_per_epoch
 from optrepro.distributed import build_ddp_strategy
 from optrepro.lit.module import ClassifierModule
-from optrepro.losses import build_loss
+from optrepro.losses import AnnealedSpectralDecoupling, build_loss
 from optrepro.optim.factory import build_optimizer
 from optrepro.schedulers import build_scheduler
 
@@ -95,14 +95,18 @@ def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo) -> ClassifierM
         steps_per_epoch=train_steps_per_epoch(cfg, data.num_train),
         epochs=epochs_to_run(cfg),
     )
-    return ClassifierModule(
+    loss_fn = build_train_loss(cfg)
+    module = ClassifierModule(
         net,
         optimizer_builder,
         scheduler_builder,
         label_smoothing=float(cfg.train.label_smoothing),
         channels_last=bool(cfg.hardware.channels_last),
-        loss_fn=build_train_loss(cfg),
+        loss_fn=loss_fn,
     )
+    if isinstance(loss_fn, AnnealedSpectralDecoupling):
+        loss_fn.bind_step(lambda: module.global_step)  # optimizer steps taken so far (gradient_starvation)
+    return module
 
 
 def build_train_loss(cfg: DictConfig):
@@ -111,7 +115,8 @@ def build_train_loss(cfg: DictConfig):
     if name == "cross_entropy" and dtype is None:
         return None
     return build_loss(name, label_smoothing=float(cfg.train.label_smoothing), dtype=dtype,
-                      sd_lambda=float(cfg.train.sd_lambda))
+                      sd_lambda=float(cfg.train.sd_lambda), sd_anneal_step=cfg.train.sd_anneal_step,
+                      sd_anneal_lambda=cfg.train.sd_anneal_lambda, sd_anneal_scale=float(cfg.train.sd_anneal_scale))
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:

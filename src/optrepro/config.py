@@ -23,6 +23,9 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
     "train.loss_dtype": None,
     "train.log_weight_bound": False,
     "train.sd_lambda": 0.0,
+    "train.sd_anneal_step": None,
+    "train.sd_anneal_lambda": None,
+    "train.sd_anneal_scale": 1.0,
     "train.log_two_moons_margin": False,
     "optimizer.orthogonal_grad": False,
 }

@@ -11,6 +11,10 @@ Spectral Decoupling (Pezeshki et al. 2021, "Gradient Starvation") adds an L2 pen
 `train.sd_lambda`. The official two-moons code penalizes its single logit the same way (sd_coef * mean(y_hat^2),
 i.e. lambda / 2 = sd_coef); here the penalty covers all C logits. The paper's shifted variant
 (lambda / 2) * ||logits - gamma||^2 with per-class gamma (official CelebA code) is not implemented.
+The official Colored-MNIST script switches SD's loss once, at step `penalty_anneal_iters`, from
+CE + sd_coef * sd to sd_coef * (CE + sd): `train.sd_anneal_step` (null: never), from which optimizer step on the
+loss is `train.sd_anneal_scale` * (CE + (`train.sd_anneal_lambda` / 2) * ||logits||^2)
+(`AnnealedSpectralDecoupling`; it reads the step from a function bound after the training loop exists).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from optrepro.errors import UnknownChoiceError
+from optrepro.errors import ConfigError, UnknownChoiceError
 
 LOSSES = ("cross_entropy", "stablemax", "spectral_decoupling")
 LOSS_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
@@ -61,14 +65,51 @@ def spectral_decoupling_loss(logits: Tensor, targets: Tensor, sd_lambda: float, 
     return F.cross_entropy(logits, targets, label_smoothing=label_smoothing) + penalty
 
 
+class AnnealedSpectralDecoupling:
+    """Spectral Decoupling whose loss changes once, at optimizer step `anneal_step` (official Colored-MNIST SD).
+
+    Before: CE + (sd_lambda / 2) ||logits||^2; from `anneal_step` on: anneal_scale * (CE + (anneal_lambda / 2)
+    ||logits||^2). The step comes from `step_source`, bound by the builder once the training loop exists.
+    """
+
+    def __init__(self, sd_lambda: float, anneal_step: int, anneal_lambda: float, anneal_scale: float,
+                 label_smoothing: float = 0.0, cast: torch.dtype | None = None) -> None:
+        self.sd_lambda, self.anneal_step = float(sd_lambda), int(anneal_step)
+        self.anneal_lambda, self.anneal_scale = float(anneal_lambda), float(anneal_scale)
+        self.label_smoothing, self.cast = label_smoothing, cast
+        self.step_source: Callable[[], int] | None = None
+
+    def bind_step(self, step_source: Callable[[], int]) -> None:
+        self.step_source = step_source
+
+    def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if self.step_source is None:
+            raise RuntimeError("AnnealedSpectralDecoupling needs the optimizer step: call bind_step(...) first")
+        if self.cast is not None:
+            logits = logits.to(self.cast)
+        if self.step_source() < self.anneal_step:
+            return spectral_decoupling_loss(logits, targets, self.sd_lambda, self.label_smoothing)
+        return self.anneal_scale * spectral_decoupling_loss(logits, targets, self.anneal_lambda, self.label_smoothing)
+
+
 def build_loss(name: str = "cross_entropy", *, label_smoothing: float = 0.0, dtype: str | None = None,
-               sd_lambda: float = 0.0) -> LossFn:
+               sd_lambda: float = 0.0, sd_anneal_step: int | None = None, sd_anneal_lambda: float | None = None,
+               sd_anneal_scale: float = 1.0) -> LossFn:
     """The training loss of `train.loss` on logits cast to `train.loss_dtype` (null: as they come)."""
     if name not in LOSSES:
         raise UnknownChoiceError("train.loss", name, LOSSES)
     if dtype is not None and dtype not in LOSS_DTYPES:
         raise UnknownChoiceError("train.loss_dtype", dtype, tuple(LOSS_DTYPES))
     cast = LOSS_DTYPES[dtype] if dtype is not None else None
+    if sd_anneal_step is not None or sd_anneal_lambda is not None:
+        if name != "spectral_decoupling" or sd_anneal_step is None or sd_anneal_lambda is None or sd_anneal_step < 0:
+            raise ConfigError(
+                f"train.sd_anneal_step={sd_anneal_step}, train.sd_anneal_lambda={sd_anneal_lambda} with "
+                f"train.loss={name}: the SD anneal needs train.loss=spectral_decoupling and both set "
+                "(step >= 0), or both null for no anneal"
+            )
+        return AnnealedSpectralDecoupling(sd_lambda, sd_anneal_step, sd_anneal_lambda, sd_anneal_scale,
+                                          label_smoothing, cast)
 
     def loss(logits: Tensor, targets: Tensor) -> Tensor:
         if cast is not None:

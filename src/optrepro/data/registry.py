@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from optrepro.data.cifar_data import load_cifar10, load_cifar100
+from optrepro.data.colored_digits_data import load_colored_digits
 from optrepro.data.digits_data import load_digits_splits
 from optrepro.data.fashion_mnist_data import load_fashion_mnist
 from optrepro.data.label_noise import with_label_noise
@@ -19,6 +20,7 @@ from optrepro.errors import OptreproError, UnknownChoiceError
 LOADERS = {
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
+    "colored_digits": load_colored_digits,
     "fashion_mnist": load_fashion_mnist,
     "digits": load_digits_splits,
     "mnist1d": load_mnist1d,
