@@ -17,7 +17,11 @@ from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig
 from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import PowerSGDState
 
-from optrepro.distributed.powersgd import CommCounter, counting_powersgd_hook, expected_sent_fraction
+from optrepro.distributed.powersgd import (
+    CommCounter,
+    counting_powersgd_hook,
+    expected_sent_fraction,
+)
 from optrepro.errors import ConfigError, UnknownChoiceError
 
 COMPRESSORS = ("powersgd",)
