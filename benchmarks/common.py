@@ -70,6 +70,13 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def timed_both_clocks(action: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds `action` takes."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    action()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def median_ratio(numerators: Iterable[float], denominators: Iterable[float]) -> float:
     """Median of the per-repetition ratios: each pair shares one repetition's machine state."""
     return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))

@@ -10,15 +10,19 @@ TensorDataModule's TrainBatches: same tensors, order and augmentation) and the s
 optimizer config, with `zero_grad / cross_entropy / backward / step`; one untimed epoch of N steps, then N
 timed. Both run in this process, interleaved, median of the repetitions.
 
+Two clocks: wall time, and this process's CPU time (the record's `last_epoch_cpu_time_per_step_s`, `time.process_time`
+for the bare loop). With one torch thread the CPU-time ratio does not count the time spent waiting for a core, so it
+holds on a machine shared with other jobs; it is the figure printed last.
+
 Cases:
 - small_cnn: the SAM-family cpu tier's SGD arm (`+repro=sam_fmnist_cpu_sgd`: small CNN width 16, batch 128) on
   synthetic data of Fashion-MNIST's shape (common.FASHION_MNIST_SHAPED). Compute dominates: target ratio >= 0.97.
 - mlp: the MLP on the 8x8 digits (batch 32), where a step is so cheap that per-step framework work shows.
 
-Machine: a CPU (no GPU needed); defaults sized for an idle 2-core machine, about 2 minutes; torch uses its
-default thread count (set OMP_NUM_THREADS to change it). Inputs: none (digits ship with scikit-learn).
+Machine: a CPU (no GPU needed); defaults sized for an idle 2-core machine, about 2 minutes; one torch thread for
+both contenders (`hardware.cpu_threads=1`, `torch.set_num_threads(1)`). Inputs: none (digits ship with scikit-learn).
 Command: `python benchmarks/framework_overhead.py` (`--quick`: seconds, to check that it runs).
-Prints stack/bare steps per second, the small_cnn ratio last.
+Prints stack/bare steps per second by wall time and by CPU time, the small_cnn CPU-time ratio last.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ from common import (
     parse_args,
     print_ratio,
     quiet_lightning,
-    timed,
+    timed_both_clocks,
 )
 
 from optrepro import builders
@@ -63,17 +67,21 @@ QUICK_STEPS, QUICK_REPETITIONS = 3, 2
 
 def case_config(case: Case, steps: int, runs_dir: str):
     limits = ["limits.max_epochs=2", f"limits.train_batches={steps}", "limits.eval_batches=1"]
-    return compose_config([*case.overrides, "logger=csv", "skip_finished=false", f"paths.runs_dir={runs_dir}", *limits])
+    return compose_config([*case.overrides, "logger=csv", "skip_finished=false", f"paths.runs_dir={runs_dir}",
+                           "hardware.cpu_threads=1", *limits])
 
 
-def stack_time_per_step(cfg) -> float:
+def stack_time_per_step(cfg) -> tuple[float, float]:
+    """(wall, CPU) seconds per step of the stack's second epoch."""
     record = run(cfg)
     if record["status"] != "finished":
         raise RuntimeError(f"the stack run ended {record['status']}: {record['error']}")
-    return record["timing"]["last_epoch_time_per_step_s"]
+    timing = record["timing"]
+    return timing["last_epoch_time_per_step_s"], timing["last_epoch_cpu_time_per_step_s"]
 
 
-def bare_time_per_step(cfg, steps: int) -> float:
+def bare_time_per_step(cfg, steps: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per step of the hand-written loop's second epoch."""
     torch.use_deterministic_algorithms(bool(cfg.hardware.deterministic))  # as the Trainer sets it for the stack
     torch.manual_seed(int(cfg.seed))
     datamodule, data = builders.build_data(cfg)
@@ -89,24 +97,30 @@ def bare_time_per_step(cfg, steps: int) -> float:
             optimizer.step()
 
     epoch(0)  # warm-up, as the stack's first epoch
-    return timed(lambda: epoch(1)) / steps
+    wall, cpu = timed_both_clocks(lambda: epoch(1))
+    return wall / steps, cpu / steps
 
 
-def compare(case: Case, steps: int, repetitions: int, runs_dir: str) -> float:
-    """Median stack/bare steps-per-second ratio of one case (the inverse of the time-per-step ratio)."""
+def compare(case: Case, steps: int, repetitions: int, runs_dir: str) -> dict[str, float]:
+    """Median stack/bare steps-per-second ratios of one case by clock (the inverse of the time-per-step ratios)."""
     cfg = case_config(case, steps, runs_dir)
     times = interleaved(
         {"stack": lambda: stack_time_per_step(cfg), "bare": lambda: bare_time_per_step(cfg, steps)}, repetitions
     )
-    print(f"{case.name} ({steps} steps, median of {repetitions}): "
-          f"stack {1e3 * statistics.median(times['stack']):.2f} ms/step, "
-          f"bare {1e3 * statistics.median(times['bare']):.2f} ms/step")
-    return median_ratio(times["bare"], times["stack"])
+    ratios = {}
+    for position, clock in enumerate(("wall", "cpu")):
+        stack = [pair[position] for pair in times["stack"]]
+        bare = [pair[position] for pair in times["bare"]]
+        print(f"{case.name} ({steps} steps, median of {repetitions}, {clock} time): "
+              f"stack {1e3 * statistics.median(stack):.2f} ms/step, bare {1e3 * statistics.median(bare):.2f} ms/step")
+        ratios[clock] = median_ratio(bare, stack)
+    return ratios
 
 
 def main() -> None:
     args = parse_args(__doc__)
     quiet_lightning()
+    torch.set_num_threads(1)
     describe_machine()
     with tempfile.TemporaryDirectory() as runs_dir:
         ratios = {
@@ -118,8 +132,9 @@ def main() -> None:
             )
             for case in CASES
         }
-    for name, ratio in ratios.items():
-        print_ratio(f"stack/bare steps per second, {name}", ratio)
+    for clock in ("wall", "cpu"):
+        for name, by_clock in ratios.items():
+            print_ratio(f"stack/bare steps per second ({clock} time), {name}", by_clock[clock])
 
 
 if __name__ == "__main__":
