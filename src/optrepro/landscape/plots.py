@@ -19,23 +19,26 @@ def plot_1d(slices: list[dict], title: str, path: Path) -> Path:
     loss_axis.set_xlabel("step along the filter-normalized direction")
     loss_axis.set_ylabel("loss (solid)")
     acc_axis.set_ylabel("accuracy % (dashed)")
-    loss_axis.set_title(title, fontsize=9)
+    loss_axis.set_title(title, fontsize=8)
     loss_axis.legend(fontsize=7, loc="upper center")
     return _save(fig, path)
 
 
-def plot_2d(slice_: dict, title: str, path: Path) -> Path:
-    """Contour lines of the loss over the plane of two filter-normalized directions."""
+def plot_2d(slice_: dict, title: str, path: Path, *, depth: float = 5.0) -> Path:
+    """Contour lines of the loss over the plane of two filter-normalized directions, 20 levels from the lowest
+    loss up to `depth` above it (as the paper's contours, which clip the high walls far from the minimum)."""
     fig, axis = plt.subplots(figsize=(4.4, 4))
     alphas = slice_["alphas"]
     # loss[i][j] is at (a_i, b_j): transpose so x runs along the first direction.
     grid = [list(row) for row in zip(*slice_["loss"])]
-    contours = axis.contour(alphas, alphas, grid, levels=20, cmap="viridis")
-    axis.clabel(contours, fontsize=6)
+    low = min(min(row) for row in grid)
+    levels = [low + depth * (k + 1) / 20 for k in range(20)]
+    contours = axis.contour(alphas, alphas, grid, levels=levels, cmap="viridis")
+    axis.clabel(contours, fontsize=6, fmt="%.2f")
     axis.plot([0], [0], marker="*", color="red")
     axis.set_xlabel("direction 1")
     axis.set_ylabel("direction 2")
-    axis.set_title(title, fontsize=9)
+    axis.set_title(title, fontsize=8)
     return _save(fig, path)
 
 
