@@ -161,7 +161,7 @@ def test_anneal_knobs_are_neutral(make_cfg):
 @pytest.mark.parametrize("preset, arm", [("gs_cdigits_erm_smoke", "erm"), ("gs_cdigits_sd_smoke", "sd")])
 def test_colored_digits_presets_run_end_to_end(preset, arm, make_cfg):
     cfg = make_cfg([f"+repro={preset}", "logger=csv", "seed=1"])
-    assert cfg.dataset.name == "colored_digits" and cfg.dataset.data_seed == 1 and list(cfg.model.hidden) == [300, 300]
+    assert cfg.dataset.name == "colored_digits" and cfg.dataset.data_seed == 0 and list(cfg.model.hidden) == [300, 300]
     assert cfg.train.batch_size == 1347 and cfg.optimizer.name == "adam" and cfg.optimizer.base.lr == 1e-4
     record = run(cfg)
     assert record["status"] == "finished", record.get("error")
