@@ -15,11 +15,15 @@ from optrepro.data.colored_digits_data import colored_digits_splits, load_colore
 from optrepro.data.fashion_mnist_data import DEBIAN_DIR, idx_files
 from optrepro.data.registry import load_splits
 from optrepro.errors import ConfigError, UnknownChoiceError
-from optrepro.losses import AnnealedSpectralDecoupling, build_loss, spectral_decoupling_loss
+from optrepro.losses import (
+    AnnealedSpectralDecoupling,
+    build_loss,
+    spectral_decoupling_loss,
+)
 from optrepro.train import run
 
-KNOBS = dict(n_test=20000, n_train=40000, label_flip=0.25, color_flip_train=[0.2, 0.1], color_flip_test=0.9,
-             downsample=1, data_seed=3)
+KNOBS = {"n_test": 20000, "n_train": 40000, "label_flip": 0.25, "color_flip_train": [0.2, 0.1],
+         "color_flip_test": 0.9, "downsample": 1, "data_seed": 3}
 
 
 def colors_of(x: np.ndarray) -> np.ndarray:
