@@ -61,8 +61,8 @@ CASES = [
      "ordering", "not reproduced", ["used the newest, 9e900000"]),
     ("mixed hardware is split, tier cpu uses the cpu runs", [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {}),
                                                              (SAM + GPU, [4.0, 4.0, 4.0], {}), (SGD + GPU, [3.0, 3.0, 3.0], {})],
-     "ordering", "reproduced", ["mixed hardware, not pooled; used cpu ×1, 128/device, 32-true",
-                                "x86_64 ×8, 16/device, bf16-mixed: sam 3 seed(s), sgd 3 seed(s)"]),
+     "ordering", "reproduced", ["mixed hardware, not pooled; used cpu ×1, 32-true",
+                                "x86_64 ×8, bf16-mixed: sam 3 seed(s), sgd 3 seed(s)"]),
     ("arms on different hardware are not compared", [(SAM + GPU, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
      "ordering", "not run", ["no hardware class has runs of every arm"]),
     ("value within tolerance", [(SAM, [2.8, 2.9, 3.0], {})], "value", "reproduced", ["off by 0.2, tolerance 0.3"]),
@@ -99,7 +99,33 @@ def test_verdict_names_the_runs_it_used(records, composer):
     verdict = verdicts(records, composer)["value"]
     assert verdict.arms["sam"].sample.run_ids == ("run001", "run002", "run003")
     assert verdict.to_json()["arms"]["sam"]["run_ids"] == ["run001", "run002", "run003"]
-    assert verdict.hardware.label() == "cpu ×1, 128/device, 32-true"
+    assert verdict.hardware.label() == "cpu ×1, 32-true"
+
+
+BATCH_SIZE_CLAIM = """
+    paper: loss_landscape
+    title: t
+    citation: c
+    claims:
+      - id: small_batch
+        source: {where: "Table 1"}
+        statement: "a small batch ends lower"
+        tier: cpu
+        seeds: 3
+        metric: test/error
+        arms:
+          small: {overrides: [train.batch_size=32]}
+          large: {overrides: [train.batch_size=1024]}
+        check: {kind: ordering, better: small, than: large, direction: lower}
+    """
+
+
+def test_arms_that_differ_in_batch_size_are_compared_on_the_same_hardware(records, composer):
+    add_runs(records, ["train.batch_size=32"], [2.6, 2.7, 2.8])
+    add_runs(records, ["train.batch_size=1024"], [3.4, 3.5, 3.6])
+    verdict = verdicts(records, composer, BATCH_SIZE_CLAIM)["small_batch"]
+    assert verdict.status == "reproduced"
+    assert verdict.hardware.label() == "cpu ×1, 32-true"
 
 
 def test_a_repeated_seed_counts_once_using_the_latest_run(records, composer):

@@ -70,7 +70,7 @@ def test_results_md_tables_and_plots(workspace):
     main(["results", "report", *args])
     text = paths["out"].read_text()
     assert "| `ordering` | Table 1, p. 6 | cpu | test/error | sam: 2.7±0.1<br>sgd: 3.5±0.1 | " \
-           "sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 128/device, 32-true; code c0ffee00 | " \
+           "sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 32-true; code c0ffee00 | " \
            "**reproduced (2/3 seeds)** |" in text
     assert "| `cost` | Table 3 | cpu | timing/time_per_step_s | saf/sgd ≤ 1.1 | — | — | **not run** |" in text
     assert "code commits c0ffee00, 1 in all" in text and "from the 5 run record(s)" in text

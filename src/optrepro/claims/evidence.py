@@ -2,8 +2,9 @@
 
 Everything that is *not* used is said out loud in `notes`, because a verdict is only as credible as
 the reader's ability to see which runs it rests on:
-- runs on different hardware classes (device, world size, per-device batch, precision) are never
-  pooled; the claim uses the class that has runs of every arm, preferring the claim's tier
+- runs on different hardware classes (device, world size, precision) are never
+  pooled (the per-device batch is the config's global batch over the world size, so arms that differ in
+  batch size, such as a small- vs large-batch claim, are still compared); the claim uses the class that has runs of every arm, preferring the claim's tier
   (`cpu` tier: CPU runs; `full`: accelerator runs), then the most seeds;
 - within that class each arm uses the runs of its newest code version (that of the most recently
   finished run), so a fix does not get averaged with the bug it fixed. A code version is the record's
@@ -40,16 +41,15 @@ def metric_column(metric: str, source: str) -> str:
 
 @dataclass(frozen=True)
 class HardwareClass:
-    """What must be equal for runs to be pooled: device kind, world size, per-device batch, precision."""
+    """What must be equal for runs to be pooled: device kind, world size, precision."""
 
     accelerator: str
     devices: str
     world_size: int
-    per_device_batch: int
     precision: str
 
     def label(self) -> str:
-        return f"{self.devices} ×{self.world_size}, {self.per_device_batch}/device, {self.precision}"
+        return f"{self.devices} ×{self.world_size}, {self.precision}"
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,6 @@ def hardware_class(row: pd.Series) -> HardwareClass:
         accelerator=accelerator,
         devices=label,
         world_size=_int(row.get("hw_world_size")),
-        per_device_batch=_int(row.get("hw_per_device_batch_size")),
         precision=str(row.get("hw_precision") or "unknown"),
     )
 
