@@ -25,6 +25,7 @@ from torch.optim import Optimizer
 from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.optim.backend import StepStrategy
 from optrepro.optim.bn import norm_layer_parameters
+from optrepro.optim.distributed_shampoo import DistributedShampoo
 from optrepro.optim.lion import Lion
 from optrepro.optim.sam import SAM
 from optrepro.optim.shampoo import Shampoo
@@ -50,6 +51,7 @@ KNOWN_WEIGHT_DECAY_MODES: dict[type[Optimizer], str] = {
     torch.optim.AdamW: "decoupled",
     Lion: "decoupled",
     Shampoo: "coupled",
+    DistributedShampoo: "decoupled",
 }
 
 StepBuilder = Callable[..., tuple[Optimizer, StepStrategy]]
