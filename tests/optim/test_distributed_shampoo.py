@@ -22,7 +22,11 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from optrepro.errors import ConfigError
-from optrepro.optim.distributed_shampoo import DistributedShampoo, block_slices
+from optrepro.optim.distributed_shampoo import (
+    DistributedShampoo,
+    block_slices,
+    merged_shape,
+)
 from optrepro.optim.factory import KNOWN_WEIGHT_DECAY_MODES, build_optimizer
 from optrepro.optim.standard import StandardStep
 
@@ -71,7 +75,10 @@ def random_grads(shape, steps, seed=0):
 
 
 def run(shape, grads, w0=None, **kwargs):
-    """Apply `grads` one by one; returns the parameter after each step and the optimizer."""
+    """Apply `grads` one by one; returns the parameter after each step and the optimizer.
+
+    Dimensions are not merged unless a test asks (use_merge_dims=True), so the blocks are those of `shape`."""
+    kwargs.setdefault("use_merge_dims", False)
     p = nn.Parameter(torch.zeros(shape, dtype=F64) if w0 is None else w0.clone())
     opt = DistributedShampoo([p], **kwargs)
     seen = []
@@ -103,6 +110,23 @@ def test_every_block_steps_as_the_dense_kronecker_reference(case):
     for t in range(steps):
         expected = expected - lr * dense_step(grads[: t + 1], epsilon, size, beta2)
         torch.testing.assert_close(seen[t], expected, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "merged"),
+    [((64, 3, 3, 3), 1024, (576, 3)), ((3, 4, 5), 20, (12, 5)), ((1, 7, 1), 4, (7,)), ((), 5, (1,)),
+     ((5, 7), 3, (5, 7)), ((2, 2, 9), 4, (4, 9))],
+)
+def test_small_dimensions_merge_left_to_right_while_they_fit(shape, size, merged):
+    assert merged_shape(shape, size) == merged
+
+
+def test_merged_dimensions_are_preconditioned_as_the_merged_tensor():
+    """(3, 2, 4) with blocks of 6: Shampoo sees the 6x4 matrix (exponent -1/4), not an order-3 tensor (-1/6)."""
+    epsilon, grads = 0.05, random_grads((3, 2, 4), 3, seed=11)
+    seen, _ = run((3, 2, 4), grads, lr=1.0, epsilon=epsilon, max_preconditioner_dim=6, use_merge_dims=True, **PURE)
+    expected = dense_step([g.reshape(6, 4) for g in grads], epsilon, 6).reshape(3, 2, 4)
+    torch.testing.assert_close(seen[1] - seen[2], expected, rtol=0, atol=1e-12)
 
 
 def test_scalar_parameter_is_a_vector_of_length_one():

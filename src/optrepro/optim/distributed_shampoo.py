@@ -3,8 +3,10 @@
 Written from the paper's description and the authors' ``distributed_shampoo`` (facebookresearch/optimizers, the
 version released with the paper), not copied. Per parameter, with t the step (from 1):
 
-1. the parameter (a scalar counts as a vector of length 1) is cut into **blocks**: every dimension longer than
-   ``max_preconditioner_dim`` is split into pieces of that length (the last one shorter);
+1. the parameter (a scalar counts as a vector of length 1) is reshaped with neighbouring dimensions merged while
+   their product fits in ``max_preconditioner_dim`` (``use_merge_dims``, on by default as theirs), then cut
+   into **blocks**: every dimension longer than ``max_preconditioner_dim`` is split into pieces of that length
+   (the last one shorter);
 2. per block with gradient G, every dimension i keeps a statistic ``H_i <- beta2 H_i + (1 - beta2) G_(i) G_(i)^T``
    (``beta2 = 1``: the sum, as Gupta et al.), started at 0, and the **graft** method its diagonal second moment;
 3. every ``precondition_frequency`` steps from ``start_preconditioning_step`` on, the inverse roots
@@ -17,11 +19,21 @@ version released with the paper), not copied. Per parameter, with t the step (fr
 6. the blocks are put back together; decoupled weight decay adds ``weight_decay * W``; heavy-ball ``momentum``
    (optionally Nesterov) acts on that; ``W <- W - lr * direction``.
 
+Graft methods keep the second moment A of the raw gradient (``adagrad``: sum of G^2; ``rmsprop``: EMA with
+``grafting_beta2``; ``adam``: the same, bias-corrected) and step ``M / (sqrt(A) + grafting_epsilon)`` on the
+filtered gradient; ``sgd`` steps M itself.
+
 Under ``torch.distributed`` (world size > 1) each block is owned by one rank (greedy by block size, as the
 authors balance their buffers); only the owner keeps its statistics, graft state and roots and computes its
 direction, then all ranks all-gather the directions, so every rank applies the same update. Without an
-initialized process group it is the single-process algorithm, bit for bit. Inverse roots are taken in float64
-by an eigendecomposition (eigenvalues clamped at 0 before ``epsilon`` is added).
+initialized process group it is the single-process algorithm, bit for bit. Under DDP ``state_dict()`` holds
+only this rank's blocks (the authors disable it in favour of a distributed checkpoint).
+
+Small differences from the authors' code: inverse roots in float64 by an eigendecomposition, eigenvalues
+clamped at 0 before ``epsilon`` is added (theirs: float32 by default); roots are also computed at the first
+preconditioned step when it is not a multiple of ``precondition_frequency`` (theirs only at multiples);
+decoupled weight decay is always added to the direction (theirs scales the weights by 1 - lr * weight_decay
+when momentum is 0, the same update up to rounding).
 """
 
 from __future__ import annotations
@@ -42,6 +54,18 @@ from optrepro.optim.shampoo import matricize, multiply_along
 GRAFTING_TYPES = ("none", "sgd", "adagrad", "rmsprop", "adam")
 # Shi et al.'s Shampoo step gets the graft norm as ||graft|| / (||shampoo|| + this), so a zero step stays zero.
 NORM_GUARD = 1e-16
+
+
+def merged_shape(shape: tuple[int, ...], max_dim: int) -> tuple[int, ...]:
+    """``shape`` with neighbouring dimensions merged while their product stays <= ``max_dim`` (and size-1
+    dimensions always merged), left to right: 3x4x5 with ``max_dim`` 20 becomes 12x5."""
+    merged: list[int] = []
+    for n in shape or (1,):
+        if merged and (merged[-1] == 1 or n == 1 or merged[-1] * n <= max_dim):
+            merged[-1] *= n
+        else:
+            merged.append(n)
+    return tuple(merged)
 
 
 def block_slices(shape: tuple[int, ...], max_dim: int) -> list[tuple[slice, ...]]:
@@ -103,6 +127,7 @@ class DistributedShampoo(Optimizer):
         start_preconditioning_step: int = -1,
         use_nesterov: bool = False,
         use_bias_correction: bool = True,
+        use_merge_dims: bool = True,
         grafting_type: str = "adagrad",
         grafting_epsilon: float = 1e-3,
         grafting_beta2: float = 1.0,
@@ -119,7 +144,8 @@ class DistributedShampoo(Optimizer):
                     "weight_decay": weight_decay, "max_preconditioner_dim": max_preconditioner_dim,
                     "precondition_frequency": precondition_frequency,
                     "start_preconditioning_step": start_preconditioning_step, "use_nesterov": use_nesterov,
-                    "use_bias_correction": use_bias_correction, "grafting_type": grafting_type,
+                    "use_bias_correction": use_bias_correction, "use_merge_dims": use_merge_dims,
+                    "grafting_type": grafting_type,
                     "grafting_epsilon": grafting_epsilon, "grafting_beta2": grafting_beta2}
         super().__init__(params, defaults)
 
@@ -129,7 +155,8 @@ class DistributedShampoo(Optimizer):
         keys, sizes = [], []
         params = [(p, group) for group in self.param_groups for p in group["params"]]
         for index, (p, group) in enumerate(params):
-            for block, slices in enumerate(block_slices(p.shape or (1,), group["max_preconditioner_dim"])):
+            shape = preconditioned_shape(p, group)
+            for block, slices in enumerate(block_slices(shape, group["max_preconditioner_dim"])):
                 keys.append((index, block))
                 sizes.append(math.prod(s.stop - s.start for s in slices))
         owners = assign_blocks(sizes, world_size())
@@ -157,7 +184,7 @@ class DistributedShampoo(Optimizer):
                     if group["momentum"] > 0.0:
                         state["momentum_buffer"] = torch.zeros_like(p)
                 state["step"] += 1
-                grad = p.grad.reshape(p.shape or (1,))
+                grad = p.grad.reshape(preconditioned_shape(p, group))
                 for block, slices in enumerate(block_slices(grad.shape, group["max_preconditioner_dim"])):
                     owner, direction = owners[(index, block)], None
                     if owner == rank:
@@ -205,9 +232,10 @@ class DistributedShampoo(Optimizer):
             return shampoo
         return shampoo * (torch.linalg.vector_norm(graft) / (torch.linalg.vector_norm(shampoo) + NORM_GUARD))
 
-    def _apply(self, p: Tensor, group: dict[str, Any], block_directions: list[tuple[tuple[slice, ...], Tensor]]) -> None:
+    def _apply(self, p: Tensor, group: dict[str, Any], block_directions: list[tuple[tuple[slice, ...], Tensor]],
+               ) -> None:
         """Reassemble the blocks, add decoupled weight decay and momentum, take the step."""
-        direction = torch.empty(p.shape or (1,), dtype=p.dtype, device=p.device)
+        direction = torch.empty(preconditioned_shape(p, group), dtype=p.dtype, device=p.device)
         for slices, block in block_directions:
             direction[slices] = block
         direction = direction.reshape(p.shape)
@@ -217,6 +245,13 @@ class DistributedShampoo(Optimizer):
             buffer = self.state[p]["momentum_buffer"].mul_(group["momentum"]).add_(direction)
             direction = direction + group["momentum"] * buffer if group["use_nesterov"] else buffer
         p.add_(direction, alpha=-group["lr"])
+
+
+def preconditioned_shape(p: Tensor, group: dict[str, Any]) -> tuple[int, ...]:
+    """The shape Shampoo sees: a scalar as a vector of length 1, small dimensions merged if asked."""
+    if group["use_merge_dims"]:
+        return merged_shape(tuple(p.shape), group["max_preconditioner_dim"])
+    return tuple(p.shape) or (1,)
 
 
 def graft_beta2(group: dict[str, Any]) -> float:
