@@ -20,6 +20,7 @@ import torch.multiprocessing as mp
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from optrepro.errors import ConfigError
 from optrepro.optim.distributed_shampoo import (
@@ -366,6 +367,16 @@ def train(model, opt):
     return [p.detach().clone() for p in model.parameters()]
 
 
+def train_on_a_batch(model, opt):
+    """The same batch on every rank: DDP's average of equal gradients is that gradient exactly."""
+    x = torch.randn(6, 7, generator=torch.Generator().manual_seed(3), dtype=F64)
+    for _ in range(STEPS):
+        opt.zero_grad()
+        model(x).square().mean().backward()
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
 def run_rank(rank, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
     torch.set_num_threads(1)
@@ -376,8 +387,10 @@ def run_rank(rank, init_file, out_dir):
     rooted = {(i, block) for i, p in enumerate(model.parameters()) for block, s in opt.state[p]["blocks"].items()
               if s["inverse_roots"] is not None}
     mine = {key for key, owner in opt.block_owners().items() if owner == rank}
-    torch.save({"params": params, "owned": sorted(owned), "rooted": sorted(rooted), "assigned": sorted(mine)},
-               Path(out_dir) / f"rank{rank}.pt")
+    ddp = DistributedDataParallel(dist_model())
+    ddp_params = train_on_a_batch(ddp, DistributedShampoo(ddp.parameters(), **DIST_KWARGS))
+    torch.save({"params": params, "owned": sorted(owned), "rooted": sorted(rooted), "assigned": sorted(mine),
+                "ddp_params": ddp_params}, Path(out_dir) / f"rank{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -387,8 +400,11 @@ def test_two_gloo_ranks_split_the_blocks_and_match_the_single_process_update_bit
     model = dist_model()
     single = train(model, DistributedShampoo(model.parameters(), **DIST_KWARGS))
     all_blocks = {(i, b) for i, p in enumerate(model.parameters()) for b in range(len(block_slices(p.shape, 3)))}
+    model = dist_model()
+    single_on_a_batch = train_on_a_batch(model, DistributedShampoo(model.parameters(), **DIST_KWARGS))
     for result in ranks:  # every rank ends with the single-process weights, having rooted only its own blocks
         assert all(torch.equal(a, b) for a, b in zip(result["params"], single, strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(result["ddp_params"], single_on_a_batch, strict=True))
         assert result["owned"] == result["rooted"] == result["assigned"]
     owned = [{tuple(key) for key in result["owned"]} for result in ranks]
     assert owned[0] and owned[1] and not owned[0] & owned[1]
