@@ -342,7 +342,7 @@ def test_config_with_coupled_decay_is_rejected():
 
 
 # ---- two gloo processes -----------------------------------------------------------------------------------------
-WORLD_SIZE, STEPS = 2, 5
+WORLD_SIZE, STEPS, RESUMED_STEPS = 2, 5, 3
 DIST_KWARGS = {"lr": 0.1, "betas": (0.9, 0.99), "momentum": 0.5, "weight_decay": 0.01, "max_preconditioner_dim": 3,
                "precondition_frequency": 2, "start_preconditioning_step": 2, "grafting_type": "adam",
                "grafting_beta2": 0.99, "grafting_epsilon": 1e-8}
@@ -356,11 +356,12 @@ def dist_model():
 def dist_grads():
     """The gradients every rank sees at each step: what DDP's all-reduce leaves, identical on all ranks."""
     gen = torch.Generator().manual_seed(2)
-    return [[torch.randn(p.shape, generator=gen, dtype=F64) for p in dist_model().parameters()] for _ in range(STEPS)]
+    shapes = [p.shape for p in dist_model().parameters()]
+    return [[torch.randn(shape, generator=gen, dtype=F64) for shape in shapes] for _ in range(STEPS + RESUMED_STEPS)]
 
 
-def train(model, opt):
-    for grads in dist_grads():
+def train(model, opt, steps=slice(0, STEPS)):
+    for grads in dist_grads()[steps]:
         for p, g in zip(model.parameters(), grads, strict=True):
             p.grad = g.clone()
         opt.step()
@@ -383,14 +384,24 @@ def run_rank(rank, init_file, out_dir):
     model = dist_model()
     opt = DistributedShampoo(model.parameters(), **DIST_KWARGS)
     params = train(model, opt)
+    # a collective: every block's state on every rank; taken before the ownership checks, which it must not change
+    checkpoint = copy.deepcopy(opt.state_dict())
     owned = {(i, block) for i, p in enumerate(model.parameters()) for block in opt.state[p]["blocks"]}
     rooted = {(i, block) for i, p in enumerate(model.parameters()) for block, s in opt.state[p]["blocks"].items()
               if s["inverse_roots"] is not None}
     mine = {key for key, owner in opt.block_owners().items() if owner == rank}
+    resumed = dist_model()
+    resumed.load_state_dict(model.state_dict())
+    resumed_opt = DistributedShampoo(resumed.parameters(), **DIST_KWARGS)
+    resumed_opt.load_state_dict(checkpoint)
+    kept = {(i, block) for i, p in enumerate(resumed.parameters()) for block in resumed_opt.state[p]["blocks"]}
+    resumed_params = train(resumed, resumed_opt, slice(STEPS, None))
     ddp = DistributedDataParallel(dist_model())
     ddp_params = train_on_a_batch(ddp, DistributedShampoo(ddp.parameters(), **DIST_KWARGS))
     torch.save({"params": params, "owned": sorted(owned), "rooted": sorted(rooted), "assigned": sorted(mine),
-                "ddp_params": ddp_params}, Path(out_dir) / f"rank{rank}.pt")
+                "ddp_params": ddp_params, "checkpoint_blocks": sorted((i, b) for i, s in checkpoint["state"].items()
+                                                                      for b in s["blocks"]),
+                "kept": sorted(kept), "resumed_params": resumed_params}, Path(out_dir) / f"rank{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -398,7 +409,9 @@ def test_two_gloo_ranks_split_the_blocks_and_match_the_single_process_update_bit
     mp.spawn(run_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD_SIZE)]
     model = dist_model()
-    single = train(model, DistributedShampoo(model.parameters(), **DIST_KWARGS))
+    single_opt = DistributedShampoo(model.parameters(), **DIST_KWARGS)
+    single = train(model, single_opt)
+    single_resumed = train(model, single_opt, slice(STEPS, None))
     all_blocks = {(i, b) for i, p in enumerate(model.parameters()) for b in range(len(block_slices(p.shape, 3)))}
     model = dist_model()
     single_on_a_batch = train_on_a_batch(model, DistributedShampoo(model.parameters(), **DIST_KWARGS))
@@ -406,6 +419,10 @@ def test_two_gloo_ranks_split_the_blocks_and_match_the_single_process_update_bit
         assert all(torch.equal(a, b) for a, b in zip(result["params"], single, strict=True))
         assert all(torch.equal(a, b) for a, b in zip(result["ddp_params"], single_on_a_batch, strict=True))
         assert result["owned"] == result["rooted"] == result["assigned"]
+        # the checkpoint holds every block; a rank resuming from it keeps its own and continues exactly
+        assert {tuple(key) for key in result["checkpoint_blocks"]} == all_blocks
+        assert result["kept"] == result["assigned"]
+        assert all(torch.equal(a, b) for a, b in zip(result["resumed_params"], single_resumed, strict=True))
     owned = [{tuple(key) for key in result["owned"]} for result in ranks]
     assert owned[0] and owned[1] and not owned[0] & owned[1]
     assert owned[0] | owned[1] == all_blocks

@@ -26,8 +26,9 @@ filtered gradient; ``sgd`` steps M itself.
 Under ``torch.distributed`` (world size > 1) each block is owned by one rank (greedy by block size, as the
 authors balance their buffers); only the owner keeps its statistics, graft state and roots and computes its
 direction, then all ranks all-gather the directions, so every rank applies the same update. Without an
-initialized process group it is the single-process algorithm, bit for bit. Under DDP ``state_dict()`` holds
-only this rank's blocks (the authors disable it in favour of a distributed checkpoint).
+initialized process group it is the single-process algorithm, bit for bit. Under DDP ``state_dict()`` gathers
+every block's state (a collective: all ranks call it, as Lightning does), and ``load_state_dict`` keeps the
+blocks this rank owns; the authors instead disable ``state_dict`` in favour of a distributed checkpoint.
 
 Small differences from the authors' code: inverse roots in float64 by an eigendecomposition, eigenvalues
 clamped at 0 before ``epsilon`` is added (theirs: float32 by default); roots are also computed at the first
@@ -162,6 +163,32 @@ class DistributedShampoo(Optimizer):
         owners = assign_blocks(sizes, world_size())
         return dict(zip(keys, owners, strict=True))
 
+    # ---- checkpoints: the full state on every rank ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The state of every block, whichever rank owns it, so a checkpoint written by rank 0 is complete.
+
+        Under torch.distributed this is a collective: every rank must call it (Lightning does)."""
+        packed = super().state_dict()
+        if world_size() == 1:
+            return packed
+        mine = {index: {block: {k: move(v, "cpu") for k, v in state.items()} for block, state in s["blocks"].items()}
+                for index, s in packed["state"].items()}
+        gathered: list[Any] = [None] * world_size()
+        dist.all_gather_object(gathered, mine)
+        for index, s in packed["state"].items():  # s is the live state: replace it, do not change it
+            blocks = {block: state for theirs in gathered for block, state in theirs.get(index, {}).items()}
+            packed["state"][index] = {**s, "blocks": blocks}
+        return packed
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a full state, then keep only the blocks this rank owns (their owner is a function of the rank)."""
+        super().load_state_dict(state_dict)
+        owners, rank = self.block_owners(), this_rank()
+        for index, p in enumerate(p for group in self.param_groups for p in group["params"]):
+            blocks = self.state[p].get("blocks", {}) if p in self.state else {}
+            for block in [b for b in blocks if owners[(index, b)] != rank]:
+                del blocks[block]
+
     # ---- the step ----------------------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
@@ -245,6 +272,15 @@ class DistributedShampoo(Optimizer):
             buffer = self.state[p]["momentum_buffer"].mul_(group["momentum"]).add_(direction)
             direction = direction + group["momentum"] * buffer if group["use_nesterov"] else buffer
         p.add_(direction, alpha=-group["lr"])
+
+
+def move(value: Any, device: str) -> Any:
+    """A block-state value (tensor, list of tensors or None) on ``device``."""
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, list):
+        return [move(v, device) for v in value]
+    return value
 
 
 def preconditioned_shape(p: Tensor, group: dict[str, Any]) -> tuple[int, ...]:
