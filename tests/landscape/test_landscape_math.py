@@ -98,7 +98,7 @@ def test_adaptive_sharpness_of_a_linear_loss_is_rho_times_sum_of_abs_a_w():
 def test_adaptive_sharpness_of_a_quadratic_bowl_scales_every_weight_outward():
     c = torch.tensor([1.0, 4.0], dtype=torch.float64)
     w = torch.tensor([1.0, -0.5], dtype=torch.float64, requires_grad=True)
-    loss = lambda: 0.5 * (c * w * w).sum()  # noqa: E731
+    loss = lambda: 0.5 * (c * w * w).sum()
     result = adaptive_sharpness(loss, [w], rho=0.2, steps=10)
     # worst case w -> 1.2 w: rise = (1.2^2 - 1) * L(w) = 0.44 * 1.0
     assert result.value == pytest.approx(0.44, rel=1e-9)

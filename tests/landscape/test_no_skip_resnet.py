@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-
 from helpers.compose import compose_config
 
 from optrepro.config import config_hash

@@ -53,7 +53,7 @@ def measure(run: LoadedRun, settings: LandscapeSettings) -> dict[str, Any]:
     if settings.points_2d:
         second = random_direction(weights, generator)
         plane = slice_2d(model, subset, (directions[0], second), grid(settings.points_2d, settings.span))
-    loss_fn = lambda: subset_loss(model, subset)  # noqa: E731
+    loss_fn = lambda: subset_loss(model, subset)
     eig = top_hessian_eigenvalue(loss_fn, params, iterations=settings.hessian_iterations, generator=generator)
     sharp = adaptive_sharpness(loss_fn, params, rho=settings.rho, steps=settings.ascent_steps)
     rises = [loss_rise(s, settings.rise_at) for s in slices]

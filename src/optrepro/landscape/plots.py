@@ -6,7 +6,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
+import matplotlib.pyplot as plt
 
 
 def plot_1d(slices: list[dict], title: str, path: Path) -> Path:

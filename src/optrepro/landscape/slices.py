@@ -11,7 +11,7 @@ from optrepro.landscape.subset import EvalSubset, loss_and_accuracy
 
 
 @contextmanager
-def displaced(model: nn.Module) -> Iterator["callable"]:
+def displaced(model: nn.Module) -> Iterator[callable]:
     """Yields `move(coefficients, directions)`, which sets params = w + sum c_i d_i; restores w on exit."""
     params = list(model.parameters())
     center = [p.detach().clone() for p in params]
