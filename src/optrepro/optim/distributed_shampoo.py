@@ -50,7 +50,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.optim import Optimizer
 
-from optrepro.optim.shampoo import matricize, multiply_along
+from optrepro.optim.shampoo import inverse_root, matricize, multiply_along
 
 GRAFTING_TYPES = ("none", "sgd", "adagrad", "rmsprop", "adam")
 # Shi et al.'s Shampoo step gets the graft norm as ||graft|| / (||shampoo|| + this), so a zero step stays zero.
@@ -84,14 +84,6 @@ def assign_blocks(sizes: list[int], world_size: int) -> list[int]:
         owners[index] = rank
         heapq.heappush(loads, (load + sizes[index], rank))
     return owners
-
-
-def shifted_inverse_root(matrix: Tensor, exponent: float, epsilon: float) -> Tensor:
-    """(matrix + epsilon I)^{-1/exponent} in float64 for a symmetric PSD matrix; NaN if it is not finite."""
-    if not torch.isfinite(matrix).all():
-        return torch.full(matrix.shape, float("nan"), dtype=torch.float64, device=matrix.device)
-    eigenvalues, eigenvectors = torch.linalg.eigh(matrix.double())
-    return (eigenvectors * (eigenvalues.clamp_min(0.0) + epsilon).pow(-1.0 / exponent)) @ eigenvectors.T
 
 
 def ema_update(average: Tensor, value: Tensor, beta: float) -> None:
@@ -242,7 +234,7 @@ class DistributedShampoo(Optimizer):
         if preconditioning and (step % group["precondition_frequency"] == 0 or state["inverse_roots"] is None):
             correction = bias_correction(beta2, step, group["use_bias_correction"])
             state["inverse_roots"] = [
-                shifted_inverse_root(h / correction, 2 * grad.dim(), group["epsilon"]).to(grad.dtype)
+                inverse_root(h / correction, 2 * grad.dim(), floor=0.0, shift=group["epsilon"]).to(grad.dtype)
                 for h in state["statistics"]
             ]
         filtered = grad

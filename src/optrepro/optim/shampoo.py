@@ -32,15 +32,16 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 
-def inverse_root(matrix: Tensor, exponent: float, floor: float) -> Tensor:
-    """matrix^{-1/exponent} for a symmetric PSD matrix, in float64, eigenvalues clamped below at ``floor``.
+def inverse_root(matrix: Tensor, exponent: float, floor: float, shift: float = 0.0) -> Tensor:
+    """(matrix + shift I)^{-1/exponent} for a symmetric PSD matrix, in float64, its eigenvalues clamped below at
+    ``floor`` before the shift (Gupta et al.: floor epsilon, no shift; Shi et al.: floor 0, shift epsilon).
 
     A non-finite statistic (a diverged run) gives a NaN root rather than an eigh error, so the loss turns NaN
     and the run is recorded as diverged instead of failed."""
     if not torch.isfinite(matrix).all():
         return torch.full(matrix.shape, float("nan"), dtype=torch.float64, device=matrix.device)
     eigenvalues, eigenvectors = torch.linalg.eigh(matrix.double())
-    return (eigenvectors * eigenvalues.clamp_min(floor).pow(-1.0 / exponent)) @ eigenvectors.T
+    return (eigenvectors * (eigenvalues.clamp_min(floor) + shift).pow(-1.0 / exponent)) @ eigenvectors.T
 
 
 def matricize(tensor: Tensor, dim: int) -> Tensor:
