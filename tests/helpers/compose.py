@@ -6,7 +6,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from optrepro.paths import CONFIG_DIR
 
@@ -21,4 +21,12 @@ def compose_config(overrides: list[str], tmp_path: Path | None = None) -> DictCo
         del cfg["hydra"]
         if tmp_path is not None:
             cfg.paths.runs_dir = str(tmp_path / "runs")
+    return cfg
+
+
+def compose_optimizer(name: str, *overrides: str) -> DictConfig:
+    """The `optimizer` group's option `name` (with overrides) as build_optimizer receives it, open for edits."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name=f"optimizer/{name}", overrides=list(overrides)).optimizer
+    OmegaConf.set_struct(cfg, False)
     return cfg

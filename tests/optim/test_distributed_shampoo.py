@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from helpers.compose import compose_optimizer
+from helpers.optimizer_checks import assert_resume_is_exact
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -273,24 +273,8 @@ def test_state_dict_round_trip():
                                          weight_decay=0.01, max_preconditioner_dim=2, precondition_frequency=3,
                                          start_preconditioning_step=3, grafting_type="adam", grafting_beta2=0.99)
 
-    x = torch.randn(8, 5, dtype=F64, generator=torch.Generator().manual_seed(1))
-
-    def steps(model, opt, n):
-        for _ in range(n):
-            opt.zero_grad()
-            model(x).square().mean().backward()
-            opt.step()
-
-    m1, o1 = make()
-    steps(m1, o1, 4)  # past the start, mid-way between two root recomputations
-    saved = copy.deepcopy(o1.state_dict())
-    m2, o2 = make()
-    m2.load_state_dict(m1.state_dict())
-    o2.load_state_dict(saved)
-    steps(m1, o1, 5)
-    steps(m2, o2, 5)
-    for a, b in zip(m1.parameters(), m2.parameters(), strict=True):
-        assert torch.equal(a.detach(), b.detach())
+    # saved after 4 steps: past the start, mid-way between two root recomputations
+    assert_resume_is_exact(make, torch.randn(8, 5, dtype=F64, generator=torch.Generator().manual_seed(1)))
 
 
 @pytest.mark.parametrize(
@@ -317,17 +301,10 @@ def test_bad_hyperparameters_fail_with_the_rule(bad, message):
 
 
 # ---- config -----------------------------------------------------------------------------------------------------
-def optimizer_config(*overrides):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name="optimizer/distributed_shampoo", overrides=list(overrides)).optimizer
-    OmegaConf.set_struct(cfg, False)
-    return cfg
-
-
 def test_shipped_config_builds_distributed_shampoo_with_decoupled_decay():
     assert KNOWN_WEIGHT_DECAY_MODES[DistributedShampoo] == "decoupled"
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-    opt, strategy = build_optimizer(optimizer_config(), model, num_train_samples=10, num_classes=2)
+    opt, strategy = build_optimizer(compose_optimizer("distributed_shampoo"), model, num_train_samples=10, num_classes=2)
     assert isinstance(opt, DistributedShampoo) and isinstance(strategy, StandardStep)
     group = opt.param_groups[0]
     assert (group["grafting_type"], group["betas"], group["epsilon"]) == ("adam", (0.9, 0.999), 1e-12)
@@ -336,7 +313,7 @@ def test_shipped_config_builds_distributed_shampoo_with_decoupled_decay():
 
 
 def test_config_with_coupled_decay_is_rejected():
-    cfg = optimizer_config("optimizer.weight_decay_mode=coupled")
+    cfg = compose_optimizer("distributed_shampoo", "optimizer.weight_decay_mode=coupled")
     with pytest.raises(ConfigError, match="DistributedShampoo applies decoupled weight decay"):
         build_optimizer(cfg, nn.Linear(2, 2), num_train_samples=10, num_classes=2)
 

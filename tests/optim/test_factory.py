@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from helpers.compose import compose_optimizer
+from omegaconf import OmegaConf
 from torch import nn
 
 from optrepro.errors import ConfigError, UnknownChoiceError
@@ -44,13 +44,6 @@ class OddlyNamedNet(nn.Module):
         return self.baz(self.head(self.bar(self.foo(self.stem(x))).mean((2, 3))))
 
 
-def optimizer_config(name: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name=f"optimizer/{name}").optimizer
-    OmegaConf.set_struct(cfg, False)
-    return cfg
-
-
 def build(cfg, model=None, **kwargs):
     return build_optimizer(cfg, model or OddlyNamedNet(), num_train_samples=100, num_classes=2, **kwargs)
 
@@ -58,7 +51,7 @@ def build(cfg, model=None, **kwargs):
 @pytest.mark.parametrize("name", EXPECTED)
 def test_shipped_configs_build(name):
     strategy_type, rho, adaptive, perturbs_all = EXPECTED[name]
-    optimizer, strategy = build(optimizer_config(name), accumulate=2, grad_clip=1.0)
+    optimizer, strategy = build(compose_optimizer(name), accumulate=2, grad_clip=1.0)
     assert type(strategy) is strategy_type
     assert (strategy.accumulate, strategy.grad_clip) == (2, 1.0)
     if strategy_type is TwoPassStep:
@@ -71,7 +64,7 @@ def test_shipped_configs_build(name):
 
 def test_sam_on_selects_norm_parameters_by_module_type():
     model = OddlyNamedNet()
-    optimizer, _ = build(optimizer_config("sam_on"), model)
+    optimizer, _ = build(compose_optimizer("sam_on"), model)
     perturbed = {id(p) for g in optimizer.param_groups if g["perturb"] for p in g["params"]}
     expected = [model.foo.weight, model.foo.bias, model.bar.weight, model.bar.bias, model.baz.weight, model.baz.bias]
     assert perturbed == {id(p) for p in expected}
@@ -82,7 +75,7 @@ def test_sam_on_selects_norm_parameters_by_module_type():
 )
 def test_asam_rescales_biases_only_with_normalize_bias(normalize_bias, unscaled):
     model = OddlyNamedNet()
-    cfg = optimizer_config("asam")
+    cfg = compose_optimizer("asam")
     cfg.normalize_bias = normalize_bias
     optimizer, _ = build(cfg, model)
     names = {id(p): n for n, p in model.named_parameters()}
@@ -92,7 +85,7 @@ def test_asam_rescales_biases_only_with_normalize_bias(normalize_bias, unscaled)
 
 def test_no_decay_norm_and_bias_zeroes_their_weight_decay():
     model = OddlyNamedNet()
-    cfg = optimizer_config("sgd")
+    cfg = compose_optimizer("sgd")
     cfg.no_decay_norm_and_bias = True
     optimizer, _ = build(cfg, model)
     names = {id(p): n for n, p in model.named_parameters()}
@@ -105,7 +98,7 @@ def test_groups_carry_only_the_flags_a_method_reads():
 
 
 def test_weight_decay_in_perturbation_reaches_the_optimizer():
-    cfg = optimizer_config("sam")
+    cfg = compose_optimizer("sam")
     cfg.weight_decay_in_perturbation = True
     optimizer, _ = build(cfg)
     assert all(g["weight_decay_in_perturbation"] for g in optimizer.param_groups)
@@ -122,14 +115,14 @@ def test_weight_decay_in_perturbation_reaches_the_optimizer():
     ],
 )
 def test_invalid_choices_list_the_valid_ones(name, key, value, error, message):
-    cfg = optimizer_config(name)
+    cfg = compose_optimizer(name)
     cfg[key] = value
     with pytest.raises(error, match=message):
         build(cfg)
 
 
 def test_weight_decay_in_perturbation_is_rejected_for_decoupled_decay():
-    cfg = optimizer_config("sam")
+    cfg = compose_optimizer("sam")
     cfg.base._target_ = "torch.optim.AdamW"
     cfg.base.pop("nesterov")
     cfg.base.pop("momentum")
@@ -140,14 +133,14 @@ def test_weight_decay_in_perturbation_is_rejected_for_decoupled_decay():
 
 
 def test_base_must_be_a_partial():
-    cfg = optimizer_config("sgd")
+    cfg = compose_optimizer("sgd")
     cfg.base._partial_ = False
     with pytest.raises(ConfigError, match="_partial_: true"):
         build(cfg)
 
 
 def test_plain_mapping_config_is_accepted():
-    cfg = OmegaConf.to_container(optimizer_config("sam"))
+    cfg = OmegaConf.to_container(compose_optimizer("sam"))
     optimizer, strategy = build(cfg)
     assert isinstance(strategy, TwoPassStep) and isinstance(optimizer.base_optimizer, torch.optim.SGD)
 

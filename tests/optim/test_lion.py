@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from helpers.compose import compose_optimizer
 from torch import nn
 
 from optrepro.errors import ConfigError, UnknownChoiceError
@@ -267,31 +266,24 @@ def test_bad_hyperparameters_fail(bad):
         Lion([nn.Parameter(torch.zeros(2))], **bad)
 
 
-def lion_config(*overrides):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name="optimizer/lion", overrides=list(overrides)).optimizer
-    OmegaConf.set_struct(cfg, False)
-    return cfg
-
-
 def test_shipped_config_builds_a_decoupled_lion():
     assert KNOWN_WEIGHT_DECAY_MODES[Lion] == "decoupled"
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-    opt, strategy = build_optimizer(lion_config(), model, num_train_samples=10, num_classes=2)
+    opt, strategy = build_optimizer(compose_optimizer("lion"), model, num_train_samples=10, num_classes=2)
     assert isinstance(opt, Lion) and isinstance(strategy, StandardStep)
     group = opt.param_groups[0]
     assert (group["lr"], group["betas"], group["weight_decay"], group["k"]) == (1e-4, (0.9, 0.99), 0.5, "l1")
-    opt, _ = build_optimizer(lion_config("optimizer.base.k=l2"), model, num_train_samples=10, num_classes=2)
+    opt, _ = build_optimizer(compose_optimizer("lion", "optimizer.base.k=l2"), model, num_train_samples=10, num_classes=2)
     assert opt.param_groups[0]["k"] == "l2"
 
 
 def test_config_with_coupled_decay_is_rejected():
-    cfg = lion_config("optimizer.weight_decay_mode=coupled")
+    cfg = compose_optimizer("lion", "optimizer.weight_decay_mode=coupled")
     with pytest.raises(ConfigError, match="Lion applies decoupled weight decay"):
         build_optimizer(cfg, nn.Linear(2, 2), num_train_samples=10, num_classes=2)
 
 
 def test_config_with_unknown_k_names_the_valid_ones():
-    cfg = lion_config("optimizer.base.k=huber")
+    cfg = compose_optimizer("lion", "optimizer.base.k=huber")
     with pytest.raises(Exception, match="valid choices: l1, l2, linf"):
         build_optimizer(cfg, nn.Linear(2, 2), num_train_samples=10, num_classes=2)

@@ -7,15 +7,14 @@ H = H_1 ⊗ ... ⊗ H_k, and applies H^{-1/(2k)} to vec(G) by an eigendecomposit
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from helpers.compose import compose_optimizer
+from helpers.optimizer_checks import assert_resume_is_exact
 from torch import nn
 
 from optrepro.errors import ConfigError
@@ -193,24 +192,8 @@ def test_state_dict_round_trip():
         model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)).double()
         return model, Shampoo(model.parameters(), lr=0.05, momentum=0.5, update_freq=3)
 
-    x = torch.randn(8, 4, dtype=F64, generator=torch.Generator().manual_seed(1))
-
-    def steps(model, opt, n):
-        for _ in range(n):
-            opt.zero_grad()
-            model(x).square().mean().backward()
-            opt.step()
-
-    m1, o1 = make()
-    steps(m1, o1, 4)  # mid-way between two root recomputations
-    saved = copy.deepcopy(o1.state_dict())
-    m2, o2 = make()
-    m2.load_state_dict(m1.state_dict())
-    o2.load_state_dict(saved)
-    steps(m1, o1, 5)
-    steps(m2, o2, 5)
-    for a, b in zip(m1.parameters(), m2.parameters()):
-        torch.testing.assert_close(a.detach(), b.detach(), rtol=0, atol=0)
+    # saved after 4 steps: mid-way between two root recomputations
+    assert_resume_is_exact(make, torch.randn(8, 4, dtype=F64, generator=torch.Generator().manual_seed(1)))
 
 
 @pytest.mark.parametrize(
@@ -231,28 +214,21 @@ def test_bad_hyperparameters_fail_with_the_rule(bad, message):
 
 
 # ---- configs ------------------------------------------------------------------------------------------------
-def optimizer_config(name, *overrides):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name=f"optimizer/{name}", overrides=list(overrides)).optimizer
-    OmegaConf.set_struct(cfg, False)
-    return cfg
-
-
 def test_shipped_config_builds_the_papers_shampoo():
     assert KNOWN_WEIGHT_DECAY_MODES[Shampoo] == "coupled"
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-    opt, strategy = build_optimizer(optimizer_config("shampoo"), model, num_train_samples=10, num_classes=2)
+    opt, strategy = build_optimizer(compose_optimizer("shampoo"), model, num_train_samples=10, num_classes=2)
     assert isinstance(opt, Shampoo) and isinstance(strategy, StandardStep)
     group = opt.param_groups[0]
     assert (group["momentum"], group["weight_decay"], group["update_freq"]) == (0.0, 0.0, 1)
 
 
 def test_shipped_adam_config_builds_torch_adam():
-    opt, _ = build_optimizer(optimizer_config("adam"), nn.Linear(2, 2), num_train_samples=10, num_classes=2)
+    opt, _ = build_optimizer(compose_optimizer("adam"), nn.Linear(2, 2), num_train_samples=10, num_classes=2)
     assert type(opt) is torch.optim.Adam and opt.param_groups[0]["lr"] == 1e-3
 
 
 def test_config_with_decoupled_decay_is_rejected():
-    cfg = optimizer_config("shampoo", "optimizer.weight_decay_mode=decoupled")
+    cfg = compose_optimizer("shampoo", "optimizer.weight_decay_mode=decoupled")
     with pytest.raises(ConfigError, match="Shampoo applies coupled weight decay"):
         build_optimizer(cfg, nn.Linear(2, 2), num_train_samples=10, num_classes=2)
