@@ -16,7 +16,7 @@ minutes. This measures, in one process and under a time budget, what a first GPU
 Settings are measured in priority order; once the budget is spent the rest are listed as skipped.
 
 Machine: one CUDA GPU (an H100/H200 runs all of it in about 5 minutes), no internet, no dataset. `--dry-run`
-takes the same code paths on the CPU in seconds: WRN-10-1 on 16 x 16 images, batch 64, one timed step per
+takes the same code paths on the CPU in seconds: WRN-10-1 on 8 x 8 images, batch 64, one timed step per
 setting, every setting (no budget), torch.compile disabled.
 Command: `bash benchmarks/gpu_check.sh OUT_DIR` (runs `pytest -m gpu` first), or
 `python benchmarks/gpu_check.py OUT_DIR [--dry-run]`. Prints one summary table; writes OUT_DIR/gpu_check.json.
@@ -24,6 +24,7 @@ Command: `bash benchmarks/gpu_check.sh OUT_DIR` (runs `pytest -m gpu` first), or
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -42,9 +43,8 @@ from optrepro.optim.factory import build_optimizer
 # Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets, without sparsity), matched in order against
 # torch.cuda.get_device_name(); the first key contained in the name wins.
 BF16_PEAK_TFLOPS = {
-    "H200": 989.4, "GH200": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H800": 989.4,
-    "B200": 2250.0, "A100": 312.0, "A800": 312.0, "L40S": 362.0, "L40": 181.0, "L4": 121.0, "A10": 125.0,
-    "RTX 4090": 165.2, "RTX 3090": 71.0,
+    "H100 PCIe": 756.5, "H100 NVL": 835.5, "H100": 989.4, "H200": 989.4, "H800": 989.4, "B200": 2250.0,
+    "A100": 312.0, "A800": 312.0, "L40S": 362.1, "L40": 181.0, "L4": 121.0, "RTX 4090": 165.2,
 }
 CIFAR_TRAIN, CIFAR_TEST, EPOCHS = 50_000, 10_000, 200  # +repro=sam_cifar
 SYNTHETIC_CIFAR = (
@@ -71,7 +71,7 @@ class Sizes:
 
 
 FULL = Sizes((), 256, 10_240, 3, 10, 3, 240.0)
-DRY = Sizes(("model.depth=10", "model.widen_factor=1", "dataset.shape=[3,16,16]"), 64, 128, 1, 1, 1, math.inf)
+DRY = Sizes(("model.depth=10", "model.widen_factor=1", "dataset.shape=[3,8,8]"), 64, 128, 1, 1, 1, math.inf)
 
 
 @dataclass(frozen=True)
@@ -120,12 +120,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@functools.cache
+def method_config(method_overrides: tuple[str, ...], sizes: Sizes):
+    """The composed config of one method (composition takes a few tenths of a second: once per method)."""
+    return compose_config([*method_overrides, *SYNTHETIC_CIFAR, *sizes.overrides, f"train.batch_size={sizes.batch}"])
+
+
 class Stepper:
     """One method's model, optimizer and real step strategy on a fixed device-resident batch."""
 
     def __init__(self, method_overrides, setting: Setting, sizes: Sizes, batch, data, device, net=None) -> None:
-        cfg = compose_config([*method_overrides, *SYNTHETIC_CIFAR, *sizes.overrides, f"train.batch_size={sizes.batch}",
-                              f"hardware.channels_last={setting.channels_last}", f"hardware.compile={setting.compile}"])
+        cfg = method_config(tuple(method_overrides), sizes).copy()
+        cfg.hardware.channels_last, cfg.hardware.compile = setting.channels_last, setting.compile
         torch.manual_seed(int(cfg.seed))
         self.net = net if net is not None else builders.build_net(cfg, data).to(device).train()
         _, self.strategy = build_optimizer(cfg.optimizer, self.net, num_train_samples=data.num_train,

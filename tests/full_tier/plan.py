@@ -49,8 +49,8 @@ class CpuPlan:
 
 
 def drops_last(cfg: DictConfig) -> bool:
-    """Whether the run's training epochs drop their short last batch (`train.drop_last`; ImageNet's loader always)."""
-    return bool(cfg.train.get("drop_last", False)) or cfg.dataset.name == "imagenet"
+    """Whether the run's training epochs drop their short last batch (the SAM and SAF full presets do)."""
+    return bool(cfg.train.drop_last)
 
 
 def split_unit(cfg: DictConfig, processes: int) -> int:
@@ -103,12 +103,13 @@ def plan_for(preset: str, cfg: DictConfig) -> CpuPlan:
 
 
 def imagenet_plan(preset: str, cfg: DictConfig, processes: int, real_world: int, batch: int, epochs: int) -> CpuPlan:
-    """ImageNet is sharded by a DistributedSampler first, then batched per rank with drop_last: the short batch
-    that matters is each rank's tail, ceil(N / world) mod the per-device batch (402 of 512 for 8 x 512)."""
+    """ImageNet is sharded by a DistributedSampler first, then batched per rank: the short batch that matters is
+    each rank's tail, ceil(N / world) mod the per-device batch (402 of 512 for 8 x 512)."""
     real_device_batch = int(cfg.train.batch_size) // real_world
     real_tail = math.ceil(REAL_TRAIN_SIZES["imagenet"] / real_world) % real_device_batch
     device_batch = batch // processes
     tail = scaled_remainder(real_tail, real_device_batch, device_batch, 1)
     assert tail is not None
+    steps = 1 + (tail > 0 and not drops_last(cfg))
     return CpuPlan(preset, processes, batch, processes * (device_batch + tail), TEST_IMAGES_PER_PROCESS * processes,
-                   epochs, 1, real_tail, tail)
+                   epochs, steps, real_tail, tail)

@@ -98,7 +98,7 @@ def test_full_preset_crosses_an_epoch_boundary_on_generated_data(preset, tmp_pat
     plan = plan_for(preset, cfg)
     data_path = generate_data(plan, cfg.dataset.name, tmp_path / "dataset")
     record = run_preset(plan.overrides(data_path), plan.processes, tmp_path)
-    print(f"{preset}: {plan}; {record['timing']}")
+    print(f"\nFULLTIER {preset} {json.dumps({'plan': plan.__dict__, 'timing': record['timing']})}")
     assert record["status"] == "finished", record["error"]
     assert record["repro"]["name"] == preset and record["repro"]["tier"] == "full"
     assert record["hardware"]["world_size"] == plan.processes
