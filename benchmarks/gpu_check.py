@@ -8,8 +8,8 @@ minutes. This measures, in one process and under a time budget, what a first GPU
   product's); the three methods of one setting are timed interleaved, medians of repetitions;
 - model FLOP utilisation: FLOPs of one forward+backward counted by torch.utils.flop_counter (SGD: 1, SAM: 2 per
   step), against the card's dense bf16 peak from a table of known cards (fp32 rows too, so they compare);
-- data time as a fraction of a step: the TensorDataModule path (uint8 CIFAR-shaped data held on the device,
-  pad-4 crop + flip), as every CIFAR run uses;
+- data time as a fraction of an SGD step (data ms / step ms): the TensorDataModule path (uint8 CIFAR-shaped
+  data held on the device, pad-4 crop + flip), as every CIFAR run uses;
 - the projected wall time of `+repro=sam_cifar` (200 epochs x 195 steps + a test pass per epoch) in the preset's
   own hardware setting (fp32, channels_last, no compile) and in the fastest measured one;
 - SAF/SGD and MESA/SGD time per step on the same model and batch at their last epoch (trajectory terms on).
@@ -210,8 +210,8 @@ def measure(out_dir: Path, sizes: Sizes, device: torch.device, gpu_tests: dict) 
     started = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     report = Report(name, sizes is DRY, bf16_peak(name), sizes.batch, gpu_tests=gpu_tests)
-    data_cfg = compose_config([*METHODS["sgd"], *SYNTHETIC_CIFAR, *sizes.overrides, f"dataset.num_samples={sizes.samples}",
-                               f"train.batch_size={sizes.batch}", "hardware.channels_last=true"])
+    data_cfg = compose_config([*METHODS["sgd"], *SYNTHETIC_CIFAR, *sizes.overrides, "hardware.channels_last=true",
+                               f"dataset.num_samples={sizes.samples}", f"train.batch_size={sizes.batch}"])
     datamodule, data = builders.build_data(data_cfg)
     datamodule.place_on(device)
     batch = next(iter(datamodule.train_dataloader()))
@@ -228,8 +228,7 @@ def measure(out_dir: Path, sizes: Sizes, device: torch.device, gpu_tests: dict) 
         report.ratios[f"sam_m32/sam {setting.label}"] = sam_cifar_s[setting.label] / statistics.median(times["sam"])
         if setting == PRESET_SETTING:
             report.eval_ms_per_batch = 1e3 * eval_s
-            report.data_fraction_of_step = report.data_ms_per_batch / (
-                report.data_ms_per_batch + 1e3 * statistics.median(times["sgd"]))
+            report.data_fraction_of_step = report.data_ms_per_batch / (1e3 * statistics.median(times["sgd"]))
             report.ratios.update(trajectory_ratios(sizes, batch, data, device))
         fastest = min(sam_cifar_s, key=sam_cifar_s.get)
         report.projected_sam_cifar_h = {
@@ -315,7 +314,8 @@ def main() -> None:
     if args.dry_run:
         torch._dynamo.config.disable = True  # torch.compile becomes a no-op: the CPU's inductor build takes minutes
     device = torch.device("cpu" if args.dry_run else "cuda")
-    gpu_tests = {"exit_code": args.gpu_tests_exit, "summary": args.gpu_tests_summary} if args.gpu_tests_exit is not None else {}
+    gpu_tests = {} if args.gpu_tests_exit is None else {"exit_code": args.gpu_tests_exit,
+                                                         "summary": args.gpu_tests_summary}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     report = measure(args.out_dir, DRY if args.dry_run else FULL, device, gpu_tests)
     print_table(report)

@@ -37,10 +37,14 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     for row in report["steps"]:
         assert row["ms_per_step"] > 0 and math.isclose(row["steps_per_s"], 1e3 / row["ms_per_step"])
         assert row["m_sharpness"] == (32 if row["method"] == "sam_m32" else None) and row["mfu_vs_bf16_peak"] is None
-    assert 0 < report["data_fraction_of_step"] < 1
-    assert {"saf/sgd fp32 cl", "mesa/sgd fp32 cl", "sam/sgd bf16 cl compile", "sam_m32/sam fp32"} <= set(report["ratios"])
+    expected_ratios = {"saf/sgd fp32 cl", "mesa/sgd fp32 cl", "sam/sgd bf16 cl compile", "sam_m32/sam fp32"}
+    assert expected_ratios <= set(report["ratios"])
+    preset_setting = ("fp32", True, False)  # +repro=sam_cifar's hardware=gpu: fp32, channels_last, eager
     sam_m32 = next(r["ms_per_step"] for r in report["steps"]
-                   if r["method"] == "sam_m32" and (r["precision"], r["channels_last"], r["compile"]) == ("fp32", True, False))
+                   if r["method"] == "sam_m32" and (r["precision"], r["channels_last"], r["compile"]) == preset_setting)
+    sgd = next(r["ms_per_step"] for r in report["steps"]
+               if r["method"] == "sgd" and (r["precision"], r["channels_last"], r["compile"]) == preset_setting)
+    assert math.isclose(report["data_fraction_of_step"], report["data_ms_per_batch"] / sgd, rel_tol=1e-9)
     batch = report["batch"]
     by_hand = EPOCHS * ((CIFAR_TRAIN // batch) * (sam_m32 + report["data_ms_per_batch"])
                         + math.ceil(CIFAR_TEST / batch) * report["eval_ms_per_batch"]) / 3.6e6
