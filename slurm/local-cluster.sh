@@ -164,6 +164,17 @@ wait_for_idle() {
 Fix the cause shown in the logs above (e.g. another SLURM using ports $SLURMCTLD_PORT-$((FIRST_SLURMD_PORT + count - 1))), then run: $0 stop && $0 start --nodes $count"
 }
 
+# Several slurmd on one host need a SLURM built with --enable-multiple-slurmd (Debian's is).
+multiple_slurmd_built() {
+  local answer=""
+  for _ in $(seq $((START_TIMEOUT_S * 2))); do
+    answer="$(scontrol show config 2>/dev/null | awk '$1 == "MULTIPLE_SLURMD" {print $3}')" || true
+    [[ -n $answer ]] && break
+    sleep 0.5
+  done
+  [[ $answer == Yes ]]
+}
+
 cmd_start() {  # $@ = [--nodes N]
   local count="" running
   while [[ $# -gt 0 ]]; do
@@ -188,6 +199,10 @@ cmd_start() {  # $@ = [--nodes N]
   start_munge
   write_conf "${count:-1}"
   slurmctld -f "$CONF"
+  if [[ ${count:-1} -gt 1 ]] && ! multiple_slurmd_built; then
+    cmd_stop 2>/dev/null
+    die "this SLURM runs one slurmd per host ('scontrol show config' lacks MULTIPLE_SLURMD = Yes), so --nodes $count cannot work here; use a SLURM built with --enable-multiple-slurmd (Debian's packages are), or start with one node"
+  fi
   for name in $(configured_nodes); do slurmd -f "$CONF" -N "$name"; done
   wait_for_idle
   echo "local-cluster: up, idle node(s) $(configured_nodes | tr '\n' ' ')in partition debug ($CONF)" >&2

@@ -2,6 +2,7 @@
 ends where the single-process run ends, and bit-identical to the same two ranks on one node."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,13 @@ def test_two_nodes_one_process_each_equal_the_single_process_run(two_node_env, t
     assert multinode_weights.keys() == single_weights.keys()
     for name, weight in multinode_weights.items():
         torch.testing.assert_close(weight, single_weights[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("bad", [["--nodes", "0"], ["--nodes", "two"], ["--nodes"], ["--node", "2"]])
+def test_start_refuses_a_bad_node_count_in_one_line_before_any_work(bad, tmp_path):
+    done = subprocess.run([str(REPO_ROOT / "slurm" / "local-cluster.sh"), "start", *bad], capture_output=True, text=True,
+                          env={**os.environ, "OPTREPRO_SLURM_DIR": str(tmp_path / "state")}, timeout=60)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("local-cluster: ") and "--node" in line
+    assert not (tmp_path / "state").exists()
