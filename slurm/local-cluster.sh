@@ -72,7 +72,7 @@ node_names() {  # $1 = node count; a one-node cluster keeps the host's name, as 
 write_conf() {  # $1 = node count
   local host cpus mem_mb names name port=$FIRST_SLURMD_PORT
   host="$(hostname -s)"
-  cpus="$(nproc)"
+  cpus="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"  # nproc obeys these: OMP_NUM_THREADS=1 would give 1
   # Leave 10% of the memory to the OS: slurmd marks a node invalid that reports less than RealMemory.
   mem_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 * 9 / 10 ))
   names="$(node_names "$1")"
