@@ -55,3 +55,13 @@ def test_help_says_what_run_py_does_with_examples():
         assert command in help_text
     assert "repro: " in help_text and "sam_cifar" in help_text  # the config groups, presets included
     assert len(help_text.splitlines()) < 50  # a page, not a dump of the config
+
+
+@pytest.mark.parametrize("args", [("--help",), ("claims", "--help")], ids=" ".join)
+def test_optrepro_tools_list_their_commands_without_torch(args):
+    code = "import sys; from optrepro.cli import main\ntry: main(sys.argv[1:])\nexcept SystemExit: pass\n" \
+           "print('HEAVY', 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          env=os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")}, timeout=120, check=True)
+    assert "landscape" in done.stdout or "list" in done.stdout
+    assert done.stdout.strip().endswith("HEAVY False")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
@@ -285,8 +286,9 @@ def gpus_present(cfg: DictConfig) -> None:
         return
     found, wanted = gpu_count(), int(cfg.hardware.devices)
     if found == 0:
+        gpus = f"{wanted} GPU{'s' if wanted > 1 else ''}"
         raise InvalidConfigError(
-            "hardware", f"hardware={cfg.hardware.name} runs on {wanted} GPU(s), but this machine has no CUDA GPU",
+            "hardware", f"hardware={cfg.hardware.name} runs on {gpus}, but this machine has no CUDA GPU",
             "add hardware=cpu to run on the CPU (or hardware=ddp_cpu for 2 processes), or run on a GPU node")
     if found < wanted:
         raise InvalidConfigError(
@@ -321,8 +323,6 @@ def slurm_signal(cfg: DictConfig) -> None:
 
 
 def checkpoint_exists(cfg: DictConfig) -> None:
-    from pathlib import Path
-
     path = cfg.train.ckpt_path
     if path is not None and not Path(path).is_file():
         raise InvalidConfigError("train.ckpt_path", f"no file at {path}",
@@ -415,7 +415,20 @@ def as_config_error(error: ErrorDetails, data: dict[str, Any]) -> OptreproError:
         problem, _, fix = message.partition("; ")
         return InvalidConfigError(key, f"{value!r}: {problem}" if kind != "value_error" else problem,
                                   fix or f"see configs/ for the values {key} takes")
+    fix = FIXES.get(key, fix)
+    ctx = {name: int(v) if isinstance(v, float) and v.is_integer() else v for name, v in ctx.items()}  # 0, not 0.0
     return InvalidConfigError(key, problem.format(value=value, **ctx), fix.format(key=key, value=value, **ctx))
+
+
+# Fixes that say more than the generic ones of PROBLEMS, for the keys users set most.
+FIXES: dict[str, str] = {
+    "seed": f"give an integer from 0 to {SEED_MAX}, e.g. seed=0",
+    "hardware.devices": "set hardware.devices to the devices per node, 1 or more (train.batch_size stays global)",
+    "optimizer.rho": "set optimizer.rho >= 0 (0 is the base optimizer; SAM on CIFAR-10 uses 0.05)",
+    "optimizer.base.lr": "give a finite learning rate above 0, e.g. optimizer.base.lr=0.1",
+    "optimizer.m_sharpness": "give the samples per perturbation (dividing the per-device micro-batch), or null",
+    "train.batch_size": "give the global batch, 1 or more, divisible by hardware.devices x hardware.num_nodes",
+}
 
 
 PROBLEMS: dict[str, tuple[str, str]] = {
@@ -432,7 +445,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "less_than": ("must be < {lt}, got {value}", "set {key} below {lt}"),
     "literal_error": ("unknown value {value!r}", "valid choices: {expected}"),
     "dict_type": ("{value!r} is not a block of keys", "give a mapping, e.g. {key}={{a: 1}}, or pick a group option"),
-    "model_type": ("{value!r} is not a block of keys", "pick a config group option instead, e.g. {key}=<option>"),
+    "model_type": ("{value!r} is not a block of keys", "set the keys inside it ({key}.<key>=<value>) or pick a group option"),
     "list_type": ("{value!r} is not a list", "give a list, e.g. {key}=[1,2]"),
     "too_short": ("has {actual_length} items, needs {min_length}", "give {min_length} items"),
     "too_long": ("has {actual_length} items, at most {max_length}", "give {max_length} items"),
