@@ -66,6 +66,7 @@ class Train(Section):
     epochs: PosInt
     batch_size: PosInt
     accumulate: PosInt = 1
+    drop_last: bool = False
     grad_clip: PosFloat | None = None
     label_smoothing: Fraction = 0.0
     loss: Annotated[str, choice("optrepro.losses:LOSSES")] = "cross_entropy"
@@ -268,16 +269,11 @@ class RunConfig(Section):
 # Each takes the composed DictConfig (every value already well typed) and raises an OptreproError.
 
 def batch_split(cfg: DictConfig) -> None:
-    """Global batch over devices, per-device batch over micro-batches, micro-batch over m-sharpness sub-batches."""
-    from optrepro.config import per_device_batch_size
+    """Global batch over devices and micro-batches, and the full batches' m-sharpness groups (config.py's checks);
+    the epoch's short last batch is checked by optrepro.builders once the data's size is known."""
+    from optrepro.config import check_epoch_batches
 
-    micro_batch = per_device_batch_size(cfg) // int(cfg.train.accumulate)
-    m = cfg.optimizer.get("m_sharpness")
-    if cfg.optimizer.step == "two_pass" and m is not None and micro_batch % int(m):
-        raise InvalidConfigError(
-            "optimizer.m_sharpness", f"{m} does not divide the per-device micro-batch of {micro_batch} samples "
-            f"(train.batch_size={cfg.train.batch_size} / {cfg.hardware.devices * cfg.hardware.num_nodes} devices / "
-            f"train.accumulate={cfg.train.accumulate})", f"choose m_sharpness dividing {micro_batch}, or null")
+    check_epoch_batches(cfg, num_train=int(cfg.train.batch_size))  # one full batch: no short last one
 
 
 def gpus_present(cfg: DictConfig) -> None:
