@@ -254,8 +254,8 @@ class RunConfig(Section):
     paths: Paths
     cluster: Cluster
     structure: Structure | None = None
-    trainer: dict[str, Any] | None = None    # Lightning Trainer options and callbacks from config (their own
-    callbacks: dict[str, Any] | None = None  # builders check them)
+    trainer: dict[str, Any] | None = None    # Lightning Trainer options and `_target_` callbacks: open blocks,
+    callbacks: dict[str, Any] | None = None  # checked where they are instantiated
 
     @model_validator(mode="after")
     def rules(self, info: ValidationInfo) -> RunConfig:
