@@ -62,6 +62,8 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["dataset.label_noise=1.2"], "dataset.label_noise", "must be < 1"),
     (["dataset.augment.pad_mode=edge"], "dataset.augment.pad_mode", "valid choices: reflect, zeros"),
     (["+dataset.augment.rotate=10"], "dataset.augment.rotate", "not a config key"),
+    (["dataset=modular_addition", "dataset.operation=divide"], "dataset.operation", "valid choices: add, multiply"),
+    (["dataset=colored_digits", "dataset.base=cifar10"], "dataset.base", "valid choices: digits, fashion_mnist"),
     (["scheduler.warmup_epochs=5"], "scheduler.warmup_epochs", "fill all train.epochs=2"),
     (["logger.wandb.mode=sometimes"], "logger.wandb.mode", "valid choices: 'auto'"),
     (["cluster.timeout_min=0"], "cluster.timeout_min", "must be >= 1"),
@@ -132,7 +134,7 @@ def documented_overrides() -> list[list[str]]:
     for path in DOCUMENTED:
         for match in COMMAND.finditer(path.read_text()):
             words = match.group(1).split()
-            if not words or any(p in match.group(1) for p in ("...", "{", "=S", "--cfg")):
+            if not words or any(p in match.group(1) for p in ("...", "{", "=S", "--")):
                 continue
             commands.append([w.split(",")[0] for w in words if w != "-m" and not w.startswith("hydra/launcher=")])
     return commands

@@ -126,6 +126,8 @@ class Dataset(OpenSection):
     label_flip: Probability | None = None
     color_flip_train: list[Probability] | None = None
     color_flip_test: Probability | None = None
+    operation: Annotated[str, choice("optrepro.data.modular_data:OPERATIONS")] | None = None
+    base: Annotated[str, choice("optrepro.data.colored_digits_data:BASES")] | None = None
 
 
 class BaseOptimizer(OpenSection):
