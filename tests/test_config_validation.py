@@ -150,7 +150,7 @@ def test_documented_commands_are_found():
 def test_run_py_prints_one_line_and_makes_no_run_folder(override, key, tmp_path):
     runs = tmp_path / "runs"
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")}
-    done = subprocess.run([sys.executable, "run.py", override, f"paths.runs_dir={runs}", "hydra.run.dir=" + str(tmp_path / "h")],
+    done = subprocess.run([sys.executable, "run.py", override, f"paths.runs_dir={runs}", f"hydra.run.dir={tmp_path}/h"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
@@ -158,7 +158,8 @@ def test_run_py_prints_one_line_and_makes_no_run_folder(override, key, tmp_path)
 
 
 def test_type_and_range_errors_come_without_importing_torch():
-    code = ("import sys\nfrom helpers.compose import compose_config\nfrom optrepro.config_schema import validate_config\n"
+    code = ("import sys\nfrom helpers.compose import compose_config\n"
+            "from optrepro.config_schema import validate_config\n"
             "try: validate_config(compose_config(['seed=abc']))\nexcept Exception as e: print(e)\n"
             "print('torch' in sys.modules)")
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT / "tests")])}

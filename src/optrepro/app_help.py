@@ -54,4 +54,5 @@ def app_help() -> str:
     """The whole help page."""
     groups = config_groups([CONFIG_DIR, *reproduction_config_dirs()])
     lines = [f"  {group}: {', '.join(options)}" for group, options in groups.items()]
-    return f"{USAGE}\nConfig groups (group=option; paper presets: +repro=<name>):\n" + "\n".join(lines) + f"\n\n{FOOTER}"
+    heading = "Config groups (group=option; paper presets: +repro=<name>):"
+    return f"{USAGE}\n{heading}\n" + "\n".join(lines) + f"\n\n{FOOTER}"
