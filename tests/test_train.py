@@ -103,9 +103,16 @@ def test_nan_loss_ends_as_a_diverged_record(make_cfg, tmp_path):
     assert only_record(tmp_path / "runs")["status"] == "diverged"
 
 
-def test_a_failing_run_still_leaves_a_failed_record(make_cfg, tmp_path):
-    cfg = make_cfg(FAST + DATASETS["digits"] + ["optimizer=sam", "+optimizer.m_sharpness=7", "train.batch_size=64"])
-    with pytest.raises(Exception) as info:
+def test_a_failing_run_still_leaves_a_failed_record(make_cfg, tmp_path, monkeypatch):
+    """A failure inside training (here a step that raises; bad config is stopped before any run folder)."""
+    from optrepro.lit.module import ClassifierModule
+
+    def failing_step(*args, **kwargs):
+        raise RuntimeError("a bug inside the training step")
+
+    monkeypatch.setattr(ClassifierModule, "training_step", failing_step)
+    cfg = make_cfg(FAST + DATASETS["digits"])
+    with pytest.raises(RuntimeError) as info:
         run(cfg)
     record = only_record(tmp_path / "runs")
     assert record["status"] == "failed" and str(info.value) in record["error"]

@@ -14,7 +14,8 @@ import torch
 from omegaconf import DictConfig
 
 from optrepro import builders, tracking
-from optrepro.config import config_hash, per_device_batch_size
+from optrepro.config import config_hash
+from optrepro.config_schema import validate_config
 from optrepro.lit.preemption import Preempted, PreemptionCallback, requeue_slurm_job
 from optrepro.records import provenance
 from optrepro.records.lookup import finished_run
@@ -93,9 +94,9 @@ def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, floa
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Train and evaluate one setting; returns the record on rank 0 (None on other ranks)."""
+    validate_config(cfg)  # every key typed and range-checked, the rules across keys: before any work
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_cpu_threads(cfg)
-    per_device_batch_size(cfg)  # fail on an impossible batch split before any work
     if cfg.get("skip_finished", True):
         done = finished_run(cfg.paths.runs_dir, config_hash(cfg))
         if done is not None:
