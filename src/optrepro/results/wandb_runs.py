@@ -16,9 +16,10 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from optrepro.config import config_hash, setting_hash
-from optrepro.results.wandb_log import iter_log_records
 
 RECORD_ID_PREFIX = "wandb-"
+# The block optrepro.tracking adds to a W&B run's config to tie it to its record.json (not part of the config).
+IDENTITY_KEY = "record_identity"
 API_STATES = {"finished": "finished", "crashed": "failed", "failed": "failed", "killed": "interrupted"}
 
 
@@ -45,6 +46,8 @@ def find_offline_logs(root: Path) -> list[Path]:
 
 def read_offline_run(log_path: Path) -> WandbRun:
     """A run from its transaction log: config, final summary, history rows, exit status, hardware."""
+    from optrepro.results.wandb_log import iter_log_records  # imports W&B's protobufs: only when reading a log
+
     run = WandbRun("", "", {}, {}, [], "interrupted", "offline", dir=str(Path(log_path).parent))
     for record in iter_log_records(log_path):
         kind = record.WhichOneof("record_type")
@@ -82,8 +85,9 @@ def api_runs(project_path: str, api: Any = None) -> Iterator[WandbRun]:
 
 
 def to_record(run: WandbRun) -> dict[str, Any]:
-    """The run as a DESIGN.md record; run_id `wandb-<id>` so it never collides with a run folder's id."""
-    config = {key: value for key, value in run.config.items() if not key.startswith("_")}
+    """The run as a DESIGN.md record; run_id `wandb-<id>` so it never collides with a run folder's id. The
+    `record_identity` block optrepro adds to a run's config is not part of the run's config (nor of its hashes)."""
+    config = {key: value for key, value in run.config.items() if not key.startswith("_") and key != IDENTITY_KEY}
     cfg = OmegaConf.create(config)
     hardware = config.get("hardware") or {}
     train = config.get("train") or {}
