@@ -52,6 +52,14 @@ def test_summary_shows_metrics_claims_and_where_everything_is(tmp_path):
     ]
 
 
+def test_summary_says_when_the_verdict_counts_fewer_seeds_than_are_done(tmp_path):
+    older_code = ClaimProgress(**{**CLAIM.__dict__, "counted": {"sam": 1, "sgd": 1},
+                                  "notes": ("sam: two or more code versions; used the newest, 1a2b3c4d",)})
+    text = format_summary(RECORD, record_path=tmp_path / "record.json", claims=[older_code], base=tmp_path)
+    assert ("           the verdict counts sam 1, sgd 1: sam: two or more code versions; used the newest, 1a2b3c4d"
+            in text.splitlines())
+
+
 def test_a_failed_run_says_why_and_keeps_paths_outside_the_working_folder_whole(tmp_path):
     failed = RECORD | {"status": "failed", "error": "ValueError: boom", "metrics": {}, "history": [], "wandb": None,
                        "timing": None}
@@ -141,6 +149,7 @@ def test_claims_of_a_run_count_every_arms_done_seeds(tiny_tree, tmp_path):
         ("sam/value", "sam", {"sam": 2}, {"sam": "2.7"}, "Table 2"),
     ]
     assert progress[0].verdict.endswith("(1/3 seeds)") and progress[1].verdict.endswith("(2/3 seeds)")
+    assert [p.counted for p in progress] == [{"sam": 2, "sgd": 1}, {"sam": 2}]  # one code version, one hardware class
 
 
 def test_a_run_off_every_claim_setting_answers_none(tiny_tree, tmp_path):

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class ClaimProgress:
     done: dict[str, int]  # arm -> seeds with a result (finished or diverged) now
     arm: str  # this run's arm
     verdict: str  # the claim's verdict on the records there are now
+    counted: dict[str, int] = field(default_factory=dict)  # arm -> seeds the verdict uses (empty: not run)
+    notes: tuple[str, ...] = ()  # why the verdict leaves runs out
 
 
 # ---- the text --------------------------------------------------------------------------------------------
@@ -115,9 +117,13 @@ def _best_line(best: Mapping[str, Any], history: Sequence[Mapping[str, Any]], na
 def _claim_lines(claim: ClaimProgress) -> list[str]:
     paper = ", ".join(f"{arm} {value}" for arm, value in claim.reported.items()) or "no number stated"
     seeds = ", ".join(f"{arm} {claim.done.get(arm, 0)}/{claim.seeds}" for arm in claim.done)
-    return [f"  claim    {claim.key} [{claim.metric}] (this run: arm {claim.arm})",
-            f"           paper: {paper} ({claim.source})",
-            f"           seeds done: {seeds}; verdict now: {claim.verdict}"]
+    lines = [f"  claim    {claim.key} [{claim.metric}] (this run: arm {claim.arm})",
+             f"           paper: {paper} ({claim.source})",
+             f"           seeds done: {seeds}; verdict now: {claim.verdict}"]
+    if claim.counted and claim.counted != claim.done:
+        counted = ", ".join(f"{arm} {n}" for arm, n in claim.counted.items())
+        lines.append(f"           the verdict counts {counted}: {'; '.join(claim.notes)}")
+    return lines
 
 
 def _show(path: Path, base: Path) -> str:
@@ -138,12 +144,12 @@ def _wandb_text(wandb: Mapping[str, Any], run_dir: Path, base: Path) -> str:
 
 
 # ---- the claims this run answers ----------------------------------------------------------------------------
-def claim_verdict(claim: Any, records: Any, arm_keys: dict[str, str]) -> str:
-    """The claim's verdict label on `records` under the project's one evidence policy (the single place this
-    module calls it, so a change of policy changes this line only)."""
+def claim_verdict(claim: Any, records: Any, arm_keys: dict[str, str]) -> Any:
+    """The claim's verdict on `records` under the project's one evidence policy (the single place this module
+    calls it, so a change of policy changes this function only)."""
     from optrepro.claims.checks import evaluate_claim
 
-    return evaluate_claim(claim, records, arm_keys).label
+    return evaluate_claim(claim, records, arm_keys)
 
 
 @contextmanager
@@ -200,10 +206,11 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
                                      "seed"].nunique()) for arm, key in arm_keys.items()}
         reported = dict(claim.reported) or (
             {claim.check.arm: str(claim.check.reported)} if isinstance(claim.check, ValueCheck) else {})
+        verdict = claim_verdict(claim, records, arm_keys)
         progress.append(ClaimProgress(
             key=claim.key, source=str(claim.source), metric=claim.metric, reported=reported, seeds=claim.seeds,
-            done=done, arm=next(arm for arm, key in arm_keys.items() if key == run_key),
-            verdict=claim_verdict(claim, records, arm_keys)))
+            done=done, arm=next(arm for arm, key in arm_keys.items() if key == run_key), verdict=verdict.label,
+            counted={arm: result.sample.n_runs for arm, result in verdict.arms.items()}, notes=verdict.notes))
     return progress
 
 
