@@ -37,6 +37,10 @@ class WandbRun:
     dir: str | None = None
     path: str | None = None
     device_names: list[str] = field(default_factory=list)
+    name: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 def find_offline_logs(root: Path) -> list[Path]:
@@ -53,6 +57,8 @@ def read_offline_run(log_path: Path) -> WandbRun:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.run_id, run.project = record.run.run_id, record.run.project
+            run.name, run.group = record.run.display_name or None, record.run.run_group or None
+            run.job_type, run.tags = record.run.job_type or None, list(record.run.tags)
             _apply(run.config, record.run.config.update, record.run.config.remove)
         elif kind == "config":
             _apply(run.config, record.config.update, record.config.remove)
@@ -80,7 +86,8 @@ def api_runs(project_path: str, api: Any = None) -> Iterator[WandbRun]:
         yield WandbRun(
             run_id=run.id, project=run.project, config=dict(run.config), summary=dict(run.summary),
             history=list(run.scan_history()), status=API_STATES.get(run.state, "interrupted"),
-            mode="online", path="/".join(run.path),
+            mode="online", path="/".join(run.path), name=run.name, group=run.group, job_type=run.job_type,
+            tags=list(run.tags),
         )
 
 
@@ -112,7 +119,8 @@ def to_record(run: WandbRun) -> dict[str, Any]:
             "global_batch_size": train.get("batch_size"), "precision": hardware.get("precision"),
         },
         "code": None,
-        "wandb": {"run_id": run.run_id, "project": run.project, "path": run.path, "mode": run.mode, "dir": run.dir},
+        "wandb": {"run_id": run.run_id, "project": run.project, "path": run.path, "mode": run.mode, "dir": run.dir,
+                  "name": run.name, "group": run.group},
     }
 
 
