@@ -231,3 +231,28 @@ def test_progress_bar_shows_running_loss_accuracy_and_last_test_error_not_v_num(
 def test_the_bar_is_for_terminals_and_the_lines_for_everything_else(tmp_path):
     with open(tmp_path / "log", "w") as file:
         assert isinstance(progress_callback(file), EpochLines)
+
+
+def test_third_party_notices_are_dropped_one_by_one_and_other_messages_pass(caplog):
+    import logging
+    import warnings
+
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+    from optrepro.lit.quiet import silence_third_party_noise
+
+    silence_third_party_noise()
+    silence_third_party_noise()  # idempotent: one filter per logger
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    assert len(rank_zero.filters) == len({id(f) for f in rank_zero.filters})
+    with caplog.at_level(logging.INFO):
+        rank_zero.info("GPU available: False, used: False")
+        logging.getLogger("lightning.pytorch.accelerators.cuda").info("LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]")
+        rank_zero.info("Restoring states from the checkpoint path at last.ckpt")
+    assert [r.getMessage() for r in caplog.records] == ["Restoring states from the checkpoint path at last.ckpt"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_third_party_noise()  # its filters go in front of "always"
+        warnings.warn("The `srun` command is available on your system but is not used. HINT: ...", PossibleUserWarning)
+        warnings.warn("The dataloader does not have many workers", PossibleUserWarning)
+    assert [str(w.message) for w in caught] == ["The dataloader does not have many workers"]

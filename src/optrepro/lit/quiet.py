@@ -9,12 +9,17 @@ from __future__ import annotations
 import logging
 import warnings
 
-# Lightning's start-up notices, logged at INFO by its rank-zero helpers: the device line repeats the config
-# (hardware.*), the tip advertises a product, the stop line repeats max_epochs; the run's own lines say more.
-LIGHTNING_INFO_PREFIXES = (
-    "GPU available:", "TPU available:", "HPU available:", "💡 Tip:", "`Trainer.fit` stopped:", "LOCAL_RANK:",
-)
-LIGHTNING_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+# Lightning's start-up notices, logged at INFO: the device lines repeat the config (hardware.*), the tip advertises
+# a product, the stop line repeats max_epochs; the Tensor Cores advice would change the numbers a preset fixes
+# (hardware.precision decides them). The run's own epoch lines and summary say what matters.
+# rank_zero_info logs through whichever of Lightning's two rank-zero loggers was imported last: filter both.
+RANK_ZERO_NOTICES = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:", "`Trainer.fit` stopped:",
+                     "You are using a CUDA device")
+LIGHTNING_NOTICES = {
+    "lightning.pytorch.utilities.rank_zero": RANK_ZERO_NOTICES,
+    "lightning.fabric.utilities.rank_zero": RANK_ZERO_NOTICES,
+    "lightning.pytorch.accelerators.cuda": ("LOCAL_RANK:",),
+}
 
 
 class _DropPrefixes(logging.Filter):
@@ -26,7 +31,7 @@ class _DropPrefixes(logging.Filter):
         return not str(record.msg).startswith(self.prefixes)
 
 
-_NOTICE_FILTER = _DropPrefixes(LIGHTNING_INFO_PREFIXES)
+_NOTICE_FILTERS = {name: _DropPrefixes(prefixes) for name, prefixes in LIGHTNING_NOTICES.items()}
 
 
 def silence_third_party_noise() -> None:
@@ -40,7 +45,7 @@ def silence_third_party_noise() -> None:
     # torch deprecated isinstance(x, LeafSpec); Lightning's own pytree helper still uses it (not our call).
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             module=r"lightning\.pytorch\.utilities\._pytree")
-    for name in LIGHTNING_RANK_ZERO_LOGGERS:
+    for name, notice_filter in _NOTICE_FILTERS.items():
         logger = logging.getLogger(name)
-        if _NOTICE_FILTER not in logger.filters:
-            logger.addFilter(_NOTICE_FILTER)
+        if notice_filter not in logger.filters:
+            logger.addFilter(notice_filter)
