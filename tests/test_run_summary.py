@@ -60,6 +60,11 @@ def test_summary_says_when_the_verdict_counts_fewer_seeds_than_are_done(tmp_path
             in text.splitlines())
 
 
+def test_summary_says_why_a_presets_run_answers_no_claim(tmp_path):
+    text = format_summary(RECORD, record_path=tmp_path / "record.json", claims_note="none: a debug limit", base=tmp_path)
+    assert text.splitlines()[3:5] == ["  claims   none: a debug limit", "  record   record.json"]
+
+
 def test_a_failed_run_says_why_and_keeps_paths_outside_the_working_folder_whole(tmp_path):
     failed = RECORD | {"status": "failed", "error": "ValueError: boom", "metrics": {}, "history": [], "wandb": None,
                        "timing": None}

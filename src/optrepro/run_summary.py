@@ -44,6 +44,7 @@ def format_summary(
     record_path: Path,
     metrics_files: Sequence[Path] = (),
     claims: Sequence[ClaimProgress] = (),
+    claims_note: str = "",
     base: Path | None = None,
 ) -> str:
     """The summary printed when a run ends; paths are shown relative to `base` (the working folder) when inside."""
@@ -63,6 +64,8 @@ def format_summary(
         lines.append(f"  best     {best}")
     for claim in claims:
         lines.extend(_claim_lines(claim))
+    if claims_note:
+        lines.append(f"  claims   {claims_note}")
     lines.append(f"  record   {_show(Path(record_path), base)}")
     for path in metrics_files:
         lines.append(f"  metrics  {_show(Path(path), base)}")
@@ -167,22 +170,28 @@ def _outside_hydra_app():
         restore_gh_from_backup(backup)
 
 
+def preset_claims(preset: str | None, reproductions_dir: Path | None = None) -> list[Any]:
+    """The claims with an arm (or setting) built on `+repro=<preset>`."""
+    from optrepro.claims.load import load_all_claims
+    from optrepro.paths import REPRODUCTIONS_DIR
+
+    if not preset:
+        return []
+    return [claim for paper in load_all_claims(reproductions_dir or REPRODUCTIONS_DIR) for claim in paper.claims
+            if any(f"+repro={preset}" in claim.arm_overrides(arm) for arm in claim.arms)]
+
+
 def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], reproductions_dir: Path | None = None,
                     config_dir: Path | None = None) -> list[ClaimProgress]:
     """Each claim whose arm this run's config is (same match key as the arm composed from claims.yaml), with the
     seeds of every arm that have a result in `record_roots` and the verdict on them."""
     from optrepro.claims.evidence import RESULT_STATUSES
-    from optrepro.claims.load import load_all_claims
     from optrepro.claims.match import ArmComposer, match_key, with_match_keys
     from optrepro.claims.schema import ValueCheck
-    from optrepro.paths import CONFIG_DIR, REPRODUCTIONS_DIR
+    from optrepro.paths import CONFIG_DIR
     from optrepro.records.table import iter_records, records_to_frame
 
-    preset = (record.get("repro") or {}).get("name")
-    if not preset:
-        return []
-    candidates = [claim for paper in load_all_claims(reproductions_dir or REPRODUCTIONS_DIR) for claim in paper.claims
-                  if any(f"+repro={preset}" in claim.arm_overrides(arm) for arm in claim.arms)]
+    candidates = preset_claims((record.get("repro") or {}).get("name"), reproductions_dir)
     if not candidates:
         return []
     run_key = match_key(record["config"])
@@ -217,12 +226,18 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
 def print_run_summary(record: Mapping[str, Any], record_path: Path, *, metrics_files: Sequence[Path] = (),
                       record_roots: Sequence[Path] = ()) -> None:
     """Print the summary; the claims part is best effort (a broken claims file must not fail a finished run)."""
+    note = ""
     try:
         claims = claims_progress(record, record_roots)
+        preset = (record.get("repro") or {}).get("name")
+        if not claims and preset_claims(preset):
+            note = (f"none: this config is no claim's arm, though claims use +repro={preset} (an override or a "
+                    f"debug limit changed the setting)")
     except Exception as err:  # noqa: BLE001 - the run is over; say why the claims are missing and go on
         log.warning("end-of-run summary: claims not shown (%s: %s)", type(err).__name__, err)
         claims = []
-    print(format_summary(record, record_path=record_path, metrics_files=metrics_files, claims=claims), flush=True)
+    print(format_summary(record, record_path=record_path, metrics_files=metrics_files, claims=claims,
+                         claims_note=note), flush=True)
 
 
 def summary_roots(runs_dir: str | os.PathLike) -> list[Path]:
