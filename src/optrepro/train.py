@@ -102,7 +102,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         done = finished_run(cfg.paths.runs_dir, config_hash(cfg))
         if done is not None:
             log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
-            return read_record(done)
+            record = read_record(done)
+            run_summary.print_run_summary(record, done / "record.json", record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
+            return record
     if cfg.task != "classification":  # DAG learning: optrepro.structure.task
         from optrepro.structure.task import run_structure
 
