@@ -1,4 +1,5 @@
-"""The end of a run: the summary text, the claims a run answers, per-epoch lines without a terminal, the bar's metrics."""
+"""The end of a run: the summary text and the claims a run answers; per-epoch lines without a terminal, the bar's
+metrics on one; third-party notices dropped."""
 from __future__ import annotations
 
 import os
@@ -61,7 +62,8 @@ def test_summary_says_when_the_verdict_counts_fewer_seeds_than_are_done(tmp_path
 
 
 def test_summary_says_why_a_presets_run_answers_no_claim(tmp_path):
-    text = format_summary(RECORD, record_path=tmp_path / "record.json", claims_note="none: a debug limit", base=tmp_path)
+    text = format_summary(RECORD, record_path=tmp_path / "record.json", claims_note="none: a debug limit",
+                          base=tmp_path)
     assert text.splitlines()[3:5] == ["  claims   none: a debug limit", "  record   record.json"]
 
 

@@ -76,7 +76,8 @@ def test_run_config_is_the_resolved_config_plus_the_records_identity(tmp_path):
     assert config["seed"] == 1 and config["optimizer"]["rho"] == 0.05
     assert identity == {
         "run_id": "7_0_7", "run_folder": "2026-12-02/sam_fmnist_cpu/7_0_7", "config_hash": config_hash(cfg),
-        "setting_hash": setting_hash(cfg), "repro": {"paper": "sam", "name": "sam_fmnist_cpu", "tier": "cpu", "arm": "sam"},
+        "setting_hash": setting_hash(cfg),
+        "repro": {"paper": "sam", "name": "sam_fmnist_cpu", "tier": "cpu", "arm": "sam"},
         "job_type": "train", "git_commit": "abc123", "git_dirty": False, "source_hash": "5eed",
     }
 
@@ -93,7 +94,8 @@ def test_an_offline_wandb_run_folder_holds_name_group_type_tags_and_identity(tmp
     tracking.finish_wandb(loggers)
     wandb.teardown()  # flushes the transaction log
     assert info["dir"].startswith("wandb/offline-run-") and (run_dir / info["dir"] / "files").is_dir()
-    assert (info["name"], info["group"]) == ("sam_fmnist_cpu_sgd/sgd/s2", "sam_family_fmnist_cpu[dataset.augment.cutout=8]")
+    group = "sam_family_fmnist_cpu[dataset.augment.cutout=8]"
+    assert (info["name"], info["group"]) == ("sam_fmnist_cpu_sgd/sgd/s2", group)
     [log] = run_dir.rglob("run-*.wandb")
     run = read_offline_run(log)
     assert (run.name, run.group, run.job_type, run.tags) == (

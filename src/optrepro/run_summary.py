@@ -18,7 +18,6 @@ from typing import Any
 log = logging.getLogger("optrepro")
 
 HEADLINE_METRICS = ("test/error", "test/acc", "test/loss", "train/loss", "train/acc")
-HIGHER_IS_BETTER = ("acc",)  # as records.schema.best_metrics: the last path part decides
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,8 @@ def _wandb_text(wandb: Mapping[str, Any], run_dir: Path, base: Path) -> str:
     where = f"run {wandb.get('name') or wandb.get('run_id')} in group {wandb.get('group')}" if wandb.get("group") \
         else f"run {wandb.get('path') or wandb.get('run_id')}"
     if wandb.get("mode") == "offline":
-        folder = _show(run_dir / wandb["dir"], base) if wandb.get("dir") else f"{_show(run_dir, base)}/wandb/offline-run-*"
+        folder = (_show(run_dir / wandb["dir"], base) if wandb.get("dir")
+                  else f"{_show(run_dir, base)}/wandb/offline-run-*")
         return f"offline {where}; upload: wandb sync {folder}"
     return f"{wandb.get('mode')} {where}" + (f": {wandb['url']}" if wandb.get("url") else "")
 
@@ -200,7 +200,8 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
     answered = [claim for claim in candidates if run_key in {keys[(claim.key, arm)] for arm in claim.arms}]
     if not answered:
         return []
-    presets = {o.split("=", 1)[1] for c in answered for a in c.arms for o in c.arm_overrides(a) if o.startswith("+repro=")}
+    presets = {override.split("=", 1)[1] for claim in answered for arm in claim.arms
+               for override in claim.arm_overrides(arm) if override.startswith("+repro=")}
     found: dict[str, tuple[Path, dict[str, Any]]] = {}
     for root in record_roots:
         for path, other in iter_records(root) if Path(root).exists() else ():

@@ -103,7 +103,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         if done is not None:
             log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
             record = read_record(done)
-            run_summary.print_run_summary(record, done / "record.json", record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
+            run_summary.print_run_summary(record, done / "record.json",
+                                          record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
             return record
     if cfg.task != "classification":  # DAG learning: optrepro.structure.task
         from optrepro.structure.task import run_structure

@@ -33,12 +33,13 @@ def test_local_comparison_lists_each_arms_wandb_runs_and_links_plots_relatively(
     plot = tmp_path / "plots" / "sam" / "ordering.png"
     plot.parent.mkdir(parents=True)
     plot.write_bytes(b"png")
-    page = wandb_report.write_local_comparison(results[0], table, {"sam/ordering": [plot]}, tmp_path / "wandb" / "sam.html",
-                                               publish="To publish: step 1 & 2")
+    page = wandb_report.write_local_comparison(results[0], table, {"sam/ordering": [plot]},
+                                               tmp_path / "wandb" / "sam.html", publish="To publish: step 1 & 2")
     html = page.read_text()
     assert ("<tr><td><b>sam</b></td><td>2.7 ± 0 (n=2)</td><td>2.7±0.1</td>"
             "<td><code>sam/sam/s0 (ws0)</code><code>sam/sam/s1 (ws1)</code></td></tr>") in html
-    assert "<tr><td><b>sgd</b></td><td>3.5 ± 0 (n=2)</td><td>3.5±0.1</td><td><code>wg0</code><code>wg1</code></td></tr>" in html
+    assert ("<tr><td><b>sgd</b></td><td>3.5 ± 0 (n=2)</td><td>3.5±0.1</td>"
+            "<td><code>wg0</code><code>wg1</code></td></tr>") in html
     assert "<img src='../plots/sam/ordering.png'" in html
     assert "<pre>To publish: step 1 &amp; 2</pre>" in html and "<style>" in html
     assert str(tmp_path) not in html, "no path of this machine on the page"
@@ -87,5 +88,6 @@ def test_online_report_has_one_runset_per_arm_with_the_verdicts_runs(evaluated):
     assert (report.entity, report.project, report.title) == ("me", "optrepro", "sam: claims, arm by arm")
     headings = [block.text for block in report.blocks if type(block).__name__ == "H2"]
     assert headings == ["sam/ordering: reproduced (2/3 seeds)", "sam/value: reproduced (2/3 seeds)"]
-    assert [(type(p).__name__, p.title) for p in ordering.panels] == [("BarPlot", "test/error"), ("LinePlot", "test/error")]
+    panels = [(type(panel).__name__, panel.title) for panel in ordering.panels]
+    assert panels == [("BarPlot", "test/error"), ("LinePlot", "test/error")]
     assert [r.name for r in grids[1].runsets] == ["sam"]  # the value claim has one arm
