@@ -214,7 +214,7 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
         arm_keys = {arm: keys[(claim.key, arm)] for arm in claim.arms}
         done = {arm: int(results.loc[(results["match_key"] == key) & results["seed"].isin(claim.seed_values),
                                      "seed"].nunique()) for arm, key in arm_keys.items()}
-        reported = dict(claim.reported) or (
+        reported = {arm: str(value) for arm, value in claim.reported.items()} or (
             {claim.check.arm: str(claim.check.reported)} if isinstance(claim.check, ValueCheck) else {})
         verdict = claim_verdict(claim, records, arm_keys)
         progress.append(ClaimProgress(
