@@ -52,7 +52,8 @@ def read_offline_run(log_path: Path) -> WandbRun:
     """A run from its transaction log: config, final summary, history rows, exit status, hardware."""
     from optrepro.results.wandb_log import iter_log_records  # imports W&B's protobufs: only when reading a log
 
-    run = WandbRun("", "", {}, {}, [], "interrupted", "offline", dir=str(Path(log_path).parent))
+    folder = Path(log_path).parent  # `<run folder>/wandb/offline-run-*`: kept relative to the run folder, as records do
+    run = WandbRun("", "", {}, {}, [], "interrupted", "offline", dir=f"{folder.parent.name}/{folder.name}")
     for record in iter_log_records(log_path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
