@@ -131,7 +131,8 @@ def test_wandb_is_offline_without_a_key_and_says_so_once(make_cfg, tmp_path, cap
     notices = [r for r in caplog.records if "logging offline" in r.getMessage()]
     assert len(notices) == 1
     assert first["wandb"]["mode"] == "offline" and first["wandb"]["run_id"]
-    offline_run = Path(first["wandb"]["dir"])
+    run_dir = next((tmp_path / "runs").rglob(f"{first['run_id']}/record.json")).parent
+    offline_run = run_dir / first["wandb"]["dir"]  # stored relative to the run folder
     assert offline_run.name.startswith("offline-run-") and (offline_run / "files").is_dir(), "a real folder for `wandb sync`"
 
 
