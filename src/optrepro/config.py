@@ -106,7 +106,11 @@ def check_epoch_batches(cfg: DictConfig, num_train: int) -> None:
 
     m, accumulate = cfg.optimizer.get("m_sharpness"), int(cfg.train.accumulate)
     per_device, drop_last = per_device_batch_size(cfg), bool(cfg.train.drop_last)
-    for size in per_device_batch_sizes(num_train, per_device, world_size(cfg), drop_last):
+    sizes = per_device_batch_sizes(num_train, per_device, world_size(cfg), drop_last)
+    limit = cfg.limits.get("train_batches")
+    if limit and int(limit) <= num_train // (per_device * world_size(cfg)):
+        sizes = sizes[:1]  # a debug limit ends every epoch before its short last batch
+    for size in sizes:
         last = "" if size == per_device else (
             f" of the epoch's short last batch ({num_train} training samples leave {num_train % (per_device * world_size(cfg))} "
             f"after full batches of {per_device * world_size(cfg)})"
