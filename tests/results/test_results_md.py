@@ -19,7 +19,7 @@ def test_committed_results_md_is_what_the_records_give(tmp_path):
     if records.exists():  # same relative layout as the repository, so links and paths match
         shutil.copytree(records, tmp_path / "results" / "records")
     out, plots, verdicts = tmp_path / "RESULTS.md", tmp_path / "results" / "plots", tmp_path / "results" / "verdicts.json"
-    write_report(load_all_claims(REPRODUCTIONS_DIR), tmp_path / "results" / "records", out, plots, verdicts,
+    write_report(load_all_claims(REPRODUCTIONS_DIR), [tmp_path / "results" / "records"], out, plots, verdicts,
                  ArmComposer(CONFIG_DIR))
     assert out.read_text() == committed.read_text(), f"RESULTS.md is stale or was edited by hand: {FIX}"
     assert verdicts.read_text() == (REPO_ROOT / "results" / "verdicts.json").read_text(), FIX

@@ -41,8 +41,10 @@ class CorruptRecordWarning(UserWarning):
 
 
 def find_record_files(root: Path | str) -> list[Path]:
-    """Every record.json under `root` (or `root` itself when it is a file), in a stable order."""
+    """Every record.json under `root` (or `root` itself when it is a file; none when it does not exist)."""
     root = Path(root)
+    if not root.exists():
+        return []
     if root.is_file():
         return [root]
     return sorted(root.rglob(RECORD_FILENAME))
@@ -114,8 +116,17 @@ def flatten_record(record: Mapping[str, Any], *, source: str) -> dict[str, Any]:
 
 def load_history(root: Path | str) -> pd.DataFrame:
     """Per-epoch curves in long format: run_id, epoch, step, metric, value (one row per point)."""
+    return load_history_from([root])
+
+
+def load_history_from(roots: Iterable[Path | str]) -> pd.DataFrame:
+    """The curves of every run under any of `roots` (a run found twice is read from the first root)."""
+    seen: dict[str, Mapping[str, Any]] = {}
+    for root in roots:
+        for _, record in iter_records(root):
+            seen.setdefault(record["run_id"], record)
     rows = []
-    for _, record in iter_records(root):
+    for record in seen.values():
         for point in record.get("history") or []:
             for metric, value in point.items():
                 if metric in ("epoch", "step"):
