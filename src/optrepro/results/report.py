@@ -21,7 +21,7 @@ from optrepro.claims.checks import VERDICTS, Verdict, check_metric
 from optrepro.claims.explain import explanation
 from optrepro.claims.match import ArmComposer
 from optrepro.claims.policy import decide_claims, load_evidence_records
-from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, ValueCheck
+from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
 from optrepro.records.table import load_history_from
 from optrepro.results.plots import plot_claim, plot_curves
 
@@ -118,7 +118,9 @@ def render_markdown(
         "Ours is mean ± std over seeds (n seeds; diverged seeds counted apart). A verdict is decided by the 95% CI "
         "of the checked quantity against the claim's tolerance, margin or bound (paired by seed where the arms "
         "share initial weights and batch order); each claim names the test that decided it. Runs on different "
-        "hardware are never averaged together: each verdict names the hardware class whose runs it used.",
+        "hardware are never averaged together: each verdict names the hardware class whose runs it used. "
+        "Paper numbers carry their unit and [source quality, where read]: paper (camera-ready or arXiv), "
+        "submission, repo (official code or README) or secondary (third-party notes); “quoted” ones are notes.",
         "",
     ]
     for result in results:
@@ -149,8 +151,9 @@ def _paper_section(result: PaperVerdicts, plots: dict[str, list[Path]], base: Pa
 
 def _paper_cell(verdict: Verdict) -> str:
     claim, check = verdict.claim, verdict.claim.check
-    if claim.reported:
-        return "<br>".join(f"{arm}: {text}" for arm, text in claim.reported.items())
+    if claim.reported:  # numbers with unit and [source quality, where read]; notes in words are quoted
+        return "<br>".join(f"{arm}: {value}" if isinstance(value, Reported) else f"{arm}: “{value}”"
+                           for arm, value in claim.reported.items())
     if isinstance(check, ValueCheck):
         spread = f" ± {check.spread:g} ({check.spread_kind or 'spread'})" if check.spread is not None else ""
         return f"{check.arm}: {check.reported:g}{spread}"
