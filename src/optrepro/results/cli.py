@@ -88,14 +88,14 @@ def _evaluate(args: argparse.Namespace):
 def report_command(args: argparse.Namespace) -> int:
     from optrepro.claims.load import load_all_claims
     from optrepro.claims.match import ArmComposer
-    from optrepro.claims.policy import load_evidence_records, record_stores, stores_banner
-    from optrepro.results.report import verdict_counts, write_report
+    from optrepro.claims.policy import record_stores, stores_banner
+    from optrepro.results.report import read_tables, verdict_counts, write_report
 
     stores = record_stores(args.records)
-    records = load_evidence_records(stores)
+    records, history = read_tables(stores)
     print(stores_banner(stores, records))
     results = write_report(load_all_claims(args.reproductions), stores, args.out, args.plots, args.verdicts,
-                           ArmComposer(args.config_dir), records=records)
+                           ArmComposer(args.config_dir), tables=(records, history))
     summary = ", ".join(f"{n} {status}" for status, n in verdict_counts(results).items())
     print(f"{args.out}: {summary}; verdicts in {args.verdicts}")
     return 0

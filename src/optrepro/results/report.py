@@ -19,10 +19,10 @@ import pandas as pd
 
 from optrepro.claims.checks import VERDICTS, Verdict, check_metric
 from optrepro.claims.explain import explanation
-from optrepro.claims.match import ArmComposer
-from optrepro.claims.policy import decide_claims, load_evidence_records
+from optrepro.claims.match import ArmComposer, with_match_keys
+from optrepro.claims.policy import decide_claims
 from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
-from optrepro.records.table import load_history_from
+from optrepro.records.table import history_frame, read_stores, records_to_frame
 from optrepro.results.plots import plot_claim, plot_curves
 
 COMMAND = "python -m optrepro results report"
@@ -54,13 +54,12 @@ def write_report(
     plots_dir: Path,
     verdicts_path: Path,
     composer: ArmComposer,
-    records: pd.DataFrame | None = None,
+    tables: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> list[PaperVerdicts]:
     """Evaluate, draw, and write RESULTS.md and verdicts.json; stale PNGs in `plots_dir` are removed.
 
-    `records`: the stores' records when the caller has loaded them already (load_evidence_records)."""
-    records = load_evidence_records(stores) if records is None else records
-    history = load_history_from(stores)
+    `tables`: the stores' (records, history) when the caller has read them already (read_tables)."""
+    records, history = tables if tables is not None else read_tables(stores)
     results = evaluate_papers(papers, records, composer)
     plots = _draw_plots(results, history, plots_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +67,12 @@ def write_report(
     verdicts_path.parent.mkdir(parents=True, exist_ok=True)
     verdicts_path.write_text(json.dumps(verdicts_document(results), indent=1, sort_keys=True) + "\n")
     return results
+
+
+def read_tables(stores: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stores' records (with match keys) and their curves, each record.json read once."""
+    pairs = read_stores(stores)
+    return with_match_keys(records_to_frame(pairs)), history_frame(pairs)
 
 
 def verdict_counts(results: Sequence[PaperVerdicts]) -> dict[str, int]:
