@@ -35,8 +35,10 @@ TIMING_PREFIX = "timing/"
 # Metrics measured after a run by a tool, not by the run itself: a finished run without one is "not measured".
 MEASURED_AFTER = {"landscape/": "python -m optrepro landscape <run folder>..."}
 # What fixes a run's initial weights and its batch order besides the seed (optrepro.train.run seeds everything,
-# loads the data, then builds the network; batch order and augmentation come from (seed, epoch) generators).
-PAIRING_KEYS = ("model", "dataset", "train.batch_size")
+# loads the data, then builds the network; batch order and augmentation come from (seed, epoch) generators);
+# for structure learning, what fixes the generated data set (structure.task.run_structure: make_data(seed, ...)).
+PAIRING_KEYS = ("model", "dataset", "train.batch_size", "structure.d", "structure.n", "structure.k",
+                "structure.graph_type", "structure.noise")
 
 
 def metric_column(metric: str, source: str) -> str:

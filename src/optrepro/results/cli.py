@@ -24,6 +24,9 @@ def _report_paths(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "RESULTS.md", help="default: %(default)s")
     parser.add_argument("--plots", type=Path, default=RESULTS_DIR / "plots", help="default: %(default)s")
     parser.add_argument("--verdicts", type=Path, default=RESULTS_DIR / "verdicts.json", help="default: %(default)s")
+    parser.add_argument("--before", type=Path, default=RESULTS_DIR / "verdicts_old_rule.json",
+                        help="earlier verdicts under another rule, for RESULTS.md's closing before/after table "
+                             "(default: %(default)s; skipped when absent)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +98,7 @@ def report_command(args: argparse.Namespace) -> int:
     records, history = read_tables(stores)
     print(stores_banner(stores, records))
     results = write_report(load_all_claims(args.reproductions), stores, args.out, args.plots, args.verdicts,
-                           ArmComposer(args.config_dir), tables=(records, history))
+                           ArmComposer(args.config_dir), tables=(records, history), before=args.before)
     summary = ", ".join(f"{n} {status}" for status, n in verdict_counts(results).items())
     print(f"{args.out}: {summary}; verdicts in {args.verdicts}")
     return 0
