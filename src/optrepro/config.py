@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from optrepro.errors import ConfigError
+from optrepro.errors import ConfigError, InvalidConfigError
 
 # Keys that change where or how a run is shown, never what it computes.
 NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "train.checkpoint", "train.ckpt_path")
@@ -28,6 +28,7 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
     "train.sd_anneal_scale": 1.0,
     "train.log_two_moons_margin": False,
     "optimizer.orthogonal_grad": False,
+    "train.drop_last": False,
 }
 
 
@@ -102,16 +103,52 @@ def per_device_batch_size(cfg: DictConfig) -> int:
     """The global batch split over devices; it must split evenly or the setting is not the one asked for."""
     global_batch, world = int(cfg.train.batch_size), world_size(cfg)
     if global_batch % world:
-        raise ConfigError(
-            f"train.batch_size={global_batch} does not split evenly over {world} devices "
-            f"(hardware.devices={cfg.hardware.devices} x hardware.num_nodes={cfg.hardware.num_nodes}). "
-            f"Choose a batch size divisible by {world}, or change the device count."
+        raise InvalidConfigError(
+            "train.batch_size",
+            f"{global_batch} does not split evenly over {world} devices "
+            f"(hardware.devices={cfg.hardware.devices} x hardware.num_nodes={cfg.hardware.num_nodes})",
+            f"choose a batch size divisible by {world}, or change the device count",
         )
     per_device = global_batch // world
     accumulate = int(cfg.train.accumulate)
     if per_device % accumulate:
-        raise ConfigError(
-            f"the per-device batch {per_device} does not split into train.accumulate={accumulate} micro-batches; "
-            f"choose train.accumulate dividing {per_device}."
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"the per-device batch {per_device} does not split into {accumulate} micro-batches",
+            f"choose train.accumulate dividing {per_device}",
         )
     return per_device
+
+
+def check_epoch_batches(cfg: DictConfig, num_train: int) -> None:
+    """Every batch an epoch will hand a device must split as the config asks (micro-batches, m-sharpness groups).
+
+    Checked once the dataset size is known, before training: an m that does not divide the epoch's short last
+    batch would otherwise stop the run at the end of its first epoch.
+    """
+    from optrepro.data.batches import per_device_batch_sizes
+
+    m, accumulate = cfg.optimizer.get("m_sharpness"), int(cfg.train.accumulate)
+    per_device, drop_last = per_device_batch_size(cfg), bool(cfg.train.drop_last)
+    sizes = per_device_batch_sizes(num_train, per_device, world_size(cfg), drop_last)
+    limit = cfg.limits.get("train_batches")
+    if limit and int(limit) <= num_train // (per_device * world_size(cfg)):
+        sizes = sizes[:1]  # a debug limit ends every epoch before its short last batch
+    for size in sizes:
+        last = "" if size == per_device else (
+            f" of the epoch's short last batch ({num_train} training samples leave {num_train % (per_device * world_size(cfg))} "
+            f"after full batches of {per_device * world_size(cfg)})"
+        )
+        fix = "; set train.drop_last=true to drop it (as google-research/sam does)" if last else ""
+        if size < accumulate:
+            raise ConfigError(
+                f"train.accumulate={accumulate}: a per-device batch of {size}{last} cannot split into "
+                f"{accumulate} micro-batches{fix or '; choose a smaller train.accumulate'}"
+            )
+        micro_sizes = sorted({size // accumulate, -(-size // accumulate)})
+        if m and any(micro % int(m) for micro in micro_sizes):
+            raise ConfigError(
+                f"optimizer.m_sharpness={m} must divide every per-device micro-batch, but the per-device batch "
+                f"{size}{last} gives micro-batches of {'/'.join(map(str, micro_sizes))} "
+                f"(train.accumulate={accumulate}){fix or f'; choose an m dividing {micro_sizes[0]}'}"
+            )
