@@ -12,7 +12,6 @@ from pathlib import Path
 from optrepro.paths import CONFIG_DIR, REPRODUCTIONS_DIR
 
 LAUNCHERS = ("local", "slurm")
-STATUSES = ("reproduced", "inconclusive", "not reproduced", "not run")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +26,14 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from optrepro.claims.checks import VERDICTS
+
     commands = parser.add_subparsers(dest="claims_command", required=True, metavar="<claims command>")
     listing = commands.add_parser("list", help="claims with their current verdict")
     add_common_options(listing)
     listing.add_argument("--paper", help="only this paper")
     listing.add_argument("--tier", choices=("full", "cpu", "smoke"))
-    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--status", choices=VERDICTS)
     listing.add_argument("-v", "--verbose", action="store_true",
                          help="under each claim: the test that decided it, the runs used and why others were not")
     listing.set_defaults(handler=list_claims)
