@@ -33,8 +33,13 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
 
 
 def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
-    """The resolved config without the keys that do not change the result."""
-    container = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg.copy()
+    """The resolved config without the keys that do not change the result.
+
+    A plain dict (a record's stored config, already resolved) is handled without OmegaConf: reading the
+    verdicts hashes every record, and building a DictConfig per record was most of that time."""
+    if isinstance(cfg, dict):
+        return _semantic_plain(cfg)
+    container = cfg.copy()
     OmegaConf.set_struct(container, False)
     for dotted in NON_SEMANTIC_KEYS:
         _drop(container, dotted)
@@ -45,6 +50,24 @@ def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
 
 
 _MISSING = object()
+
+
+def _semantic_plain(cfg: dict[str, Any]) -> dict[str, Any]:
+    data = json.loads(json.dumps(cfg, default=str))  # a deep copy with JSON's types, as the hash sees them
+    for dotted in NON_SEMANTIC_KEYS:
+        _drop_plain(data, dotted, lambda value: True)
+    for dotted, neutral in NEUTRAL_DEFAULTS.items():
+        _drop_plain(data, dotted, lambda value, neutral=neutral: value == neutral)
+    return data
+
+
+def _drop_plain(data: dict[str, Any], dotted: str, when) -> None:
+    *parents, key = dotted.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and key in node and when(node[key]):
+        del node[key]
 
 
 def _drop(container: DictConfig, dotted: str) -> None:
@@ -64,10 +87,11 @@ def config_hash(cfg: DictConfig | dict) -> str:
     return _digest(semantic_config(cfg))
 
 
-def setting_hash(cfg: DictConfig | dict) -> str:
-    """Identifies a setting: runs that differ only in `seed` share it."""
+def setting_hash(cfg: DictConfig | dict, *, without: tuple[str, ...] = ()) -> str:
+    """Identifies a setting: runs that differ only in `seed` (and in the top-level blocks `without`) share it."""
     data = semantic_config(cfg)
-    data.pop("seed", None)
+    for key in ("seed", *without):
+        data.pop(key, None)
     return _digest(data)
 
 
