@@ -1,4 +1,4 @@
-"""`optrepro claims list|run`: see which claims hold, and launch the runs they still lack."""
+"""`optrepro claims list|run|regress`: see which claims hold, and launch the runs they still lack."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="local: one `python run.py` after another; slurm: one Hydra multirun (array) per arm")
     run.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     run.set_defaults(handler=run_claims)
+
+    from optrepro.regression.cli import add_regress_command  # `claims regress`: src/optrepro/regression/
+    add_regress_command(commands)
 
 
 def _records(args: argparse.Namespace):
