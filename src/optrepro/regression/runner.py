@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ SEED = 0
 
 def run_shared_paths(runs: Sequence[SharedPathRun], store: Path, composer: ArmComposer, launcher: str
                      ) -> tuple[dict[str, tuple[Path, dict[str, Any]]], list[str]]:
-    """name -> (record path, record) of each shared-path run in `store`, running the missing ones; and the failures."""
+    """name -> (record path, record) of each shared-path run in `store`, running the missing ones; and the failures.
+
+    Every run and measurement uses one CPU thread per process: bit-equal results need a fixed thread count.
+    """
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the runs launched below
+    torch.set_num_threads(1)  # the landscape measurement runs in this process
     with composer:
         hashes = {run.name: run_hash(composer, run.overrides, SEED) for run in runs}
     done = finished_in(store)
