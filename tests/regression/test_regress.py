@@ -74,6 +74,7 @@ def test_a_killed_check_resumes_only_the_runs_without_a_record(tmp_path, compose
     store = tmp_path / "store"
     RecordFactory(config_dir, store / "2026-12-02" / "sam").add(SAM, 0, {"train/loss": 1.0})
     launched = []
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # run_shared_paths pins it for its runs; restored after the test
     monkeypatch.setattr(runner, "execute", lambda planned, launcher: launched.extend(planned) or [])
     runs = (SharedPathRun("done", "SAM", tuple(SAM), ("train/loss",)),
             SharedPathRun("todo", "SGD", tuple(SGD), ("train/loss",)))
