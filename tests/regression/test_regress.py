@@ -29,7 +29,9 @@ def test_reproduced_to_anything_else_is_a_regression_and_the_reverse_is_not():
 def test_shift_is_the_move_of_the_effect_in_committed_ci_half_widths():
     result = regress.ClaimRegress("a", verdict("reproduced", 0.30, 0.20), verdict("not reproduced", -0.10, 0.25))
     assert math.isclose(result.shift_in_ci, -2.0)
-    assert regress.ClaimRegress("b", verdict("reproduced", 0.3, None), verdict("reproduced", 0.1, 0.1)).shift_in_ci is None
+    one_seed = regress.ClaimRegress("b", verdict("reproduced", 2.0, None), verdict("not reproduced", 2.1, None))
+    assert one_seed.shift_in_ci is None
+    assert regress.render([one_seed])[-1] == "  effect moved by 0.1, +5.00% (no committed CI)"
 
 
 def test_sam_ordering_that_no_longer_holds_on_the_fresh_store_is_reported(tmp_path, composer, config_dir):

@@ -62,7 +62,7 @@ def render(results: Sequence[ClaimRegress]) -> list[str]:
     lines = []
     for result in results:
         shift = result.shift_in_ci
-        moved = "effect moved: undefined (no committed CI)" if shift is None else f"effect moved {shift:+.2f} CI"
+        moved = f"effect moved {shift:+.2f} CI" if shift is not None else f"effect moved {raw_change(result)} (no committed CI)"
         word = "REGRESSION " if result.is_regression else ""
         lines += [f"{word}{result.claim}",
                   f"  committed: {describe(result.committed)}",
@@ -82,6 +82,15 @@ def write_report(results: Sequence[ClaimRegress], path: Path, *, store: Path, ba
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def raw_change(result: ClaimRegress) -> str:
+    """The raw change of the effect when there is no CI to measure it in (one seed), relative when it can be."""
+    old, new = result.committed.get("observed"), result.new.get("observed")
+    if old is None or new is None:
+        return "undefined"
+    relative = f", {(new - old) / abs(old):+.2%}" if old else ""
+    return f"by {fmt(new - old)}{relative}"
 
 
 def _number(value: float | None) -> str:
