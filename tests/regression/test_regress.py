@@ -9,7 +9,6 @@ from claimkit import write_claims
 
 from optrepro.claims.load import load_paper_claims
 from optrepro.regression import regress, runner
-from optrepro.regression.decide import decide_claims
 from optrepro.regression.shared_paths import GUARD_TOLERANCE, SharedPathRun, guard_claims
 
 SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
@@ -45,8 +44,8 @@ def test_sam_ordering_that_no_longer_holds_on_the_fresh_store_is_reported(tmp_pa
     for seed, (sam, sgd) in enumerate([(3.6, 3.5), (3.7, 3.6), (3.5, 3.4)]):  # a broken step: SAM no better
         fresh.add(SAM, seed, {"test/error": sam})
         fresh.add(SGD, seed, {"test/error": sgd})
-    results = regress.compare_verdicts(decide_claims(claims, committed.root, composer),
-                                       decide_claims(claims, fresh.root, composer))
+    results = regress.compare_verdicts(regress.decide_on_store(claims, committed.root, composer),
+                                       regress.decide_on_store(claims, fresh.root, composer))
     by_claim = {r.claim: r for r in results}
     assert [r.claim for r in results if r.is_regression] == ["sam/ordering", "sam/value"]
     assert by_claim["sam/ordering"].committed["status"] == "reproduced"

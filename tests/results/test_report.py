@@ -69,7 +69,8 @@ def test_results_md_tables_and_plots(workspace):
     paths, args = workspace
     main(["results", "report", *args])
     text = paths["out"].read_text()
-    assert "| `ordering` | Table 1, p. 6 | cpu | test/error | sam: 2.7±0.1<br>sgd: 3.5±0.1 | " \
+    assert "**2 reproduced · 0 inconclusive · 0 not reproduced · 1 not run** (3 claims)" in text
+    assert "| `ordering` | Table 1, p. 6 | cpu | test/error | sam: “2.7±0.1”<br>sgd: “3.5±0.1” | " \
            "sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 32-true; code c0ffee00 | " \
            "**reproduced (2/3 seeds)** |" in text
     assert "| `cost` | Table 3 | cpu | timing/time_per_step_s | saf/sgd ≤ 1.1 | — | — | **not run** |" in text

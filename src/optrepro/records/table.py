@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-RECORD_FILENAME = "record.json"
-REQUIRED_FIELDS = ("run_id", "status", "config")
+from optrepro.records.record import RECORD_NAME, InvalidRecordError, read_record
+
 IDENTITY_FIELDS = (
     "schema_version", "run_id", "status", "error", "seed", "config_hash", "setting_hash",
     "started_at", "finished_at",
@@ -37,38 +37,28 @@ FLAT_BLOCKS = {
 
 
 class CorruptRecordWarning(UserWarning):
-    """A record.json that is not valid JSON or lacks required fields; it was skipped."""
+    """A record.json that is not valid JSON or does not follow the record definition; it was skipped."""
 
 
 def find_record_files(root: Path | str) -> list[Path]:
-    """Every record.json under `root` (or `root` itself when it is a file), in a stable order."""
+    """Every record.json under `root` (or `root` itself when it is a file; none when it does not exist)."""
     root = Path(root)
+    if not root.exists():
+        return []
     if root.is_file():
         return [root]
-    return sorted(root.rglob(RECORD_FILENAME))
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    """The record in `path`, or None (with a CorruptRecordWarning naming the file and the fix)."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        _warn_skip(path, f"not readable JSON ({err})")
-        return None
-    if not isinstance(record, dict):
-        _warn_skip(path, f"top level is {type(record).__name__}, expected an object")
-        return None
-    missing = [name for name in REQUIRED_FIELDS if name not in record]
-    if missing:
-        _warn_skip(path, f"missing required field(s) {', '.join(missing)}")
-        return None
-    return record
+    return sorted(root.rglob(RECORD_NAME))
 
 
 def iter_records(root: Path | str) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """(path, record) for every readable record under `root`."""
+    """(path, record) for every valid record under `root` (records.record.read_record: migrated, measurements
+    merged); an invalid one is skipped with a CorruptRecordWarning naming the file and the problem."""
     for path in find_record_files(root):
-        record = read_record(path)
+        try:
+            record = read_record(path)
+        except InvalidRecordError as err:
+            _warn_skip(path, str(err))
+            continue
         if record is not None:
             yield path, record
 
@@ -114,8 +104,17 @@ def flatten_record(record: Mapping[str, Any], *, source: str) -> dict[str, Any]:
 
 def load_history(root: Path | str) -> pd.DataFrame:
     """Per-epoch curves in long format: run_id, epoch, step, metric, value (one row per point)."""
+    return load_history_from([root])
+
+
+def load_history_from(roots: Iterable[Path | str]) -> pd.DataFrame:
+    """The curves of every run under any of `roots` (a run found twice is read from the first root)."""
+    seen: dict[str, Mapping[str, Any]] = {}
+    for root in roots:
+        for _, record in iter_records(root):
+            seen.setdefault(record["run_id"], record)
     rows = []
-    for _, record in iter_records(root):
+    for record in seen.values():
         for point in record.get("history") or []:
             for metric, value in point.items():
                 if metric in ("epoch", "step"):

@@ -97,7 +97,7 @@ def drift_record(args: argparse.Namespace) -> int:
 
     found, failed = _shared_runs(args, _store(args))
     for name, (path, record) in found.items():
-        print(f"{name}: {bless(name, record, path.parent).relative_to(REPO_ROOT)}")
+        print(f"{name}: {bless(name, path.parent).relative_to(REPO_ROOT)}/")
     for command in failed:
         print(f"failed: {command}", file=sys.stderr)
     return 1 if failed else 0
@@ -107,7 +107,6 @@ def claims_regress(args: argparse.Namespace) -> int:
     from optrepro.claims.load import load_all_claims, select_claims
     from optrepro.claims.match import ArmComposer
     from optrepro.regression import regress
-    from optrepro.regression.decide import decide_claims
     from optrepro.regression.drift import DRIFT_DIR, read_committed
     from optrepro.regression.runner import run_claims
     from optrepro.regression.shared_paths import SELECTION, SHARED_PATH_RUNS, guard_claims
@@ -128,7 +127,8 @@ def claims_regress(args: argparse.Namespace) -> int:
         claims = select_claims(load_all_claims(args.reproductions), targets, tier=args.tier)
         baseline = args.baseline
         failed = run_claims(claims, store, composer, args.launcher)
-    results = regress.compare_verdicts(decide_claims(claims, baseline, composer), decide_claims(claims, store, composer))
+    results = regress.compare_verdicts(regress.decide_on_store(claims, baseline, composer),
+                                       regress.decide_on_store(claims, store, composer))
     for line in regress.render(results):
         print(line)
     report = regress.write_report(results, args.report or store / regress.REPORT_NAME, store=store, baseline=baseline,

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from optrepro.paths import REPO_ROOT
-from optrepro.records.writer import RECORD_NAME, write_json_atomic
+from optrepro.records.record import MEASUREMENTS, RECORD_NAME, read_record
+from optrepro.records.writer import write_json_atomic
 
 DRIFT_DIR = REPO_ROOT / "results" / "drift"
 UNCOMPARED_PREFIXES = ("time/",)  # wall and CPU time: not deterministic
@@ -72,19 +73,25 @@ def describe_drift(run: str, mismatches: list[Mismatch], committed: Mapping[str,
     return "\n".join(lines)
 
 
-def committed_path(run: str, drift_dir: Path = DRIFT_DIR) -> Path:
-    return Path(drift_dir) / run / RECORD_NAME
+def committed_dir(run: str, drift_dir: Path = DRIFT_DIR) -> Path:
+    return Path(drift_dir) / run
 
 
 def read_committed(run: str, drift_dir: Path = DRIFT_DIR) -> dict[str, Any] | None:
-    path = committed_path(run, drift_dir)
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The committed run as every reader sees it (records.record.read_record: migrated, measurements merged)."""
+    return read_record(committed_dir(run, drift_dir))
 
 
-def bless(run: str, record: Mapping[str, Any], run_dir: Path, drift_dir: Path = DRIFT_DIR) -> Path:
-    """Commit `record` as the reference of `run`, with every path of this machine made relative to the repository."""
-    target = committed_path(run, drift_dir)
-    write_json_atomic(target, relative_paths(record, run_dir))
+def bless(run: str, run_dir: Path, drift_dir: Path = DRIFT_DIR) -> Path:
+    """Commit the run folder's record.json and its measurement files as the reference of `run`, as they are but for
+    every path of this machine, made relative to the repository."""
+    target = committed_dir(run, drift_dir)
+    for name in (RECORD_NAME, *(f"{m}.json" for m in MEASUREMENTS)):
+        source, copy = Path(run_dir) / name, target / name
+        if source.exists():
+            write_json_atomic(copy, relative_paths(json.loads(source.read_text()), run_dir))
+        elif copy.exists():
+            copy.unlink()  # a measurement the new run does not have
     return target
 
 

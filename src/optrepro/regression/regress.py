@@ -1,7 +1,7 @@
 """`claims regress`: run the claims' runs with the current code into a fresh store and compare the verdicts.
 
-Both verdicts come from the same evidence policy (regression.decide): the committed one on the committed records,
-the new one on the fresh store only. The change of a claim's effect (its checked quantity) is given in units of the
+Both verdicts come from the evidence policy every command uses (claims.policy.decide_claims): the committed one on
+the committed records, the new one on the fresh store only. The change of a claim's effect (its checked quantity) is given in units of the
 committed 95% CI half-width. A claim that was reproduced and is not now is a regression (exit 1).
 """
 
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from optrepro.claims.checks import REPRODUCED, fmt
+from optrepro.claims.match import ArmComposer
+from optrepro.claims.schema import Claim
 
 REPORT_NAME = "regress.json"
 REPORT_FORMAT = 1
@@ -35,7 +37,7 @@ class ClaimRegress:
     @property
     def shift_in_ci(self) -> float | None:
         """(new effect - committed effect) / committed CI half-width; None when either is undefined."""
-        old, new, ci = self.committed.get("observed"), self.new.get("observed"), self.committed.get("ci95")
+        old, new, ci = self.committed.get("observed"), self.new.get("observed"), _half_width(self.committed)
         if old is None or new is None or ci is None or ci <= 0:
             return None
         return (new - old) / ci
@@ -45,6 +47,14 @@ class ClaimRegress:
                 "regression": self.is_regression, "shift_in_ci": self.shift_in_ci}
 
 
+def decide_on_store(claims: Sequence[Claim], store: Path, composer: ArmComposer) -> dict[str, dict[str, Any]]:
+    """claim key -> its verdict (verdicts.json form) on the records of `store` alone."""
+    from optrepro.claims.policy import decide_claims, load_evidence_records
+
+    verdicts = decide_claims(claims, load_evidence_records([store]), composer)
+    return {key: verdict.to_json() for key, verdict in verdicts.items()}
+
+
 def compare_verdicts(committed: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]) -> list[ClaimRegress]:
     return [ClaimRegress(key, committed[key], new[key]) for key in sorted(committed)]
 
@@ -52,7 +62,14 @@ def compare_verdicts(committed: Mapping[str, Mapping[str, Any]], new: Mapping[st
 def describe(verdict: Mapping[str, Any]) -> str:
     """`reproduced: 0.3 ± 0.21 (sam 11.9 ± 0.4 n=3, sgd 12.2 ± 0.2 n=3)`."""
     observed = verdict.get("observed")
-    effect = "—" if observed is None else fmt(observed) + (f" ± {fmt(verdict['ci95'])}" if verdict.get("ci95") is not None else "")
+    if observed is None:
+        effect = "—"
+    elif verdict.get("ci95") is not None:
+        effect = f"{fmt(observed)} ± {fmt(verdict['ci95'])}"
+    elif verdict.get("ci_low") is not None and verdict.get("ci_high") is not None:
+        effect = f"{fmt(observed)} [{fmt(verdict['ci_low'])}, {fmt(verdict['ci_high'])}]"
+    else:
+        effect = fmt(observed)
     arms = ", ".join(f"{name} {_number(arm['mean'])}" + (f" ± {_number(arm['std'])}" if arm.get("std") is not None else "")
                      + f" n={arm['n']}" for name, arm in sorted((verdict.get("arms") or {}).items()))
     return f"{verdict['status']}: {effect}" + (f" ({arms})" if arms else "")
@@ -82,6 +99,14 @@ def write_report(results: Sequence[ClaimRegress], path: Path, *, store: Path, ba
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def _half_width(verdict: Mapping[str, Any]) -> float | None:
+    """The CI half-width: `ci95`, else half of [ci_low, ci_high] (a ratio's CI is not symmetric)."""
+    if verdict.get("ci95") is not None:
+        return verdict["ci95"]
+    low, high = verdict.get("ci_low"), verdict.get("ci_high")
+    return None if low is None or high is None else (high - low) / 2
 
 
 def raw_change(result: ClaimRegress) -> str:

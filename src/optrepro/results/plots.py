@@ -6,7 +6,6 @@ records gives the same bytes (RESULTS.md and its plots are checked for exact reg
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib
@@ -16,16 +15,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from optrepro.claims.checks import NOT_RUN, Verdict, check_metric
-from optrepro.claims.schema import ValueCheck
+from optrepro.claims.schema import Reported, ValueCheck
+from optrepro.claims.units import convert, metric_unit
 
 PNG_METADATA = {"Software": None}
-NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def reported_number(text: str) -> float | None:
-    """The first number of a value as printed in a paper (`2.7±0.1` -> 2.7), or None."""
-    match = NUMBER.search(text)
-    return float(match.group()) if match else None
+PAPER_SETTING_TIER = "full"  # only the full tier runs the paper's own setting: other tiers' plots show no paper point
 
 
 def plot_claim(verdict: Verdict, path: Path) -> Path | None:
@@ -42,7 +36,7 @@ def plot_claim(verdict: Verdict, path: Path) -> Path | None:
             ci = arm.stats.ci95 if arm.stats.n >= 2 else 0.0
             ax.errorbar([position], [arm.stats.mean], yerr=[ci], color="tab:blue", fmt="o", capsize=4,
                         label="ours: mean, 95% CI" if position == 0 else None)
-        paper = _paper_value(verdict, name)
+        paper = paper_value(verdict, name)
         if paper is not None:
             ax.scatter([position + 0.25], [paper], color="tab:red", marker="D", s=30,
                        label="paper" if position == 0 else None)
@@ -76,12 +70,16 @@ def plot_curves(verdict: Verdict, history: pd.DataFrame, path: Path) -> Path | N
     return _save(fig, path)
 
 
-def _paper_value(verdict: Verdict, arm: str) -> float | None:
-    check = verdict.claim.check
-    if isinstance(check, ValueCheck) and check.arm == arm:
-        return check.reported
-    text = verdict.claim.reported.get(arm)
-    return reported_number(text) if text else None
+def paper_value(verdict: Verdict, arm: str) -> float | None:
+    """The paper's number for `arm` in our metric's unit: the value check's own number, or a `reported` number of
+    the paper's setting that converts to our unit (a note in words is never read as a number)."""
+    claim = verdict.claim
+    if isinstance(claim.check, ValueCheck) and claim.check.arm == arm:
+        return claim.check.reported
+    number = claim.reported.get(arm)
+    if not isinstance(number, Reported) or claim.tier != PAPER_SETTING_TIER:
+        return None
+    return convert(number.value, number.quantity, number.unit, metric_unit(check_metric(claim)))
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
