@@ -41,7 +41,7 @@ def test_sam_ordering_that_no_longer_holds_on_the_fresh_store_is_reported(tmp_pa
     for seed, (sam, sgd) in enumerate([(2.6, 3.5), (2.7, 3.6), (2.8, 3.4)]):
         committed.add(SAM, seed, {"test/error": sam})
         committed.add(SGD, seed, {"test/error": sgd})
-    for seed, (sam, sgd) in enumerate([(3.6, 3.5), (3.7, 3.6), (3.5, 3.4)]):  # a broken step: SAM no better
+    for seed, (sam, sgd) in enumerate([(4.6, 3.5), (4.8, 3.6), (4.5, 3.4)]):  # a broken step: SAM worse
         fresh.add(SAM, seed, {"test/error": sam})
         fresh.add(SGD, seed, {"test/error": sgd})
     results = regress.compare_verdicts(regress.decide_on_store(claims, committed.root, composer),
@@ -50,8 +50,9 @@ def test_sam_ordering_that_no_longer_holds_on_the_fresh_store_is_reported(tmp_pa
     assert [r.claim for r in results if r.is_regression] == ["sam/ordering", "sam/value"]
     assert by_claim["sam/ordering"].committed["status"] == "reproduced"
     assert by_claim["sam/ordering"].new["status"] == "not reproduced"
-    assert math.isclose(by_claim["sam/ordering"].new["observed"], -0.1)
-    assert math.isclose(by_claim["sam/ordering"].shift_in_ci, (-0.1 - 0.8) / by_claim["sam/ordering"].committed["ci95"])
+    assert math.isclose(by_claim["sam/ordering"].new["observed"], -(1.1 + 1.2 + 1.1) / 3)
+    assert math.isclose(by_claim["sam/ordering"].shift_in_ci,
+                        (-(1.1 + 1.2 + 1.1) / 3 - 0.8) / by_claim["sam/ordering"].committed["ci95"])
     lines = regress.render(results)
     assert lines[lines.index("REGRESSION sam/ordering") + 1].startswith("  committed: reproduced: 0.8 ± ")
     report = json.loads(regress.write_report(results, tmp_path / "regress.json", store=fresh.root,
