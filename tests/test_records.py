@@ -201,3 +201,13 @@ def test_a_knob_left_out_of_neutral_defaults_is_named_with_its_fix():
     assert list(omitted) == ["train.sd_lambda"]
     assert omitted["train.sd_lambda"].startswith("add `'train.sd_lambda': 0.0,` to NEUTRAL_DEFAULTS in "
                                                  "src/optrepro/config.py if 0.0 reproduces")
+
+
+def test_a_stored_config_hashes_alike_as_a_plain_dict_and_as_an_omegaconf_config():
+    from optrepro.config import config_hash, semantic_config, setting_hash
+
+    for _, record in list(iter_records(REPO_ROOT / "results" / "records"))[::20]:
+        config = record["config"]
+        assert semantic_config(config) == semantic_config(OmegaConf.create(config))
+        assert config_hash(config) == config_hash(OmegaConf.create(config))
+        assert setting_hash(config, without=("hardware",)) != setting_hash(config)

@@ -17,9 +17,8 @@ NEW = {"commit": "9e90000000", "finished_at": "2025-02-01T00:00:00Z"}
 def test_every_command_defaults_to_the_same_stores():
     commands = [["claims", "list"], ["claims", "explain", "sam"], ["claims", "run", "sam"],
                 ["results", "report"], ["results", "check"], ["results", "wandb"]]
-    parser = build_parser()
     for command in commands:
-        assert record_stores(parser.parse_args(command).records) == DEFAULT_STORES, command
+        assert record_stores(build_parser(command).parse_args(command).records) == DEFAULT_STORES, command
 
 
 def test_list_report_check_and_dry_run_agree_with_one_extra_run(tmp_path, config_dir, capsys):

@@ -14,10 +14,11 @@ claims.yaml before the runs; reproductions/README.md explains it to authors):
     CI of the mean excludes the whole tolerance band, else `inconclusive`;
   - bound / ratio: `reproduced` when the whole CI is at most `max`, `not reproduced` when it is all above;
 - the CI is a paired t interval over per-seed differences when the arms share initial weights and batch order
-  per seed (evidence.shares_init_and_order), else Welch's; ratios use Welch on the log ratio. An
+  per seed (evidence.shares_init_and_order), else Welch's, and Welch's too when the per-seed differences are all
+  identical (a zero-width paired interval, e.g. one test image on every seed); ratios use Welch on the log ratio. An
   `inconclusive` verdict says how many seeds a power estimate (80%) from the observed spread would need;
 - one seed gives no CI: a claim that declares `seeds: 1` is decided on the point value, any other claim
-  with one seed so far is `inconclusive`. A verdict on fewer seeds than claimed is labelled "(k/n seeds)".
+  with one seed so far is `inconclusive`; so is an ordering whose arms do not vary at all over the seeds. A verdict on fewer seeds than claimed is labelled "(k/n seeds)".
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ INCONCLUSIVE = "inconclusive"
 NOT_REPRODUCED = "not reproduced"
 NOT_RUN = "not run"
 VERDICTS = (REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN)
+IDENTICAL = 1e-9  # relative spread below which per-seed differences count as identical (float rounding)
 
 
 @dataclass(frozen=True)
@@ -223,17 +225,28 @@ def ordering_gain(check: OrderingCheck, arms: dict[str, ArmResult], paired: bool
     """The gain of `better` over `than` (positive when it wins), the test's name and the spread for a power estimate."""
     better, than = arms[check.better], arms[check.than]
     sign = -1.0 if check.direction == "lower" else 1.0
+    degenerate = ""
     if paired:
         than_values = {seed: value for seed, value in than.sample.by_seed if seed not in than.sample.failed_seeds}
         pairs = [(seed, value, than_values[seed]) for seed, value in better.sample.by_seed if seed in than_values]
         differences = [sign * (b - t) for _, b, t in pairs]
-        gain = paired_difference(differences)
-        return gain, f"paired t over {len(pairs)} seeds (same initial weights and batch order per seed)", \
-            seed_stats(differences).std
+        stats = seed_stats(differences)
+        spread = stats.std
+        if not (len(pairs) >= 2 and spread <= IDENTICAL * max(1.0, abs(stats.mean))):
+            return paired_difference(differences), \
+                f"paired t over {len(pairs)} seeds (same initial weights and batch order per seed)", spread
+        # Identical differences on every seed (e.g. one test image each time): the paired interval has zero
+        # width and would call any such gain certain; the arms' own spread decides instead.
+        degenerate = "; the per-seed differences are identical, so the paired interval is degenerate"
     gain = welch_difference(seed_stats([sign * v for v in better.sample.values]),
                             seed_stats([sign * v for v in than.sample.values]))
-    test = f"Welch t (df {gain.df:.3g})" if math.isfinite(gain.df) else "Welch t"
+    test = (f"Welch t (df {gain.df:.3g})" if math.isfinite(gain.df) else "Welch t") + degenerate
     return gain, test, math.sqrt(better.stats.std ** 2 + than.stats.std ** 2)
+
+
+def _constant(stats: SeedStats) -> bool:
+    """Two or more seeds that all gave the same value (up to float rounding)."""
+    return stats.n >= 2 and stats.std <= IDENTICAL * max(1.0, abs(stats.mean))
 
 
 def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
@@ -243,7 +256,13 @@ def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult
     gain, test, spread = ordering_gain(check, arms, paired)
     low, high = gain.value - gain.ci95, gain.value + gain.ci95
     margin, needed = check.min_difference, None
-    if math.isnan(gain.ci95):
+    if all(_constant(arms[name].stats) for name in (check.better, check.than)):
+        # Neither arm varies over the seeds (e.g. 448/450 against 447/450 test images on every seed): the
+        # t statistic is 0/0, so the seeds give no interval; a finer or larger test set could, more seeds cannot.
+        low = high = math.nan
+        status, test = _single_run(claim, gain.value > margin)
+        test = "no CI: neither arm varies over the seeds" if status == INCONCLUSIVE else test
+    elif math.isnan(gain.ci95):
         status, test = _single_run(claim, gain.value > margin)
     else:
         status = _beyond(low, high, margin)

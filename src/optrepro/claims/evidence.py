@@ -35,8 +35,10 @@ TIMING_PREFIX = "timing/"
 # Metrics measured after a run by a tool, not by the run itself: a finished run without one is "not measured".
 MEASURED_AFTER = {"landscape/": "python -m optrepro landscape <run folder>..."}
 # What fixes a run's initial weights and its batch order besides the seed (optrepro.train.run seeds everything,
-# loads the data, then builds the network; batch order and augmentation come from (seed, epoch) generators).
-PAIRING_KEYS = ("model", "dataset", "train.batch_size")
+# loads the data, then builds the network; batch order and augmentation come from (seed, epoch) generators);
+# for structure learning, what fixes the generated data set (structure.task.run_structure: make_data(seed, ...)).
+PAIRING_KEYS = ("model", "dataset", "train.batch_size", "structure.d", "structure.n", "structure.k",
+                "structure.graph_type", "structure.noise")
 
 
 def metric_column(metric: str, source: str) -> str:
@@ -107,7 +109,10 @@ class Evidence:
     missing_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-def hardware_class(row: pd.Series) -> HardwareClass:
+Row = dict  # one record as evidence sees it: a load_records row as a plain dict
+
+
+def hardware_class(row: Row | pd.Series) -> HardwareClass:
     accelerator = str(row.get("hw_accelerator") or "unknown")
     names = row.get("hw_device_names")
     devices = sorted(set(json.loads(names))) if isinstance(names, str) and names.startswith("[") else []
@@ -146,26 +151,25 @@ def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str
     column = metric_column(metric, claim.metric_source)
     unused: list[Unused] = []
     notes: list[str] = []
-    arm_rows = {}
+    arm_rows: dict[str, list[Row]] = {}
     for arm in claim.arms:
-        rows = records[records["match_key"] == arm_keys[arm]]
-        keep = []
-        for index, row in rows.iterrows():
+        arm_rows[arm] = []
+        for row in _rows(records, arm_keys[arm], column):
             seed, status = int(row["seed"]), row["status"]
             if seed not in claim.seed_values:
                 unused.append(Unused(row["run_id"], arm, seed, f"seed {seed} out of range (the claim uses seeds "
                                                                 f"0..{claim.seeds - 1})"))
             elif status not in RESULT_STATUSES:
                 unused.append(Unused(row["run_id"], arm, seed, f"{status}: not a result (relaunch it)"))
-            elif hardware_filter is not None and not hardware_filter(hardware_class(row)):
+            elif hardware_filter is not None and not hardware_filter(row["_hardware"]):
                 unused.append(Unused(row["run_id"], arm, seed,
-                                     f"other hardware ({hardware_class(row).label()}) than the launch asks for"))
+                                     f"other hardware ({row['_hardware'].label()}) than the launch asks for"))
             else:
-                keep.append(index)
-        arm_rows[arm] = rows.loc[keep]
+                arm_rows[arm].append(row)
     # Without a common hardware class, an arm lacks the seeds it has no result for on any hardware.
-    all_seeds = {arm: tuple(s for s in claim.seed_values if s not in set(rows["seed"])) for arm, rows in arm_rows.items()}
-    unrun = [arm for arm, rows in arm_rows.items() if rows.empty]
+    all_seeds = {arm: tuple(s for s in claim.seed_values if s not in {r["seed"] for r in rows})
+                 for arm, rows in arm_rows.items()}
+    unrun = [arm for arm, rows in arm_rows.items() if not rows]
     if unrun:
         return Evidence({}, None, f"no runs of arm(s) {', '.join(unrun)}", tuple(notes), tuple(unused),
                         missing_seeds=all_seeds)
@@ -176,15 +180,16 @@ def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str
                         "hardware)", tuple(notes), tuple(unused), missing_seeds=all_seeds)
     chosen, pending, missing_seeds = {}, [], {}
     for arm, rows in arm_rows.items():
-        in_class = [hardware_class(row) == hardware for _, row in rows.iterrows()]
-        for _, row in rows[[not flag for flag in in_class]].iterrows():
-            unused.append(Unused(row["run_id"], arm, int(row["seed"]),
-                                 f"other hardware ({hardware_class(row).label()}; used {hardware.label()})"))
-        chosen[arm], arm_unused, arm_pending = _choose_version(claim, arm, rows[in_class])
+        for row in rows:
+            if row["_hardware"] != hardware:
+                unused.append(Unused(row["run_id"], arm, int(row["seed"]),
+                                     f"other hardware ({row['_hardware'].label()}; used {hardware.label()})"))
+        chosen[arm], arm_unused, arm_pending = _choose_version(claim, arm, [r for r in rows if r["_hardware"] == hardware])
         unused.extend(arm_unused)
         pending.extend(arm_pending)
-        missing_seeds[arm] = tuple(s for s in claim.seed_values if s not in set(chosen[arm]["seed"]))
-    paired = shares_init_and_order([_first_config(rows) for rows in chosen.values()])
+        missing_seeds[arm] = tuple(s for s in claim.seed_values if s not in {r["seed"] for r in chosen[arm]})
+    paired = shares_init_and_order([json.loads(rows[0]["config_json"]) for rows in chosen.values()
+                                    if isinstance(rows[0].get("config_json"), str)])
     base = dict(unused=tuple(unused), pending=tuple(pending), paired=paired, missing_seeds=missing_seeds)
     if column not in records.columns:
         known = sorted(c for c in records.columns if c.startswith(("m_final_", "m_best_", "timing_")))
@@ -197,27 +202,46 @@ def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str
     return Evidence(samples, hardware, "", tuple(notes), **base)
 
 
+EVIDENCE_COLUMNS = ("run_id", "seed", "status", "finished_at", "code_source_hash", "code_git_commit",
+                    "hw_accelerator", "hw_device_names", "hw_world_size", "hw_precision", "config_json")
+
+
+def _rows(records: pd.DataFrame, key: str, column: str) -> list[Row]:
+    """The records of one arm as plain dicts with the columns evidence reads (a wide frame's rows are slow)."""
+    subset = records.loc[records["match_key"] == key, [c for c in (*EVIDENCE_COLUMNS, column) if c in records.columns]]
+    rows = subset.to_dict("records")
+    for row in rows:
+        row["_hardware"] = hardware_class(row)
+        row["_version"] = _code_version(row)
+        row["_finished"] = row.get("finished_at") if isinstance(row.get("finished_at"), str) else ""
+    return rows
+
+
 def _measure_hint(metric: str) -> str:
     tool = next((command for prefix, command in MEASURED_AFTER.items() if metric.startswith(prefix)), None)
     return f" (not measured: run `{tool}` on the runs)" if tool else ""
 
 
-def _unmeasured(metric: str, arm_rows: dict[str, pd.DataFrame], column: str) -> str:
+def _unmeasured(metric: str, arm_rows: dict[str, list[Row]], column: str) -> str:
     """For a measured-after metric, the chosen finished runs that lack it (else they would read as failed seeds)."""
     if not _measure_hint(metric):
         return ""
-    lacking = [run for rows in arm_rows.values()
-               for run in rows.loc[(rows["status"] == "finished") & rows[column].isna(), "run_id"]]
+    lacking = [row["run_id"] for rows in arm_rows.values() for row in rows
+               if row["status"] == "finished" and not _present(row.get(column))]
     if not lacking:
         return ""
     return f"{metric!r} not measured for {len(lacking)} finished run(s) ({', '.join(sorted(lacking))})" + _measure_hint(metric)
 
 
-def _choose_hardware(claim: Claim, arm_rows: dict[str, pd.DataFrame]) -> tuple[HardwareClass | None, list[str]]:
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _choose_hardware(claim: Claim, arm_rows: dict[str, list[Row]]) -> tuple[HardwareClass | None, list[str]]:
     seeds_by_class: dict[HardwareClass, dict[str, set]] = {}
     for arm, rows in arm_rows.items():
-        for _, row in rows.iterrows():
-            seeds_by_class.setdefault(hardware_class(row), {}).setdefault(arm, set()).add(row["seed"])
+        for row in rows:
+            seeds_by_class.setdefault(row["_hardware"], {}).setdefault(arm, set()).add(row["seed"])
     common = [hw for hw, arms in seeds_by_class.items() if len(arms) == len(arm_rows)]
     listing = "; ".join(
         f"{hw.label()}: " + ", ".join(f"{arm} {len(seeds)} seed(s)" for arm, seeds in sorted(arms.items()))
@@ -238,17 +262,20 @@ def _choose_hardware(claim: Claim, arm_rows: dict[str, pd.DataFrame]) -> tuple[H
     return chosen, notes
 
 
-def _choose_version(claim: Claim, arm: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[Unused], list[str]]:
+def _choose_version(claim: Claim, arm: str, rows: list[Row]) -> tuple[list[Row], list[Unused], list[str]]:
     """The rows of one code version, one per seed, with the unused rows and the pending-version notes."""
-    rows = rows.assign(_version=_code_version(rows),
-                       _finished=rows.get("finished_at", pd.Series(index=rows.index, dtype=object)).fillna(""))
-    newest_first = rows.groupby("_version")["_finished"].max().sort_index().sort_values(ascending=False, kind="stable")
-    seeds_of = {version: set(rows.loc[rows["_version"] == version, "seed"]) for version in newest_first.index}
-    complete = [v for v in newest_first.index if seeds_of[v] >= set(claim.seed_values)]
-    version = complete[0] if complete else newest_first.index[0]
+    newest: dict[str, str] = {}
+    seeds_of: dict[str, set[int]] = {}
+    for row in rows:
+        version = row["_version"]
+        newest[version] = max(newest.get(version, ""), row["_finished"])
+        seeds_of.setdefault(version, set()).add(row["seed"])
+    newest_first = sorted(sorted(newest), key=lambda v: newest[v], reverse=True)
+    complete = [v for v in newest_first if seeds_of[v] >= set(claim.seed_values)]
+    version = complete[0] if complete else newest_first[0]
     unused, pending = [], []
     newer = True
-    for other in newest_first.index:
+    for other in newest_first:
         if other == version:
             newer = False
             continue
@@ -258,37 +285,33 @@ def _choose_version(claim: Claim, arm: str, rows: pd.DataFrame) -> tuple[pd.Data
             why = f"other code version {_short(other)} (pending: {len(seeds_of[other])} of {claim.seeds} seeds)"
         else:
             why = f"other code version {_short(other)} (older than {_short(version)})"
-        unused += [Unused(r["run_id"], arm, int(r["seed"]), why) for _, r in rows[rows["_version"] == other].iterrows()]
-    at_version = rows[rows["_version"] == version].sort_values(["seed", "_finished", "run_id"])
-    latest = at_version.groupby("seed").tail(1)
-    for _, row in at_version.drop(latest.index).iterrows():
-        unused.append(Unused(row["run_id"], arm, int(row["seed"]),
-                             f"seed {int(row['seed'])} was run again later; the later run is used"))
-    return latest, unused, pending
+        unused += [Unused(r["run_id"], arm, int(r["seed"]), why) for r in rows if r["_version"] == other]
+    at_version = sorted((r for r in rows if r["_version"] == version), key=lambda r: (r["seed"], r["_finished"], r["run_id"]))
+    latest = {row["seed"]: row for row in at_version}  # the last of each seed in that order wins
+    for row in at_version:
+        if latest[row["seed"]] is not row:
+            unused.append(Unused(row["run_id"], arm, int(row["seed"]),
+                                 f"seed {int(row['seed'])} was run again later; the later run is used"))
+    return list(latest.values()), unused, pending
 
 
-def _sample(arm: str, rows: pd.DataFrame, column: str) -> ArmSample:
+def _sample(arm: str, rows: list[Row], column: str) -> ArmSample:
     by_seed, failed = [], []
-    for _, row in rows.iterrows():
-        value = float(row[column]) if pd.notna(row[column]) else math.nan
+    for row in rows:
+        value = float(row[column]) if _present(row.get(column)) else math.nan
         if row["status"] == "diverged" or not math.isfinite(value):
             failed.append(int(row["seed"]))
         by_seed.append((int(row["seed"]), value))
-    version = rows["_version"].iloc[0] if len(rows) else "unknown"
-    return ArmSample(arm, tuple(by_seed), tuple(failed), tuple(rows["run_id"]), version)
+    version = rows[0]["_version"] if rows else "unknown"
+    return ArmSample(arm, tuple(by_seed), tuple(failed), tuple(row["run_id"] for row in rows), version)
 
 
-def _first_config(rows: pd.DataFrame) -> dict:
-    text = rows["config_json"].iloc[0] if "config_json" in rows and len(rows) else None
-    return json.loads(text) if isinstance(text, str) else {}
-
-
-def _code_version(rows: pd.DataFrame) -> pd.Series:
+def _code_version(row: Row) -> str:
     """The source hash where the record has one, else its git commit, else 'unknown'."""
-    missing = pd.Series(index=rows.index, dtype=object)
-    source = rows.get("code_source_hash", missing)
-    commit = rows.get("code_git_commit", missing)
-    return source.where(source.notna(), commit).fillna("unknown")
+    for name in ("code_source_hash", "code_git_commit"):
+        if isinstance(row.get(name), str) and row[name]:
+            return row[name]
+    return "unknown"
 
 
 def _short(commit: str) -> str:

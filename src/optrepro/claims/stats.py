@@ -8,6 +8,7 @@ quantile for n=3 is 4.30, not 1.96. With one seed there is no spread and the CI 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ def t975_from_table(df: float) -> float:
     return T975_TABLE[max(usable)] if df <= max(T975_TABLE) else NORMAL_975
 
 
+@functools.lru_cache(maxsize=None)
 def t975(df: float) -> float:
     """The two-sided 95% t quantile for `df` degrees of freedom (NaN when df < 1)."""
     if not df >= 1:
@@ -40,6 +42,7 @@ def t975(df: float) -> float:
     return float(student_t.ppf(0.975, df))
 
 
+@functools.lru_cache(maxsize=None)
 def t_quantile(q: float, df: float) -> float:
     """The one-sided t quantile t_{q, df} (scipy; the 0.975 quantile falls back to the table without it)."""
     if q == 0.975:

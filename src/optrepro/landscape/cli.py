@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from optrepro.landscape.measure import LandscapeSettings
+from optrepro.landscape.settings import LandscapeSettings
 
 DEFAULTS = LandscapeSettings()
 

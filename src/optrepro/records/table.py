@@ -68,13 +68,18 @@ def load_records(root: Path | str) -> pd.DataFrame:
     return records_to_frame(iter_records(root))
 
 
-def load_records_from(roots: Iterable[Path | str]) -> pd.DataFrame:
-    """One row per run found under any of `roots` (a run found twice is read from the first root)."""
+def read_stores(roots: Iterable[Path | str]) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, record) of every run under any of `roots`, read once (a run found twice is read from the first root)."""
     seen: dict[str, tuple[Path, dict[str, Any]]] = {}
     for root in roots:
         for path, record in iter_records(root):
             seen.setdefault(record["run_id"], (path, record))
-    return records_to_frame(seen.values())
+    return list(seen.values())
+
+
+def load_records_from(roots: Iterable[Path | str]) -> pd.DataFrame:
+    """One row per run found under any of `roots` (a run found twice is read from the first root)."""
+    return records_to_frame(read_stores(roots))
 
 
 def records_to_frame(records: Iterable[tuple[Path | str, Mapping[str, Any]]]) -> pd.DataFrame:
@@ -104,17 +109,18 @@ def flatten_record(record: Mapping[str, Any], *, source: str) -> dict[str, Any]:
 
 def load_history(root: Path | str) -> pd.DataFrame:
     """Per-epoch curves in long format: run_id, epoch, step, metric, value (one row per point)."""
-    return load_history_from([root])
+    return history_frame(iter_records(root))
 
 
 def load_history_from(roots: Iterable[Path | str]) -> pd.DataFrame:
     """The curves of every run under any of `roots` (a run found twice is read from the first root)."""
-    seen: dict[str, Mapping[str, Any]] = {}
-    for root in roots:
-        for _, record in iter_records(root):
-            seen.setdefault(record["run_id"], record)
+    return history_frame(read_stores(roots))
+
+
+def history_frame(records: Iterable[tuple[Path | str, Mapping[str, Any]]]) -> pd.DataFrame:
+    """The curves of (source path, record) pairs in long format."""
     rows = []
-    for record in seen.values():
+    for _, record in records:
         for point in record.get("history") or []:
             for metric, value in point.items():
                 if metric in ("epoch", "step"):

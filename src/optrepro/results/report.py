@@ -19,10 +19,10 @@ import pandas as pd
 
 from optrepro.claims.checks import VERDICTS, Verdict, check_metric
 from optrepro.claims.explain import explanation
-from optrepro.claims.match import ArmComposer
-from optrepro.claims.policy import decide_claims, load_evidence_records
+from optrepro.claims.match import ArmComposer, with_match_keys
+from optrepro.claims.policy import decide_claims
 from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
-from optrepro.records.table import load_history_from
+from optrepro.records.table import history_frame, read_stores, records_to_frame
 from optrepro.results.plots import plot_claim, plot_curves
 
 COMMAND = "python -m optrepro results report"
@@ -54,20 +54,29 @@ def write_report(
     plots_dir: Path,
     verdicts_path: Path,
     composer: ArmComposer,
-    records: pd.DataFrame | None = None,
+    tables: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    before: Path | None = None,
 ) -> list[PaperVerdicts]:
     """Evaluate, draw, and write RESULTS.md and verdicts.json; stale PNGs in `plots_dir` are removed.
 
-    `records`: the stores' records when the caller has loaded them already (load_evidence_records)."""
-    records = load_evidence_records(stores) if records is None else records
-    history = load_history_from(stores)
+    `tables`: the stores' (records, history) when the caller has read them already (read_tables). `before`: a
+    file of earlier verdicts under another rule ({rule, commit, claims: {key: status}}); RESULTS.md then closes
+    with a before/after table of every claim."""
+    records, history = tables if tables is not None else read_tables(stores)
     results = evaluate_papers(papers, records, composer)
     plots = _draw_plots(results, history, plots_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_markdown(results, records, stores=stores, plots=plots, base=out.parent))
+    earlier = json.loads(before.read_text()) if before is not None and before.exists() else None
+    out.write_text(render_markdown(results, records, stores=stores, plots=plots, base=out.parent, before=earlier))
     verdicts_path.parent.mkdir(parents=True, exist_ok=True)
     verdicts_path.write_text(json.dumps(verdicts_document(results), indent=1, sort_keys=True) + "\n")
     return results
+
+
+def read_tables(stores: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stores' records (with match keys) and their curves, each record.json read once."""
+    pairs = read_stores(stores)
+    return with_match_keys(records_to_frame(pairs)), history_frame(pairs)
 
 
 def verdict_counts(results: Sequence[PaperVerdicts]) -> dict[str, int]:
@@ -100,6 +109,7 @@ def _draw_plots(results: Sequence[PaperVerdicts], history: pd.DataFrame, plots_d
 def render_markdown(
     results: Sequence[PaperVerdicts], records: pd.DataFrame, *, stores: Sequence[Path], plots: dict[str, list[Path]],
     base: Path,
+    before: dict[str, Any] | None = None,
 ) -> str:
     counts = verdict_counts(results)
     shown_stores = ", ".join(f"`{_relative(store, base)}`" for store in stores)
@@ -125,7 +135,23 @@ def render_markdown(
     ]
     for result in results:
         lines += _paper_section(result, plots, base)
+    if before is not None:
+        lines += _before_after(results, before)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _before_after(results: Sequence[PaperVerdicts], before: dict[str, Any]) -> list[str]:
+    """The closing note: every claim's verdict under the earlier rule and now."""
+    earlier = before.get("claims", {})
+    rows = [(v.claim.key, earlier.get(v.claim.key, "—"), v.label) for r in results for v in r.verdicts]
+    changed = sum(1 for _, old, new in rows if old != new.split(" (")[0])
+    lines = ["## Closing note: verdicts before and after the CI rule", "",
+             f"Before (commit {before.get('commit', '?')}): {before.get('rule', '')}. Now: the rule above (95% CI "
+             f"against the claim's tolerance, margin or bound; a complete code version is not replaced by a pending "
+             f"one). {changed} of {len(rows)} claims changed.", "",
+             "| claim | before | now |", "|---|---|---|"]
+    lines += [f"| `{key}` | {old} | {'**' + new + '**' if old != new.split(' (')[0] else new} |" for key, old, new in rows]
+    return lines + [""]
 
 
 def _paper_section(result: PaperVerdicts, plots: dict[str, list[Path]], base: Path) -> list[str]:
