@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from claimkit import write_claims
 
 from optrepro.claims.load import load_paper_claims
@@ -84,3 +86,15 @@ def test_a_killed_check_resumes_only_the_runs_without_a_record(tmp_path, compose
     assert [(p.arm, p.overrides[0], p.overrides[-1]) for p in launched] == [("todo", "optimizer=sgd", "seed=0")]
     assert f"paths.runs_dir={store.resolve()}" in launched[0].overrides
     assert list(found) == ["done"] and failed == []
+
+
+def test_regress_without_committed_drift_runs_stops_before_running_anything(monkeypatch, capsys, tmp_path):
+    from optrepro.cli import main
+    from optrepro.regression import drift
+
+    monkeypatch.setattr(drift, "read_committed", lambda name: None)
+    monkeypatch.setattr(runner, "run_shared_paths", lambda *args: pytest.fail("ran before checking its input"))
+    assert main(["claims", "regress", "--store", str(tmp_path / "store")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "optrepro: error: no committed drift run for sam_step, saf_step, mesa_step, standard_step, ddp_sam_step, "
+        "structure_learning, landscape; make them with `python -m optrepro drift record`"]
