@@ -137,6 +137,39 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+OUTSIDE_REPOSITORY = "<outside repository>"
+
+
+def portable(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without absolute paths of the machine that made it (a copy; the hashes do not use paths).
+
+    `config.paths` become relative to the repository root (`paths.root_dir`); a folder outside it keeps only its
+    name, under `<outside repository>/`. The W&B folder becomes relative to the run folder. Producers and
+    `results collect` apply it, so a committed record reads the same on every clone and names no one's machine.
+    """
+    data = copy.deepcopy(record)
+    paths = (data.get("config") or {}).get("paths")
+    if isinstance(paths, dict) and paths.get("root_dir"):
+        root = Path(paths["root_dir"])
+        for key, value in paths.items():
+            if isinstance(value, str) and Path(value).is_absolute():
+                paths[key] = _relative_or_name(Path(value), root)
+    wandb = data.get("wandb")
+    if isinstance(wandb, dict) and isinstance(wandb.get("dir"), str) and Path(wandb["dir"]).is_absolute():
+        parts = Path(wandb["dir"]).parts
+        run_id = data.get("run_id")
+        wandb["dir"] = Path(*parts[parts.index(run_id) + 1:]).as_posix() if run_id in parts[:-1] else Path(parts[-1]).as_posix()
+    return data
+
+
+def _relative_or_name(path: Path, root: Path) -> str:
+    if path == root:
+        return "."
+    if path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return f"{OUTSIDE_REPOSITORY}/{path.name}"
+
+
 def measurement_path(run_dir: Path, name: str) -> Path:
     return Path(run_dir) / f"{name}.json"
 

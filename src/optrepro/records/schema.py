@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from optrepro.config import config_hash, per_device_batch_size, setting_hash, world_size
 from optrepro.records import provenance
-from optrepro.records.record import RunRecord
+from optrepro.records.record import RunRecord, portable
 # Metrics whose best value over epochs is the largest; the rest are best when smallest.
 HIGHER_IS_BETTER = ("acc",)
 
@@ -81,7 +81,7 @@ def build_record(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record as a plain mapping (validated by RunRecord: a wrong status or block raises InvalidRecordError)."""
-    return RunRecord(
+    record = RunRecord(
         run_id=run_id,
         status=status,
         error=error,
@@ -102,3 +102,4 @@ def build_record(
         started_at=started_at,
         finished_at=utc_now(),
     ).to_dict()
+    return portable(record)

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from google.protobuf.message import DecodeError
 
-from optrepro.records.record import RECORD_NAME
+from optrepro.records.record import RECORD_NAME, portable
 from optrepro.records.table import iter_records
 from optrepro.records.writer import write_json_atomic
 from optrepro.results.wandb_log import WandbLogError
@@ -81,6 +81,6 @@ def store_records(records: Iterable[tuple[str, dict[str, Any]]], into: Path) -> 
     for _, record in records:
         paper = (record.get("repro") or {}).get("paper") or NO_PAPER
         target = Path(into) / paper / record["run_id"] / RECORD_NAME
-        write_json_atomic(target, record)
+        write_json_atomic(target, portable(record))
         written.append(target)
     return written
