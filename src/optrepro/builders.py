@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from optrepro.data import (
 from optrepro.data.batches import batches_per_epoch
 from optrepro.distributed import build_ddp_strategy
 from optrepro.lit.module import ClassifierModule
+from optrepro.lit.progress import progress_callback
 from optrepro.losses import AnnealedSpectralDecoupling, build_loss
 from optrepro.optim.factory import build_optimizer
 from optrepro.schedulers import build_scheduler
@@ -135,8 +135,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         from optrepro.lit.two_moons_margin import TwoMoonsMarginCallback
 
         callbacks.append(TwoMoonsMarginCallback())  # input-space margin at the end of a 2-D run (gradient_starvation)
-    if sys.stdout.isatty():
-        callbacks.append(RichProgressBar())
+    callbacks.append(progress_callback())  # a loss/accuracy bar on a terminal, one line per epoch otherwise
     return callbacks
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from optrepro.errors import ConfigError
+from optrepro.errors import ConfigError, InvalidConfigError
 
 # Keys that change where or how a run is shown, never what it computes.
 NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "train.checkpoint", "train.ckpt_path")
@@ -33,8 +33,13 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
 
 
 def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
-    """The resolved config without the keys that do not change the result."""
-    container = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg.copy()
+    """The resolved config without the keys that do not change the result.
+
+    A plain dict (a record's stored config, already resolved) is handled without OmegaConf: reading the
+    verdicts hashes every record, and building a DictConfig per record was most of that time."""
+    if isinstance(cfg, dict):
+        return _semantic_plain(cfg)
+    container = cfg.copy()
     OmegaConf.set_struct(container, False)
     for dotted in NON_SEMANTIC_KEYS:
         _drop(container, dotted)
@@ -45,6 +50,24 @@ def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
 
 
 _MISSING = object()
+
+
+def _semantic_plain(cfg: dict[str, Any]) -> dict[str, Any]:
+    data = json.loads(json.dumps(cfg, default=str))  # a deep copy with JSON's types, as the hash sees them
+    for dotted in NON_SEMANTIC_KEYS:
+        _drop_plain(data, dotted, lambda value: True)
+    for dotted, neutral in NEUTRAL_DEFAULTS.items():
+        _drop_plain(data, dotted, lambda value, neutral=neutral: value == neutral)
+    return data
+
+
+def _drop_plain(data: dict[str, Any], dotted: str, when) -> None:
+    *parents, key = dotted.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and key in node and when(node[key]):
+        del node[key]
 
 
 def _drop(container: DictConfig, dotted: str) -> None:
@@ -64,10 +87,11 @@ def config_hash(cfg: DictConfig | dict) -> str:
     return _digest(semantic_config(cfg))
 
 
-def setting_hash(cfg: DictConfig | dict) -> str:
-    """Identifies a setting: runs that differ only in `seed` share it."""
+def setting_hash(cfg: DictConfig | dict, *, without: tuple[str, ...] = ()) -> str:
+    """Identifies a setting: runs that differ only in `seed` (and in the top-level blocks `without`) share it."""
     data = semantic_config(cfg)
-    data.pop("seed", None)
+    for key in ("seed", *without):
+        data.pop(key, None)
     return _digest(data)
 
 
@@ -79,17 +103,19 @@ def per_device_batch_size(cfg: DictConfig) -> int:
     """The global batch split over devices; it must split evenly or the setting is not the one asked for."""
     global_batch, world = int(cfg.train.batch_size), world_size(cfg)
     if global_batch % world:
-        raise ConfigError(
-            f"train.batch_size={global_batch} does not split evenly over {world} devices "
-            f"(hardware.devices={cfg.hardware.devices} x hardware.num_nodes={cfg.hardware.num_nodes}). "
-            f"Choose a batch size divisible by {world}, or change the device count."
+        raise InvalidConfigError(
+            "train.batch_size",
+            f"{global_batch} does not split evenly over {world} devices "
+            f"(hardware.devices={cfg.hardware.devices} x hardware.num_nodes={cfg.hardware.num_nodes})",
+            f"choose a batch size divisible by {world}, or change the device count",
         )
     per_device = global_batch // world
     accumulate = int(cfg.train.accumulate)
     if per_device % accumulate:
-        raise ConfigError(
-            f"the per-device batch {per_device} does not split into train.accumulate={accumulate} micro-batches; "
-            f"choose train.accumulate dividing {per_device}."
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"the per-device batch {per_device} does not split into {accumulate} micro-batches",
+            f"choose train.accumulate dividing {per_device}",
         )
     return per_device
 
@@ -104,7 +130,11 @@ def check_epoch_batches(cfg: DictConfig, num_train: int) -> None:
 
     m, accumulate = cfg.optimizer.get("m_sharpness"), int(cfg.train.accumulate)
     per_device, drop_last = per_device_batch_size(cfg), bool(cfg.train.drop_last)
-    for size in per_device_batch_sizes(num_train, per_device, world_size(cfg), drop_last):
+    sizes = per_device_batch_sizes(num_train, per_device, world_size(cfg), drop_last)
+    limit = cfg.limits.get("train_batches")
+    if limit and int(limit) <= num_train // (per_device * world_size(cfg)):
+        sizes = sizes[:1]  # a debug limit ends every epoch before its short last batch
+    for size in sizes:
         last = "" if size == per_device else (
             f" of the epoch's short last batch ({num_train} training samples leave {num_train % (per_device * world_size(cfg))} "
             f"after full batches of {per_device * world_size(cfg)})"

@@ -13,14 +13,17 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig
 
-from optrepro import builders, tracking
-from optrepro.config import config_hash, per_device_batch_size
+from optrepro import builders, run_summary, tracking
+from optrepro.config import config_hash
+from optrepro.config_schema import validate_config
 from optrepro.lit.preemption import Preempted, PreemptionCallback, requeue_slurm_job
+from optrepro.lit.quiet import silence_third_party_noise
 from optrepro.records import provenance
 from optrepro.records.lookup import finished_run
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, failure_status, utc_now
-from optrepro.records.writer import read_record, write_record
+from optrepro.records.record import read_record
+from optrepro.records.writer import write_record
 
 log = logging.getLogger("optrepro")
 
@@ -93,14 +96,18 @@ def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, floa
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Train and evaluate one setting; returns the record on rank 0 (None on other ranks)."""
+    validate_config(cfg)  # every key typed and range-checked, the rules across keys: before any work
+    silence_third_party_noise()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_cpu_threads(cfg)
-    per_device_batch_size(cfg)  # fail on an impossible batch split before any work
     if cfg.get("skip_finished", True):
         done = finished_run(cfg.paths.runs_dir, config_hash(cfg))
         if done is not None:
             log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
-            return read_record(done)
+            record = read_record(done)
+            run_summary.print_run_summary(record, done / "record.json",
+                                          record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
+            return record
     if cfg.task != "classification":  # DAG learning: optrepro.structure.task
         from optrepro.structure.task import run_structure
 
@@ -113,7 +120,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     preemption = PreemptionCallback()
     status, error = "finished", None
     try:
-        loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero)
+        loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero, code=code)
         module = builders.build_module(cfg, builders.build_net(cfg, data), data)
         trainer = builders.build_trainer(cfg, run_dir, loggers, [preemption, *builders.build_callbacks(cfg, run_dir)])
         preemption.install()
@@ -148,7 +155,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
                 extra={"noisy_label_fraction": data.noisy_label_fraction},
             )
             path = write_record(run_dir, record)
-            log.info("run %s: %s; record: %s; metrics: %s", run_dir.name, status, path, tracking.metrics_location(loggers, run_dir))
+            run_summary.print_run_summary(record, path, metrics_files=tracking.metrics_files(loggers),
+                                          record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
         preemption.uninstall()
         tracking.finish_wandb(loggers)
     if status == "interrupted" and is_rank_zero:
