@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from optrepro.paths import REPO_ROOT
-from optrepro.records.writer import read_record
+from optrepro.records.record import read_record
 
 pytestmark = pytest.mark.slurm
 
