@@ -10,7 +10,10 @@ from omegaconf import DictConfig, OmegaConf
 from optrepro.errors import ConfigError
 
 # Keys that change where or how a run is shown, never what it computes.
-NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "train.checkpoint", "train.ckpt_path")
+# `trainer` takes only observing options (builders.USER_TRAINER_ARGS); the callbacks named here only observe.
+NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "train.checkpoint", "train.ckpt_path",
+                     "trainer", "callbacks.lr_monitor", "callbacks.device_stats", "callbacks.model_summary",
+                     "callbacks.progress_bar")
 
 # Knobs added after runs were recorded, with the value that reproduces what runs did before the knob existed.
 # At that value a knob is left out of the hashes, so adding it keeps every earlier record matching its claim;
@@ -28,6 +31,7 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
     "train.sd_anneal_scale": 1.0,
     "train.log_two_moons_margin": False,
     "optimizer.orthogonal_grad": False,
+    "callbacks": {},
 }
 
 

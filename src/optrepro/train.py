@@ -96,6 +96,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_cpu_threads(cfg)
     per_device_batch_size(cfg)  # fail on an impossible batch split before any work
+    builders.trainer_options(cfg), builders.callback_entries(cfg)  # and on a trainer key or callback it cannot take
     if cfg.get("skip_finished", True):
         done = finished_run(cfg.paths.runs_dir, config_hash(cfg))
         if done is not None:
