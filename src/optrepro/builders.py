@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
@@ -28,9 +29,27 @@ from optrepro.data.batches import batches_per_epoch
 from optrepro.distributed import build_ddp_strategy
 from optrepro.errors import ConfigError
 from optrepro.lit.module import ClassifierModule
-from optrepro.losses import AnnealedSpectralDecoupling, build_loss
+from optrepro.losses import CastLogits, LossFn
+from optrepro.paths import REPO_ROOT
 from optrepro.optim.factory import build_optimizer
 from optrepro.schedulers import build_scheduler
+
+
+def import_reproductions() -> None:
+    """Paper code is referenced as `reproductions.<paper>.<module>`: put the repository root on sys.path (once), so
+    that resolves in every process that builds a run (run.py, a DDP worker, a SLURM job) from any working folder."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+
+
+def instantiate_node(node, key: str, **kwargs):
+    """`instantiate(node, **kwargs)` for the config node at `key`; a target that cannot be built is a ConfigError."""
+    import_reproductions()
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        raise ConfigError(f"{key}: could not build {node.get('_target_')!r}: {err}. Check its _target_ "
+                          f"(a paper's own code is reproductions.<paper>.<module>.<name>) and its arguments") from err
 
 
 @dataclass(frozen=True)
@@ -63,7 +82,7 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
 
 
 def build_net(cfg: DictConfig, data: DataInfo) -> nn.Module:
-    net = instantiate(cfg.model, num_classes=data.num_classes, input_shape=data.input_shape)
+    net = instantiate_node(cfg.model, "model", num_classes=data.num_classes, input_shape=data.input_shape)
     if cfg.hardware.channels_last and len(data.input_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
     if cfg.hardware.compile:
@@ -106,19 +125,22 @@ def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo) -> ClassifierM
         channels_last=bool(cfg.hardware.channels_last),
         loss_fn=loss_fn,
     )
-    if isinstance(loss_fn, AnnealedSpectralDecoupling):
-        loss_fn.bind_step(lambda: module.global_step)  # optimizer steps taken so far (gradient_starvation)
+    if hasattr(loss_fn, "bind_step"):
+        loss_fn.bind_step(lambda: module.global_step)  # a loss with a schedule reads the optimizer steps taken so far
     return module
 
 
-def build_train_loss(cfg: DictConfig):
-    """`train.loss` / `train.loss_dtype`; None (the backend's softmax cross-entropy) at their defaults."""
-    name, dtype = cfg.train.loss, cfg.train.loss_dtype
-    if name == "cross_entropy" and dtype is None:
-        return None
-    return build_loss(name, label_smoothing=float(cfg.train.label_smoothing), dtype=dtype,
-                      sd_lambda=float(cfg.train.sd_lambda), sd_anneal_step=cfg.train.sd_anneal_step,
-                      sd_anneal_lambda=cfg.train.sd_anneal_lambda, sd_anneal_scale=float(cfg.train.sd_anneal_scale))
+def build_task(cfg: DictConfig):
+    """The `task` node instantiated: an object whose `run(cfg)` does the run and returns its record."""
+    return instantiate_node(cfg.get("task") or {"_target_": "optrepro.train.ClassificationTask"}, "task")
+
+
+def build_train_loss(cfg: DictConfig) -> LossFn:
+    """The `loss` node instantiated with the run's label smoothing, its logits cast to `train.loss_dtype` if set."""
+    node = cfg.get("loss") or {"_target_": "optrepro.losses.CrossEntropy"}
+    loss_fn = instantiate_node(node, "loss", label_smoothing=float(cfg.train.label_smoothing))
+    dtype = cfg.train.get("loss_dtype")
+    return CastLogits(loss_fn, dtype) if dtype is not None else loss_fn
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
@@ -129,7 +151,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         # (save_top_k=0 would never write last.ckpt before training ends.)
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1, every_n_epochs=1))
     for name, entry in callback_entries(cfg).items():
-        callback = instantiate(entry)
+        callback = instantiate_node(entry, f"callbacks.{name}")
         if not isinstance(callback, Callback):
             raise ConfigError(f"callbacks.{name}: {entry._target_} is not a Lightning Callback")
         callbacks.append(callback)

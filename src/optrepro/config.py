@@ -21,24 +21,53 @@ NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "tr
 NEUTRAL_DEFAULTS: dict[str, Any] = {
     "hardware.compile": False,
     "hardware.grad_compression": None,
-    "task": "classification",
-    "train.loss": "cross_entropy",
     "train.loss_dtype": None,
-    "train.log_weight_bound": False,
-    "train.sd_lambda": 0.0,
-    "train.sd_anneal_step": None,
-    "train.sd_anneal_lambda": None,
-    "train.sd_anneal_scale": 1.0,
-    "train.log_two_moons_margin": False,
     "optimizer.orthogonal_grad": False,
     "callbacks": {},
+    "loss": {"_target_": "optrepro.losses.CrossEntropy"},
+    "task": {"_target_": "optrepro.train.ClassificationTask"},
 }
+
+# Paper knobs that moved from `train` / `task` into `_target_` nodes whose code lives in the paper's folder
+# (reproductions/<paper>/). A config written before the move is hashed as if it held the node its preset sets
+# now, so earlier records keep matching their claims. One entry per value such records hold.
+_SD = "reproductions.gradient_starvation.losses."
+MOVED_LOSSES = {"cross_entropy": None, "stablemax": "reproductions.grokking.losses.StableMaxCrossEntropy"}
+MOVED_CALLBACKS = {
+    "log_weight_bound": ("weight_bound", "reproductions.lion_k.weight_bound.WeightBoundCallback"),
+    "log_two_moons_margin": ("two_moons_margin", "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback"),
+}
+MOVED_TASKS = {"classification": None, "structure_learning": "reproductions.notears_topo.task.StructureLearningTask"}
+
+
+def _as_moved(container: DictConfig) -> None:
+    """Rewrite the pre-move knobs of `container` (in place) into the nodes that replaced them."""
+    train = container.get("train")
+    if isinstance(train, DictConfig) and "loss" in train:
+        name = train.pop("loss")
+        sd = {key: train.pop(f"sd_{key}", None) for key in ("lambda", "anneal_step", "anneal_lambda", "anneal_scale")}
+        if name == "spectral_decoupling" and sd["anneal_step"] is None:
+            container.loss = {"_target_": _SD + "SpectralDecoupling", "sd_lambda": sd["lambda"]}
+        elif name == "spectral_decoupling":
+            container.loss = {"_target_": _SD + "AnnealedSpectralDecoupling", "sd_lambda": sd["lambda"],
+                              "anneal_step": sd["anneal_step"], "anneal_lambda": sd["anneal_lambda"],
+                              "anneal_scale": sd["anneal_scale"]}
+        elif MOVED_LOSSES[name] is not None:
+            container.loss = {"_target_": MOVED_LOSSES[name]}
+    for flag, (name, target) in MOVED_CALLBACKS.items():
+        if isinstance(train, DictConfig) and train.pop(flag, False):
+            container.callbacks = {**(container.get("callbacks") or {}), name: {"_target_": target}}
+    if isinstance(container.get("task"), str):
+        target = MOVED_TASKS[container.pop("task")]
+        if target is not None:
+            container.task = {"_target_": target}
 
 
 def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
     """The resolved config without the keys that do not change the result."""
     container = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg.copy()
     OmegaConf.set_struct(container, False)
+    _as_moved(container)
     for dotted in NON_SEMANTIC_KEYS:
         _drop(container, dotted)
     for dotted, neutral in NEUTRAL_DEFAULTS.items():

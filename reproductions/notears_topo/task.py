@@ -1,8 +1,9 @@
-"""The `structure_learning` task: one (seed, setting, solver) run, recorded like a training run.
+"""The structure-learning task: one (seed, setting, solver) run, recorded like a training run.
 
-`optrepro.train.run` hands over here when `task: structure_learning` (after seeding and the skip_finished
-check). The run gets the same run folder, provenance and record writer as a classification run; its single
-history row holds the graph metrics and scores, so they land in record["metrics"]["final"].
+`optrepro.train.run` instantiates it from the `task` node (`task=structure_learning`, configs/task/ in this folder)
+after seeding and the skip_finished check, and calls `run(cfg)`. The run gets the same run folder, provenance
+and record writer as a classification run; its single history row holds the graph metrics and scores, so they
+land in record["metrics"]["final"].
 """
 from __future__ import annotations
 
@@ -18,21 +19,18 @@ from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import build_record, failure_status, utc_now
 from optrepro.records.writer import write_record
-from optrepro.structure import GRAPH_TYPES, NOISE_TYPES, SOLVERS
-from optrepro.structure.data import is_dag, make_data, topological_order
-from optrepro.structure.metrics import count_accuracy, score
-from optrepro.structure.notears import notears_linear
-from optrepro.structure.topo import TopoSearch
+from reproductions.notears_topo import GRAPH_TYPES, NOISE_TYPES, SOLVERS
+from reproductions.notears_topo.data import is_dag, make_data, topological_order
+from reproductions.notears_topo.metrics import count_accuracy, score
+from reproductions.notears_topo.notears import notears_linear
+from reproductions.notears_topo.topo import TopoSearch
 
 log = logging.getLogger("optrepro")
-TASKS = ("classification", "structure_learning")
 SOLVER_STREAM = 1  # rng stream of a seed for the solver (TOPO's random start); the data use stream 0
 
 
 def validate(cfg: DictConfig) -> DictConfig:
     """The `structure` block, checked before any work: unknown choices list the valid ones."""
-    if cfg.get("task") != "structure_learning":
-        raise UnknownChoiceError("task", cfg.get("task"), TASKS)
     sc = cfg.get("structure")
     if sc is None:
         raise ConfigError("task=structure_learning needs a `structure` block: add `+structure=linear_sem` "
@@ -81,6 +79,13 @@ def solve(sc: DictConfig, x: np.ndarray, seed: int) -> tuple[np.ndarray, dict[st
     metrics.update({"topo/iterations": float(result.iterations), "topo/large_searches": float(result.large_searches),
                     "score/topo_start_fit": result.start_score})
     return result.weights, metrics
+
+
+class StructureLearningTask:
+    """`task._target_` of the notears_topo presets."""
+
+    def run(self, cfg: DictConfig) -> dict[str, Any]:
+        return run_structure(cfg)
 
 
 def run_structure(cfg: DictConfig) -> dict[str, Any]:
