@@ -11,11 +11,11 @@ import torch.nn.functional as F
 
 from optrepro import builders
 from optrepro.config import semantic_config
-from optrepro.data.colored_digits_data import colored_digits_splits, load_colored_digits
 from optrepro.data.fashion_mnist_data import DEBIAN_DIR, idx_files
 from optrepro.data.registry import load_splits
 from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.train import run
+from reproductions.gradient_starvation.colored_digits import colored_digits_splits, load_colored_digits
 from reproductions.gradient_starvation.losses import AnnealedSpectralDecoupling, spectral_decoupling_loss
 
 KNOBS = {"n_test": 20000, "n_train": 40000, "label_flip": 0.25, "color_flip_train": [0.2, 0.1],
@@ -65,8 +65,9 @@ def test_zero_flips_make_colour_and_shape_exact():
 
 
 def test_digits_splits_shapes_binary_labels_and_grey_image_kept():
-    cfg = {"name": "colored_digits", "base": "digits", "n_test": 450, "n_train": None, "data_seed": 0}
-    splits = load_splits(cfg, "unused")
+    cfg = {"name": "colored_digits", "base": "digits", "n_test": 450, "n_train": None, "data_seed": 0,
+           "loader": "reproductions.gradient_starvation.colored_digits.load_colored_digits"}
+    splits = load_splits(cfg, "unused")  # through the dataset node's own loader, as a run loads it
     assert splits.x_train.shape == (1347, 2, 8, 8) and splits.x_test.shape == (450, 2, 8, 8)
     assert splits.x_train.dtype == torch.uint8 and splits.y_train.dtype == torch.int64
     assert set(splits.y_train.unique().tolist()) == {0, 1} and set(splits.y_test.unique().tolist()) == {0, 1}
@@ -79,6 +80,11 @@ def test_digits_splits_shapes_binary_labels_and_grey_image_kept():
     agreement_within_sampling_error(colors[:674] == splits.y_train.numpy()[:674], 0.8)
     agreement_within_sampling_error(colors[674:] == splits.y_train.numpy()[674:], 0.9)
     agreement_within_sampling_error(colors_of(splits.x_test.numpy()) == splits.y_test.numpy(), 0.1)
+
+
+def test_a_loader_that_does_not_import_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match=r"dataset\.loader='reproductions\.nowhere\.load' cannot be imported"):
+        load_splits({"name": "mine", "loader": "reproductions.nowhere.load"}, "unused")
 
 
 def test_same_seed_same_data_other_seed_other_data():

@@ -72,6 +72,7 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
         )
         folders.setup()
         return folders, DataInfo(folders.num_classes, folders.input_shape, folders.num_train_samples)
+    import_reproductions()  # a paper's own dataset.loader
     splits = load_splits(cfg.dataset, Path(cfg.paths.data_dir), seed=int(cfg.seed))
     num_classes, input_shape = dataset_info(splits)
     datamodule = TensorDataModule(

@@ -38,6 +38,7 @@ MOVED_CALLBACKS = {
     "log_two_moons_margin": ("two_moons_margin", "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback"),
 }
 MOVED_TASKS = {"classification": None, "structure_learning": "reproductions.notears_topo.task.StructureLearningTask"}
+MOVED_DATASETS = {"colored_digits": "reproductions.gradient_starvation.colored_digits.load_colored_digits"}
 
 
 def _as_moved(container: DictConfig) -> None:
@@ -57,6 +58,9 @@ def _as_moved(container: DictConfig) -> None:
     for flag, (name, target) in MOVED_CALLBACKS.items():
         if isinstance(train, DictConfig) and train.pop(flag, False):
             container.callbacks = {**(container.get("callbacks") or {}), name: {"_target_": target}}
+    dataset = container.get("dataset")
+    if isinstance(dataset, DictConfig) and dataset.get("name") in MOVED_DATASETS and "loader" not in dataset:
+        dataset.loader = MOVED_DATASETS[dataset.name]
     if isinstance(container.get("task"), str):
         target = MOVED_TASKS[container.pop("task")]
         if target is not None:
