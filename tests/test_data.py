@@ -26,6 +26,7 @@ from optrepro.data import (
 )
 from optrepro.data.augment import cutout, horizontal_flip, random_crop
 from optrepro.data.batches import InputTransform
+from optrepro.data import fashion_mnist_data
 from optrepro.data.fashion_mnist_data import DEBIAN_DIR
 from optrepro.data.idx import IdxFormatError, read_idx
 from optrepro.data.label_noise import noisy_labels
@@ -201,6 +202,16 @@ def test_offline_cifar_fails_fast_naming_places_and_remedies(tmp_path, monkeypat
     message = str(err.value)
     for needle in (name, hub_id, str(tmp_path / "data" / "hf"), "dataset.path", "save_to_disk", "parquet", "internet"):
         assert needle in message
+
+
+def test_offline_fashion_mnist_names_the_debian_package_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(fashion_mnist_data, "DEBIAN_DIR", tmp_path / "no-debian-package")
+    with pytest.raises(DatasetUnavailableError) as err:
+        load_splits({"name": "fashion_mnist", "path": None}, tmp_path / "data")
+    message = str(err.value)
+    assert message.index("sudo apt-get install dataset-fashion-mnist") < message.index("To get it:")
+    assert str(tmp_path / "no-debian-package") in message  # the folder looked in
 
 
 def test_missing_dataset_path_is_named_in_the_error(tmp_path):

@@ -299,20 +299,25 @@ def test_pretrained_weights_offline_fail_with_instructions(monkeypatch, tmp_path
 
 
 @pytest.mark.parametrize(
-    "model",
+    "build_model",
     [
-        pytest.param(SmallCNN(10, 1, width=8), id="small_cnn"),
-        pytest.param(MLP(10, DIGITS_8, hidden=(64,), batch_norm=True), id="mlp_bn"),
+        pytest.param(lambda: SmallCNN(10, 1, width=8), id="small_cnn"),
+        pytest.param(lambda: MLP(10, DIGITS_8, hidden=(64,), batch_norm=True), id="mlp_bn"),
     ],
 )
-def test_cpu_tier_models_learn_digits(model):
-    """The CPU-tier models train from their initialisation: 8x8 digits (bundled with scikit-learn)."""
+def test_cpu_tier_models_learn_digits(build_model):
+    """The CPU-tier models train from their initialisation: 8x8 digits (bundled with scikit-learn).
+
+    The model is built inside the test after seeding: built at collection time, its initialisation depended on
+    which tests were collected before it, and one draw of it landed under the bar.
+    """
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1)
     images = (images - images.mean()) / images.std()
     labels = torch.tensor(digits.target)
     train_images, train_labels = images[:1400], labels[:1400]
     torch.manual_seed(0)
+    model = build_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     for _ in range(3):
@@ -323,4 +328,4 @@ def test_cpu_tier_models_learn_digits(model):
     model.eval()
     with torch.no_grad():
         accuracy = (model(images[1400:]).argmax(1) == labels[1400:]).float().mean().item()
-    assert accuracy > 0.85
+    assert accuracy > 0.85, accuracy

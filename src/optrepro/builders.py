@@ -17,7 +17,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig
 from torch import nn
 
-from optrepro.config import per_device_batch_size, world_size
+from optrepro.config import check_epoch_batches, per_device_batch_size, world_size
 from optrepro.data import (
     FOLDER_DATASETS,
     ImageFolderDataModule,
@@ -68,16 +68,18 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
     if cfg.dataset.name in FOLDER_DATASETS:
         folders = ImageFolderDataModule(
             cfg.dataset.path, batch_size, seed=int(cfg.seed), num_workers=int(cfg.dataset.num_workers),
-            data_dir=cfg.paths.data_dir,
+            data_dir=cfg.paths.data_dir, drop_last=bool(cfg.train.drop_last),
         )
         folders.setup()
+        check_epoch_batches(cfg, folders.num_train_samples)
         return folders, DataInfo(folders.num_classes, folders.input_shape, folders.num_train_samples)
     import_reproductions()  # a paper's own dataset.loader
     splits = load_splits(cfg.dataset, Path(cfg.paths.data_dir), seed=int(cfg.seed))
+    check_epoch_batches(cfg, splits.num_train)
     num_classes, input_shape = dataset_info(splits)
     datamodule = TensorDataModule(
         splits, batch_size=batch_size, augment=cfg.dataset.augment, seed=int(cfg.seed),
-        channels_last=bool(cfg.hardware.channels_last),
+        drop_last=bool(cfg.train.drop_last), channels_last=bool(cfg.hardware.channels_last),
     )
     return datamodule, DataInfo(num_classes, input_shape, splits.num_train, splits.noisy_label_fraction)
 
@@ -93,7 +95,7 @@ def build_net(cfg: DictConfig, data: DataInfo) -> nn.Module:
 
 def train_steps_per_epoch(cfg: DictConfig, num_train: int) -> int:
     """Optimizer steps in one epoch, as the scheduler must see them (debug limits included)."""
-    steps = batches_per_epoch(num_train, per_device_batch_size(cfg), world_size(cfg), drop_last=False)
+    steps = batches_per_epoch(num_train, per_device_batch_size(cfg), world_size(cfg), bool(cfg.train.drop_last))
     limit = cfg.limits.train_batches
     return min(steps, int(limit)) if limit else steps
 

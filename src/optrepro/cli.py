@@ -17,6 +17,7 @@ from optrepro.errors import OptreproError
 # (e.g. "landscape": "optrepro.landscape.cli").
 COMMANDS = {
     "claims": "optrepro.claims.cli",
+    "data": "optrepro.data.fetch_cli",
     "landscape": "optrepro.landscape.cli",
     "results": "optrepro.results.cli",
 }

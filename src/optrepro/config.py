@@ -23,6 +23,7 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
     "hardware.grad_compression": None,
     "train.loss_dtype": None,
     "optimizer.orthogonal_grad": False,
+    "train.drop_last": False,
     "callbacks": {},
     "loss": {"_target_": "optrepro.losses.CrossEntropy"},
     "task": {"_target_": "optrepro.train.ClassificationTask"},
@@ -128,3 +129,33 @@ def per_device_batch_size(cfg: DictConfig) -> int:
             f"choose train.accumulate dividing {per_device}."
         )
     return per_device
+
+
+def check_epoch_batches(cfg: DictConfig, num_train: int) -> None:
+    """Every batch an epoch will hand a device must split as the config asks (micro-batches, m-sharpness groups).
+
+    Checked once the dataset size is known, before training: an m that does not divide the epoch's short last
+    batch would otherwise stop the run at the end of its first epoch.
+    """
+    from optrepro.data.batches import per_device_batch_sizes
+
+    m, accumulate = cfg.optimizer.get("m_sharpness"), int(cfg.train.accumulate)
+    per_device, drop_last = per_device_batch_size(cfg), bool(cfg.train.drop_last)
+    for size in per_device_batch_sizes(num_train, per_device, world_size(cfg), drop_last):
+        last = "" if size == per_device else (
+            f" of the epoch's short last batch ({num_train} training samples leave {num_train % (per_device * world_size(cfg))} "
+            f"after full batches of {per_device * world_size(cfg)})"
+        )
+        fix = "; set train.drop_last=true to drop it (as google-research/sam does)" if last else ""
+        if size < accumulate:
+            raise ConfigError(
+                f"train.accumulate={accumulate}: a per-device batch of {size}{last} cannot split into "
+                f"{accumulate} micro-batches{fix or '; choose a smaller train.accumulate'}"
+            )
+        micro_sizes = sorted({size // accumulate, -(-size // accumulate)})
+        if m and any(micro % int(m) for micro in micro_sizes):
+            raise ConfigError(
+                f"optimizer.m_sharpness={m} must divide every per-device micro-batch, but the per-device batch "
+                f"{size}{last} gives micro-batches of {'/'.join(map(str, micro_sizes))} "
+                f"(train.accumulate={accumulate}){fix or f'; choose an m dividing {micro_sizes[0]}'}"
+            )

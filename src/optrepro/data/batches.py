@@ -56,6 +56,16 @@ def batches_per_epoch(num_samples: int, batch_size: int, world_size: int, drop_l
     return full + (not drop_last and remainder >= world_size)
 
 
+def per_device_batch_sizes(num_samples: int, batch_size: int, world_size: int, drop_last: bool) -> list[int]:
+    """Every per-device batch size one epoch hands a rank, as TrainBatches cuts them: the full batch and, when the
+    epoch's short last global batch is kept, each rank's share of it (shares differ by at most one sample)."""
+    full, remainder = divmod(num_samples, batch_size * world_size)
+    sizes = [batch_size] if full else []
+    if batches_per_epoch(num_samples, batch_size, world_size, drop_last) > full:
+        sizes += sorted({stop - start for start, stop in (rank_slice(0, remainder, r, world_size) for r in range(world_size))})
+    return sizes
+
+
 class TrainBatches:
     """One epoch of training batches for one rank; iterate again for the next epoch (`epoch_fn` says which).
 

@@ -11,7 +11,10 @@ from optrepro.data.idx import IdxFormatError, read_idx
 from optrepro.data.splits import ArraySplits, channel_stats
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST = HubImageDataset("fashion_mnist", "zalando-datasets/fashion_mnist", "label", 10)
+FASHION_MNIST = HubImageDataset(
+    "fashion_mnist", "zalando-datasets/fashion_mnist", "label", 10,
+    offline_source=f"Without internet, on Debian or Ubuntu: `sudo apt-get install dataset-fashion-mnist` (IDX files in {DEBIAN_DIR}). ",
+)
 IDX_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

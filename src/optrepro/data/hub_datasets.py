@@ -25,6 +25,7 @@ class HubImageDataset:
     hub_id: str
     label_column: str
     num_classes: int
+    offline_source: str = ""  # a way to get the data without the hub, named first when it is missing
 
 
 def load_hub_images(
@@ -58,7 +59,9 @@ def hub_folder(spec: HubImageDataset, data_dir: Path, looked: tuple[str, ...]) -
         raise DatasetUnavailableError(
             f"{spec.name} is not available. Looked in: {'; '.join(looked)}; "
             f"the converted-tensor cache {data_dir / 'tensors'} (no file); "
-            f"the Hugging Face cache {hub_cache} for {spec.hub_id} ({note}). " + HOW_TO_GET.format(data_dir=data_dir)
+            f"the Hugging Face cache {hub_cache} for {spec.hub_id} ({note}). "
+            + spec.offline_source
+            + HOW_TO_GET.format(data_dir=data_dir)
         )
     return folder
 

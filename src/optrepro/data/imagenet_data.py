@@ -106,16 +106,24 @@ class ImageFolderDataModule(L.LightningDataModule):
     """Pinned-memory worker loaders; Lightning adds a DistributedSampler under DDP and copies batches non_blocking.
 
     `batch_size` is per device. Shuffling is seeded by `seed` so data order is part of the run's identity.
+    `drop_last` drops the training epoch's short last batch (evaluation keeps every image).
     """
 
     num_classes = 1000
     input_shape = (3, 224, 224)
 
     def __init__(
-        self, path: str | None, batch_size: int, seed: int = 0, num_workers: int = 8, data_dir: str | Path = "data"
+        self,
+        path: str | None,
+        batch_size: int,
+        seed: int = 0,
+        num_workers: int = 8,
+        data_dir: str | Path = "data",
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         self.path, self.batch_size, self.seed, self.num_workers = path, batch_size, seed, num_workers
+        self.drop_last = drop_last
         self.hub_cache = Path(data_dir) / "hf"
 
     def setup(self, stage: str | None = None) -> None:
@@ -141,7 +149,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            drop_last=shuffle,
+            drop_last=shuffle and self.drop_last,
             num_workers=self.num_workers,
             pin_memory=True,
             persistent_workers=self.num_workers > 0,
