@@ -103,10 +103,15 @@ def test_nan_loss_ends_as_a_diverged_record(make_cfg, tmp_path):
     assert only_record(tmp_path / "runs")["status"] == "diverged"
 
 
-def test_a_failing_run_still_leaves_a_failed_record(make_cfg, tmp_path):
-    cfg = make_cfg(FAST + DATASETS["digits"] + ["optimizer=sam", "+optimizer.m_sharpness=7", "train.batch_size=64"])
-    with pytest.raises(Exception) as info:
-        run(cfg)
+def test_a_failing_run_still_leaves_a_failed_record(make_cfg, tmp_path, monkeypatch):
+    from optrepro.lit.module import ClassifierModule
+
+    def boom(self, batch, batch_idx):
+        raise RuntimeError("a training step failed")
+
+    monkeypatch.setattr(ClassifierModule, "training_step", boom)  # fails inside training, after the run folder exists
+    with pytest.raises(RuntimeError) as info:
+        run(make_cfg(FAST + DATASETS["digits"]))
     record = only_record(tmp_path / "runs")
     assert record["status"] == "failed" and str(info.value) in record["error"]
 

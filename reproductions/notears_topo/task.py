@@ -2,12 +2,11 @@
 
 `optrepro.train.run` instantiates it from the `task` node (`task=structure_learning`, configs/task/ in this folder)
 after seeding and the skip_finished check, and calls `run(cfg)`. The run gets the same run folder, provenance
-and record writer as a classification run; its single history row holds the graph metrics and scores, so they
+and record writer (`optrepro.train.write_run_record`) as a classification run; its single history row holds the graph metrics and scores, so they
 land in record["metrics"]["final"].
 """
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -17,15 +16,14 @@ from omegaconf import DictConfig
 from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
-from optrepro.records.schema import build_record, failure_status, utc_now
-from optrepro.records.writer import write_record
+from optrepro.records.schema import failure_status, utc_now
+from optrepro.train import write_run_record
 from reproductions.notears_topo import GRAPH_TYPES, NOISE_TYPES, SOLVERS
 from reproductions.notears_topo.data import is_dag, make_data, topological_order
 from reproductions.notears_topo.metrics import count_accuracy, score
 from reproductions.notears_topo.notears import notears_linear
 from reproductions.notears_topo.topo import TopoSearch
 
-log = logging.getLogger("optrepro")
 SOLVER_STREAM = 1  # rng stream of a seed for the solver (TOPO's random start); the data use stream 0
 
 
@@ -126,11 +124,9 @@ def run_structure(cfg: DictConfig) -> dict[str, Any]:
             "last_epoch_cpu_time_per_step_s": solve_cpu,
             "samples_per_s": float("nan"),
         }
-        record = build_record(
-            cfg, run_id=run_dir.name, status=status, error=error, history=history, timing=timing,
+        record = write_run_record(
+            cfg, run_dir, status=status, error=error, history=history, timing=timing,
             device_names=provenance.device_names("cpu", 1), wandb=None, started_at=started_at, code=code,
             extra={"task": "structure_learning", "solver": str(sc.solver)},
         )
-        path = write_record(run_dir, record)
-        log.info("run %s: %s; record: %s", run_dir.name, status, path)
     return record

@@ -91,6 +91,14 @@ def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, floa
     }
 
 
+def write_run_record(cfg: DictConfig, run_dir: Path, *, metrics_at: str | Path | None = None, **fields: Any) -> dict[str, Any]:
+    """Every task ends here: the record (build_record's fields) written into the run folder, and one log line."""
+    record = build_record(cfg, run_id=run_dir.name, **fields)
+    path = write_record(run_dir, record)
+    log.info("run %s: %s; record: %s; metrics: %s", run_dir.name, record["status"], path, metrics_at or path)
+    return record
+
+
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Run one setting with the task of its `task` node; returns the record on rank 0 (None on other ranks)."""
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -139,9 +147,10 @@ class ClassificationTask:
         finally:
             record = None
             if (trainer.is_global_zero if trainer is not None else is_rank_zero):
-                record = build_record(
+                record = write_run_record(
                     cfg,
-                    run_id=run_dir.name,
+                    run_dir,
+                    metrics_at=tracking.metrics_location(loggers, run_dir),
                     status=status,
                     error=error,
                     history=module.history if module is not None else [],
@@ -152,8 +161,6 @@ class ClassificationTask:
                     code=code,
                     extra={"noisy_label_fraction": data.noisy_label_fraction},
                 )
-                path = write_record(run_dir, record)
-                log.info("run %s: %s; record: %s; metrics: %s", run_dir.name, status, path, tracking.metrics_location(loggers, run_dir))
             preemption.uninstall()
             tracking.finish_wandb(loggers)
         if status == "interrupted" and is_rank_zero:
