@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from optrepro.errors import ConfigError
+from optrepro.errors import ConfigError, InvalidConfigError
 
 # Keys that change where or how a run is shown, never what it computes.
 # `trainer` takes only observing options (builders.USER_TRAINER_ARGS); the callbacks named here only observe.
@@ -116,17 +116,19 @@ def per_device_batch_size(cfg: DictConfig) -> int:
     """The global batch split over devices; it must split evenly or the setting is not the one asked for."""
     global_batch, world = int(cfg.train.batch_size), world_size(cfg)
     if global_batch % world:
-        raise ConfigError(
-            f"train.batch_size={global_batch} does not split evenly over {world} devices "
-            f"(hardware.devices={cfg.hardware.devices} x hardware.num_nodes={cfg.hardware.num_nodes}). "
-            f"Choose a batch size divisible by {world}, or change the device count."
+        raise InvalidConfigError(
+            "train.batch_size",
+            f"{global_batch} does not split evenly over {world} devices "
+            f"(hardware.devices={cfg.hardware.devices} x hardware.num_nodes={cfg.hardware.num_nodes})",
+            f"choose a batch size divisible by {world}, or change the device count",
         )
     per_device = global_batch // world
     accumulate = int(cfg.train.accumulate)
     if per_device % accumulate:
-        raise ConfigError(
-            f"the per-device batch {per_device} does not split into train.accumulate={accumulate} micro-batches; "
-            f"choose train.accumulate dividing {per_device}."
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"the per-device batch {per_device} does not split into {accumulate} micro-batches",
+            f"choose train.accumulate dividing {per_device}",
         )
     return per_device
 

@@ -132,8 +132,11 @@ def wandb_command(args: argparse.Namespace) -> int:
         return 0
     plots = {v.claim.key: [p for p in claim_plot_paths(args.plots, v.claim) if p.exists()]
              for r in results for v in r.verdicts}
+    publish = wandb_report.publish_instructions(wandb_report.offline_run_ids(results, records), args.entity, args.project)
     for result in results:
-        page = wandb_report.write_local_comparison(result, records, plots, args.local_dir / f"{result.paper.paper}.html")
+        page = wandb_report.write_local_comparison(result, records, plots, args.local_dir / f"{result.paper.paper}.html",
+                                                   publish)
         print(f"{result.paper.paper}: {page}")
-    print(wandb_report.publish_instructions(wandb_report.offline_run_dirs(results, records), args.entity, args.project))
+    print(f"index: {wandb_report.write_index(results, args.local_dir, publish)}")
+    print(publish)
     return 0
