@@ -2,8 +2,8 @@
 
 `optrepro.train.run` instantiates it from the `task` node (`task=structure_learning`, configs/task/ in this folder)
 after seeding and the skip_finished check, and calls `run(cfg)`. The run gets the same run folder, provenance
-and record writer (`optrepro.train.write_run_record`) as a classification run; its single history row holds the graph metrics and scores, so they
-land in record["metrics"]["final"].
+and record writer (`optrepro.train.write_run_record`) as a classification run; its single history row holds
+the graph metrics and scores, so they land in record["metrics"]["final"].
 """
 from __future__ import annotations
 
@@ -39,11 +39,13 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise UnknownChoiceError("structure.graph_type", sc.graph_type, GRAPH_TYPES)
     if sc.noise not in NOISE_TYPES:
         raise UnknownChoiceError("structure.noise", sc.noise, NOISE_TYPES)
-    for key, low, strict in (("d", 2, False), ("n", 1, False), ("k", 0, True), ("lambda1", 0, False), ("threshold", 0, False)):
+    bounds = (("d", 2, False), ("n", 1, False), ("k", 0, True), ("lambda1", 0, False), ("threshold", 0, False))
+    for key, low, strict in bounds:
         value = float(sc[key])
         if value < low or (strict and value == low):
             bound = f"{'>' if strict else '>='} {low}"
-            raise InvalidConfigError(f"structure.{key}", f"must be {bound}, got {sc[key]}", f"set structure.{key} {bound}")
+            raise InvalidConfigError(f"structure.{key}", f"must be {bound}, got {sc[key]}",
+                                     f"set structure.{key} {bound}")
     return sc
 
 

@@ -36,7 +36,8 @@ _SD = "reproductions.gradient_starvation.losses."
 MOVED_LOSSES = {"cross_entropy": None, "stablemax": "reproductions.grokking.losses.StableMaxCrossEntropy"}
 MOVED_CALLBACKS = {
     "log_weight_bound": ("weight_bound", "reproductions.lion_k.weight_bound.WeightBoundCallback"),
-    "log_two_moons_margin": ("two_moons_margin", "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback"),
+    "log_two_moons_margin": ("two_moons_margin",
+                             "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback"),
 }
 MOVED_TASKS = {"classification": None, "structure_learning": "reproductions.notears_topo.task.StructureLearningTask"}
 MOVED_DATASETS = {"colored_digits": "reproductions.gradient_starvation.colored_digits.load_colored_digits"}

@@ -93,7 +93,8 @@ def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, floa
     }
 
 
-def write_run_record(cfg: DictConfig, run_dir: Path, *, metrics_files: list | None = None, **fields: Any) -> dict[str, Any]:
+def write_run_record(cfg: DictConfig, run_dir: Path, *, metrics_files: list | None = None,
+                     **fields: Any) -> dict[str, Any]:
     """Every task ends here: the record (build_record's fields) written into the run folder, then the run summary."""
     record = build_record(cfg, run_id=run_dir.name, **fields)
     path = write_record(run_dir, record)
@@ -134,7 +135,8 @@ class ClassificationTask:
         try:
             loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero, code=code)
             module = builders.build_module(cfg, builders.build_net(cfg, data), data)
-            trainer = builders.build_trainer(cfg, run_dir, loggers, [preemption, *builders.build_callbacks(cfg, run_dir)])
+            callbacks = [preemption, *builders.build_callbacks(cfg, run_dir)]
+            trainer = builders.build_trainer(cfg, run_dir, loggers, callbacks)
             preemption.install()
             with shared_run_dir(run_dir):
                 trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))

@@ -1,6 +1,7 @@
 """`load_splits`: dataset name -> loader (or the node's own `loader`), then label noise; the one entry point the
-builders call. A paper brings a dataset of its own as a function (dataset_cfg, data_dir) -> ArraySplits in its folder,
-named by `dataset.loader` in its dataset config (reproductions/gradient_starvation/configs/dataset/colored_digits.yaml)."""
+builders call. A paper brings a dataset of its own as a function (dataset_cfg, data_dir) -> ArraySplits in its
+folder, named by `dataset.loader` in its dataset config
+(reproductions/gradient_starvation/configs/dataset/colored_digits.yaml)."""
 
 from __future__ import annotations
 
