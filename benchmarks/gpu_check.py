@@ -139,7 +139,9 @@ class Stepper:
                                            grad_clip=cfg.train.grad_clip)
         dtype = torch.bfloat16 if setting.precision == "bf16" else None
         self.backend = LocalBackend(self.net, autocast_dtype=dtype, device_type=device.type)
-        self.batch, self.device = batch, device
+        layout = torch.channels_last if setting.channels_last else torch.contiguous_format
+        x, y, idx = batch  # the input in the setting's memory layout, as ClassifierModule hands it to the model
+        self.batch, self.device = (x.contiguous(memory_format=layout), y, idx), device
         self.epoch = EPOCHS - 1  # SAF's and MESA's trajectory terms are on at the last epoch
 
     def seconds_per_step(self, steps: int) -> float:
@@ -253,7 +255,7 @@ def measure_setting(report: Report, setting: Setting, sizes: Sizes, batch, data,
         stepper.seconds_per_step(sizes.warmup)
     times = interleaved({m: lambda s=s: s.seconds_per_step(sizes.steps) for m, s in steppers.items()},
                         sizes.repetitions)
-    eval_s = time_eval(net, batch, setting, device, sizes.steps)
+    eval_s = time_eval(net, steppers["sgd"].batch, setting, device, sizes.steps)
     for method, values in times.items():
         seconds = statistics.median(values)
         flops = PASSES[method] * report.flops_per_sample * sizes.batch

@@ -15,7 +15,7 @@ import pytest
 from helpers.run_if import RunIf
 
 from optrepro.paths import REPO_ROOT
-from optrepro.records.writer import read_record
+from optrepro.records.record import read_record
 from optrepro.train import last_epoch_time_per_step, run
 
 FAST = ["debug=smoke", "logger=csv", "train.checkpoint=false", "train.batch_size=32"]

@@ -18,6 +18,7 @@ from optrepro.errors import OptreproError
 COMMANDS = {
     "claims": "optrepro.claims.cli",
     "data": "optrepro.data.fetch_cli",
+    "drift": "optrepro.regression.cli",
     "landscape": "optrepro.landscape.cli",
     "results": "optrepro.results.cli",
 }

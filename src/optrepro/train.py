@@ -22,7 +22,8 @@ from optrepro.records import provenance
 from optrepro.records.lookup import finished_run
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, failure_status, utc_now
-from optrepro.records.writer import read_record, write_record
+from optrepro.records.record import read_record
+from optrepro.records.writer import write_record
 
 log = logging.getLogger("optrepro")
 

@@ -110,3 +110,15 @@ def test_full_preset_crosses_an_epoch_boundary_on_generated_data(preset, tmp_pat
     if cfg.train.checkpoint:
         assert (run_dir / "checkpoints" / "last.ckpt").exists()
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # WRN-28-10's are 300 MB each
+
+
+def test_powersgd_full_preset_on_cpu_processes_keeps_one_ddp_bucket():
+    """ResNet-18 spans two DDP buckets at the default 25 MB; on gloo PowerSGD's per-bucket chains then interleave
+    differently on the two ranks and abort the first compressed step (powersgd_cifar10_rank1/rank4 above did)."""
+    from optrepro.distributed.compression import GLOO_BUCKET_CAP_MB, build_ddp_strategy
+
+    overrides = ["+repro=powersgd_cifar10_rank1", "hardware.devices=2", "hardware.num_nodes=1"]
+    on_cpu, _ = build_ddp_strategy(compose_config([*overrides, "hardware.accelerator=cpu"]))
+    on_gpu, _ = build_ddp_strategy(compose_config(overrides))
+    assert on_cpu._ddp_kwargs["bucket_cap_mb"] == GLOO_BUCKET_CAP_MB >= 45  # MB of ResNet-18's fp32 gradients
+    assert "bucket_cap_mb" not in on_gpu._ddp_kwargs  # NCCL keeps DDP's default buckets

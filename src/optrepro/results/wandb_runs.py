@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from optrepro.config import config_hash, setting_hash
+from optrepro.records.record import SCHEMA_VERSION, RunRecord
 
 RECORD_ID_PREFIX = "wandb-"
 # The block optrepro.tracking adds to a W&B run's config to tie it to its record.json (not part of the config).
@@ -100,8 +101,7 @@ def to_record(run: WandbRun) -> dict[str, Any]:
     hardware = config.get("hardware") or {}
     train = config.get("train") or {}
     world_size = int(hardware.get("devices", 1)) * int(hardware.get("num_nodes", 1))
-    return {
-        "schema_version": 1,
+    return RunRecord.from_dict({
         "run_id": RECORD_ID_PREFIX + run.run_id,
         "status": run.status,
         "error": None,
@@ -122,7 +122,8 @@ def to_record(run: WandbRun) -> dict[str, Any]:
         "code": None,
         "wandb": {"run_id": run.run_id, "project": run.project, "path": run.path, "mode": run.mode, "dir": run.dir,
                   "name": run.name, "group": run.group},
-    }
+        "schema_version": SCHEMA_VERSION,
+    }).to_dict()
 
 
 def _apply(target: dict[str, Any], updates: Iterable[Any], removals: Iterable[Any]) -> None:
