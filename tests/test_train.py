@@ -159,7 +159,6 @@ DDP_EQUIVALENCES = {
 def test_two_gloo_processes_equal_the_single_process_computation(method, tmp_path):
     """DDP on 2 CPU processes through Lightning, on a BatchNorm-free model, ends at the single-process metrics."""
     common = ["dataset=digits", "model=mlp", "logger=csv", "train.checkpoint=false", "train.batch_size=64",
-              "train.drop_last=true",  # the short last batch (3 per device) would not split into m-sharpness 32
               "limits.max_epochs=1", "limits.train_batches=5", f"paths.runs_dir={tmp_path}/RUNS"]
     single_overrides, ddp_overrides = DDP_EQUIVALENCES[method]
     results = {}
