@@ -10,17 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from optrepro import builders
-from optrepro.config import NEUTRAL_DEFAULTS, semantic_config
-from optrepro.data.colored_digits_data import colored_digits_splits, load_colored_digits
+from optrepro.config import semantic_config
 from optrepro.data.fashion_mnist_data import DEBIAN_DIR, idx_files
 from optrepro.data.registry import load_splits
 from optrepro.errors import ConfigError, UnknownChoiceError
-from optrepro.losses import (
-    AnnealedSpectralDecoupling,
-    build_loss,
-    spectral_decoupling_loss,
-)
 from optrepro.train import run
+from reproductions.gradient_starvation.colored_digits import colored_digits_splits, load_colored_digits
+from reproductions.gradient_starvation.losses import AnnealedSpectralDecoupling, spectral_decoupling_loss
 
 KNOBS = {"n_test": 20000, "n_train": 40000, "label_flip": 0.25, "color_flip_train": [0.2, 0.1],
          "color_flip_test": 0.9, "downsample": 1, "data_seed": 3}
@@ -69,8 +65,9 @@ def test_zero_flips_make_colour_and_shape_exact():
 
 
 def test_digits_splits_shapes_binary_labels_and_grey_image_kept():
-    cfg = {"name": "colored_digits", "base": "digits", "n_test": 450, "n_train": None, "data_seed": 0}
-    splits = load_splits(cfg, "unused")
+    cfg = {"name": "colored_digits", "base": "digits", "n_test": 450, "n_train": None, "data_seed": 0,
+           "loader": "reproductions.gradient_starvation.colored_digits.load_colored_digits"}
+    splits = load_splits(cfg, "unused")  # through the dataset node's own loader, as a run loads it
     assert splits.x_train.shape == (1347, 2, 8, 8) and splits.x_test.shape == (450, 2, 8, 8)
     assert splits.x_train.dtype == torch.uint8 and splits.y_train.dtype == torch.int64
     assert set(splits.y_train.unique().tolist()) == {0, 1} and set(splits.y_test.unique().tolist()) == {0, 1}
@@ -83,6 +80,11 @@ def test_digits_splits_shapes_binary_labels_and_grey_image_kept():
     agreement_within_sampling_error(colors[:674] == splits.y_train.numpy()[:674], 0.8)
     agreement_within_sampling_error(colors[674:] == splits.y_train.numpy()[674:], 0.9)
     agreement_within_sampling_error(colors_of(splits.x_test.numpy()) == splits.y_test.numpy(), 0.1)
+
+
+def test_a_loader_that_does_not_import_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match=r"dataset\.loader: cannot import 'reproductions\.nowhere\.load'"):
+        load_splits({"name": "mine", "loader": "reproductions.nowhere.load"}, "unused")
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -126,7 +128,7 @@ def test_annealed_sd_switches_loss_at_the_anneal_step():
     targets = torch.tensor([0, 0])
     ce = F.cross_entropy(logits, targets).item()
     sq = (1 + 4 + 0.25 + 9) / 2  # mean over the batch of ||logits||^2
-    loss = build_loss("spectral_decoupling", sd_lambda=0.1, sd_anneal_step=3, sd_anneal_lambda=4.0, sd_anneal_scale=1e-3)
+    loss = AnnealedSpectralDecoupling(sd_lambda=0.1, anneal_step=3, anneal_lambda=4.0, anneal_scale=1e-3)
     assert isinstance(loss, AnnealedSpectralDecoupling)
     step = {"now": 2}
     loss.bind_step(lambda: step["now"])
@@ -137,28 +139,20 @@ def test_annealed_sd_switches_loss_at_the_anneal_step():
 
 
 def test_unbound_annealed_sd_says_what_to_do():
-    loss = build_loss("spectral_decoupling", sd_lambda=0.1, sd_anneal_step=3, sd_anneal_lambda=4.0)
+    loss = AnnealedSpectralDecoupling(sd_lambda=0.1, anneal_step=3, anneal_lambda=4.0)
     with pytest.raises(RuntimeError, match="bind_step"):
         loss(torch.zeros(1, 2), torch.tensor([0]))
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"name": "cross_entropy", "sd_anneal_step": 3, "sd_anneal_lambda": 1.0},
-    {"name": "spectral_decoupling", "sd_anneal_step": 3},
-    {"name": "spectral_decoupling", "sd_anneal_lambda": 1.0},
-    {"name": "spectral_decoupling", "sd_anneal_step": -1, "sd_anneal_lambda": 1.0},
-])
-def test_bad_anneal_knobs_raise(kwargs):
-    with pytest.raises(ConfigError, match="SD anneal needs"):
-        build_loss(**kwargs)
+def test_a_negative_anneal_step_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="loss.anneal_step: -1 is negative"):
+        AnnealedSpectralDecoupling(sd_lambda=0.1, anneal_step=-1, anneal_lambda=1.0)
 
 
-def test_anneal_knobs_are_neutral(make_cfg):
-    cfg = make_cfg([])
-    for key, neutral in (("sd_anneal_step", None), ("sd_anneal_lambda", None), ("sd_anneal_scale", 1.0)):
-        assert cfg.train[key] == neutral and NEUTRAL_DEFAULTS[f"train.{key}"] == neutral
-        assert key not in semantic_config(cfg)["train"]
-    assert builders.build_train_loss(cfg) is None
+def test_the_default_config_has_no_anneal_and_the_sd_preset_binds_the_step(make_cfg):
+    assert "loss" not in semantic_config(make_cfg([]))
+    loss = builders.build_train_loss(make_cfg(["+repro=gs_cdigits_sd_smoke"]))
+    assert isinstance(loss, AnnealedSpectralDecoupling) and loss.anneal_step == 10
 
 
 # ---- end to end ------------------------------------------------------------------------------------------------

@@ -120,7 +120,8 @@ def test_a_knob_at_its_neutral_default_leaves_the_hashes_of_earlier_records_unch
     del OmegaConf.select(before_the_knob, parent)[key]
     assert config_hash(current) == config_hash(before_the_knob)
     assert setting_hash(current) == setting_hash(before_the_knob)
-    changed = compose_config([f"{dotted}={'true' if neutral is False else 'changed'}"])
+    override = f"+{dotted}.changed=1" if isinstance(neutral, dict) else f"{dotted}={'true' if neutral is False else 'changed'}"
+    changed = compose_config([override])
     assert setting_hash(changed) != setting_hash(current), "a knob away from its neutral value is part of the setting"
 
 

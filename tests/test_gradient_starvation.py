@@ -10,18 +10,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from optrepro import builders
-from optrepro.config import NEUTRAL_DEFAULTS, semantic_config
+from optrepro.config import semantic_config
 from optrepro.data.registry import load_splits
 from optrepro.data.two_moons_data import load_two_moons, two_moons_points
-from optrepro.lit.two_moons_margin import (
+from optrepro.train import run
+from reproductions.gradient_starvation.losses import SpectralDecoupling, spectral_decoupling_loss
+from reproductions.gradient_starvation.two_moons_margin import (
     SHIFT_ACC_KEY,
     TEST_MARGIN_KEY,
     TRAIN_MARGIN_KEY,
     easy_direction,
     two_moons_margin_metrics,
 )
-from optrepro.losses import build_loss, spectral_decoupling_loss
-from optrepro.train import run
 
 
 # ---- Spectral Decoupling ------------------------------------------------------------------------------------
@@ -37,14 +37,14 @@ def test_spectral_decoupling_equals_the_hand_computation():
     expected = sum(ce(r, t) + lam / 2 * sum(v * v for v in r) for r, t in zip(rows, targets.tolist())) / 2
     got = spectral_decoupling_loss(logits, targets, lam)
     assert got.dtype == torch.float64 and got.item() == pytest.approx(expected, rel=1e-12)
-    built = build_loss("spectral_decoupling", sd_lambda=lam)(logits, targets)
+    built = SpectralDecoupling(lam)(logits, targets)
     assert built.item() == pytest.approx(expected, rel=1e-12)
 
 
 def test_spectral_decoupling_with_zero_lambda_is_cross_entropy():
     torch.manual_seed(0)
     logits, targets = torch.randn(6, 4, dtype=torch.float64), torch.randint(0, 4, (6,))
-    assert build_loss("spectral_decoupling", sd_lambda=0.0)(logits, targets).item() == pytest.approx(
+    assert SpectralDecoupling(0.0)(logits, targets).item() == pytest.approx(
         F.cross_entropy(logits, targets).item(), rel=1e-14)
 
 
@@ -55,14 +55,13 @@ def test_spectral_decoupling_gradient_adds_lambda_times_logits():
     assert torch.allclose(logits.grad, ce_grad + 0.5 * logits.detach())
 
 
-def test_train_loss_knobs_are_neutral_and_select_sd(make_cfg):
+def test_the_default_loss_is_cross_entropy_and_the_loss_option_selects_sd(make_cfg):
     cfg = make_cfg([])
-    assert cfg.train.sd_lambda == 0.0 and cfg.train.log_two_moons_margin is False
-    assert NEUTRAL_DEFAULTS["train.sd_lambda"] == 0.0 and NEUTRAL_DEFAULTS["train.log_two_moons_margin"] is False
-    assert "sd_lambda" not in semantic_config(cfg)["train"] and "log_two_moons_margin" not in semantic_config(cfg)["train"]
-    assert builders.build_train_loss(cfg) is None
-    sd = make_cfg(["train.loss=spectral_decoupling", "train.sd_lambda=0.2"])
-    assert semantic_config(sd)["train"]["sd_lambda"] == 0.2
+    assert "loss" not in semantic_config(cfg) and "callbacks" not in semantic_config(cfg)
+    logits, targets = torch.tensor([[1.0, 2.0]]), torch.tensor([1])
+    assert builders.build_train_loss(cfg)(logits, targets).item() == F.cross_entropy(logits, targets).item()
+    sd = make_cfg(["loss=spectral_decoupling", "loss.sd_lambda=0.2"])
+    assert semantic_config(sd)["loss"]["sd_lambda"] == 0.2
     logits, targets = torch.tensor([[1.0, 2.0]]), torch.tensor([1])
     assert builders.build_train_loss(sd)(logits, targets).item() == pytest.approx(
         F.cross_entropy(logits, targets).item() + 0.1 * 5.0, rel=1e-6)
@@ -129,7 +128,7 @@ def test_gradient_starvation_presets_run_end_to_end(preset, arm, make_cfg):
     cfg = make_cfg([f"+repro={preset}", "logger=csv"])
     assert cfg.train.batch_size == 300 and list(cfg.model.hidden) == [500] and cfg.optimizer.base.lr == 0.01
     assert cfg.optimizer.base.weight_decay == 0.0 and cfg.dataset.name == "two_moons"
-    assert cfg.train.loss == ("cross_entropy" if arm == "ce" else "spectral_decoupling")
+    assert cfg.loss._target_.rsplit(".", 1)[-1] == ("CrossEntropy" if arm == "ce" else "SpectralDecoupling")
     record = run(cfg)
     assert record["status"] == "finished", record.get("error")
     assert record["repro"] == {"paper": "gradient_starvation", "name": preset, "tier": "smoke", "arm": arm}

@@ -12,11 +12,12 @@ from omegaconf import OmegaConf
 from optrepro import builders
 from optrepro.data.modular_data import load_modular
 from optrepro.data.registry import load_splits
-from optrepro.losses import build_loss, stablemax, stablemax_cross_entropy, stablemax_s
+from optrepro.losses import CastLogits, CrossEntropy
 from optrepro.models import mlp_model
 from optrepro.optim.factory import build_optimizer
 from optrepro.optim.orthogonal import OrthogonalGrad, orthogonalize_
 from optrepro.train import run
+from reproductions.grokking.losses import StableMaxCrossEntropy, stablemax, stablemax_cross_entropy, stablemax_s
 
 
 def hand_s(x: float) -> float:
@@ -55,7 +56,7 @@ def test_stablemax_matches_the_hand_computation(logits):
 def test_stablemax_cross_entropy_equals_the_hand_value(logits, target, expected):
     loss = stablemax_cross_entropy(torch.tensor([logits], dtype=torch.float64), torch.tensor([target]))
     assert loss.item() == pytest.approx(expected, rel=1e-12)
-    built = build_loss("stablemax", dtype="float64")(torch.tensor([logits]), torch.tensor([target]))
+    built = CastLogits(StableMaxCrossEntropy(), "float64")(torch.tensor([logits]), torch.tensor([target]))
     assert built.dtype == torch.float64 and built.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -67,7 +68,7 @@ def test_stablemax_gradient_is_finite_for_large_logits():
 
 def test_cross_entropy_option_is_torch_cross_entropy_in_the_asked_dtype():
     logits, targets = torch.randn(4, 5), torch.tensor([0, 1, 2, 3])
-    loss = build_loss("cross_entropy", dtype="float64")(logits, targets)
+    loss = CastLogits(CrossEntropy(), "float64")(logits, targets)
     assert loss.dtype == torch.float64
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits.double(), targets).item())
 

@@ -98,7 +98,7 @@ def test_the_training_producer_builds_a_valid_current_record():
 
 
 def test_the_structure_learning_producer_writes_a_valid_current_record(tmp_path):
-    from optrepro.structure.task import run_structure
+    from reproductions.notears_topo.task import run_structure
 
     run_structure(compose_config(["+repro=notears_topo_smoke", "structure.d=4", "structure.n=20"], tmp_path))
     (path,) = tmp_path.rglob("record.json")
@@ -174,7 +174,7 @@ def omitted_knobs(neutral_defaults: dict) -> dict[str, str]:
         had = dict(_leaves(record["config"]))
         for key, value in today.items():
             group = key.split(".", 1)[0]
-            if key in had or key in neutral_defaults or _non_semantic(key):
+            if key in had or _covered(key, neutral_defaults) or _non_semantic(key):
                 continue
             if group in GROUPS and (record["config"].get(group) or {}).get("name") != choice[group]:
                 continue  # another choice of that group has other keys
@@ -185,7 +185,12 @@ def omitted_knobs(neutral_defaults: dict) -> dict[str, str]:
 
 
 def _non_semantic(key: str) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in NON_SEMANTIC_KEYS)
+    return _covered(key, NON_SEMANTIC_KEYS)
+
+
+def _covered(key: str, dotted_keys) -> bool:
+    """`key` or a node above it is listed (a node's neutral default, e.g. `loss`, covers its leaves)."""
+    return any(key == k or key.startswith(k + ".") for k in dotted_keys)
 
 
 def test_every_new_config_knob_has_a_neutral_default():
@@ -196,11 +201,11 @@ def test_every_new_config_knob_has_a_neutral_default():
 
 
 def test_a_knob_left_out_of_neutral_defaults_is_named_with_its_fix():
-    without = {k: v for k, v in NEUTRAL_DEFAULTS.items() if k != "train.sd_lambda"}
+    without = {k: v for k, v in NEUTRAL_DEFAULTS.items() if k != "train.drop_last"}
     omitted = omitted_knobs(without)
-    assert list(omitted) == ["train.sd_lambda"]
-    assert omitted["train.sd_lambda"].startswith("add `'train.sd_lambda': 0.0,` to NEUTRAL_DEFAULTS in "
-                                                 "src/optrepro/config.py if 0.0 reproduces")
+    assert list(omitted) == ["train.drop_last"]
+    assert omitted["train.drop_last"].startswith("add `'train.drop_last': False,` to NEUTRAL_DEFAULTS in "
+                                                 "src/optrepro/config.py if False reproduces")
 
 
 def test_a_stored_config_hashes_alike_as_a_plain_dict_and_as_an_omegaconf_config():

@@ -251,3 +251,69 @@ def test_imagenet_layout_folders_train_through_the_worker_loader(make_cfg, tmp_p
                     "train.checkpoint=false"])
     record = run(cfg)
     assert record["status"] == "finished" and record["timing"]["steps"] == 2
+
+
+# ---- callbacks and trainer options from config (configs/callbacks, configs/trainer) ----------------------------
+
+def capture_trainer(monkeypatch) -> list:
+    """The Trainer each run builds, kept for inspection after the run."""
+    from optrepro import builders
+
+    built, real = [], builders.build_trainer
+    monkeypatch.setattr(builders, "build_trainer", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    return built
+
+
+def test_trainer_profiler_from_the_command_line_profiles_the_run(make_cfg, monkeypatch):
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    built = capture_trainer(monkeypatch)
+    record = run(make_cfg(FAST + DATASETS["digits"] + ["+trainer.profiler=simple"]))
+    assert record["status"] == "finished"
+    profiler = built[0].profiler
+    assert isinstance(profiler, SimpleProfiler)
+    assert any("run_training_epoch" in action for action in profiler.recorded_durations)
+
+
+def test_a_callback_added_from_the_command_line_runs_and_logs(make_cfg, tmp_path):
+    overrides = FAST + DATASETS["digits"] + ["+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor"]
+    record = run(make_cfg(overrides))
+    assert record["status"] == "finished"
+    (metrics_csv,) = (tmp_path / "runs").rglob("csv/*/metrics.csv")
+    header = metrics_csv.read_text().splitlines()[0].split(",")
+    assert any(column.startswith("lr-") for column in header), header
+
+
+def test_the_lr_monitor_group_option_composes_the_same_callback(make_cfg):
+    cfg = make_cfg(["callbacks=lr_monitor"])
+    assert cfg.callbacks.lr_monitor._target_ == "lightning.pytorch.callbacks.LearningRateMonitor"
+
+
+@pytest.mark.parametrize("override, words", [
+    ("+trainer.max_epochs=3", "trainer.max_epochs: is computed by optrepro; set train.epochs"),
+    ("+trainer.precision=16", "trainer.precision: is computed by optrepro; set hardware.precision"),
+    ("+trainer.max_steps=5", "trainer.max_steps: changes what a run computes"),
+    ("+trainer.profilr=simple", "trainer.profilr: is not a Trainer option"),
+])
+def test_a_trainer_key_the_user_may_not_set_is_an_error_naming_it(override, words, make_cfg, tmp_path):
+    from optrepro.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+        run(make_cfg(FAST + DATASETS["digits"] + [override]))
+    assert not list((tmp_path / "runs").rglob("record.json")), "the error comes before any run folder"
+
+
+def test_a_callback_entry_without_target_is_an_error_naming_it(make_cfg):
+    from optrepro.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"callbacks\.lr: has no _target_"):
+        run(make_cfg(FAST + DATASETS["digits"] + ["+callbacks.lr.logging_interval=step"]))
+
+
+def test_observer_options_stay_out_of_the_hash_and_other_callbacks_do_not(make_cfg):
+    from optrepro.config import config_hash
+
+    plain = config_hash(make_cfg([]))
+    assert config_hash(make_cfg(["+trainer.profiler=simple", "callbacks=lr_monitor"])) == plain
+    swa = "+callbacks.swa._target_=lightning.pytorch.callbacks.StochasticWeightAveraging"
+    assert config_hash(make_cfg([swa, "+callbacks.swa.swa_lrs=0.01"])) != plain

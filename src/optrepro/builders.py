@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -24,11 +26,27 @@ from optrepro.data import (
 )
 from optrepro.data.batches import batches_per_epoch
 from optrepro.distributed import build_ddp_strategy
+from optrepro.errors import InvalidConfigError, OptreproError
 from optrepro.lit.module import ClassifierModule
 from optrepro.lit.progress import progress_callback
-from optrepro.losses import AnnealedSpectralDecoupling, build_loss
+from optrepro.losses import CastLogits, LossFn
 from optrepro.optim.factory import build_optimizer
+from optrepro.paths import import_reproductions
 from optrepro.schedulers import build_scheduler
+
+
+def instantiate_node(node, key: str, **kwargs):
+    """`instantiate(node, **kwargs)` for the config node at `key`; a target that cannot be built is a ConfigError."""
+    import_reproductions()
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, OptreproError):  # the target's own check: its message names the key
+            raise err.__cause__ from None
+        cause = " ".join(str(err.__cause__ or err).split())
+        raise InvalidConfigError(key, f"could not build {node.get('_target_')!r} ({cause})",
+                                 "check its _target_ (a paper's own code: reproductions.<paper>.<module>.<name>) "
+                                 "and its arguments") from err
 
 
 @dataclass(frozen=True)
@@ -63,7 +81,7 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
 
 
 def build_net(cfg: DictConfig, data: DataInfo) -> nn.Module:
-    net = instantiate(cfg.model, num_classes=data.num_classes, input_shape=data.input_shape)
+    net = instantiate_node(cfg.model, "model", num_classes=data.num_classes, input_shape=data.input_shape)
     if cfg.hardware.channels_last and len(data.input_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
     if cfg.hardware.compile:
@@ -106,44 +124,101 @@ def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo) -> ClassifierM
         channels_last=bool(cfg.hardware.channels_last),
         loss_fn=loss_fn,
     )
-    if isinstance(loss_fn, AnnealedSpectralDecoupling):
-        loss_fn.bind_step(lambda: module.global_step)  # optimizer steps taken so far (gradient_starvation)
+    if hasattr(loss_fn, "bind_step"):
+        loss_fn.bind_step(lambda: module.global_step)  # a loss with a schedule reads the optimizer steps taken so far
     return module
 
 
-def build_train_loss(cfg: DictConfig):
-    """`train.loss` / `train.loss_dtype`; None (the backend's softmax cross-entropy) at their defaults."""
-    name, dtype = cfg.train.loss, cfg.train.loss_dtype
-    if name == "cross_entropy" and dtype is None:
-        return None
-    return build_loss(name, label_smoothing=float(cfg.train.label_smoothing), dtype=dtype,
-                      sd_lambda=float(cfg.train.sd_lambda), sd_anneal_step=cfg.train.sd_anneal_step,
-                      sd_anneal_lambda=cfg.train.sd_anneal_lambda, sd_anneal_scale=float(cfg.train.sd_anneal_scale))
+def build_task(cfg: DictConfig):
+    """The `task` node instantiated: an object whose `run(cfg)` does the run and returns its record."""
+    return instantiate_node(cfg.get("task") or {"_target_": "optrepro.train.ClassificationTask"}, "task")
+
+
+def build_train_loss(cfg: DictConfig) -> LossFn:
+    """The `loss` node instantiated with the run's label smoothing, its logits cast to `train.loss_dtype` if set."""
+    node = cfg.get("loss") or {"_target_": "optrepro.losses.CrossEntropy"}
+    loss_fn = instantiate_node(node, "loss", label_smoothing=float(cfg.train.label_smoothing))
+    dtype = cfg.train.get("loss_dtype")
+    return CastLogits(loss_fn, dtype) if dtype is not None else loss_fn
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    """The product's own callbacks, then every `callbacks.<name>` entry instantiated from its `_target_`."""
     callbacks: list[Callback] = []
     if cfg.train.checkpoint:
         # The newest epoch-end checkpoint, with last.ckpt linking to it: what a preempted run resumes from.
         # (save_top_k=0 would never write last.ckpt before training ends.)
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1, every_n_epochs=1))
-    if cfg.train.log_weight_bound:
-        from optrepro.lit.weight_bound import WeightBoundCallback
-
-        callbacks.append(WeightBoundCallback())  # lambda * ||x|| per epoch into the history (Lion-K, lion_k)
-    if cfg.train.log_two_moons_margin:
-        from optrepro.lit.two_moons_margin import TwoMoonsMarginCallback
-
-        callbacks.append(TwoMoonsMarginCallback())  # input-space margin at the end of a 2-D run (gradient_starvation)
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1,
+                                         every_n_epochs=1))
+    for name, entry in callback_entries(cfg).items():
+        callback = instantiate_node(entry, f"callbacks.{name}")
+        if not isinstance(callback, Callback):
+            raise InvalidConfigError(f"callbacks.{name}", f"{entry._target_} is not a Lightning Callback",
+                                     "give a subclass of lightning.pytorch.callbacks.Callback")
+        callbacks.append(callback)
     callbacks.append(progress_callback())  # a loss/accuracy bar on a terminal, one line per epoch otherwise
     return callbacks
 
 
+def callback_entries(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The `callbacks` node, checked: every entry names its class in `_target_`."""
+    entries = dict((cfg.get("callbacks") or {}).items())
+    for name, entry in entries.items():
+        if not isinstance(entry, DictConfig) or "_target_" not in entry:
+            raise InvalidConfigError(f"callbacks.{name}", "has no _target_", "give the callback class, e.g. "
+                                     f"+callbacks.{name}._target_=lightning.pytorch.callbacks.LearningRateMonitor")
+    return entries
+
+
+# Trainer arguments the product computes; a `trainer.<key>` for one of them names the knob to set instead.
+DERIVED_TRAINER_ARGS = {
+    "max_epochs": "train.epochs (or limits.max_epochs)",
+    "limit_train_batches": "limits.train_batches",
+    "limit_val_batches": "limits.eval_batches",
+    "check_val_every_n_epoch": "train.eval_every",
+    "accelerator": "hardware.accelerator",
+    "devices": "hardware.devices",
+    "num_nodes": "hardware.num_nodes",
+    "strategy": "hardware (a hardware preset)",
+    "precision": "hardware.precision",
+    "sync_batchnorm": "hardware.sync_batchnorm",
+    "deterministic": "hardware.deterministic",
+    "logger": "logger.*",
+    "callbacks": "callbacks.<name>",
+    "plugins": "hardware (SLURM is detected)",
+    "default_root_dir": "paths.runs_dir",
+    "use_distributed_sampler": "dataset (set per dataset kind)",
+    "num_sanity_val_steps": "nothing (always 0)",
+}
+# Trainer arguments a user may set: they change how a run is observed, never what it computes, so the
+# `trainer` node stays out of the run's hash.
+USER_TRAINER_ARGS = ("profiler", "detect_anomaly", "log_every_n_steps", "enable_model_summary", "enable_progress_bar")
+
+
+def trainer_options(cfg: DictConfig) -> dict:
+    """The user's `trainer` node without `_target_`, checked: a derived or computation-changing key is an error."""
+    node = cfg.get("trainer") or {}
+    options = {k: v for k, v in node.items() if k != "_target_"}
+    for key in options:
+        if key in DERIVED_TRAINER_ARGS:
+            raise InvalidConfigError(f"trainer.{key}", "is computed by optrepro",
+                                     f"set {DERIVED_TRAINER_ARGS[key]} instead")
+        if key not in USER_TRAINER_ARGS:
+            known = key in inspect.signature(pl.Trainer.__init__).parameters
+            what = "changes what a run computes, so optrepro does not take it" if known else "is not a Trainer option"
+            raise InvalidConfigError(f"trainer.{key}", what, f"the trainer node accepts {', '.join(USER_TRAINER_ARGS)}")
+    return options
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbacks: list[Callback]) -> pl.Trainer:
+    """`trainer._target_` called with the user's `trainer` options and the settings the product computes."""
     hw, limits = cfg.hardware, cfg.limits
+    options = trainer_options(cfg)
     strategy, comm_callbacks = build_ddp_strategy(cfg)  # hardware.grad_compression: PowerSGD hook + its byte log
     callbacks = [*callbacks, *comm_callbacks]
-    return pl.Trainer(
+    options.setdefault("enable_progress_bar", any(isinstance(c, RichProgressBar) for c in callbacks))
+    trainer_class = get_class((cfg.get("trainer") or {}).get("_target_", "lightning.pytorch.Trainer"))
+    return trainer_class(
         # optrepro handles preemption itself (lit/preemption.py); Lightning's own SLURM requeue would save
         # a mid-epoch checkpoint, from which a resumed run is not identical to an uninterrupted one.
         plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
@@ -162,8 +237,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbac
         use_distributed_sampler=cfg.dataset.name in FOLDER_DATASETS,  # the tensor loader shards by rank itself
         logger=loggers or False,
         callbacks=callbacks,
-        enable_progress_bar=any(isinstance(c, RichProgressBar) for c in callbacks),
-        enable_model_summary=False,
         default_root_dir=run_dir,
-        log_every_n_steps=1,
+        **options,
     )

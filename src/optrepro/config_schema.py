@@ -3,7 +3,7 @@
 Every key has a type and a range; unknown keys are errors (except where a group passes keyword arguments on, such
 as `model`, `optimizer.base`, `dataset`); the rules that tie keys together run once every value is well typed.
 A failure becomes one line, `<key>: <problem>; <fix>` (InvalidConfigError); checks that live beside the code they
-protect (the batch split, PowerSGD, the structure task, the loss, the base optimizer) are called from here, so
+protect (the batch split, PowerSGD, the task's own block, the loss, the base optimizer) are called from here, so
 their messages come before any work too. A new config key needs a field here.
 
 Valid choices come from the modules that define them (imported when a value is checked: many import torch).
@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import ErrorDetails
 
 from optrepro.errors import InvalidConfigError, OptreproError
+from optrepro.paths import import_reproductions
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -38,6 +39,7 @@ def choice(source: str) -> AfterValidator:
         if info.context.get("types_only"):
             return value
         module, name = source.split(":")
+        import_reproductions()  # a choice a paper's own module defines
         valid = tuple(getattr(importlib.import_module(module), name))
         if value not in valid:
             raise ValueError(f"unknown value {value!r}; valid choices: {', '.join(sorted(valid))}")
@@ -69,14 +71,7 @@ class Train(Section):
     drop_last: bool = False
     grad_clip: PosFloat | None = None
     label_smoothing: Fraction = 0.0
-    loss: Annotated[str, choice("optrepro.losses:LOSSES")] = "cross_entropy"
     loss_dtype: Annotated[str, choice("optrepro.losses:LOSS_DTYPES")] | None = None
-    log_weight_bound: bool = False
-    sd_lambda: NonNegFloat = 0.0
-    sd_anneal_step: NonNegInt | None = None
-    sd_anneal_lambda: NonNegFloat | None = None
-    sd_anneal_scale: PosFloat = 1.0
-    log_two_moons_margin: bool = False
     eval_every: PosInt = 1
     checkpoint: bool = True
     ckpt_path: Text | None = None
@@ -107,7 +102,8 @@ class Augment(Section):
 
 
 class Dataset(OpenSection):
-    name: Annotated[str, choice("optrepro.data.registry:DATASET_NAMES")]
+    name: Text  # a product dataset (optrepro.data.registry), or any name with the paper's own `loader`
+    loader: Text | None = None
     path: Text | None = None
     label_noise: Fraction = 0.0
     train_subset: PosInt | None = None
@@ -127,7 +123,7 @@ class Dataset(OpenSection):
     color_flip_train: list[Probability] | None = None
     color_flip_test: Probability | None = None
     operation: Annotated[str, choice("optrepro.data.modular_data:OPERATIONS")] | None = None
-    base: Annotated[str, choice("optrepro.data.colored_digits_data:BASES")] | None = None
+    base: Annotated[str, choice("reproductions.gradient_starvation.colored_digits:BASES")] | None = None
 
 
 class BaseOptimizer(OpenSection):
@@ -227,23 +223,13 @@ class Cluster(Section):
     max_num_timeout: NonNegInt
 
 
-class Structure(OpenSection):
-    graph_type: Annotated[str, choice("optrepro.structure:GRAPH_TYPES")]
-    d: Annotated[int, Field(ge=2)]
-    k: PosFloat
-    n: PosInt
-    noise: Annotated[str, choice("optrepro.structure:NOISE_TYPES")]
-    solver: Annotated[str, choice("optrepro.structure:SOLVERS")]
-    lambda1: NonNegFloat
-    threshold: NonNegFloat
-
-
 class RunConfig(Section):
     """The whole config of `python run.py`; the rules across blocks run after every block is valid."""
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)]
     skip_finished: bool
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.+=-]+$")]  # a folder name of the run
-    task: Annotated[str, choice("optrepro.structure.task:TASKS")]
+    task: dict[str, Any]  # `_target_` nodes: a paper's own code, checked by the rules below
+    loss: dict[str, Any]
     repro: Repro
     train: Train
     limits: Limits
@@ -255,9 +241,9 @@ class RunConfig(Section):
     logger: Logger
     paths: Paths
     cluster: Cluster
-    structure: Structure | None = None
+    structure: dict[str, Any] | None = None  # the structure-learning task's block, checked by that task
     trainer: dict[str, Any] | None = None    # Lightning Trainer options and `_target_` callbacks: open blocks,
-    callbacks: dict[str, Any] | None = None  # checked where they are instantiated
+    callbacks: dict[str, Any] | None = None  # checked by the trainer_and_callbacks rule
 
     @model_validator(mode="after")
     def rules(self, info: ValidationInfo) -> RunConfig:
@@ -330,7 +316,8 @@ def checkpoint_exists(cfg: DictConfig) -> None:
 def importable_targets(cfg: DictConfig) -> None:
     from hydra.utils import get_object
 
-    for key in ("model._target_", "optimizer.base._target_"):
+    import_reproductions()  # a paper's own code: reproductions.<paper>.<module>
+    for key in ("model._target_", "optimizer.base._target_", "task._target_", "loss._target_"):
         target = OmegaConf.select(cfg, key)
         try:
             get_object(target)
@@ -347,13 +334,29 @@ def base_optimizer(cfg: DictConfig) -> None:
 
 
 def training_loss(cfg: DictConfig) -> None:
-    """The loss and its spectral-decoupling anneal (optrepro.losses), checked even where the run skips building it
-    (cross-entropy at float32 is the backend's own loss, so an anneal set there would be ignored)."""
-    from optrepro.losses import build_loss
+    """The `loss` node built with its arguments (a paper's loss checks its own, e.g. the SD anneal step)."""
+    from optrepro.builders import build_train_loss
 
-    t = cfg.train
-    build_loss(t.loss, label_smoothing=t.label_smoothing, dtype=t.loss_dtype, sd_lambda=t.sd_lambda,
-               sd_anneal_step=t.sd_anneal_step, sd_anneal_lambda=t.sd_anneal_lambda, sd_anneal_scale=t.sd_anneal_scale)
+    build_train_loss(cfg)
+
+
+def dataset_source(cfg: DictConfig) -> None:
+    """A product dataset by name, or a paper's own through `dataset.loader` (optrepro.data.registry)."""
+    from optrepro.data.registry import DATASET_NAMES, dataset_loader
+
+    if cfg.dataset.get("loader") is not None:
+        dataset_loader(cfg.dataset.loader)
+    elif cfg.dataset.name not in DATASET_NAMES:
+        raise InvalidConfigError("dataset.name", f"unknown dataset {cfg.dataset.name!r}",
+                                 f"valid choices: {', '.join(sorted(DATASET_NAMES))}")
+
+
+def trainer_and_callbacks(cfg: DictConfig) -> None:
+    """Trainer options a user may set (the rest is derived) and callbacks that name their class (optrepro.builders)."""
+    from optrepro.builders import callback_entries, trainer_options
+
+    trainer_options(cfg)
+    callback_entries(cfg)
 
 
 def grad_compression(cfg: DictConfig) -> None:
@@ -362,16 +365,18 @@ def grad_compression(cfg: DictConfig) -> None:
     check_grad_compression(cfg)
 
 
-def structure_task(cfg: DictConfig) -> None:
-    if cfg.task != "classification":
-        from optrepro.structure.task import validate
+def task_config(cfg: DictConfig) -> None:
+    """A task whose class has `validate(cfg)` checks its own block (reproductions/notears_topo: `structure`)."""
+    from hydra.utils import get_class
 
+    validate = getattr(get_class(cfg.task._target_), "validate", None)
+    if validate is not None:
         validate(cfg)
 
 
 RULES: tuple[Callable[[DictConfig], None], ...] = (
     batch_split, cpu_precision, epochs_cover_schedule, slurm_signal, checkpoint_exists, importable_targets,
-    base_optimizer, training_loss, grad_compression, structure_task, gpus_present,
+    base_optimizer, training_loss, dataset_source, trainer_and_callbacks, grad_compression, task_config, gpus_present,
 )
 
 

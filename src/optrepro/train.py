@@ -94,12 +94,23 @@ def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, floa
     }
 
 
+def write_run_record(cfg: DictConfig, run_dir: Path, *, metrics_files: list | None = None,
+                     **fields: Any) -> dict[str, Any]:
+    """Every task ends here: the record (build_record's fields) written into the run folder, then the run summary."""
+    record = build_record(cfg, run_id=run_dir.name, **fields)
+    path = write_record(run_dir, record)
+    run_summary.print_run_summary(record, path, metrics_files=metrics_files or [],
+                                  record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
+    return record
+
+
 def run(cfg: DictConfig) -> dict[str, Any] | None:
-    """Train and evaluate one setting; returns the record on rank 0 (None on other ranks)."""
+    """Run one setting with the task of its `task` node; returns the record on rank 0 (None on other ranks)."""
     validate_config(cfg)  # every key typed and range-checked, the rules across keys: before any work
     silence_third_party_noise()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_cpu_threads(cfg)
+    task = builders.build_task(cfg)
     if cfg.get("skip_finished", True):
         done = finished_run(cfg.paths.runs_dir, config_hash(cfg))
         if done is not None:
@@ -108,57 +119,59 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             run_summary.print_run_summary(record, done / "record.json",
                                           record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
             return record
-    if cfg.task != "classification":  # DAG learning: optrepro.structure.task
-        from optrepro.structure.task import run_structure
+    return task.run(cfg)
 
-        return run_structure(cfg)  # checks the task name first
-    datamodule, data = builders.build_data(cfg)  # missing data stops the run before it has a folder
-    run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
-    is_rank_zero = process_rank() == 0
-    started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info()
-    loggers, module, trainer = [], None, None
-    preemption = PreemptionCallback()
-    status, error = "finished", None
-    try:
-        loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero, code=code)
-        module = builders.build_module(cfg, builders.build_net(cfg, data), data)
-        trainer = builders.build_trainer(cfg, run_dir, loggers, [preemption, *builders.build_callbacks(cfg, run_dir)])
-        preemption.install()
-        with shared_run_dir(run_dir):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
-            last_row = module.history[-1] if module.history else {}
-            if not module.diverged and "test/acc" not in last_row:
-                trainer.validate(module, datamodule=datamodule, verbose=False)
-        if module.diverged:
-            status, error = "diverged", "the training loss became NaN or infinite; the run was stopped"
-        elif trainer.interrupted:
-            status, error = "interrupted", "training was interrupted before its last epoch"
-    except Preempted as exc:
-        status, error = "interrupted", str(exc)
-    except BaseException as exc:
-        status, error = failure_status(exc)
-        raise
-    finally:
-        record = None
-        if (trainer.is_global_zero if trainer is not None else is_rank_zero):
-            record = build_record(
-                cfg,
-                run_id=run_dir.name,
-                status=status,
-                error=error,
-                history=module.history if module is not None else [],
-                timing=timing_info(module, time.perf_counter() - clock, int(cfg.train.batch_size)),
-                device_names=provenance.device_names(cfg.hardware.accelerator, int(cfg.hardware.devices)),
-                wandb=tracking.wandb_info(loggers),
-                started_at=started_at,
-                code=code,
-                extra={"noisy_label_fraction": data.noisy_label_fraction},
-            )
-            path = write_record(run_dir, record)
-            run_summary.print_run_summary(record, path, metrics_files=tracking.metrics_files(loggers),
-                                          record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
-        preemption.uninstall()
-        tracking.finish_wandb(loggers)
-    if status == "interrupted" and is_rank_zero:
-        requeue_slurm_job()
-    return record
+
+class ClassificationTask:
+    """The product's default task (configs/task/classification.yaml): fit a classifier, evaluate, record."""
+
+    def run(self, cfg: DictConfig) -> dict[str, Any] | None:
+        datamodule, data = builders.build_data(cfg)  # missing data stops the run before it has a folder
+        run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
+        is_rank_zero = process_rank() == 0
+        started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info()
+        loggers, module, trainer = [], None, None
+        preemption = PreemptionCallback()
+        status, error = "finished", None
+        try:
+            loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero, code=code)
+            module = builders.build_module(cfg, builders.build_net(cfg, data), data)
+            callbacks = [preemption, *builders.build_callbacks(cfg, run_dir)]
+            trainer = builders.build_trainer(cfg, run_dir, loggers, callbacks)
+            preemption.install()
+            with shared_run_dir(run_dir):
+                trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+                last_row = module.history[-1] if module.history else {}
+                if not module.diverged and "test/acc" not in last_row:
+                    trainer.validate(module, datamodule=datamodule, verbose=False)
+            if module.diverged:
+                status, error = "diverged", "the training loss became NaN or infinite; the run was stopped"
+            elif trainer.interrupted:
+                status, error = "interrupted", "training was interrupted before its last epoch"
+        except Preempted as exc:
+            status, error = "interrupted", str(exc)
+        except BaseException as exc:
+            status, error = failure_status(exc)
+            raise
+        finally:
+            record = None
+            if (trainer.is_global_zero if trainer is not None else is_rank_zero):
+                record = write_run_record(
+                    cfg,
+                    run_dir,
+                    metrics_files=tracking.metrics_files(loggers),
+                    status=status,
+                    error=error,
+                    history=module.history if module is not None else [],
+                    timing=timing_info(module, time.perf_counter() - clock, int(cfg.train.batch_size)),
+                    device_names=provenance.device_names(cfg.hardware.accelerator, int(cfg.hardware.devices)),
+                    wandb=tracking.wandb_info(loggers),
+                    started_at=started_at,
+                    code=code,
+                    extra={"noisy_label_fraction": data.noisy_label_fraction},
+                )
+            preemption.uninstall()
+            tracking.finish_wandb(loggers)
+        if status == "interrupted" and is_rank_zero:
+            requeue_slurm_job()
+        return record

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from optrepro.paths import REPO_ROOT
-from optrepro.structure.data import is_dag, make_data, simulate_dag, topological_order
-from optrepro.structure.metrics import count_accuracy, score
-from optrepro.structure.notears import acyclicity, notears_linear
-from optrepro.structure.topo import TopoSearch, search_sizes
+from reproductions.notears_topo.data import is_dag, make_data, simulate_dag, topological_order
+from reproductions.notears_topo.metrics import count_accuracy, score
+from reproductions.notears_topo.notears import acyclicity, notears_linear
+from reproductions.notears_topo.topo import TopoSearch, search_sizes
 
 
 def chain(d: int) -> np.ndarray:
@@ -130,7 +130,7 @@ def test_smoke_preset_writes_a_record_with_the_metrics(solver, tmp_path):
     (path,) = list(tmp_path.rglob("record.json"))
     record = json.loads(path.read_text())
     final = record["metrics"]["final"]
-    assert record["status"] == "finished" and record["config"]["task"] == "structure_learning"
+    assert record["status"] == "finished" and record["config"]["task"]["_target_"].endswith(".StructureLearningTask")
     assert {"graph/shd", "graph/tpr", "graph/fdr", "graph/nnz", "score/final"} <= set(final)
     assert final["graph/is_dag"] == 1.0 and record["timing"]["train_time_s"] > 0
     if solver != "notears":
@@ -149,5 +149,5 @@ def test_classification_configs_keep_their_hashes():
 
     from optrepro.config import NEUTRAL_DEFAULTS, semantic_config
 
-    assert NEUTRAL_DEFAULTS["task"] == "classification"
+    assert NEUTRAL_DEFAULTS["task"] == {"_target_": "optrepro.train.ClassificationTask"}
     assert "task" not in semantic_config(compose_config([]))

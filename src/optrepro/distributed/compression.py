@@ -114,7 +114,7 @@ class CommBytesCallback(Callback):
     """Adds the epoch's measured bytes per step, the dense bytes and both ratios to the module's history rows.
 
     The module writes an epoch's row after the callbacks' `on_train_epoch_end`, so the row of epoch k is filled when
-    epoch k + 1 starts and, for the last one, when training ends (as `lit/weight_bound.py` does). Bytes are per
+    epoch k + 1 starts and, for the last one, when training ends (as `reproductions/lion_k/weight_bound.py` does). Bytes are per
     worker: each rank hands the same tensors to all_reduce.
     """
 

@@ -24,7 +24,7 @@ class LightningBackend:
     def __init__(self, module: pl.LightningModule, label_smoothing: float = 0.0, loss_fn: LossFn | None = None) -> None:
         self._module = module
         self._label_smoothing = label_smoothing
-        self._loss_fn = loss_fn  # train.loss / train.loss_dtype (optrepro.losses); None: softmax cross-entropy
+        self._loss_fn = loss_fn  # the `loss` node (optrepro.builders.build_train_loss); None: softmax cross-entropy
 
     @property
     def model(self) -> nn.Module:

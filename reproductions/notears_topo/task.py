@@ -1,38 +1,34 @@
-"""The `structure_learning` task: one (seed, setting, solver) run, recorded like a training run.
+"""The structure-learning task: one (seed, setting, solver) run, recorded like a training run.
 
-`optrepro.train.run` hands over here when `task: structure_learning` (after seeding and the skip_finished
-check). The run gets the same run folder, provenance and record writer as a classification run; its single
-history row holds the graph metrics and scores, so they land in record["metrics"]["final"].
+`optrepro.train.run` instantiates it from the `task` node (`task=structure_learning`, configs/task/ in this folder)
+after seeding and the skip_finished check, and calls `run(cfg)`. The run gets the same run folder, provenance
+and record writer (`optrepro.train.write_run_record`) as a classification run; its single history row holds
+the graph metrics and scores, so they land in record["metrics"]["final"].
 """
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
-from optrepro.errors import ConfigError, UnknownChoiceError
+from optrepro.errors import ConfigError, InvalidConfigError, UnknownChoiceError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
-from optrepro.records.schema import build_record, failure_status, utc_now
-from optrepro.records.writer import write_record
-from optrepro.structure import GRAPH_TYPES, NOISE_TYPES, SOLVERS
-from optrepro.structure.data import is_dag, make_data, topological_order
-from optrepro.structure.metrics import count_accuracy, score
-from optrepro.structure.notears import notears_linear
-from optrepro.structure.topo import TopoSearch
+from optrepro.records.schema import failure_status, utc_now
+from optrepro.train import write_run_record
+from reproductions.notears_topo import GRAPH_TYPES, NOISE_TYPES, SOLVERS
+from reproductions.notears_topo.data import is_dag, make_data, topological_order
+from reproductions.notears_topo.metrics import count_accuracy, score
+from reproductions.notears_topo.notears import notears_linear
+from reproductions.notears_topo.topo import TopoSearch
 
-log = logging.getLogger("optrepro")
-TASKS = ("classification", "structure_learning")
 SOLVER_STREAM = 1  # rng stream of a seed for the solver (TOPO's random start); the data use stream 0
 
 
 def validate(cfg: DictConfig) -> DictConfig:
     """The `structure` block, checked before any work: unknown choices list the valid ones."""
-    if cfg.get("task") != "structure_learning":
-        raise UnknownChoiceError("task", cfg.get("task"), TASKS)
     sc = cfg.get("structure")
     if sc is None:
         raise ConfigError("task=structure_learning needs a `structure` block: add `+structure=linear_sem` "
@@ -43,9 +39,13 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise UnknownChoiceError("structure.graph_type", sc.graph_type, GRAPH_TYPES)
     if sc.noise not in NOISE_TYPES:
         raise UnknownChoiceError("structure.noise", sc.noise, NOISE_TYPES)
-    if int(sc.d) < 2 or int(sc.n) < 1 or float(sc.k) <= 0 or float(sc.lambda1) < 0 or float(sc.threshold) < 0:
-        raise ConfigError(f"structure needs d >= 2, n >= 1, k > 0, lambda1 >= 0, threshold >= 0; got d={sc.d}, "
-                          f"n={sc.n}, k={sc.k}, lambda1={sc.lambda1}, threshold={sc.threshold}")
+    bounds = (("d", 2, False), ("n", 1, False), ("k", 0, True), ("lambda1", 0, False), ("threshold", 0, False))
+    for key, low, strict in bounds:
+        value = float(sc[key])
+        if value < low or (strict and value == low):
+            bound = f"{'>' if strict else '>='} {low}"
+            raise InvalidConfigError(f"structure.{key}", f"must be {bound}, got {sc[key]}",
+                                     f"set structure.{key} {bound}")
     return sc
 
 
@@ -81,6 +81,15 @@ def solve(sc: DictConfig, x: np.ndarray, seed: int) -> tuple[np.ndarray, dict[st
     metrics.update({"topo/iterations": float(result.iterations), "topo/large_searches": float(result.large_searches),
                     "score/topo_start_fit": result.start_score})
     return result.weights, metrics
+
+
+class StructureLearningTask:
+    """`task._target_` of the notears_topo presets; the config check calls `validate` before any work."""
+
+    validate = staticmethod(validate)
+
+    def run(self, cfg: DictConfig) -> dict[str, Any]:
+        return run_structure(cfg)
 
 
 def run_structure(cfg: DictConfig) -> dict[str, Any]:
@@ -121,11 +130,9 @@ def run_structure(cfg: DictConfig) -> dict[str, Any]:
             "last_epoch_cpu_time_per_step_s": solve_cpu,
             "samples_per_s": float("nan"),
         }
-        record = build_record(
-            cfg, run_id=run_dir.name, status=status, error=error, history=history, timing=timing,
+        record = write_run_record(
+            cfg, run_dir, status=status, error=error, history=history, timing=timing,
             device_names=provenance.device_names("cpu", 1), wandb=None, started_at=started_at, code=code,
             extra={"task": "structure_learning", "solver": str(sc.solver)},
         )
-        path = write_record(run_dir, record)
-        log.info("run %s: %s; record: %s", run_dir.name, status, path)
     return record

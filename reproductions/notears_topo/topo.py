@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optrepro.structure.metrics import score as objective
+from reproductions.notears_topo.metrics import score as objective
 
 
 def search_sizes(d: int) -> tuple[int, int, int]:

@@ -1,4 +1,5 @@
-"""Colored digits: IRM's Colored-MNIST construction (used by Gradient Starvation's Table 1) on offline digit images.
+"""Colored digits: IRM's Colored-MNIST construction (used by Gradient Starvation's Table 1) on offline digit images;
+`dataset=colored_digits` (configs/dataset/colored_digits.yaml here), loaded through its `dataset.loader`.
 
 The construction of Arjovsky et al.'s Colored MNIST as run by the official Gradient Starvation script
 (Figure_4_and_table_1/cmnist.py of github.com/mpezeshki/Gradient_Starvation; re-implemented here, not copied):

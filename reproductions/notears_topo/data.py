@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optrepro.errors import UnknownChoiceError
-from optrepro.structure import GRAPH_TYPES, NOISE_TYPES
+from reproductions.notears_topo import GRAPH_TYPES, NOISE_TYPES
 
 DATA_STREAM = 0     # rng stream of the data; solvers use other streams of the same seed
 WEIGHT_RANGE = (0.5, 2.0)

@@ -1,4 +1,5 @@
-"""TwoMoonsMarginCallback: how far a 2-D classifier's decision boundary lies from the data (``train.log_two_moons_margin``).
+"""TwoMoonsMarginCallback: how far a 2-D classifier's decision boundary lies from the data; preset node
+``callbacks.two_moons_margin: {_target_: reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback}``.
 
 Gradient Starvation (Pezeshki et al., NeurIPS 2021) shows on the separable two-moons data that cross-entropy
 draws an almost straight boundary through the narrow gap along the one linearly separating coordinate (small
@@ -16,7 +17,7 @@ margin). Three numbers measure this at the end of training and are added to the 
   other coordinate keeps them.
 
 Inputs must be 2-D vectors. The values are measured on the final weights, in ``on_train_end``; the fields reach
-``record.json`` through ``module.history`` (the pattern of :mod:`optrepro.lit.weight_bound`).
+``record.json`` through ``module.history`` (the pattern of reproductions.lion_k.weight_bound).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def two_moons_margin_metrics(model: nn.Module, x_train: Tensor, y_train: Tensor,
                              *, grid: int = GRID, pad: float = PAD, shift: float = SHIFT) -> dict[str, float]:
     """The three metrics of the module docstring for a binary classifier on 2-D inputs."""
     if x_train.dim() != 2 or x_train.shape[1] != 2:
-        raise ValueError(f"train.log_two_moons_margin needs 2-D vector inputs, got shape {tuple(x_train.shape[1:])}")
+        raise ValueError(f"the two-moons margin callback needs 2-D vector inputs, got shape {tuple(x_train.shape[1:])}")
     both = torch.cat([x_train, x_test]).double().cpu()
     boundary = boundary_points(model, both.min(0).values - pad, both.max(0).values + pad, grid)
     coord, toward = easy_direction(x_train.cpu(), y_train.cpu())

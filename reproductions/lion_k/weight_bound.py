@@ -1,4 +1,5 @@
-"""WeightBoundCallback: how far the weights are from Lion's constraint set, once per epoch (``train.log_weight_bound``).
+"""WeightBoundCallback: how far the weights are from Lion's constraint set, once per epoch; preset node
+``callbacks.weight_bound: {_target_: reproductions.lion_k.weight_bound.WeightBoundCallback}``.
 
 Lion-K with decoupled weight decay lambda drives every decayed tensor into ``lambda * ||x||_dual <= 1`` and keeps
 it there (Chen et al., ICLR 2024, arXiv 2310.05898). Two numbers are added to each history row of the run record:
