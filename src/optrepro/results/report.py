@@ -112,7 +112,8 @@ def render_markdown(
     before: dict[str, Any] | None = None,
 ) -> str:
     counts = verdict_counts(results)
-    shown_stores = ", ".join(f"`{_relative(store, base)}`" for store in stores)
+    # An absent store adds no record: naming it would make the same records give another RESULTS.md.
+    shown_stores = ", ".join(f"`{_relative(store, base)}`" for store in stores if Path(store).is_dir())
     lines = [
         "# Results: paper claims vs our runs",
         "",
