@@ -12,6 +12,7 @@ from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.optim.standard import finish_step
 from optrepro.train import run
 from reproductions.rnn_clipping.grad_norm import global_grad_norm, norm_summary
+from reproductions.rnn_clipping.success import solved
 from reproductions.rnn_clipping.rnn import TanhRNN, sparse_recurrent
 from reproductions.rnn_clipping.temporal_order import load_temporal_order, temporal_order_sequences
 
@@ -61,9 +62,17 @@ def test_grad_norm_and_summary_by_hand():
     assert global_grad_norm([a, b]) == 5.0
     b.grad = torch.tensor([math.nan])
     assert global_grad_norm([a, b]) == math.inf
-    summary = norm_summary([1.0, 9.0, 2.0, 4.0], run_max=20.0, first_median=2.5)
-    assert summary == {"train/grad_norm_max": 9.0, "train/grad_norm_median": 3.0,
-                       "train/grad_norm_max_run": 20.0, "train/grad_norm_first_median": 2.5}
+    later = norm_summary([1.0, 9.0, 2.0, 4.0], run_max=20.0, first_median=2.5)
+    assert later == {"train/grad_norm_max": 9.0, "train/grad_norm_median": 3.0, "train/grad_norm_max_run": 20.0,
+                     "train/grad_norm_first_median": 2.5, "train/grad_norm_log10_max_run": pytest.approx(math.log10(20.0))}
+    first = norm_summary([4.0, 1.0, 2.0], run_max=4.0, first_median=None)  # the first epoch sets the typical norm
+    assert first["train/grad_norm_first_median"] == 2.0 and first["train/grad_norm_log10_max_run"] == pytest.approx(math.log10(4.0))
+
+
+def test_solved_is_under_one_percent_test_error():
+    assert solved(0.99, 1.0) == 1.0
+    assert solved(1.0, 1.0) == 0.0  # "under 1%": 100 errors of 10000 is not a success
+    assert solved(math.nan, 1.0) == 0.0
 
 
 class _Backend:
@@ -90,3 +99,4 @@ def test_smoke_preset_records_grad_norms(make_cfg):
     assert record["status"] == "finished"
     final = record["metrics"]["final"]
     assert final["train/grad_norm_max_run"] >= final["train/grad_norm_median"] > 0
+    assert final["test/solved"] == float(final["test/error"] < 1.0)

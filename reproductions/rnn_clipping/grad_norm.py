@@ -8,7 +8,9 @@ evidence of Pascanu et al. (ICML 2013, Section 2). Added to each epoch's history
 * ``train/grad_norm_max``, ``train/grad_norm_median``: over the epoch's steps;
 * ``train/grad_norm_max_run``: over every step so far (the final metric: the largest norm of the run);
 * ``train/grad_norm_first_median``: the median of the first epoch, kept in every row (the "typical" norm that
-  the exploding steps are compared with).
+  the exploding steps are compared with);
+* ``train/grad_norm_log10_max_run``: log10 of the run max: norms spread over decades, so seeds are averaged on
+  this scale (a difference of 1 between two settings is a 10x larger largest norm).
 
 A non-finite norm counts as +inf (it is the largest norm there is). The module writes an epoch's row after the
 callbacks' ``on_train_epoch_end``, so the newest row is filled when the next epoch starts and when training ends.
@@ -33,15 +35,18 @@ def global_grad_norm(parameters) -> float:
     return norm if math.isfinite(norm) else math.inf
 
 
-def norm_summary(norms: list[float], run_max: float, first_median: float) -> dict[str, float]:
-    """The history fields of one epoch's step norms (module docstring)."""
+def norm_summary(norms: list[float], run_max: float, first_median: float | None) -> dict[str, float]:
+    """The history fields of one epoch's step norms (module docstring); `first_median` None: this is the first epoch."""
     ordered = sorted(norms)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
+    first_median = median if first_median is None else first_median
     return {
         "train/grad_norm_max": ordered[-1],
-        "train/grad_norm_median": ordered[len(ordered) // 2] if len(ordered) % 2 else
-        0.5 * (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]),
+        "train/grad_norm_median": median,
         "train/grad_norm_max_run": run_max,
         "train/grad_norm_first_median": first_median,
+        "train/grad_norm_log10_max_run": math.log10(run_max) if run_max > 0 else -math.inf,
     }
 
 
@@ -64,8 +69,7 @@ class GradNormCallback(Callback):
         if not self._norms or not pl_module.history:
             return
         self._run_max = max(self._run_max, max(self._norms))
-        summary = norm_summary(self._norms, self._run_max, math.nan if self._first_median is None else self._first_median)
-        if self._first_median is None:
-            self._first_median = summary["train/grad_norm_first_median"] = summary["train/grad_norm_median"]
+        summary = norm_summary(self._norms, self._run_max, self._first_median)
+        self._first_median = summary["train/grad_norm_first_median"]
         pl_module.add_to_last_history_row(summary)
         self._norms = []
