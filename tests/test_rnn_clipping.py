@@ -12,6 +12,7 @@ from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.optim.standard import finish_step
 from optrepro.train import run
 from reproductions.rnn_clipping.grad_norm import global_grad_norm, norm_summary
+from reproductions.rnn_clipping.regularizer import recurrent_norm_omega
 from reproductions.rnn_clipping.success import solved
 from reproductions.rnn_clipping.rnn import TanhRNN, sparse_recurrent
 from reproductions.rnn_clipping.temporal_order import load_temporal_order, temporal_order_sequences
@@ -100,3 +101,35 @@ def test_smoke_preset_records_grad_norms(make_cfg):
     final = record["metrics"]["final"]
     assert final["train/grad_norm_max_run"] >= final["train/grad_norm_median"] > 0
     assert final["test/solved"] == float(final["test/error"] < 1.0)
+
+
+def test_step_by_step_forward_equals_nn_rnn_and_keeps_state_gradients():
+    torch.manual_seed(0)
+    net = TanhRNN(4, (12, 6))
+    with torch.no_grad():
+        net.rnn.bias_hh_l0.normal_()  # a non-zero bias exercises the bias path too
+    x = torch.randn(5, 12, 6)
+    fast = net(x)
+    net.keep_states = True
+    stepwise = net(x)
+    assert torch.allclose(fast, stepwise, atol=1e-6)
+    stepwise.sum().backward()
+    assert len(net.states) == 12 and all(h.grad is not None for h in net.states)
+
+
+def test_omega_and_its_gradient_by_hand():
+    """One unit: v = g (1 - h^2) w = 1 * 0.75 * 2 = 1.5, Omega = (1.5^2 - 1)^2 = 1.5625, dOmega/dw = 5.625; a sample
+    with g = 0 is left out of both the mean of the terms and the count."""
+    w = torch.tensor([[2.0]], requires_grad=True)
+    h = torch.tensor([[0.5], [0.3]])
+    g = torch.tensor([[1.0], [0.0]])
+    omega = recurrent_norm_omega(w, [h], [g])
+    assert omega.item() == pytest.approx(1.5625)
+    (grad,) = torch.autograd.grad(omega, w)
+    assert grad.item() == pytest.approx(5.625)
+
+
+def test_regularizer_without_kept_states_says_what_to_set(make_cfg):
+    with pytest.raises(ConfigError, match="model.keep_states=true"):
+        run(make_cfg(["+repro=rnn_torder_clip_smoke", "logger=csv",
+                      "+callbacks.vanishing_reg._target_=reproductions.rnn_clipping.regularizer.RecurrentNormRegularizer"]))

@@ -6,6 +6,9 @@ Pascanu et al. (ICML 2013, Section 4.1.1; RNN.py of github.com/pascanur/training
   rescaled to spectral radius 0.95; biases 0.
 
 h_t = tanh(W_in u_t + W_rec h_{t-1} + b), h_0 = 0; logits = W_out h_L + b_out (softmax cross-entropy outside).
+With ``keep_states`` the recurrence runs step by step (same parameters, same function) and, in training, keeps
+h_1..h_L in ``states`` with their gradients retained: the vanishing-gradient regulariser (``regularizer.py``)
+reads dE/dh_t from them after the backward pass.
 Every draw comes from torch's global generator (seeded by the run seed). torch's nn.RNN runs the recurrence (one bias vector set to zero, the other learned: the same function).
 """
 
@@ -31,8 +34,10 @@ def sparse_recurrent(hidden: int, fan_in: int, radius: float, std: float) -> Ten
 
 class TanhRNN(nn.Module):
     def __init__(self, num_classes: int, input_shape: tuple[int, ...], hidden: int = 50, init: str = "basic_tanh",
-                 sparse_fan_in: int = 15, spectral_radius: float = 0.95) -> None:
+                 sparse_fan_in: int = 15, spectral_radius: float = 0.95, keep_states: bool = False) -> None:
         super().__init__()
+        self.keep_states = keep_states
+        self.states: list[Tensor] | None = None
         if init not in INITS:
             raise UnknownChoiceError("model.init", init, INITS)
         if len(input_shape) != 2:
@@ -52,5 +57,16 @@ class TanhRNN(nn.Module):
         self.rnn.bias_ih_l0.requires_grad_(False)  # one bias vector, as in the paper's h_t
 
     def forward(self, x: Tensor) -> Tensor:
-        _, last = self.rnn(x)
-        return self.out(last[-1])
+        if not self.keep_states:
+            _, last = self.rnn(x)
+            return self.out(last[-1])
+        drive = x @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0
+        h = x.new_zeros(x.shape[0], self.rnn.hidden_size)
+        states = []
+        for t in range(x.shape[1]):
+            h = torch.tanh(drive[:, t] + h @ self.rnn.weight_hh_l0.T)
+            if h.requires_grad:
+                h.retain_grad()
+            states.append(h)
+        self.states = states if torch.is_grad_enabled() else None
+        return self.out(h)
