@@ -60,7 +60,7 @@ class RecurrentNormRegularizer(Callback):
             omega = recurrent_norm_omega(w, states, [h.grad for h in states], self.bound)
             (grad,) = torch.autograd.grad(self.alpha * omega, w)
         w_rec.grad = grad if w_rec.grad is None else w_rec.grad + grad
-        self._omegas.append(float(omega))
+        self._omegas.append(float(omega.detach()))
         net.states = None
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
