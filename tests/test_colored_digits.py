@@ -83,7 +83,7 @@ def test_digits_splits_shapes_binary_labels_and_grey_image_kept():
 
 
 def test_a_loader_that_does_not_import_is_an_error_naming_it():
-    with pytest.raises(ConfigError, match=r"dataset\.loader='reproductions\.nowhere\.load' cannot be imported"):
+    with pytest.raises(ConfigError, match=r"dataset\.loader: cannot import 'reproductions\.nowhere\.load'"):
         load_splits({"name": "mine", "loader": "reproductions.nowhere.load"}, "unused")
 
 
@@ -145,7 +145,7 @@ def test_unbound_annealed_sd_says_what_to_do():
 
 
 def test_a_negative_anneal_step_is_an_error_naming_it():
-    with pytest.raises(ConfigError, match="anneal_step=-1"):
+    with pytest.raises(ConfigError, match="loss.anneal_step: -1 is negative"):
         AnnealedSpectralDecoupling(sd_lambda=0.1, anneal_step=-1, anneal_lambda=1.0)
 
 

@@ -78,6 +78,7 @@ def test_a_batch_that_cannot_split_stops_with_the_fix(make_cfg, overrides, num_t
         (SAM_256 + ["optimizer.m_sharpness=8", "hardware=ddp_cpu"], 50_000),  # and each rank's 40
         (SAM_256 + ["optimizer.m_sharpness=32"], 50_176),
         (["train.batch_size=256"], 50_000),  # no m-sharpness: any remainder splits
+        (SAM_256 + ["optimizer.m_sharpness=32", "limits.train_batches=5"], 50_000),  # never reaches the last batch
     ],
 )
 def test_batches_that_split_pass(make_cfg, overrides, num_train):

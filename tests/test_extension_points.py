@@ -55,8 +55,9 @@ def test_fixture_paper_runs_end_to_end_and_its_claim_is_decided(fixture_paper_in
 
 def test_paper_code_is_importable_from_any_working_folder(tmp_path):
     """What a SLURM job or a DDP worker does: import optrepro's builders, then resolve a paper's `_target_`."""
+    target = "reproductions.lion_k.weight_bound.WeightBoundCallback"
     code = ("from optrepro.builders import instantiate_node; "
-            "print(type(instantiate_node({'_target_': 'reproductions.lion_k.weight_bound.WeightBoundCallback'}, 'x')).__name__)")
+            f"print(type(instantiate_node({{'_target_': '{target}'}}, 'x')).__name__)")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT / "src"), "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr

@@ -13,11 +13,11 @@ from optrepro import builders
 from optrepro.data.modular_data import load_modular
 from optrepro.data.registry import load_splits
 from optrepro.losses import CastLogits, CrossEntropy
-from reproductions.grokking.losses import StableMaxCrossEntropy, stablemax, stablemax_cross_entropy, stablemax_s
 from optrepro.models import mlp_model
 from optrepro.optim.factory import build_optimizer
 from optrepro.optim.orthogonal import OrthogonalGrad, orthogonalize_
 from optrepro.train import run
+from reproductions.grokking.losses import StableMaxCrossEntropy, stablemax, stablemax_cross_entropy, stablemax_s
 
 
 def hand_s(x: float) -> float:

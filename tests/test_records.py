@@ -1,15 +1,29 @@
-"""Run folders never collide and records are written whole or not at all."""
+"""Run folders never collide; records are written whole or not at all; every producer builds the one record
+definition, older records migrate, later measurements sit beside record.json; a new config knob names its duty."""
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+from helpers.compose import compose_config
+from omegaconf import OmegaConf
 
+from optrepro.config import NEUTRAL_DEFAULTS, NON_SEMANTIC_KEYS
+from optrepro.paths import REPO_ROOT
+from optrepro.records.record import SCHEMA_VERSION, InvalidRecordError, RunRecord, read_record
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
-from optrepro.records.schema import best_metrics, final_metrics
-from optrepro.records.writer import read_record, write_json_atomic, write_record
+from optrepro.records.schema import best_metrics, build_record, final_metrics
+from optrepro.records.table import iter_records
+from optrepro.records.writer import write_json_atomic, write_record
+
+
+def minimal_record(**fields) -> RunRecord:
+    return RunRecord(run_id=fields.pop("run_id", "r1"), status=fields.pop("status", "finished"),
+                     config={"seed": 0}, config_hash="h", setting_hash="s", seed=0, **fields)
 
 
 @pytest.fixture(autouse=True)
@@ -42,15 +56,15 @@ def test_ddp_workers_reuse_the_folder_of_rank_zero(tmp_path, monkeypatch):
 
 
 def test_record_write_is_atomic_and_a_failed_write_keeps_the_old_record(tmp_path, monkeypatch):
-    write_record(tmp_path, {"status": "finished", "value": 1.0})
+    write_record(tmp_path, minimal_record(error="first"))
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        write_record(tmp_path, {"status": "finished", "value": 2.0})
-    assert read_record(tmp_path) == {"status": "finished", "value": 1.0}
+        write_record(tmp_path, minimal_record(error="second"))
+    assert read_record(tmp_path)["error"] == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"], "no temporary file is left behind"
 
 
@@ -68,3 +82,137 @@ def test_best_and_final_metrics_over_the_history():
     assert best_metrics(history) == {"train/loss": 1.0, "test/acc": 0.7, "test/loss": 0.9}
     final = final_metrics(history)
     assert final["test/acc"] == 0.6 and final["lr"] == 0.0 and "epoch" not in final
+
+
+# --- one record definition -----------------------------------------------------------------------------------
+
+def test_the_training_producer_builds_a_valid_current_record():
+    cfg = compose_config(["debug=smoke"])
+    record = build_record(cfg, run_id="r", status="finished", error=None, history=[{"epoch": 0, "step": 1, "x": 1.0}],
+                          timing={"time_per_step_s": 0.1}, device_names=["cpu"], wandb=None,
+                          started_at="2025-01-01T00:00:00+00:00", code={"git_commit": None})
+    assert RunRecord.from_dict(record).to_dict() == record and record["schema_version"] == SCHEMA_VERSION
+    with pytest.raises(InvalidRecordError, match="status 'done' is not one of finished, failed, diverged"):
+        build_record(cfg, run_id="r", status="done", error=None, history=[], timing={}, device_names=["cpu"],
+                     wandb=None, started_at="", code={})
+
+
+def test_the_structure_learning_producer_writes_a_valid_current_record(tmp_path):
+    from reproductions.notears_topo.task import run_structure
+
+    run_structure(compose_config(["+repro=notears_topo_smoke", "structure.d=4", "structure.n=20"], tmp_path))
+    (path,) = tmp_path.rglob("record.json")
+    stored = json.loads(path.read_text())
+    assert RunRecord.from_dict(stored).to_dict() == stored and stored["schema_version"] == SCHEMA_VERSION
+
+
+def test_the_wandb_producer_builds_a_valid_current_record():
+    from optrepro.results.wandb_runs import WandbRun, to_record
+
+    run = WandbRun("abc", "proj", {"seed": 1, "train": {"batch_size": 8}, "hardware": {"devices": 1}},
+                   {"test/error": 3.0}, [{"epoch": 0, "test/error": 3.0}], "finished", "offline")
+    record = to_record(run)
+    assert RunRecord.from_dict(record).to_dict() == record
+    assert record["run_id"] == "wandb-abc" and record["timing"] is None and record["versions"] is None
+
+
+def test_a_version_1_record_migrates_and_a_newer_one_is_refused():
+    v1 = {"schema_version": 1, "run_id": "old", "status": "finished", "config": {"seed": 2},
+          "metrics": {"final": {"test/error": 3.0}}, "timing": None}  # v1 producers left blocks out
+    migrated = RunRecord.from_dict(v1)
+    assert migrated.schema_version == SCHEMA_VERSION and migrated.seed == 2
+    assert migrated.metrics == {"final": {"test/error": 3.0}, "best": {}} and migrated.extra == {}
+    with pytest.raises(InvalidRecordError, match="schema_version 99; this optrepro reads versions 1..2: update"):
+        RunRecord.from_dict(v1 | {"schema_version": 99})
+    with pytest.raises(InvalidRecordError, match="unknown field\\(s\\) colour"):
+        RunRecord.from_dict(v1 | {"colour": "red"})
+
+
+def test_every_committed_record_reads_as_the_current_definition():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a record skipped as invalid would raise here
+        records = [record for _, record in iter_records(REPO_ROOT / "results" / "records")]
+    assert records and all(record["schema_version"] == SCHEMA_VERSION for record in records)
+
+
+def test_a_later_measurement_leaves_record_json_byte_identical_and_is_merged_on_read(tmp_path):
+    from optrepro.landscape.record_update import write_landscape
+
+    write_record(tmp_path, minimal_record(metrics={"final": {"test/error": 3.0}, "best": {}}))
+    before = (tmp_path / "record.json").read_bytes()
+    write_landscape(tmp_path, {"metrics": {"landscape/hessian_max_eig": 12.5}, "slice_1d": [[0.1, 0.2]]})
+    assert (tmp_path / "record.json").read_bytes() == before
+    merged = read_record(tmp_path)
+    assert merged["metrics"]["final"] == {"test/error": 3.0, "landscape/hessian_max_eig": 12.5}
+    assert merged["extra"]["landscape"]["slice_1d"] == [[0.1, 0.2]]
+    write_landscape(tmp_path, {"metrics": {"landscape/hessian_max_eig": 7.0}})
+    assert read_record(tmp_path)["metrics"]["final"]["landscape/hessian_max_eig"] == 7.0, "a re-measurement replaces"
+    assert (tmp_path / "record.json").read_bytes() == before
+
+
+# --- a new config knob ---------------------------------------------------------------------------------------
+
+def _leaves(node, prefix=""):
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+GROUPS = ("optimizer", "hardware", "model", "dataset", "scheduler")
+
+
+def omitted_knobs(neutral_defaults: dict) -> dict[str, str]:
+    """Keys of today's default config that a committed record of the same group choices lacks (added after that
+    record) and `neutral_defaults` does not list, each with what to write and where."""
+    default = OmegaConf.to_container(compose_config([]), resolve=True)
+    today = dict(_leaves(default))
+    choice = {group: (default.get(group) or {}).get("name") for group in GROUPS}
+    omitted: dict[str, str] = {}
+    for path, record in iter_records(REPO_ROOT / "results" / "records"):
+        had = dict(_leaves(record["config"]))
+        for key, value in today.items():
+            group = key.split(".", 1)[0]
+            if key in had or _covered(key, neutral_defaults) or _non_semantic(key):
+                continue
+            if group in GROUPS and (record["config"].get(group) or {}).get("name") != choice[group]:
+                continue  # another choice of that group has other keys
+            omitted.setdefault(key, f"add `{key!r}: {value!r},` to NEUTRAL_DEFAULTS in src/optrepro/config.py if "
+                                    f"{value!r} reproduces what runs did before the knob existed (else those records "
+                                    f"answer another setting); e.g. {Path(path).relative_to(REPO_ROOT)} lacks it")
+    return omitted
+
+
+def _non_semantic(key: str) -> bool:
+    return _covered(key, NON_SEMANTIC_KEYS)
+
+
+def _covered(key: str, dotted_keys) -> bool:
+    """`key` or a node above it is listed (a node's neutral default, e.g. `loss`, covers its leaves)."""
+    return any(key == k or key.startswith(k + ".") for k in dotted_keys)
+
+
+def test_every_new_config_knob_has_a_neutral_default():
+    """Without a neutral default, every claim answered by records made before a knob existed silently turns
+    "not run" (their hashes no longer match the composed arms); this names the key, the file and what to write."""
+    omitted = omitted_knobs(NEUTRAL_DEFAULTS)
+    assert not omitted, "\n".join(f"config key {key}: {fix}" for key, fix in sorted(omitted.items()))
+
+
+def test_a_knob_left_out_of_neutral_defaults_is_named_with_its_fix():
+    without = {k: v for k, v in NEUTRAL_DEFAULTS.items() if k != "train.drop_last"}
+    omitted = omitted_knobs(without)
+    assert list(omitted) == ["train.drop_last"]
+    assert omitted["train.drop_last"].startswith("add `'train.drop_last': False,` to NEUTRAL_DEFAULTS in "
+                                                 "src/optrepro/config.py if False reproduces")
+
+
+def test_a_stored_config_hashes_alike_as_a_plain_dict_and_as_an_omegaconf_config():
+    from optrepro.config import config_hash, semantic_config, setting_hash
+
+    for _, record in list(iter_records(REPO_ROOT / "results" / "records"))[::20]:
+        config = record["config"]
+        assert semantic_config(config) == semantic_config(OmegaConf.create(config))
+        assert config_hash(config) == config_hash(OmegaConf.create(config))
+        assert setting_hash(config, without=("hardware",)) != setting_hash(config)

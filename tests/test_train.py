@@ -15,7 +15,7 @@ import pytest
 from helpers.run_if import RunIf
 
 from optrepro.paths import REPO_ROOT
-from optrepro.records.writer import read_record
+from optrepro.records.record import read_record
 from optrepro.train import last_epoch_time_per_step, run
 
 FAST = ["debug=smoke", "logger=csv", "train.checkpoint=false", "train.batch_size=32"]
@@ -104,14 +104,16 @@ def test_nan_loss_ends_as_a_diverged_record(make_cfg, tmp_path):
 
 
 def test_a_failing_run_still_leaves_a_failed_record(make_cfg, tmp_path, monkeypatch):
+    """A failure inside training (here a step that raises; bad config is stopped before any run folder)."""
     from optrepro.lit.module import ClassifierModule
 
-    def boom(self, batch, batch_idx):
-        raise RuntimeError("a training step failed")
+    def failing_step(*args, **kwargs):
+        raise RuntimeError("a bug inside the training step")
 
-    monkeypatch.setattr(ClassifierModule, "training_step", boom)  # fails inside training, after the run folder exists
+    monkeypatch.setattr(ClassifierModule, "training_step", failing_step)
+    cfg = make_cfg(FAST + DATASETS["digits"])
     with pytest.raises(RuntimeError) as info:
-        run(make_cfg(FAST + DATASETS["digits"]))
+        run(cfg)
     record = only_record(tmp_path / "runs")
     assert record["status"] == "failed" and str(info.value) in record["error"]
 
@@ -129,7 +131,8 @@ def test_wandb_is_offline_without_a_key_and_says_so_once(make_cfg, tmp_path, cap
     notices = [r for r in caplog.records if "logging offline" in r.getMessage()]
     assert len(notices) == 1
     assert first["wandb"]["mode"] == "offline" and first["wandb"]["run_id"]
-    offline_run = Path(first["wandb"]["dir"])
+    run_dir = next((tmp_path / "runs").rglob(f"{first['run_id']}/record.json")).parent
+    offline_run = run_dir / first["wandb"]["dir"]  # stored relative to the run folder
     assert offline_run.name.startswith("offline-run-") and (offline_run / "files").is_dir(), "a real folder for `wandb sync`"
 
 
@@ -156,7 +159,6 @@ DDP_EQUIVALENCES = {
 def test_two_gloo_processes_equal_the_single_process_computation(method, tmp_path):
     """DDP on 2 CPU processes through Lightning, on a BatchNorm-free model, ends at the single-process metrics."""
     common = ["dataset=digits", "model=mlp", "logger=csv", "train.checkpoint=false", "train.batch_size=64",
-              "train.drop_last=true",  # the short last batch (3 per device) would not split into m-sharpness 32
               "limits.max_epochs=1", "limits.train_batches=5", f"paths.runs_dir={tmp_path}/RUNS"]
     single_overrides, ddp_overrides = DDP_EQUIVALENCES[method]
     results = {}
@@ -288,10 +290,10 @@ def test_the_lr_monitor_group_option_composes_the_same_callback(make_cfg):
 
 
 @pytest.mark.parametrize("override, words", [
-    ("+trainer.max_epochs=3", "trainer.max_epochs is computed by optrepro; set train.epochs"),
-    ("+trainer.precision=16", "trainer.precision is computed by optrepro; set hardware.precision"),
-    ("+trainer.max_steps=5", "trainer.max_steps changes what a run computes"),
-    ("+trainer.profilr=simple", "trainer.profilr is not a Trainer option"),
+    ("+trainer.max_epochs=3", "trainer.max_epochs: is computed by optrepro; set train.epochs"),
+    ("+trainer.precision=16", "trainer.precision: is computed by optrepro; set hardware.precision"),
+    ("+trainer.max_steps=5", "trainer.max_steps: changes what a run computes"),
+    ("+trainer.profilr=simple", "trainer.profilr: is not a Trainer option"),
 ])
 def test_a_trainer_key_the_user_may_not_set_is_an_error_naming_it(override, words, make_cfg, tmp_path):
     from optrepro.errors import ConfigError
@@ -304,7 +306,7 @@ def test_a_trainer_key_the_user_may_not_set_is_an_error_naming_it(override, word
 def test_a_callback_entry_without_target_is_an_error_naming_it(make_cfg):
     from optrepro.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"callbacks\.lr has no _target_"):
+    with pytest.raises(ConfigError, match=r"callbacks\.lr: has no _target_"):
         run(make_cfg(FAST + DATASETS["digits"] + ["+callbacks.lr.logging_interval=step"]))
 
 

@@ -1,4 +1,5 @@
-"""callbacks.weight_bound (reproductions/lion_k): lambda * ||x|| of the decayed weights in every history row and in the record's final metrics."""
+"""callbacks.weight_bound (reproductions/lion_k): lambda * ||x|| of the decayed weights in every history row and in
+the record's final metrics."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from reproductions.lion_k.weight_bound import BOUND_KEY, MAX_ABS_KEY, weight_bound_metrics
 from optrepro.optim.lion import Lion
 from optrepro.train import run
+from reproductions.lion_k.weight_bound import BOUND_KEY, MAX_ABS_KEY, weight_bound_metrics
+
+WEIGHT_BOUND = "reproductions.lion_k.weight_bound.WeightBoundCallback"
 
 FAST = ["logger=csv", "train.checkpoint=false", "train.batch_size=32", "dataset=mnist1d", "model=mlp",
         "limits.train_batches=3", "limits.eval_batches=2"]
@@ -35,7 +38,7 @@ def test_metrics_cover_only_decayed_groups_and_use_the_lion_norm():
 def test_flag_adds_the_bound_to_every_history_row_and_the_final_metrics(make_cfg):
     record = run(make_cfg(FAST + ["optimizer=lion", "optimizer.base.weight_decay=10", "optimizer.base.lr=3e-3",
                                   "train.epochs=2",
-                                  "+callbacks.weight_bound._target_=reproductions.lion_k.weight_bound.WeightBoundCallback"]))
+                                  f"+callbacks.weight_bound._target_={WEIGHT_BOUND}"]))
     assert record["status"] == "finished"
     assert len(record["history"]) == 2
     for row in record["history"]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor
 
-from optrepro.errors import ConfigError
+from optrepro.errors import InvalidConfigError
 
 
 def spectral_decoupling_loss(logits: Tensor, targets: Tensor, sd_lambda: float, label_smoothing: float = 0.0) -> Tensor:
@@ -46,7 +46,8 @@ class AnnealedSpectralDecoupling:
     def __init__(self, sd_lambda: float, anneal_step: int, anneal_lambda: float, anneal_scale: float = 1.0,
                  label_smoothing: float = 0.0) -> None:
         if int(anneal_step) < 0:
-            raise ConfigError(f"loss.anneal_step={anneal_step}: the SD anneal step must be >= 0")
+            raise InvalidConfigError("loss.anneal_step", f"{anneal_step} is negative",
+                                     "give the optimizer step (>= 0) from which the annealed loss applies")
         self.sd_lambda, self.anneal_step = float(sd_lambda), int(anneal_step)
         self.anneal_lambda, self.anneal_scale = float(anneal_lambda), float(anneal_scale)
         self.label_smoothing = float(label_smoothing)

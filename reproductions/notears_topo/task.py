@@ -2,8 +2,8 @@
 
 `optrepro.train.run` instantiates it from the `task` node (`task=structure_learning`, configs/task/ in this folder)
 after seeding and the skip_finished check, and calls `run(cfg)`. The run gets the same run folder, provenance
-and record writer (`optrepro.train.write_run_record`) as a classification run; its single history row holds the graph metrics and scores, so they
-land in record["metrics"]["final"].
+and record writer (`optrepro.train.write_run_record`) as a classification run; its single history row holds
+the graph metrics and scores, so they land in record["metrics"]["final"].
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from optrepro.errors import ConfigError, UnknownChoiceError
+from optrepro.errors import ConfigError, InvalidConfigError, UnknownChoiceError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import failure_status, utc_now
@@ -39,9 +39,13 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise UnknownChoiceError("structure.graph_type", sc.graph_type, GRAPH_TYPES)
     if sc.noise not in NOISE_TYPES:
         raise UnknownChoiceError("structure.noise", sc.noise, NOISE_TYPES)
-    if int(sc.d) < 2 or int(sc.n) < 1 or float(sc.k) <= 0 or float(sc.lambda1) < 0 or float(sc.threshold) < 0:
-        raise ConfigError(f"structure needs d >= 2, n >= 1, k > 0, lambda1 >= 0, threshold >= 0; got d={sc.d}, "
-                          f"n={sc.n}, k={sc.k}, lambda1={sc.lambda1}, threshold={sc.threshold}")
+    bounds = (("d", 2, False), ("n", 1, False), ("k", 0, True), ("lambda1", 0, False), ("threshold", 0, False))
+    for key, low, strict in bounds:
+        value = float(sc[key])
+        if value < low or (strict and value == low):
+            bound = f"{'>' if strict else '>='} {low}"
+            raise InvalidConfigError(f"structure.{key}", f"must be {bound}, got {sc[key]}",
+                                     f"set structure.{key} {bound}")
     return sc
 
 
@@ -80,7 +84,9 @@ def solve(sc: DictConfig, x: np.ndarray, seed: int) -> tuple[np.ndarray, dict[st
 
 
 class StructureLearningTask:
-    """`task._target_` of the notears_topo presets."""
+    """`task._target_` of the notears_topo presets; the config check calls `validate` before any work."""
+
+    validate = staticmethod(validate)
 
     def run(self, cfg: DictConfig) -> dict[str, Any]:
         return run_structure(cfg)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,19 +26,13 @@ from optrepro.data import (
 )
 from optrepro.data.batches import batches_per_epoch
 from optrepro.distributed import build_ddp_strategy
-from optrepro.errors import ConfigError
+from optrepro.errors import InvalidConfigError, OptreproError
 from optrepro.lit.module import ClassifierModule
+from optrepro.lit.progress import progress_callback
 from optrepro.losses import CastLogits, LossFn
-from optrepro.paths import REPO_ROOT
 from optrepro.optim.factory import build_optimizer
+from optrepro.paths import import_reproductions
 from optrepro.schedulers import build_scheduler
-
-
-def import_reproductions() -> None:
-    """Paper code is referenced as `reproductions.<paper>.<module>`: put the repository root on sys.path (once), so
-    that resolves in every process that builds a run (run.py, a DDP worker, a SLURM job) from any working folder."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
 
 
 def instantiate_node(node, key: str, **kwargs):
@@ -48,8 +41,12 @@ def instantiate_node(node, key: str, **kwargs):
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:
-        raise ConfigError(f"{key}: could not build {node.get('_target_')!r}: {err}. Check its _target_ "
-                          f"(a paper's own code is reproductions.<paper>.<module>.<name>) and its arguments") from err
+        if isinstance(err.__cause__, OptreproError):  # the target's own check: its message names the key
+            raise err.__cause__ from None
+        cause = " ".join(str(err.__cause__ or err).split())
+        raise InvalidConfigError(key, f"could not build {node.get('_target_')!r} ({cause})",
+                                 "check its _target_ (a paper's own code: reproductions.<paper>.<module>.<name>) "
+                                 "and its arguments") from err
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,6 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
         folders.setup()
         check_epoch_batches(cfg, folders.num_train_samples)
         return folders, DataInfo(folders.num_classes, folders.input_shape, folders.num_train_samples)
-    import_reproductions()  # a paper's own dataset.loader
     splits = load_splits(cfg.dataset, Path(cfg.paths.data_dir), seed=int(cfg.seed))
     check_epoch_batches(cfg, splits.num_train)
     num_classes, input_shape = dataset_info(splits)
@@ -152,14 +148,15 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     if cfg.train.checkpoint:
         # The newest epoch-end checkpoint, with last.ckpt linking to it: what a preempted run resumes from.
         # (save_top_k=0 would never write last.ckpt before training ends.)
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1, every_n_epochs=1))
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1,
+                                         every_n_epochs=1))
     for name, entry in callback_entries(cfg).items():
         callback = instantiate_node(entry, f"callbacks.{name}")
         if not isinstance(callback, Callback):
-            raise ConfigError(f"callbacks.{name}: {entry._target_} is not a Lightning Callback")
+            raise InvalidConfigError(f"callbacks.{name}", f"{entry._target_} is not a Lightning Callback",
+                                     "give a subclass of lightning.pytorch.callbacks.Callback")
         callbacks.append(callback)
-    if sys.stdout.isatty():
-        callbacks.append(RichProgressBar())
+    callbacks.append(progress_callback())  # a loss/accuracy bar on a terminal, one line per epoch otherwise
     return callbacks
 
 
@@ -168,8 +165,8 @@ def callback_entries(cfg: DictConfig) -> dict[str, DictConfig]:
     entries = dict((cfg.get("callbacks") or {}).items())
     for name, entry in entries.items():
         if not isinstance(entry, DictConfig) or "_target_" not in entry:
-            raise ConfigError(f"callbacks.{name} has no _target_; give the callback class, e.g. "
-                              f"+callbacks.{name}._target_=lightning.pytorch.callbacks.LearningRateMonitor")
+            raise InvalidConfigError(f"callbacks.{name}", "has no _target_", "give the callback class, e.g. "
+                                     f"+callbacks.{name}._target_=lightning.pytorch.callbacks.LearningRateMonitor")
     return entries
 
 
@@ -204,11 +201,12 @@ def trainer_options(cfg: DictConfig) -> dict:
     options = {k: v for k, v in node.items() if k != "_target_"}
     for key in options:
         if key in DERIVED_TRAINER_ARGS:
-            raise ConfigError(f"trainer.{key} is computed by optrepro; set {DERIVED_TRAINER_ARGS[key]} instead")
+            raise InvalidConfigError(f"trainer.{key}", "is computed by optrepro",
+                                     f"set {DERIVED_TRAINER_ARGS[key]} instead")
         if key not in USER_TRAINER_ARGS:
             known = key in inspect.signature(pl.Trainer.__init__).parameters
             what = "changes what a run computes, so optrepro does not take it" if known else "is not a Trainer option"
-            raise ConfigError(f"trainer.{key} {what}; the trainer node accepts {', '.join(USER_TRAINER_ARGS)}")
+            raise InvalidConfigError(f"trainer.{key}", what, f"the trainer node accepts {', '.join(USER_TRAINER_ARGS)}")
     return options
 
 

@@ -18,21 +18,27 @@ from optrepro.errors import OptreproError
 COMMANDS = {
     "claims": "optrepro.claims.cli",
     "data": "optrepro.data.fetch_cli",
+    "drift": "optrepro.regression.cli",
     "landscape": "optrepro.landscape.cli",
     "results": "optrepro.results.cli",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """Every command is listed; only the one `argv` names is imported (some import torch), so --help is instant."""
     parser = argparse.ArgumentParser(prog="optrepro", description="Paper claims, run records and RESULTS.md.")
     groups = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
     for name, module in COMMANDS.items():
-        importlib.import_module(module).configure(groups.add_parser(name, help=f"{name} commands"))
+        group = groups.add_parser(name, help=f"{name} commands")
+        if name == chosen:
+            importlib.import_module(module).configure(group)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.handler(args)
     except OptreproError as err:

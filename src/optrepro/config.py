@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from optrepro.errors import ConfigError
+from optrepro.errors import ConfigError, InvalidConfigError
 
 # Keys that change where or how a run is shown, never what it computes.
 # `trainer` takes only observing options (builders.USER_TRAINER_ARGS); the callbacks named here only observe.
@@ -36,41 +36,49 @@ _SD = "reproductions.gradient_starvation.losses."
 MOVED_LOSSES = {"cross_entropy": None, "stablemax": "reproductions.grokking.losses.StableMaxCrossEntropy"}
 MOVED_CALLBACKS = {
     "log_weight_bound": ("weight_bound", "reproductions.lion_k.weight_bound.WeightBoundCallback"),
-    "log_two_moons_margin": ("two_moons_margin", "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback"),
+    "log_two_moons_margin": ("two_moons_margin",
+                             "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback"),
 }
 MOVED_TASKS = {"classification": None, "structure_learning": "reproductions.notears_topo.task.StructureLearningTask"}
 MOVED_DATASETS = {"colored_digits": "reproductions.gradient_starvation.colored_digits.load_colored_digits"}
 
 
-def _as_moved(container: DictConfig) -> None:
-    """Rewrite the pre-move knobs of `container` (in place) into the nodes that replaced them."""
+def _as_moved(container: dict | DictConfig) -> None:
+    """Rewrite the pre-move knobs of `container` (a record's plain dict or a DictConfig, in place) into the nodes
+    that replaced them."""
+    node = (dict, DictConfig)
     train = container.get("train")
-    if isinstance(train, DictConfig) and "loss" in train:
+    if isinstance(train, node) and "loss" in train:
         name = train.pop("loss")
         sd = {key: train.pop(f"sd_{key}", None) for key in ("lambda", "anneal_step", "anneal_lambda", "anneal_scale")}
         if name == "spectral_decoupling" and sd["anneal_step"] is None:
-            container.loss = {"_target_": _SD + "SpectralDecoupling", "sd_lambda": sd["lambda"]}
+            container["loss"] = {"_target_": _SD + "SpectralDecoupling", "sd_lambda": sd["lambda"]}
         elif name == "spectral_decoupling":
-            container.loss = {"_target_": _SD + "AnnealedSpectralDecoupling", "sd_lambda": sd["lambda"],
-                              "anneal_step": sd["anneal_step"], "anneal_lambda": sd["anneal_lambda"],
-                              "anneal_scale": sd["anneal_scale"]}
+            container["loss"] = {"_target_": _SD + "AnnealedSpectralDecoupling", "sd_lambda": sd["lambda"],
+                                 "anneal_step": sd["anneal_step"], "anneal_lambda": sd["anneal_lambda"],
+                                 "anneal_scale": sd["anneal_scale"]}
         elif MOVED_LOSSES[name] is not None:
-            container.loss = {"_target_": MOVED_LOSSES[name]}
+            container["loss"] = {"_target_": MOVED_LOSSES[name]}
     for flag, (name, target) in MOVED_CALLBACKS.items():
-        if isinstance(train, DictConfig) and train.pop(flag, False):
-            container.callbacks = {**(container.get("callbacks") or {}), name: {"_target_": target}}
+        if isinstance(train, node) and train.pop(flag, False):
+            container["callbacks"] = {**(container.get("callbacks") or {}), name: {"_target_": target}}
     dataset = container.get("dataset")
-    if isinstance(dataset, DictConfig) and dataset.get("name") in MOVED_DATASETS and "loader" not in dataset:
-        dataset.loader = MOVED_DATASETS[dataset.name]
+    if isinstance(dataset, node) and dataset.get("name") in MOVED_DATASETS and "loader" not in dataset:
+        dataset["loader"] = MOVED_DATASETS[dataset["name"]]
     if isinstance(container.get("task"), str):
         target = MOVED_TASKS[container.pop("task")]
         if target is not None:
-            container.task = {"_target_": target}
+            container["task"] = {"_target_": target}
 
 
 def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
-    """The resolved config without the keys that do not change the result."""
-    container = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg.copy()
+    """The resolved config without the keys that do not change the result.
+
+    A plain dict (a record's stored config, already resolved) is handled without OmegaConf: reading the
+    verdicts hashes every record, and building a DictConfig per record was most of that time."""
+    if isinstance(cfg, dict):
+        return _semantic_plain(cfg)
+    container = cfg.copy()
     OmegaConf.set_struct(container, False)
     _as_moved(container)
     for dotted in NON_SEMANTIC_KEYS:
@@ -82,6 +90,25 @@ def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
 
 
 _MISSING = object()
+
+
+def _semantic_plain(cfg: dict[str, Any]) -> dict[str, Any]:
+    data = json.loads(json.dumps(cfg, default=str))  # a deep copy with JSON's types, as the hash sees them
+    _as_moved(data)
+    for dotted in NON_SEMANTIC_KEYS:
+        _drop_plain(data, dotted, lambda value: True)
+    for dotted, neutral in NEUTRAL_DEFAULTS.items():
+        _drop_plain(data, dotted, lambda value, neutral=neutral: value == neutral)
+    return data
+
+
+def _drop_plain(data: dict[str, Any], dotted: str, when) -> None:
+    *parents, key = dotted.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and key in node and when(node[key]):
+        del node[key]
 
 
 def _drop(container: DictConfig, dotted: str) -> None:
@@ -101,10 +128,11 @@ def config_hash(cfg: DictConfig | dict) -> str:
     return _digest(semantic_config(cfg))
 
 
-def setting_hash(cfg: DictConfig | dict) -> str:
-    """Identifies a setting: runs that differ only in `seed` share it."""
+def setting_hash(cfg: DictConfig | dict, *, without: tuple[str, ...] = ()) -> str:
+    """Identifies a setting: runs that differ only in `seed` (and in the top-level blocks `without`) share it."""
     data = semantic_config(cfg)
-    data.pop("seed", None)
+    for key in ("seed", *without):
+        data.pop(key, None)
     return _digest(data)
 
 
@@ -116,17 +144,19 @@ def per_device_batch_size(cfg: DictConfig) -> int:
     """The global batch split over devices; it must split evenly or the setting is not the one asked for."""
     global_batch, world = int(cfg.train.batch_size), world_size(cfg)
     if global_batch % world:
-        raise ConfigError(
-            f"train.batch_size={global_batch} does not split evenly over {world} devices "
-            f"(hardware.devices={cfg.hardware.devices} x hardware.num_nodes={cfg.hardware.num_nodes}). "
-            f"Choose a batch size divisible by {world}, or change the device count."
+        raise InvalidConfigError(
+            "train.batch_size",
+            f"{global_batch} does not split evenly over {world} devices "
+            f"(hardware.devices={cfg.hardware.devices} x hardware.num_nodes={cfg.hardware.num_nodes})",
+            f"choose a batch size divisible by {world}, or change the device count",
         )
     per_device = global_batch // world
     accumulate = int(cfg.train.accumulate)
     if per_device % accumulate:
-        raise ConfigError(
-            f"the per-device batch {per_device} does not split into train.accumulate={accumulate} micro-batches; "
-            f"choose train.accumulate dividing {per_device}."
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"the per-device batch {per_device} does not split into {accumulate} micro-batches",
+            f"choose train.accumulate dividing {per_device}",
         )
     return per_device
 
@@ -141,7 +171,11 @@ def check_epoch_batches(cfg: DictConfig, num_train: int) -> None:
 
     m, accumulate = cfg.optimizer.get("m_sharpness"), int(cfg.train.accumulate)
     per_device, drop_last = per_device_batch_size(cfg), bool(cfg.train.drop_last)
-    for size in per_device_batch_sizes(num_train, per_device, world_size(cfg), drop_last):
+    sizes = per_device_batch_sizes(num_train, per_device, world_size(cfg), drop_last)
+    limit = cfg.limits.get("train_batches")
+    if limit and int(limit) <= num_train // (per_device * world_size(cfg)):
+        sizes = sizes[:1]  # a debug limit ends every epoch before its short last batch
+    for size in sizes:
         last = "" if size == per_device else (
             f" of the epoch's short last batch ({num_train} training samples leave {num_train % (per_device * world_size(cfg))} "
             f"after full batches of {per_device * world_size(cfg)})"

@@ -18,3 +18,11 @@ class DatasetUnavailableError(OptreproError, FileNotFoundError):
 
 class ConfigError(OptreproError, ValueError):
     """A composed config asks for something inconsistent; the message says which keys and how to fix them."""
+
+
+class InvalidConfigError(ConfigError):
+    """One config value fails its check; the message is `<key>: <problem>; <fix>`."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"{key}: {problem}; {fix}")

@@ -1,4 +1,5 @@
 """Where the repository's folders are, found from this file rather than the working directory."""
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -9,3 +10,10 @@ REPRODUCTIONS_DIR = REPO_ROOT / "reproductions"
 def reproduction_config_dirs() -> list[Path]:
     """The `configs` folder of every reproduction, in a stable order."""
     return sorted(p for p in REPRODUCTIONS_DIR.glob("*/configs") if p.is_dir())
+
+
+def import_reproductions() -> None:
+    """Paper code is referenced as `reproductions.<paper>.<module>`: put the repository root on sys.path (once), so
+    that resolves in every process that builds a run (run.py, a DDP worker, a SLURM job) from any working folder."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))

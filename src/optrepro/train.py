@@ -13,14 +13,17 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig
 
-from optrepro import builders, tracking
-from optrepro.config import config_hash, per_device_batch_size
+from optrepro import builders, run_summary, tracking
+from optrepro.config import config_hash
+from optrepro.config_schema import validate_config
 from optrepro.lit.preemption import Preempted, PreemptionCallback, requeue_slurm_job
+from optrepro.lit.quiet import silence_third_party_noise
 from optrepro.records import provenance
 from optrepro.records.lookup import finished_run
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, failure_status, utc_now
-from optrepro.records.writer import read_record, write_record
+from optrepro.records.record import read_record
+from optrepro.records.writer import write_record
 
 log = logging.getLogger("optrepro")
 
@@ -91,26 +94,31 @@ def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, floa
     }
 
 
-def write_run_record(cfg: DictConfig, run_dir: Path, *, metrics_at: str | Path | None = None, **fields: Any) -> dict[str, Any]:
-    """Every task ends here: the record (build_record's fields) written into the run folder, and one log line."""
+def write_run_record(cfg: DictConfig, run_dir: Path, *, metrics_files: list | None = None,
+                     **fields: Any) -> dict[str, Any]:
+    """Every task ends here: the record (build_record's fields) written into the run folder, then the run summary."""
     record = build_record(cfg, run_id=run_dir.name, **fields)
     path = write_record(run_dir, record)
-    log.info("run %s: %s; record: %s; metrics: %s", run_dir.name, record["status"], path, metrics_at or path)
+    run_summary.print_run_summary(record, path, metrics_files=metrics_files or [],
+                                  record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
     return record
 
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Run one setting with the task of its `task` node; returns the record on rank 0 (None on other ranks)."""
+    validate_config(cfg)  # every key typed and range-checked, the rules across keys: before any work
+    silence_third_party_noise()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_cpu_threads(cfg)
-    per_device_batch_size(cfg)  # fail on an impossible batch split before any work
-    builders.trainer_options(cfg), builders.callback_entries(cfg)  # and on a trainer key or callback it cannot take
     task = builders.build_task(cfg)
     if cfg.get("skip_finished", True):
         done = finished_run(cfg.paths.runs_dir, config_hash(cfg))
         if done is not None:
             log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
-            return read_record(done)
+            record = read_record(done)
+            run_summary.print_run_summary(record, done / "record.json",
+                                          record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
+            return record
     return task.run(cfg)
 
 
@@ -126,9 +134,10 @@ class ClassificationTask:
         preemption = PreemptionCallback()
         status, error = "finished", None
         try:
-            loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero)
+            loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero, code=code)
             module = builders.build_module(cfg, builders.build_net(cfg, data), data)
-            trainer = builders.build_trainer(cfg, run_dir, loggers, [preemption, *builders.build_callbacks(cfg, run_dir)])
+            callbacks = [preemption, *builders.build_callbacks(cfg, run_dir)]
+            trainer = builders.build_trainer(cfg, run_dir, loggers, callbacks)
             preemption.install()
             with shared_run_dir(run_dir):
                 trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
@@ -150,7 +159,7 @@ class ClassificationTask:
                 record = write_run_record(
                     cfg,
                     run_dir,
-                    metrics_at=tracking.metrics_location(loggers, run_dir),
+                    metrics_files=tracking.metrics_files(loggers),
                     status=status,
                     error=error,
                     history=module.history if module is not None else [],

@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from optrepro.config import config_hash, semantic_config, setting_hash
+from optrepro.records.record import SCHEMA_VERSION, RunRecord
 from optrepro.records.writer import write_json_atomic
 
 CONFIG_FILES = {
@@ -106,10 +107,10 @@ def make_record(
     timing: dict[str, float] | None = None,
     wandb: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A DESIGN.md record for the composed `cfg`; hardware fields follow cfg.hardware."""
+    """A record (records.record.RunRecord, validated) for the composed `cfg`; hardware fields follow cfg.hardware."""
     world = int(cfg.hardware.devices) * int(cfg.hardware.num_nodes)
-    return {
-        "schema_version": 1, "run_id": run_id, "status": status, "error": None,
+    return RunRecord.from_dict({
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "status": status, "error": None,
         "repro": {"paper": "sam", "name": None, "tier": None, "arm": None},
         "seed": int(cfg.seed), "config": semantic_config(cfg),
         "config_hash": config_hash(cfg), "setting_hash": setting_hash(cfg),
@@ -125,7 +126,7 @@ def make_record(
                 | ({"source_hash": source_hash} if source_hash else {}),
         "versions": {"python": "3.11"}, "slurm": None, "wandb": wandb,
         "started_at": finished_at, "finished_at": finished_at,
-    }
+    }).to_dict()
 
 
 def store(root: Path, record: dict[str, Any]) -> Path:

@@ -85,7 +85,8 @@ def test_claims_list_filters_by_status(capsys, cli_args, records):
         records.add(SAM, seed, {"test/error": 2.7})
     assert main(["claims", "list", "--status", "reproduced", *cli_args]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1:] == ["sam/value  cpu    value     reproduced"]
+    assert out[0].startswith("record stores: ") and "(3 records)" in out[0]
+    assert out[2:] == ["sam/value  cpu    value     reproduced"]
 
 
 def _meet(mine: Path, theirs: Path) -> list[str]:

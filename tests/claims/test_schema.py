@@ -107,3 +107,36 @@ def test_duplicate_claim_ids_and_wrong_paper_folder():
     found = {(i.field, i.line) for i in caught.value.issues}
     assert ("paper", 1) in found
     assert ("claims[1].id", 19) in found
+
+
+REPORTED = """
+    reported:
+      sam: {value: 2.7, quantity: error, unit: percent, spread: 0.1, spread_kind: ci95, source: paper, where: "Table 1"}
+      sgd: "3.5 (no spread printed)"
+"""
+
+
+def test_reported_numbers_are_data_and_words_stay_words():
+    claim = parse(VALID_CLAIM.replace("    arms:\n", REPORTED.lstrip("\n") + "    arms:\n", 1)).claims[0]
+    number = claim.reported["sam"]
+    assert (number.value, number.quantity, number.unit, number.source) == (2.7, "error", "percent", "paper")
+    assert (number.spread, number.spread_kind, number.where) == (0.1, "ci95", "Table 1")
+    assert str(number) == "2.7 ± 0.1 (ci95) % error [paper, Table 1]"
+    assert claim.reported["sgd"] == "3.5 (no spread printed)"
+
+
+@pytest.mark.parametrize("bad, field, problem, allowed", [
+    ("unit: percent", "claims[0].reported.sam.unit", "'furlongs' is not one of the choices", "percent, fraction"),
+    ("source: paper", "claims[0].reported.sam.source", "'blog' is not one of the choices",
+     "paper, submission, repo, secondary"),
+    ("spread_kind: ci95", "claims[0].reported.sam", "spread and spread_kind go together", "both or neither"),
+])
+def test_a_reported_number_without_its_unit_source_or_spread_kind_is_refused(bad, field, problem, allowed):
+    replacement = {"unit: percent": "unit: furlongs", "source: paper": "source: blog", "spread_kind: ci95": ""}[bad]
+    text = VALID_CLAIM.replace("    arms:\n", REPORTED.lstrip("\n").replace(bad, replacement) + "    arms:\n", 1)
+    text = text.replace(", ,", ",")
+    with pytest.raises(ClaimsFileError) as err:
+        parse(text)
+    [issue] = err.value.issues
+    assert (issue.field, issue.line) == (field, 12)
+    assert problem in issue.problem and allowed in issue.allowed

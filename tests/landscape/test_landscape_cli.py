@@ -10,6 +10,7 @@ from helpers.compose import compose_config
 
 from optrepro.cli import main
 from optrepro.landscape.record_update import write_landscape
+from optrepro.records.record import read_record
 from optrepro.records.table import load_records
 from optrepro.train import run
 
@@ -38,12 +39,14 @@ def run_copy(trained_run, tmp_path) -> Path:
     return target
 
 
-def test_cli_writes_pngs_and_landscape_figures_into_a_still_valid_record(run_copy, capsys):
-    before = json.loads((run_copy / "record.json").read_text())
+def test_cli_writes_pngs_and_landscape_figures_beside_an_untouched_record(run_copy, capsys):
+    original = (run_copy / "record.json").read_bytes()
+    before = read_record(run_copy)
     assert main(["landscape", str(run_copy), *SMALL]) == 0
     assert (run_copy / "landscape" / "slice_1d.png").stat().st_size > 1000
     assert (run_copy / "landscape" / "slice_2d.png").stat().st_size > 1000
-    after = json.loads((run_copy / "record.json").read_text())
+    assert (run_copy / "record.json").read_bytes() == original, "record.json is written once, when the run ends"
+    after = read_record(run_copy)
     for name in METRICS:
         assert isinstance(after["metrics"]["final"][name], float)
     block = after["extra"]["landscape"]
@@ -60,13 +63,12 @@ def test_cli_writes_pngs_and_landscape_figures_into_a_still_valid_record(run_cop
     assert "hessian_max_eig=" in capsys.readouterr().out
 
 
-def test_a_write_that_fails_leaves_the_old_record_intact(run_copy):
+def test_a_write_that_fails_leaves_no_measurement_behind(run_copy):
     original = (run_copy / "record.json").read_text()
-    record = json.loads(original)
     with pytest.raises(TypeError):
-        write_landscape(run_copy, record, {"metrics": {"landscape/x": 1.0}, "data": object()})
+        write_landscape(run_copy, {"metrics": {"landscape/x": 1.0}, "data": object()})
     assert (run_copy / "record.json").read_text() == original
-    assert not list(run_copy.glob(".record.json.*"))
+    assert not (run_copy / "landscape.json").exists() and not list(run_copy.glob(".landscape.json.*"))
 
 
 def test_a_folder_without_a_record_is_refused_with_the_reason(tmp_path, capsys):

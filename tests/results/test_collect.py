@@ -47,6 +47,7 @@ def test_offline_run_log_is_read_without_a_server(offline_wandb_run):
     assert run.config["optimizer"] == CONFIG["optimizer"]
     assert run.summary["test/error"] == 4.0
     assert [row["test/error"] for row in run.history] == [5.0, 4.0]
+    assert run.dir == f"wandb/{log.parent.name}" and str(root) not in run.dir  # relative, as in a record
 
 
 def test_collect_merges_run_folders_and_wandb_runs(records, offline_wandb_run, tmp_path):

@@ -69,7 +69,8 @@ def test_results_md_tables_and_plots(workspace):
     paths, args = workspace
     main(["results", "report", *args])
     text = paths["out"].read_text()
-    assert "| `ordering` | Table 1, p. 6 | cpu | test/error | sam: 2.7±0.1<br>sgd: 3.5±0.1 | " \
+    assert "**2 reproduced · 0 inconclusive · 0 not reproduced · 1 not run** (3 claims)" in text
+    assert "| `ordering` | Table 1, p. 6 | cpu | test/error | sam: “2.7±0.1”<br>sgd: “3.5±0.1” | " \
            "sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 32-true; code c0ffee00 | " \
            "**reproduced (2/3 seeds)** |" in text
     assert "| `cost` | Table 3 | cpu | timing/time_per_step_s | saf/sgd ≤ 1.1 | — | — | **not run** |" in text
@@ -126,3 +127,17 @@ def test_baseline_from_git_revision(tmp_path):
     assert load_baseline("HEAD", verdicts, repo)["claims"] == {"p/c": {"status": "reproduced"}}
     with pytest.raises(BaselineUnavailableError, match="--baseline <file or git revision>"):
         load_baseline("no-such-rev", verdicts, repo)
+
+
+def test_a_plot_is_redrawn_only_when_what_it_shows_changes(workspace, records):
+    paths, args = workspace
+    main(["results", "report", *args])
+    value_plot, curves = paths["plots"] / "sam" / "value.png", paths["plots"] / "saf"
+    first = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths["plots"].rglob("*.png")}
+    records.add(SGD, 2, {"test/error": 3.5}, history=curve(3.5))  # changes the ordering claim only
+    main(["results", "report", *args])
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths["plots"].rglob("*.png")}
+    assert after[value_plot] == first[value_plot], "unchanged inputs: the PNG is kept, not redrawn"
+    ordering = paths["plots"] / "sam" / "ordering.png"
+    assert after[ordering][0] != first[ordering][0], "sgd gained a seed: the ordering plot is redrawn"
+    assert not curves.exists()

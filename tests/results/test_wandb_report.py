@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 
 import pytest
@@ -18,33 +19,62 @@ SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
 @pytest.fixture
 def evaluated(records, composer):
     for seed in range(2):
-        offline = {"run_id": f"ws{seed}", "mode": "offline", "dir": f"/runs/s{seed}/wandb"}
+        offline = {"run_id": f"ws{seed}", "mode": "offline", "dir": f"wandb/offline-run-20261202_0000{seed}-ws{seed}",
+                   "name": f"sam/sam/s{seed}", "group": "tiny"}
         records.add(SAM, seed, {"test/error": 2.7}, wandb=offline)
-        records.add(SGD, seed, {"test/error": 3.5}, wandb={"run_id": f"wg{seed}", "mode": "online", "dir": "/runs/g"})
+        records.add(SGD, seed, {"test/error": 3.5 + 0.1 * seed},  # seeds that vary: arms constant on every seed
+                    wandb={"run_id": f"wg{seed}", "mode": "online", "dir": "wandb/x"})  # give no CI (checks.py)
     table = load_records(records.root)
     paper = parse_claims_text(textwrap.dedent(SAM_CLAIMS).lstrip(), "claims.yaml")
     return evaluate_papers([paper], table, composer), table
 
 
-def test_local_comparison_lists_each_arms_wandb_runs(evaluated, tmp_path):
+def test_local_comparison_lists_each_arms_wandb_runs_and_links_plots_relatively(evaluated, tmp_path):
     results, table = evaluated
     plot = tmp_path / "plots" / "sam" / "ordering.png"
     plot.parent.mkdir(parents=True)
     plot.write_bytes(b"png")
-    page = wandb_report.write_local_comparison(results[0], table, {"sam/ordering": [plot]}, tmp_path / "wandb" / "sam.html")
+    page = wandb_report.write_local_comparison(results[0], table, {"sam/ordering": [plot]},
+                                               tmp_path / "wandb" / "sam.html", publish="To publish: step 1 & 2")
     html = page.read_text()
-    assert "<b>sam</b>: 2.7 ± 0 (n=2); W&amp;B runs: ws0, ws1" in html
-    assert "<b>sgd</b>: 3.5 ± 0 (n=2); W&amp;B runs: wg0, wg1" in html
+    assert ("<tr><td><b>sam</b></td><td>2.7 ± 0 (n=2)</td><td>2.7±0.1</td>"
+            "<td><code>sam/sam/s0 (ws0)</code><code>sam/sam/s1 (ws1)</code></td></tr>") in html
+    assert ("<tr><td><b>sgd</b></td><td>3.55 ± 0.07071 (n=2)</td><td>3.5±0.1</td>"
+            "<td><code>wg0</code><code>wg1</code></td></tr>") in html
     assert "<img src='../plots/sam/ordering.png'" in html
+    assert "<pre>To publish: step 1 &amp; 2</pre>" in html and "<style>" in html
+    assert str(tmp_path) not in html, "no path of this machine on the page"
 
 
-def test_publish_instructions_sync_only_offline_runs(evaluated):
+def test_index_links_every_paper_page_with_its_verdict_counts(evaluated, tmp_path):
+    results, _ = evaluated
+    index = wandb_report.write_index(results, tmp_path, publish="steps").read_text()
+    assert "<a href='sam.html'>sam</a>" in index
+    assert [v.status for v in results[0].verdicts] == ["reproduced", "reproduced"]
+    assert "<td>Sharpness-Aware Minimization</td><td>2 reproduced</td>" in index
+    assert "<pre>steps</pre>" in index
+
+
+def test_publish_instructions_sync_only_offline_runs_by_a_pattern_relative_to_the_runs_folder(evaluated):
     results, table = evaluated
-    dirs = wandb_report.offline_run_dirs(results, table)
-    assert dirs == ["/runs/s0/wandb", "/runs/s1/wandb"]
-    text = wandb_report.publish_instructions(dirs, "me", "optrepro")
-    assert "wandb sync /runs/s0/wandb /runs/s1/wandb" in text
+    ids = wandb_report.offline_run_ids(results, table)
+    assert ids == ["ws0", "ws1"]
+    text = wandb_report.publish_instructions(ids, "me", "optrepro")
+    assert "    wandb sync --entity me --project optrepro */*/*/wandb/offline-run-*-{ws0,ws1}\n" in text
     assert "python -m optrepro results wandb --online --entity me --project optrepro" in text
+    assert wandb_report.sync_pattern(["ws0"]) == "*/*/*/wandb/offline-run-*-ws0"  # bash leaves "{ws0}" unexpanded
+
+
+def test_the_sync_pattern_finds_the_run_folders_under_a_runs_folder(tmp_path):
+    for run_id in ("ws0", "ws1", "other"):
+        (tmp_path / "2026-12-02" / "sam" / f"local_{run_id}" / "wandb" / f"offline-run-20261202_000000-{run_id}").mkdir(
+            parents=True)
+    pattern = wandb_report.sync_pattern(["ws0", "ws1"])
+    found = subprocess.run(["bash", "-c", f"printf '%s\\n' {pattern}"], cwd=tmp_path, capture_output=True, text=True)
+    assert found.stdout.splitlines() == [
+        "2026-12-02/sam/local_ws0/wandb/offline-run-20261202_000000-ws0",
+        "2026-12-02/sam/local_ws1/wandb/offline-run-20261202_000000-ws1",
+    ]
 
 
 def test_online_report_has_one_runset_per_arm_with_the_verdicts_runs(evaluated):
@@ -56,3 +86,9 @@ def test_online_report_has_one_runset_per_arm_with_the_verdicts_runs(evaluated):
     assert [(r.name, r.filters) for r in ordering.runsets] == [
         ("sam", "Metric('ID') in ['ws0', 'ws1']"), ("sgd", "Metric('ID') in ['wg0', 'wg1']"),
     ]
+    assert (report.entity, report.project, report.title) == ("me", "optrepro", "sam: claims, arm by arm")
+    headings = [block.text for block in report.blocks if type(block).__name__ == "H2"]
+    assert headings == ["sam/ordering: reproduced (2/3 seeds)", "sam/value: reproduced (2/3 seeds)"]
+    panels = [(type(panel).__name__, panel.title) for panel in ordering.panels]
+    assert panels == [("BarPlot", "test/error"), ("LinePlot", "test/error")]
+    assert [r.name for r in grids[1].runsets] == ["sam"]  # the value claim has one arm

@@ -1,4 +1,4 @@
-"""A one-node SLURM cluster (slurm/local-cluster.sh) shared by the tests marked `slurm`.
+"""A two-node SLURM cluster on this machine (slurm/local-cluster.sh) shared by the tests marked `slurm`.
 
 pyproject's addopts deselect them; `pytest -m slurm` runs them. Without the SLURM binaries (or
 without root) they skip, unless `-m slurm` asks for them:
@@ -25,24 +25,22 @@ def _slurm_requested(config: pytest.Config) -> bool:
     return "slurm" in markexpr and "not slurm" not in markexpr
 
 
-def _cluster(command: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLUSTER_SCRIPT), command], check=False, capture_output=True, text=True, timeout=600)
+def _cluster(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLUSTER_SCRIPT), *command], check=False, capture_output=True, text=True, timeout=600)
 
 
 def _cluster_env() -> dict[str, str]:
-    """os.environ plus what `local-cluster.sh env` exports (SLURM_CONF, PATH with the sacct stand-in)."""
-    shown = subprocess.run(
-        ["bash", "-c", f'eval "$("{CLUSTER_SCRIPT}" env)" && printf "%s\\0%s" "$SLURM_CONF" "$PATH"'],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    slurm_conf, path = shown.split("\0")
-    return {**os.environ, "SLURM_CONF": slurm_conf, "PATH": path}
+    """os.environ plus what `local-cluster.sh env` exports (SLURM_CONF, PATH with the sacct stand-in, MASTER_ADDR)."""
+    exports = _cluster("env").stdout.splitlines()
+    pairs = (line.removeprefix("export ").split("=", 1) for line in exports)
+    return {**os.environ, **{name: os.path.expandvars(value) for name, value in pairs}}  # $PATH as the shell would
 
 
 @pytest.fixture(scope="session")
 def slurm_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """Environment for subprocesses that talk to the local cluster; starts it, stops it at the end
-    unless it was already running before the tests."""
+    """Environment for subprocesses that talk to the local cluster; starts it with two nodes (the multi-node
+    test needs them, the others run on either), stops it at the end unless it was already running before
+    the tests (then it is used as it is)."""
     if not _slurm_requested(request.config):
         missing = [name for name in SLURM_BINARIES if shutil.which(name, path=SEARCH_PATH) is None]
         if missing:
@@ -51,7 +49,7 @@ def slurm_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         if os.geteuid() != 0:
             pytest.skip("a local SLURM cluster needs root (slurmd); run as root: pytest -m slurm")
     was_running = _cluster("status").returncode == 0
-    started = _cluster("start")
+    started = _cluster("start") if was_running else _cluster("start", "--nodes", "2")
     if started.returncode != 0:
         pytest.fail(f"slurm/local-cluster.sh start failed:\n{started.stderr}", pytrace=False)
     yield _cluster_env()

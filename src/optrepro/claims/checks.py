@@ -1,25 +1,36 @@
 """The four check kinds (value, ordering, ratio, bound) and the verdict each gives on a claim's evidence.
 
-Verdict rules (documented for authors in reproductions/README.md):
+Decision rule (the same for every claim; the numbers it uses, tolerance, margin and bound, are written in
+claims.yaml before the runs; reproductions/README.md explains it to authors):
 - `not run`: some arm has no result, or no hardware class has results of every arm;
-- otherwise the check decides `reproduced` / `not reproduced` on the seeds there are, and the
-  verdict is marked incomplete ("reproduced (2/5 seeds)") when an arm has fewer seeds than claimed;
-- a failed seed (diverged, or a non-finite metric) of the arm the claim is about (value: `arm`,
-  ordering: `better`, ratio: `numerator`, bound: `arm`) makes the claim `not reproduced`: a method
-  that diverges on some seeds does not do what the paper says. Failed seeds of the reference arm
-  (`than`, `denominator`) are reported and left out of its statistics.
+- a failed seed (diverged, or a non-finite metric) of the arm the claim is about (value: `arm`, ordering:
+  `better`, ratio: `numerator`, bound: `arm`) makes the claim `not reproduced`: a method that diverges on some
+  seeds does not do what the paper says. Failed seeds of the reference arm are reported and left out;
+- otherwise the 95% CI of the checked quantity decides:
+  - ordering (gain of `better` over `than`, margin `min_difference`, negative for non-inferiority):
+    `reproduced` when the whole CI lies beyond the margin, `not reproduced` when the whole CI lies at or
+    short of it, else `inconclusive`;
+  - value: `reproduced` when the mean is within `tolerance` of the paper's number, `not reproduced` when the
+    CI of the mean excludes the whole tolerance band, else `inconclusive`;
+  - bound / ratio: `reproduced` when the whole CI is at most `max`, `not reproduced` when it is all above;
+- the CI is a paired t interval over per-seed differences when the arms share initial weights and batch order
+  per seed (evidence.shares_init_and_order), else Welch's, and Welch's too when the per-seed differences are all
+  identical (a zero-width paired interval, e.g. one test image on every seed); ratios use Welch on the log ratio. An
+  `inconclusive` verdict says how many seeds a power estimate (80%) from the observed spread would need;
+- one seed gives no CI: a claim that declares `seeds: 1` is decided on the point value, any other claim
+  with one seed so far is `inconclusive`; so is an ordering whose arms do not vary at all over the seeds. A verdict on fewer seeds than claimed is labelled "(k/n seeds)".
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from optrepro.claims.evidence import ArmSample, Evidence, HardwareClass, gather_evidence
+from optrepro.claims.evidence import ArmSample, Evidence, HardwareClass, HardwareFilter, Unused, gather_evidence
 from optrepro.claims.schema import (
     BoundCheck,
     Claim,
@@ -27,11 +38,22 @@ from optrepro.claims.schema import (
     RatioCheck,
     ValueCheck,
 )
-from optrepro.claims.stats import SeedStats, seed_stats, welch_difference
+from optrepro.claims.stats import (
+    Difference,
+    SeedStats,
+    paired_difference,
+    seed_stats,
+    seeds_needed,
+    t975,
+    welch_difference,
+)
 
 REPRODUCED = "reproduced"
+INCONCLUSIVE = "inconclusive"
 NOT_REPRODUCED = "not reproduced"
 NOT_RUN = "not run"
+VERDICTS = (REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN)
+IDENTICAL = 1e-9  # relative spread below which per-seed differences count as identical (float rounding)
 
 
 @dataclass(frozen=True)
@@ -51,26 +73,41 @@ class ArmResult:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a check found: pass/fail, the checked quantity with its 95% CI half-width, and why."""
+    """What a check found: the verdict, the checked quantity with its 95% CI, the test that decided, and why."""
 
-    holds: bool
+    status: str
     observed: float
-    ci95: float
+    low: float
+    high: float
+    test: str
     detail: str
+    seeds_needed: int | None = None
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The verdict on one claim, with every run it used and every run it did not."""
+    """The verdict on one claim, with every run it used and why every other candidate run was not used."""
 
     claim: Claim
     status: str
     observed: float
-    ci95: float
+    low: float
+    high: float
+    test: str
     detail: str
     arms: dict[str, ArmResult]
     hardware: HardwareClass | None
     notes: tuple[str, ...]
+    unused: tuple[Unused, ...] = ()
+    pending: tuple[str, ...] = ()
+    seeds_needed: int | None = None
+    missing_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def ci95(self) -> float:
+        """Half-width of a symmetric CI (NaN for the asymmetric ratio CI and when undefined)."""
+        half = (self.high - self.low) / 2
+        return half if math.isfinite(half) and math.isclose(self.observed, self.low + half, abs_tol=1e-12) else math.nan
 
     @property
     def complete(self) -> bool:
@@ -78,6 +115,7 @@ class Verdict:
 
     @property
     def label(self) -> str:
+        """e.g. `reproduced`, `inconclusive (2/3 seeds)`, `not run`."""
         if self.status == NOT_RUN or self.complete:
             return self.status
         fewest = min(a.sample.n_runs for a in self.arms.values())
@@ -91,6 +129,10 @@ class Verdict:
             "complete": self.complete,
             "observed": _json_number(self.observed),
             "ci95": _json_number(self.ci95),
+            "ci_low": _json_number(self.low),
+            "ci_high": _json_number(self.high),
+            "test": self.test,
+            "seeds_needed": self.seeds_needed,
             "detail": self.detail,
             "hardware": self.hardware.label() if self.hardware else None,
             "arms": {
@@ -101,6 +143,7 @@ class Verdict:
                 }
                 for name, arm in self.arms.items()
             },
+            "pending": list(self.pending),
             "notes": list(self.notes),
         }
 
@@ -117,52 +160,159 @@ def _json_number(value: float) -> float | None:
     return round(value, 10) if math.isfinite(value) else None
 
 
-def _ci_text(observed: float, ci95: float) -> str:
-    if math.isnan(ci95):
+def _ci_text(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
         return "95% CI undefined (needs 2+ seeds per arm)"
-    return f"95% CI {fmt(observed - ci95)} to {fmt(observed + ci95)}"
+    return f"95% CI {fmt(low)} to {fmt(high)}"
 
 
-def check_value(check: ValueCheck, arms: dict[str, ArmResult]) -> Outcome:
+def _needs(count: int | None) -> str:
+    if count is None:
+        return ""
+    return "; more than 100 seeds would be needed to decide" if count > 100 else \
+        f"; a power estimate (80%) from the observed spread needs about {count} seeds per arm to decide"
+
+
+def _single_run(claim: Claim, holds: bool) -> tuple[str, str]:
+    """(status, test) when there is no CI: the point decides only for a claim that declares one seed."""
+    if claim.seeds == 1:
+        return (REPRODUCED if holds else NOT_REPRODUCED), "single run, no CI (the claim declares 1 seed)"
+    return INCONCLUSIVE, "no CI (one seed so far)"
+
+
+def _beyond(low: float, high: float, threshold: float) -> str:
+    """The verdict for a claim that the quantity exceeds `threshold`: all of the CI above, all at or below, or across."""
+    if low > threshold:
+        return REPRODUCED
+    if high <= threshold:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def _at_most(low: float, high: float, bound: float) -> str:
+    """The verdict for a claim that the quantity is at most `bound`."""
+    if high <= bound:
+        return REPRODUCED
+    if low > bound:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def check_value(claim: Claim, check: ValueCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
     stats = arms[check.arm].stats
     gap = abs(stats.mean - check.reported)
-    holds = gap <= check.tolerance
-    return Outcome(holds, stats.mean, stats.ci95,
+    low, high = stats.mean - stats.ci95, stats.mean + stats.ci95
+    band_low, band_high = check.reported - check.tolerance, check.reported + check.tolerance
+    needed = None
+    if stats.n < 2:
+        status, test = _single_run(claim, gap <= check.tolerance)
+    else:
+        test = f"t interval of the mean over {stats.n} seeds"
+        if gap <= check.tolerance:
+            status = REPRODUCED
+        elif high < band_low or low > band_high:
+            status = NOT_REPRODUCED
+        else:
+            status = INCONCLUSIVE
+            needed = seeds_needed(gap - check.tolerance, stats.std, paired=True)
+    return Outcome(status, stats.mean, low, high, test,
                    f"{check.arm} mean {fmt(stats.mean)} vs paper {fmt(check.reported)}: off by {fmt(gap)}, "
-                   f"tolerance {fmt(check.tolerance)} ({check.tolerance_reason}); {_ci_text(stats.mean, stats.ci95)}")
+                   f"tolerance {fmt(check.tolerance)} ({check.tolerance_reason}); {_ci_text(low, high)}"
+                   + (_needs(needed) if status == INCONCLUSIVE else ""), needed)
 
 
-def check_ordering(check: OrderingCheck, arms: dict[str, ArmResult]) -> Outcome:
-    better, than = arms[check.better].stats, arms[check.than].stats
-    if than.n == 0:
-        return Outcome(True, math.inf, math.nan, f"every {check.than} seed diverged; {check.better} did not")
-    first, second = (than, better) if check.direction == "lower" else (better, than)
-    gain = welch_difference(first, second)
-    holds = gain.value > check.min_difference
+def ordering_gain(check: OrderingCheck, arms: dict[str, ArmResult], paired: bool) -> tuple[Difference, str, float]:
+    """The gain of `better` over `than` (positive when it wins), the test's name and the spread for a power estimate."""
+    better, than = arms[check.better], arms[check.than]
+    sign = -1.0 if check.direction == "lower" else 1.0
+    degenerate = ""
+    if paired:
+        than_values = {seed: value for seed, value in than.sample.by_seed if seed not in than.sample.failed_seeds}
+        pairs = [(seed, value, than_values[seed]) for seed, value in better.sample.by_seed if seed in than_values]
+        differences = [sign * (b - t) for _, b, t in pairs]
+        stats = seed_stats(differences)
+        spread = stats.std
+        if not (len(pairs) >= 2 and spread <= IDENTICAL * max(1.0, abs(stats.mean))):
+            return paired_difference(differences), \
+                f"paired t over {len(pairs)} seeds (same initial weights and batch order per seed)", spread
+        # Identical differences on every seed (e.g. one test image each time): the paired interval has zero
+        # width and would call any such gain certain; the arms' own spread decides instead.
+        degenerate = "; the per-seed differences are identical, so the paired interval is degenerate"
+    gain = welch_difference(seed_stats([sign * v for v in better.sample.values]),
+                            seed_stats([sign * v for v in than.sample.values]))
+    test = (f"Welch t (df {gain.df:.3g})" if math.isfinite(gain.df) else "Welch t") + degenerate
+    return gain, test, math.sqrt(better.stats.std ** 2 + than.stats.std ** 2)
+
+
+def _constant(stats: SeedStats) -> bool:
+    """Two or more seeds that all gave the same value (up to float rounding)."""
+    return stats.n >= 2 and stats.std <= IDENTICAL * max(1.0, abs(stats.mean))
+
+
+def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
+    if arms[check.than].stats.n == 0:
+        return Outcome(REPRODUCED, math.inf, math.nan, math.nan, "every reference seed diverged",
+                       f"every {check.than} seed diverged; {check.better} did not")
+    gain, test, spread = ordering_gain(check, arms, paired)
+    low, high = gain.value - gain.ci95, gain.value + gain.ci95
+    margin, needed = check.min_difference, None
+    if all(_constant(arms[name].stats) for name in (check.better, check.than)):
+        # Neither arm varies over the seeds (e.g. 448/450 against 447/450 test images on every seed): the
+        # t statistic is 0/0, so the seeds give no interval; a finer or larger test set could, more seeds cannot.
+        low = high = math.nan
+        status, test = _single_run(claim, gain.value > margin)
+        test = "no CI: neither arm varies over the seeds" if status == INCONCLUSIVE else test
+    elif math.isnan(gain.ci95):
+        status, test = _single_run(claim, gain.value > margin)
+    else:
+        status = _beyond(low, high, margin)
+        if status == INCONCLUSIVE:
+            needed = seeds_needed(gain.value - margin, spread, paired=paired)
     verb = "beats" if gain.value > 0 else "does not beat"
-    return Outcome(holds, gain.value, gain.ci95,
+    return Outcome(status, gain.value, low, high, test,
                    f"{check.better} {verb} {check.than} by {fmt(gain.value)} ({check.direction} is better; "
-                   f"needed > {fmt(check.min_difference)}); {_ci_text(gain.value, gain.ci95)}")
+                   f"needed > {fmt(margin)}); {_ci_text(low, high)}" + _needs(needed), needed)
 
 
-def check_ratio(check: RatioCheck, arms: dict[str, ArmResult]) -> Outcome:
-    numerator, denominator = arms[check.numerator].stats.mean, arms[check.denominator].stats.mean
-    ratio = numerator / denominator if denominator else math.inf
-    holds = ratio <= check.max
-    return Outcome(holds, ratio, math.nan,
-                   f"{check.metric}: {check.numerator}/{check.denominator} = {fmt(numerator)}/{fmt(denominator)} "
-                   f"= {fmt(ratio)}, allowed at most {fmt(check.max)}")
+def check_ratio(claim: Claim, check: RatioCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
+    top, bottom = arms[check.numerator].stats, arms[check.denominator].stats
+    ratio = top.mean / bottom.mean if bottom.mean else math.inf
+    low = high = math.nan
+    needed, test = None, "Welch t on the log ratio (delta method)"
+    if top.n >= 2 and bottom.n >= 2 and top.mean > 0 and bottom.mean > 0:
+        va, vb = (top.std / top.mean) ** 2 / top.n, (bottom.std / bottom.mean) ** 2 / bottom.n
+        total = va + vb
+        df = total ** 2 / (va ** 2 / (top.n - 1) + vb ** 2 / (bottom.n - 1)) if total else math.inf
+        half = t975(df) * math.sqrt(total)
+        low, high = ratio * math.exp(-half), ratio * math.exp(half)
+        status = _at_most(low, high, check.max)
+        if status == INCONCLUSIVE:
+            needed = seeds_needed(math.log(check.max / ratio), math.sqrt((top.std / top.mean) ** 2
+                                                                         + (bottom.std / bottom.mean) ** 2), paired=False)
+    else:
+        status, test = _single_run(claim, ratio <= check.max)
+    return Outcome(status, ratio, low, high, test,
+                   f"{check.metric}: {check.numerator}/{check.denominator} = {fmt(top.mean)}/{fmt(bottom.mean)} "
+                   f"= {fmt(ratio)}, allowed at most {fmt(check.max)}; {_ci_text(low, high)}" + _needs(needed), needed)
 
 
-def check_bound(check: BoundCheck, arms: dict[str, ArmResult]) -> Outcome:
+def check_bound(claim: Claim, check: BoundCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
     stats = arms[check.arm].stats
-    holds = stats.mean <= check.max
-    return Outcome(holds, stats.mean, stats.ci95,
+    low, high = stats.mean - stats.ci95, stats.mean + stats.ci95
+    needed = None
+    if stats.n < 2:
+        status, test = _single_run(claim, stats.mean <= check.max)
+    else:
+        test = f"t interval of the mean over {stats.n} seeds"
+        status = _at_most(low, high, check.max)
+        if status == INCONCLUSIVE:
+            needed = seeds_needed(check.max - stats.mean, stats.std, paired=True)
+    return Outcome(status, stats.mean, low, high, test,
                    f"{check.metric} of {check.arm}: mean {fmt(stats.mean)}, allowed at most {fmt(check.max)}; "
-                   f"{_ci_text(stats.mean, stats.ci95)}")
+                   f"{_ci_text(low, high)}" + _needs(needed), needed)
 
 
-CHECKS: dict[str, Callable[[Any, dict[str, ArmResult]], Outcome]] = {
+CHECKS: dict[str, Callable[[Claim, Any, dict[str, ArmResult], bool], Outcome]] = {
     "value": check_value, "ordering": check_ordering, "ratio": check_ratio, "bound": check_bound,
 }
 
@@ -172,11 +322,13 @@ def check_metric(claim: Claim) -> str:
     return getattr(claim.check, "metric", claim.metric)
 
 
-def evaluate_claim(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str]) -> Verdict:
+def evaluate_claim(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str],
+                   hardware_filter: HardwareFilter | None = None) -> Verdict:
     """The verdict on `claim` from `records` (with match_key column); `arm_keys` maps arm -> match key."""
-    evidence = gather_evidence(claim, records, arm_keys, check_metric(claim))
+    evidence = gather_evidence(claim, records, arm_keys, check_metric(claim), hardware_filter)
     if evidence.missing:
-        return Verdict(claim, NOT_RUN, math.nan, math.nan, evidence.missing, {}, None, evidence.notes)
+        return Verdict(claim, NOT_RUN, math.nan, math.nan, math.nan, "", evidence.missing, {}, None, evidence.notes,
+                       evidence.unused, evidence.pending, None, evidence.missing_seeds)
     return judge(claim, evidence)
 
 
@@ -187,14 +339,16 @@ def judge(claim: Claim, evidence: Evidence) -> Verdict:
     for name in reference:
         if arms[name].sample.failed_seeds:
             notes.append(f"{name}: seed(s) {_seeds(arms[name].sample.failed_seeds)} diverged; left out of its statistics")
+    rest = dict(unused=evidence.unused, pending=evidence.pending, missing_seeds=evidence.missing_seeds)
     failed = arms[subject].sample.failed_seeds
     if failed:
         detail = (f"{subject} diverged (or gave a non-finite {check_metric(claim)}) on seed(s) {_seeds(failed)} "
                   f"of {arms[subject].sample.n_runs}")
-        return Verdict(claim, NOT_REPRODUCED, math.nan, math.nan, detail, arms, evidence.hardware, tuple(notes))
-    outcome = CHECKS[claim.check.kind](claim.check, arms)
-    status = REPRODUCED if outcome.holds else NOT_REPRODUCED
-    return Verdict(claim, status, outcome.observed, outcome.ci95, outcome.detail, arms, evidence.hardware, tuple(notes))
+        return Verdict(claim, NOT_REPRODUCED, math.nan, math.nan, math.nan, "a failed seed of the method", detail,
+                       arms, evidence.hardware, tuple(notes), **rest)
+    outcome = CHECKS[claim.check.kind](claim, claim.check, arms, evidence.paired)
+    return Verdict(claim, outcome.status, outcome.observed, outcome.low, outcome.high, outcome.test, outcome.detail,
+                   arms, evidence.hardware, tuple(notes), seeds_needed=outcome.seeds_needed, **rest)
 
 
 def _seeds(seeds: tuple[int, ...]) -> str:

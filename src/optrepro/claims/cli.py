@@ -1,34 +1,47 @@
-"""`optrepro claims list|run`: see which claims hold, and launch the runs they still lack."""
+"""`optrepro claims list|explain|run|regress`: see which claims hold and why, and launch the runs they still lack.
+
+Every command reads the stores of the evidence policy (claims.policy.DEFAULT_STORES unless --records is given)
+and prints them first, so two commands that disagree would show it on their first line.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from optrepro.paths import CONFIG_DIR, REPO_ROOT, REPRODUCTIONS_DIR
+from optrepro.paths import CONFIG_DIR, REPRODUCTIONS_DIR
 
-DEFAULT_RECORD_ROOTS = (Path(os.environ.get("OPTREPRO_RUNS", REPO_ROOT / "runs")), REPO_ROOT / "results" / "records")
 LAUNCHERS = ("local", "slurm")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
+    from optrepro.claims.policy import DEFAULT_STORES
+
     parser.add_argument("--reproductions", type=Path, default=REPRODUCTIONS_DIR,
                         help="folder of <paper>/claims.yaml (default: %(default)s)")
     parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help="Hydra config folder (default: %(default)s)")
     parser.add_argument("--records", type=Path, action="append",
                         help="folder searched for record.json files; repeatable "
-                             f"(default: {', '.join(str(p) for p in DEFAULT_RECORD_ROOTS)})")
+                             f"(default: {', '.join(str(p) for p in DEFAULT_STORES)})")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from optrepro.claims.checks import VERDICTS
+
     commands = parser.add_subparsers(dest="claims_command", required=True, metavar="<claims command>")
     listing = commands.add_parser("list", help="claims with their current verdict")
     add_common_options(listing)
     listing.add_argument("--paper", help="only this paper")
     listing.add_argument("--tier", choices=("full", "cpu", "smoke"))
-    listing.add_argument("--status", choices=("reproduced", "not reproduced", "not run"))
+    listing.add_argument("--status", choices=VERDICTS)
+    listing.add_argument("-v", "--verbose", action="store_true",
+                         help="under each claim: the test that decided it, the runs used and why others were not")
     listing.set_defaults(handler=list_claims)
+
+    explain = commands.add_parser("explain", help="why a claim's verdict is what it is: runs used, runs not used")
+    add_common_options(explain)
+    explain.add_argument("targets", nargs="+", metavar="CLAIM|PAPER")
+    explain.set_defaults(handler=explain_claims)
 
     run = commands.add_parser("run", help="launch the runs (arm x seed) a claim still lacks; rerun to resume")
     add_common_options(run)
@@ -41,28 +54,53 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     run.set_defaults(handler=run_claims)
 
+    from optrepro.regression.cli import add_regress_command  # `claims regress`: src/optrepro/regression/
+    add_regress_command(commands)
+
 
 def _records(args: argparse.Namespace):
-    from optrepro.records.table import load_records_from
+    """The policy's records for these arguments, after printing which stores they come from."""
+    from optrepro.claims.policy import load_evidence_records, record_stores, stores_banner
 
-    return load_records_from(args.records or DEFAULT_RECORD_ROOTS)
+    stores = record_stores(args.records)
+    records = load_evidence_records(stores)
+    print(stores_banner(stores, records))
+    return records
+
+
+def _decide(args: argparse.Namespace, claims):
+    from optrepro.claims.match import ArmComposer
+    from optrepro.claims.policy import decide_claims
+
+    return decide_claims(claims, _records(args), ArmComposer(args.config_dir))
 
 
 def list_claims(args: argparse.Namespace) -> int:
     from optrepro.claims.load import load_all_claims, select_claims
-    from optrepro.claims.match import ArmComposer
-    from optrepro.results.report import evaluate_papers
+    from optrepro.claims.explain import explanation
 
     papers = [p for p in load_all_claims(args.reproductions) if args.paper in (None, p.paper)]
-    chosen = {c.key for c in select_claims(papers, tier=args.tier)}
-    results = evaluate_papers(papers, _records(args), ArmComposer(args.config_dir))
-    rows = [(v.claim.key, v.claim.tier, v.claim.check.kind, v.label)
-            for r in results for v in r.verdicts
-            if v.claim.key in chosen and args.status in (None, v.status)]
-    width = max((len(row[0]) for row in rows), default=5)
+    claims = select_claims(papers, tier=args.tier)
+    verdicts = [v for v in _decide(args, claims).values() if args.status in (None, v.status)]
+    width = max((len(v.claim.key) for v in verdicts), default=5)
     print(f"{'claim':<{width}}  {'tier':<5}  {'check':<8}  verdict")
-    for key, tier, kind, label in rows:
-        print(f"{key:<{width}}  {tier:<5}  {kind:<8}  {label}")
+    for verdict in verdicts:
+        claim = verdict.claim
+        pending = f"  [pending: {'; '.join(verdict.pending)}]" if verdict.pending else ""
+        print(f"{claim.key:<{width}}  {claim.tier:<5}  {claim.check.kind:<8}  {verdict.label}{pending}")
+        if args.verbose:
+            print("\n".join(f"    {line}" for line in explanation(verdict)))
+    return 0
+
+
+def explain_claims(args: argparse.Namespace) -> int:
+    from optrepro.claims.load import load_all_claims, select_claims
+    from optrepro.claims.explain import explanation
+
+    claims = select_claims(load_all_claims(args.reproductions), args.targets)
+    for verdict in _decide(args, claims).values():
+        print(f"{verdict.claim.key}: {verdict.label}")
+        print("\n".join(f"  {line}" for line in explanation(verdict)))
     return 0
 
 
@@ -74,8 +112,9 @@ def run_claims(args: argparse.Namespace) -> int:
     names = [t for t in args.targets if "=" not in t]
     overrides = [t for t in args.targets if "=" in t]
     claims = select_claims(load_all_claims(args.reproductions), names, tier=args.tier)
+    records = _records(args)
     with ArmComposer(args.config_dir) as composer:
-        planned = launch.plan_missing_runs(claims, _records(args), composer, overrides)
+        planned = launch.plan_missing_runs(claims, records, composer, overrides)
     print(f"{len(planned)} run(s) missing for {len(claims)} claim(s)")
     for run in planned:
         print(f"  {run.claim} arm={run.arm} seed={run.seed} config_hash={run.config_hash}")

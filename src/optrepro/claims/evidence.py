@@ -1,25 +1,29 @@
-"""Choosing the runs that answer a claim: one hardware class, the newest code version, one run per seed.
+"""Choosing the runs that answer a claim, and saying why every other candidate run was not chosen.
 
-Everything that is *not* used is said out loud in `notes`, because a verdict is only as credible as
-the reader's ability to see which runs it rests on:
-- runs on different hardware classes (device, world size, precision) are never
-  pooled (the per-device batch is the config's global batch over the world size, so arms that differ in
-  batch size, such as a small- vs large-batch claim, are still compared); the claim uses the class that has runs of every arm, preferring the claim's tier
-  (`cpu` tier: CPU runs; `full`: accelerator runs), then the most seeds;
-- within that class each arm uses the runs of its newest code version (that of the most recently
-  finished run), so a fix does not get averaged with the bug it fixed. A code version is the record's
-  `code.source_hash` (the files that decide what a run computes, uncommitted edits included), so a commit
-  that only touches docs or tests does not split an arm; records without it fall back to the git commit;
-- a seed run twice counts once (the most recently finished run);
+A candidate is any record whose hardware-independent setting matches one of the claim's arms. The rules,
+applied in this order (each run left out gets one reason, shown by `claims explain`):
+- a seed outside the claim's range (0 .. seeds-1, fixed up front so no seed is cherry-picked) is not used;
 - `failed` and `interrupted` runs are not results (the infrastructure failed, not the method);
-  `diverged` runs and runs with a non-finite metric are results: failed seeds of the method.
+  `diverged` runs and runs with a non-finite metric are results: failed seeds of the method;
+- runs on different hardware classes (device, world size, precision) are never pooled: the claim uses the
+  class that has results of every arm, preferring the claim's tier (`cpu`: CPU runs; `full`: accelerator
+  runs), then the most seeds;
+- within that class each arm uses one code version (`code.source_hash`, the files that decide what a run
+  computes; else the git commit), so a fix is not averaged with the bug it fixed: the newest version that
+  has every seed of the claim. A newer version with fewer seeds is *pending* (k of n seeds) and replaces the
+  complete one only once it is complete; with no complete version the newest is used and the verdict says
+  how many seeds it has;
+- a seed run twice at that version counts once (the most recently finished run).
+Arms whose runs start from the same weights and see the same batches for a given seed (same model, dataset
+and batch size; see `shares_init_and_order`) are marked `paired`, so the check can use per-seed differences.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -30,6 +34,11 @@ TIER_ACCELERATOR = {"cpu": lambda accelerator: accelerator == "cpu", "full": lam
 TIMING_PREFIX = "timing/"
 # Metrics measured after a run by a tool, not by the run itself: a finished run without one is "not measured".
 MEASURED_AFTER = {"landscape/": "python -m optrepro landscape <run folder>..."}
+# What fixes a run's initial weights and its batch order besides the seed (optrepro.train.run seeds everything,
+# loads the data, then builds the network; batch order and augmentation come from (seed, epoch) generators);
+# for structure learning, what fixes the generated data set (structure.task.run_structure: make_data(seed, ...)).
+PAIRING_KEYS = ("model", "dataset", "train.batch_size", "structure.d", "structure.n", "structure.k",
+                "structure.graph_type", "structure.noise")
 
 
 def metric_column(metric: str, source: str) -> str:
@@ -54,18 +63,36 @@ class HardwareClass:
 
 @dataclass(frozen=True)
 class ArmSample:
-    """The runs one arm contributes to a verdict: one per seed, finite values and failed seeds apart."""
+    """The runs one arm contributes to a verdict: one per seed; a failed seed has value NaN."""
 
     arm: str
-    values: tuple[float, ...]
+    by_seed: tuple[tuple[int, float], ...]
     failed_seeds: tuple[int, ...]
-    seeds: tuple[int, ...]
     run_ids: tuple[str, ...]
     commit: str
 
     @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(seed for seed, _ in self.by_seed)
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """The finite values of the seeds that did not fail."""
+        return tuple(value for seed, value in self.by_seed if seed not in self.failed_seeds)
+
+    @property
     def n_runs(self) -> int:
-        return len(self.seeds)
+        return len(self.by_seed)
+
+
+@dataclass(frozen=True)
+class Unused:
+    """A candidate run the verdict does not rest on, and why."""
+
+    run_id: str
+    arm: str
+    seed: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -76,9 +103,16 @@ class Evidence:
     hardware: HardwareClass | None
     missing: str
     notes: tuple[str, ...]
+    unused: tuple[Unused, ...] = ()
+    pending: tuple[str, ...] = ()
+    paired: bool = False
+    missing_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-def hardware_class(row: pd.Series) -> HardwareClass:
+Row = dict  # one record as evidence sees it: a load_records row as a plain dict
+
+
+def hardware_class(row: Row | pd.Series) -> HardwareClass:
     accelerator = str(row.get("hw_accelerator") or "unknown")
     names = row.get("hw_device_names")
     devices = sorted(set(json.loads(names))) if isinstance(names, str) and names.startswith("[") else []
@@ -91,38 +125,96 @@ def hardware_class(row: pd.Series) -> HardwareClass:
     )
 
 
-def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str], metric: str) -> Evidence:
-    """The runs answering `claim`: `records` has a match_key column; `arm_keys` maps arm -> match key."""
+def shares_init_and_order(configs: list[dict]) -> bool:
+    """True when runs of these configs with one seed start from the same weights and see the same batches."""
+    def key(config: dict) -> str:
+        picked = {}
+        for dotted in PAIRING_KEYS:
+            node = config
+            for part in dotted.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            picked[dotted] = node
+        return json.dumps(picked, sort_keys=True, default=str)
+
+    return len(configs) >= 2 and len({key(config) for config in configs}) == 1
+
+
+HardwareFilter = Callable[[HardwareClass], bool]
+
+
+def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str], metric: str,
+                    hardware_filter: HardwareFilter | None = None) -> Evidence:
+    """The runs answering `claim`: `records` has a match_key column; `arm_keys` maps arm -> match key.
+
+    `hardware_filter` restricts the candidates to some hardware classes (`claims run` with hardware overrides).
+    """
     column = metric_column(metric, claim.metric_source)
+    unused: list[Unused] = []
     notes: list[str] = []
-    arm_rows = {}
+    arm_rows: dict[str, list[Row]] = {}
     for arm in claim.arms:
-        rows = records[(records["match_key"] == arm_keys[arm]) & records["seed"].isin(claim.seed_values)]
-        not_results = rows[~rows["status"].isin(RESULT_STATUSES)]
-        if len(not_results):
-            notes.append(f"{arm}: {len(not_results)} failed/interrupted run(s) ignored (not results; relaunch them)")
-        arm_rows[arm] = rows[rows["status"].isin(RESULT_STATUSES)]
-    unrun = [arm for arm, rows in arm_rows.items() if rows.empty]
+        arm_rows[arm] = []
+        for row in _rows(records, arm_keys[arm], column):
+            seed, status = int(row["seed"]), row["status"]
+            if seed not in claim.seed_values:
+                unused.append(Unused(row["run_id"], arm, seed, f"seed {seed} out of range (the claim uses seeds "
+                                                                f"0..{claim.seeds - 1})"))
+            elif status not in RESULT_STATUSES:
+                unused.append(Unused(row["run_id"], arm, seed, f"{status}: not a result (relaunch it)"))
+            elif hardware_filter is not None and not hardware_filter(row["_hardware"]):
+                unused.append(Unused(row["run_id"], arm, seed,
+                                     f"other hardware ({row['_hardware'].label()}) than the launch asks for"))
+            else:
+                arm_rows[arm].append(row)
+    # Without a common hardware class, an arm lacks the seeds it has no result for on any hardware.
+    all_seeds = {arm: tuple(s for s in claim.seed_values if s not in {r["seed"] for r in rows})
+                 for arm, rows in arm_rows.items()}
+    unrun = [arm for arm, rows in arm_rows.items() if not rows]
     if unrun:
-        return Evidence({}, None, f"no runs of arm(s) {', '.join(unrun)}", tuple(notes))
-    if column not in records.columns:
-        known = sorted(c for c in records.columns if c.startswith(("m_final_", "m_best_", "timing_")))
-        return Evidence({}, None, f"no record has metric {metric!r} (column {column}); known: {', '.join(known)}"
-                        + _measure_hint(metric), tuple(notes))
-    unmeasured = _unmeasured(metric, arm_rows, column)
-    if unmeasured:
-        return Evidence({}, None, unmeasured, tuple(notes))
+        return Evidence({}, None, f"no runs of arm(s) {', '.join(unrun)}", tuple(notes), tuple(unused),
+                        missing_seeds=all_seeds)
     hardware, hw_notes = _choose_hardware(claim, arm_rows)
     notes.extend(hw_notes)
     if hardware is None:
         return Evidence({}, None, "no hardware class has runs of every arm (arms are never compared across "
-                        "hardware)", tuple(notes))
-    samples = {}
+                        "hardware)", tuple(notes), tuple(unused), missing_seeds=all_seeds)
+    chosen, pending, missing_seeds = {}, [], {}
     for arm, rows in arm_rows.items():
-        in_class = rows[[hardware_class(row) == hardware for _, row in rows.iterrows()]]
-        samples[arm], arm_notes = _sample(arm, in_class, column)
-        notes.extend(arm_notes)
-    return Evidence(samples, hardware, "", tuple(notes))
+        for row in rows:
+            if row["_hardware"] != hardware:
+                unused.append(Unused(row["run_id"], arm, int(row["seed"]),
+                                     f"other hardware ({row['_hardware'].label()}; used {hardware.label()})"))
+        chosen[arm], arm_unused, arm_pending = _choose_version(claim, arm, [r for r in rows if r["_hardware"] == hardware])
+        unused.extend(arm_unused)
+        pending.extend(arm_pending)
+        missing_seeds[arm] = tuple(s for s in claim.seed_values if s not in {r["seed"] for r in chosen[arm]})
+    paired = shares_init_and_order([json.loads(rows[0]["config_json"]) for rows in chosen.values()
+                                    if isinstance(rows[0].get("config_json"), str)])
+    base = dict(unused=tuple(unused), pending=tuple(pending), paired=paired, missing_seeds=missing_seeds)
+    if column not in records.columns:
+        known = sorted(c for c in records.columns if c.startswith(("m_final_", "m_best_", "timing_")))
+        return Evidence({}, None, f"no record has metric {metric!r} (column {column}); known: {', '.join(known)}"
+                        + _measure_hint(metric), tuple(notes), **base)
+    unmeasured = _unmeasured(metric, chosen, column)
+    if unmeasured:
+        return Evidence({}, None, unmeasured, tuple(notes), **base)
+    samples = {arm: _sample(arm, rows, column) for arm, rows in chosen.items()}
+    return Evidence(samples, hardware, "", tuple(notes), **base)
+
+
+EVIDENCE_COLUMNS = ("run_id", "seed", "status", "finished_at", "code_source_hash", "code_git_commit",
+                    "hw_accelerator", "hw_device_names", "hw_world_size", "hw_precision", "config_json")
+
+
+def _rows(records: pd.DataFrame, key: str, column: str) -> list[Row]:
+    """The records of one arm as plain dicts with the columns evidence reads (a wide frame's rows are slow)."""
+    subset = records.loc[records["match_key"] == key, [c for c in (*EVIDENCE_COLUMNS, column) if c in records.columns]]
+    rows = subset.to_dict("records")
+    for row in rows:
+        row["_hardware"] = hardware_class(row)
+        row["_version"] = _code_version(row)
+        row["_finished"] = row.get("finished_at") if isinstance(row.get("finished_at"), str) else ""
+    return rows
 
 
 def _measure_hint(metric: str) -> str:
@@ -130,22 +222,26 @@ def _measure_hint(metric: str) -> str:
     return f" (not measured: run `{tool}` on the runs)" if tool else ""
 
 
-def _unmeasured(metric: str, arm_rows: dict[str, pd.DataFrame], column: str) -> str:
-    """For a measured-after metric, the finished runs that lack it (else they would read as failed seeds)."""
+def _unmeasured(metric: str, arm_rows: dict[str, list[Row]], column: str) -> str:
+    """For a measured-after metric, the chosen finished runs that lack it (else they would read as failed seeds)."""
     if not _measure_hint(metric):
         return ""
-    lacking = [run for rows in arm_rows.values()
-               for run in rows.loc[(rows["status"] == "finished") & rows[column].isna(), "run_id"]]
+    lacking = [row["run_id"] for rows in arm_rows.values() for row in rows
+               if row["status"] == "finished" and not _present(row.get(column))]
     if not lacking:
         return ""
     return f"{metric!r} not measured for {len(lacking)} finished run(s) ({', '.join(sorted(lacking))})" + _measure_hint(metric)
 
 
-def _choose_hardware(claim: Claim, arm_rows: dict[str, pd.DataFrame]) -> tuple[HardwareClass | None, list[str]]:
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _choose_hardware(claim: Claim, arm_rows: dict[str, list[Row]]) -> tuple[HardwareClass | None, list[str]]:
     seeds_by_class: dict[HardwareClass, dict[str, set]] = {}
     for arm, rows in arm_rows.items():
-        for _, row in rows.iterrows():
-            seeds_by_class.setdefault(hardware_class(row), {}).setdefault(arm, set()).add(row["seed"])
+        for row in rows:
+            seeds_by_class.setdefault(row["_hardware"], {}).setdefault(arm, set()).add(row["seed"])
     common = [hw for hw, arms in seeds_by_class.items() if len(arms) == len(arm_rows)]
     listing = "; ".join(
         f"{hw.label()}: " + ", ".join(f"{arm} {len(seeds)} seed(s)" for arm, seeds in sorted(arms.items()))
@@ -166,37 +262,56 @@ def _choose_hardware(claim: Claim, arm_rows: dict[str, pd.DataFrame]) -> tuple[H
     return chosen, notes
 
 
-def _sample(arm: str, rows: pd.DataFrame, column: str) -> tuple[ArmSample, list[str]]:
-    rows = rows.assign(_commit=_code_version(rows),
-                       _finished=rows.get("finished_at", pd.Series(index=rows.index, dtype=object)).fillna(""))
-    newest_per_commit = rows.groupby("_commit")["_finished"].max().sort_index()
-    commit = newest_per_commit.idxmax()
-    notes = []
-    if len(newest_per_commit) > 1:
-        older = ", ".join(f"{_short(c)} ({(rows['_commit'] == c).sum()} run(s))" for c in newest_per_commit.index if c != commit)
-        notes.append(f"{arm}: two or more code versions; used the newest, {_short(commit)}; not used: {older}")
-    chosen = rows[rows["_commit"] == commit].sort_values(["seed", "_finished", "run_id"])
-    per_seed = chosen.groupby("seed").tail(1)
-    if len(per_seed) < len(chosen):
-        notes.append(f"{arm}: {len(chosen) - len(per_seed)} repeated seed run(s); kept the latest of each seed")
-    values, failed = [], []
-    for _, row in per_seed.iterrows():
-        value = float(row[column]) if pd.notna(row[column]) else math.nan
+def _choose_version(claim: Claim, arm: str, rows: list[Row]) -> tuple[list[Row], list[Unused], list[str]]:
+    """The rows of one code version, one per seed, with the unused rows and the pending-version notes."""
+    newest: dict[str, str] = {}
+    seeds_of: dict[str, set[int]] = {}
+    for row in rows:
+        version = row["_version"]
+        newest[version] = max(newest.get(version, ""), row["_finished"])
+        seeds_of.setdefault(version, set()).add(row["seed"])
+    newest_first = sorted(sorted(newest), key=lambda v: newest[v], reverse=True)
+    complete = [v for v in newest_first if seeds_of[v] >= set(claim.seed_values)]
+    version = complete[0] if complete else newest_first[0]
+    unused, pending = [], []
+    newer = True
+    for other in newest_first:
+        if other == version:
+            newer = False
+            continue
+        if newer:
+            pending.append(f"{arm}: code version {_short(other)} has {len(seeds_of[other])} of {claim.seeds} seeds "
+                           f"(pending; the complete {_short(version)} is used until it has all)")
+            why = f"other code version {_short(other)} (pending: {len(seeds_of[other])} of {claim.seeds} seeds)"
+        else:
+            why = f"other code version {_short(other)} (older than {_short(version)})"
+        unused += [Unused(r["run_id"], arm, int(r["seed"]), why) for r in rows if r["_version"] == other]
+    at_version = sorted((r for r in rows if r["_version"] == version), key=lambda r: (r["seed"], r["_finished"], r["run_id"]))
+    latest = {row["seed"]: row for row in at_version}  # the last of each seed in that order wins
+    for row in at_version:
+        if latest[row["seed"]] is not row:
+            unused.append(Unused(row["run_id"], arm, int(row["seed"]),
+                                 f"seed {int(row['seed'])} was run again later; the later run is used"))
+    return list(latest.values()), unused, pending
+
+
+def _sample(arm: str, rows: list[Row], column: str) -> ArmSample:
+    by_seed, failed = [], []
+    for row in rows:
+        value = float(row[column]) if _present(row.get(column)) else math.nan
         if row["status"] == "diverged" or not math.isfinite(value):
             failed.append(int(row["seed"]))
-        else:
-            values.append(value)
-    sample = ArmSample(arm, tuple(values), tuple(failed), tuple(int(s) for s in per_seed["seed"]),
-                       tuple(per_seed["run_id"]), commit)
-    return sample, notes
+        by_seed.append((int(row["seed"]), value))
+    version = rows[0]["_version"] if rows else "unknown"
+    return ArmSample(arm, tuple(by_seed), tuple(failed), tuple(row["run_id"] for row in rows), version)
 
 
-def _code_version(rows: pd.DataFrame) -> pd.Series:
+def _code_version(row: Row) -> str:
     """The source hash where the record has one, else its git commit, else 'unknown'."""
-    missing = pd.Series(index=rows.index, dtype=object)
-    source = rows.get("code_source_hash", missing)
-    commit = rows.get("code_git_commit", missing)
-    return source.where(source.notna(), commit).fillna("unknown")
+    for name in ("code_source_hash", "code_git_commit"):
+        if isinstance(row.get(name), str) and row[name]:
+            return row[name]
+    return "unknown"
 
 
 def _short(commit: str) -> str:

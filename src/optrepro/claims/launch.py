@@ -1,12 +1,11 @@
 """`claims run`: launch exactly the runs a claim still lacks, so re-running the command resumes a sweep.
 
-A run is done when a record with its `config_hash` (semantic config including seed and hardware)
-has a result status (finished or diverged). Arms shared by several claims are launched once.
+What is missing comes from the evidence policy (claims.policy), the same that gives `claims list` its verdicts.
+Arms shared by several claims are launched once.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
@@ -17,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from optrepro.claims.evidence import RESULT_STATUSES
-from optrepro.claims.match import ArmComposer
+from optrepro.claims.match import ArmComposer, with_match_keys
+from optrepro.claims.policy import launch_verdict, missing_seeds
 from optrepro.claims.schema import Claim
 from optrepro.config import config_hash
 from optrepro.paths import REPO_ROOT
@@ -41,20 +40,22 @@ class PlannedRun:
 def plan_missing_runs(
     claims: Iterable[Claim], records: pd.DataFrame, composer: ArmComposer, extra_overrides: Sequence[str] = ()
 ) -> list[PlannedRun]:
-    """Every (claim, arm, seed) whose config_hash has no result record, each distinct config once."""
-    results = records[records["status"].isin(RESULT_STATUSES)]
-    # Hashes recomputed from each record's config under today's rules, as claims matching does: a knob added
-    # since (config.NEUTRAL_DEFAULTS) must not make a finished run look missing.
-    done = set(results["config_hash"]) | {config_hash(json.loads(text)) for text in results["config_json"].dropna()}
+    """Every (claim, arm, seed) the evidence policy finds missing on the launch's hardware, each distinct config once.
+
+    Missing is policy.missing_seeds: the seeds an arm lacks in the runs its verdict uses, so a seed that only has a
+    failed run, or only a run on other hardware, is launched, and a claim `claims list` shows complete launches
+    nothing. Call inside `with composer:`.
+    """
+    if "match_key" not in records.columns:
+        records = with_match_keys(records)
     planned: dict[str, PlannedRun] = {}
     for claim in claims:
-        for arm in claim.arms:
-            arm_cfg = composer.compose(claim, arm, extra_overrides)
-            for seed in claim.seed_values:
+        verdict, configs = launch_verdict(claim, records, composer, extra_overrides)
+        for arm, seeds in missing_seeds(verdict).items():
+            for seed in seeds:
                 overrides = (*claim.arm_overrides(arm), *extra_overrides, f"seed={seed}")
-                run_hash = config_hash(OmegaConf.merge(arm_cfg, {"seed": seed}))
-                if run_hash not in done and run_hash not in planned:
-                    planned[run_hash] = PlannedRun(claim.key, arm, seed, overrides, run_hash)
+                run_hash = config_hash(OmegaConf.merge(configs[arm], {"seed": seed}))
+                planned.setdefault(run_hash, PlannedRun(claim.key, arm, seed, overrides, run_hash))
     return list(planned.values())
 
 

@@ -8,6 +8,7 @@ silently averaging them (or silently ignoring the ones that do not match a defau
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,12 +17,12 @@ from typing import Any
 import pandas as pd
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from optrepro.claims.schema import Claim
-from optrepro.config import semantic_config, setting_hash
+from optrepro.config import setting_hash
 from optrepro.errors import OptreproError
-from optrepro.paths import CONFIG_DIR
+from optrepro.paths import CONFIG_DIR, REPO_ROOT, reproduction_config_dirs
 
 CONFIG_NAME = "train"
 HARDWARE_KEY = "hardware"
@@ -33,9 +34,7 @@ class ArmCompositionError(OptreproError, ValueError):
 
 def match_key(cfg: DictConfig | Mapping[str, Any]) -> str:
     """The hardware-independent setting hash shared by every seed of one claim arm."""
-    semantic = semantic_config(cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg)))
-    semantic.pop(HARDWARE_KEY, None)
-    return setting_hash(OmegaConf.create(semantic))
+    return setting_hash(cfg if isinstance(cfg, DictConfig) else dict(cfg), without=(HARDWARE_KEY,))
 
 
 def with_match_keys(records: pd.DataFrame) -> pd.DataFrame:
@@ -44,14 +43,36 @@ def with_match_keys(records: pd.DataFrame) -> pd.DataFrame:
     return records.assign(match_key=pd.Series(keys, index=records.index, dtype=object))
 
 
+# Composing an arm with Hydra takes about 0.3 s and the claims have ~80 distinct arms: their match keys are kept
+# here, valid while the config files and the hashing code are byte-identical (config_tree_digest).
+ARM_KEY_CACHE = REPO_ROOT / ".cache" / "arm_match_keys.json"
+HASHING_CODE = (Path(__file__).resolve(), Path(__file__).resolve().parents[1] / "config.py")
+
+
+def config_tree_digest(config_dir: Path) -> str:
+    """Content hash of every config a composition can read (the tree, the reproductions') and of the hash rules."""
+    digest = hashlib.sha256()
+    files = [*sorted(Path(config_dir).rglob("*.yaml")),
+             *(path for folder in reproduction_config_dirs() for path in sorted(folder.rglob("*.yaml"))),
+             *HASHING_CODE]
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 class ArmComposer:
-    """Composes configs with Hydra's compose API; one Hydra initialization serves many compositions."""
+    """Composes configs with Hydra's compose API; one Hydra initialization serves many compositions.
+
+    For the repository's own config tree, match keys are also cached on disk (ARM_KEY_CACHE) across commands."""
 
     def __init__(self, config_dir: Path | str = CONFIG_DIR, config_name: str = CONFIG_NAME) -> None:
         self.config_dir = Path(config_dir).resolve()
         self.config_name = config_name
         self._context: Any = None
         self._composed: dict[tuple[str, ...], DictConfig] = {}  # claims share arms (e.g. the SGD baseline)
+        self._cache_path = ARM_KEY_CACHE if self.config_dir == Path(CONFIG_DIR).resolve() else None
+        self._cached_keys: dict[str, str] | None = None
+        self._digest = ""
 
     def __enter__(self) -> ArmComposer:
         self._context = initialize_config_dir(config_dir=str(self.config_dir), version_base=None)
@@ -60,6 +81,7 @@ class ArmComposer:
 
     def __exit__(self, *exc: object) -> None:
         self._context.__exit__(*exc)
+        self._save_keys()
 
     def compose(self, claim: Claim, arm: str, extra: Sequence[str] = ()) -> DictConfig:
         """The config of `arm` (plus `extra` overrides); call inside `with composer:`. Do not mutate it."""
@@ -77,11 +99,38 @@ class ArmComposer:
         self._composed[overrides] = cfg
         return cfg
 
+    def arm_key(self, claim: Claim, arm: str) -> str:
+        """match_key of the arm's composed config, from the disk cache when the config files are unchanged."""
+        keys = self._keys()
+        name = json.dumps(claim.arm_overrides(arm))
+        if name not in keys:
+            keys[name] = match_key(self.compose(claim, arm))
+        return keys[name]
+
+    def _keys(self) -> dict[str, str]:
+        if self._cached_keys is None:
+            self._cached_keys = {}
+            if self._cache_path is not None:
+                self._digest = config_tree_digest(self.config_dir)
+                try:
+                    stored = json.loads(self._cache_path.read_text())
+                except (OSError, ValueError):
+                    stored = {}
+                if isinstance(stored, dict) and stored.get("digest") == self._digest:
+                    self._cached_keys = dict(stored.get("keys") or {})
+        return self._cached_keys
+
+    def _save_keys(self) -> None:
+        if self._cache_path is None or self._cached_keys is None:
+            return
+        from optrepro.records.writer import write_json_atomic
+
+        try:
+            write_json_atomic(self._cache_path, {"digest": self._digest, "keys": self._cached_keys})
+        except OSError:
+            pass  # a read-only checkout still works, only slower
+
 
 def arm_match_keys(claims: Iterable[Claim], composer: ArmComposer) -> dict[tuple[str, str], str]:
     """(claim key, arm name) -> match key for every arm of every claim."""
-    return {
-        (claim.key, arm): match_key(composer.compose(claim, arm))
-        for claim in claims
-        for arm in claim.arms
-    }
+    return {(claim.key, arm): composer.arm_key(claim, arm) for claim in claims for arm in claim.arms}

@@ -23,7 +23,13 @@ TIERS = ("full", "cpu", "smoke")
 CHECK_KINDS = ("value", "ordering", "ratio", "bound")
 DIRECTIONS = ("lower", "higher")
 METRIC_SOURCES = ("final", "best")
-SPREAD_KINDS = ("std", "sem", "ci95", "range")
+SPREAD_KINDS = ("std", "sem", "ci95", "range", "unstated")
+# Units of a paper's number; plots convert between them where a conversion exists (claims.units).
+UNITS = ("percent", "fraction", "seconds_per_step", "images_per_second", "count", "ratio", "score", "bytes_ratio")
+QUANTITIES = ("accuracy", "error", "time", "throughput", "other")
+# How far a number is from the paper's own final text: camera-ready/arXiv, a submission version, the
+# official code or README, or a third party's notes.
+SOURCE_QUALITIES = ("paper", "submission", "repo", "secondary")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 NAME_ALLOWED = "letters, digits, '_', '.', '-' (not starting with '.' or '-')"
 
@@ -37,6 +43,29 @@ class Source:
 
     def __str__(self) -> str:
         return f"{self.where}, p. {self.page}" if self.page is not None else self.where
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A number the paper reports for one arm, as data: value, unit, spread and where it was read."""
+
+    value: float
+    quantity: str
+    unit: str
+    source: str
+    where: str | None = None
+    spread: float | None = None
+    spread_kind: str | None = None
+
+    def __str__(self) -> str:
+        spread = f" ± {self.spread:g} ({self.spread_kind})" if self.spread is not None else ""
+        where = f", {self.where}" if self.where else ""
+        quantity = "" if self.quantity == "other" else f" {self.quantity}"
+        return f"{self.value:g}{spread} {UNIT_SYMBOLS[self.unit]}{quantity} [{self.source}{where}]"
+
+
+UNIT_SYMBOLS = {"percent": "%", "fraction": "(fraction)", "seconds_per_step": "s/step", "images_per_second": "img/s",
+                "count": "(count)", "ratio": "(ratio)", "score": "(score)", "bytes_ratio": "(bytes ratio)"}
 
 
 @dataclass(frozen=True)
@@ -130,7 +159,7 @@ class Claim:
     arms: dict[str, Arm]
     setting: tuple[str, ...]
     check: Check
-    reported: dict[str, str] = field(default_factory=dict)
+    reported: dict[str, Reported | str] = field(default_factory=dict)
     line: int = 0
 
     @property
@@ -295,6 +324,8 @@ CHECK_FIELDS = {
     "ratio": {"kind": True, "numerator": True, "denominator": True, "metric": False, "max": True},
     "bound": {"kind": True, "arm": True, "metric": False, "max": True},
 }
+REPORTED_FIELDS = {"value": True, "quantity": True, "unit": True, "source": True, "where": False, "spread": False,
+                   "spread_kind": False}
 
 
 def parse_claims_text(text: str, path: Path | str, *, expected_paper: str | None = None) -> PaperClaims:
@@ -452,19 +483,43 @@ def _non_negative(reader: _Reader, mapping: LineDict, key: str, where: str, defa
     return value
 
 
-def _parse_reported(reader: _Reader, claim: LineDict, where: str, arms: dict[str, Arm]) -> dict[str, str]:
+def _parse_reported(reader: _Reader, claim: LineDict, where: str, arms: dict[str, Arm]) -> dict[str, Reported | str]:
+    """arm -> a Reported number (a mapping: value, unit, source, ...) or a note as printed (a string: shown in
+    tables, never read as a number)."""
     if "reported" not in claim:
         return {}
     where = f"{where}.reported"
     mapping = reader.mapping(claim["reported"], claim.lines["reported"], where)
     if mapping is None:
         return {}
-    reported = {}
+    reported: dict[str, Reported | str] = {}
     for arm in mapping:
         if arms and arm not in arms:
             reader.issue(mapping.lines[arm], f"{where}.{arm}", f"arm {arm!r} is not defined in `arms`", ", ".join(arms))
+            continue
+        if isinstance(mapping[arm], LineDict):
+            number = _parse_number(reader, mapping[arm], f"{where}.{arm}")
+            if number is not None:
+                reported[arm] = number
             continue
         value = reader.get(mapping, arm, where, TEXT_OR_NUMBER)
         if value is not None:
             reported[arm] = str(value)
     return reported
+
+
+def _parse_number(reader: _Reader, mapping: LineDict, where: str) -> Reported | None:
+    before = len(reader.issues)
+    reader.fields(mapping, where, REPORTED_FIELDS)
+    value = reader.get(mapping, "value", where, NUMBER)
+    quantity = reader.choice(mapping, "quantity", where, QUANTITIES)
+    unit = reader.choice(mapping, "unit", where, UNITS)
+    source = reader.choice(mapping, "source", where, SOURCE_QUALITIES)
+    place = reader.get(mapping, "where", where, STRING, default=None)
+    spread = _non_negative(reader, mapping, "spread", where, default=None)
+    spread_kind = reader.choice(mapping, "spread_kind", where, SPREAD_KINDS, default=None)
+    if (spread is None) != (spread_kind is None) and len(reader.issues) == before:
+        reader.issue(mapping.line, where, "spread and spread_kind go together", "both or neither")
+    if len(reader.issues) > before:
+        return None
+    return Reported(float(value), quantity, unit, source, place, spread, spread_kind)

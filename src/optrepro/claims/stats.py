@@ -1,4 +1,5 @@
-"""Seed statistics for claims: mean, std, n, 95% CI (Student t) and Welch CIs for differences.
+"""Seed statistics for claims: mean, std, n, 95% CI (Student t), Welch and paired CIs for differences, and the
+seeds a power estimate says a difference needs.
 
 Paper claims are made from a handful of seeds, so the normal approximation is wrong here: the t
 quantile for n=3 is 4.30, not 1.96. With one seed there is no spread and the CI is undefined
@@ -7,6 +8,7 @@ quantile for n=3 is 4.30, not 1.96. With one seed there is no spread and the CI 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ def t975_from_table(df: float) -> float:
     return T975_TABLE[max(usable)] if df <= max(T975_TABLE) else NORMAL_975
 
 
+@functools.lru_cache(maxsize=None)
 def t975(df: float) -> float:
     """The two-sided 95% t quantile for `df` degrees of freedom (NaN when df < 1)."""
     if not df >= 1:
@@ -37,6 +40,16 @@ def t975(df: float) -> float:
     except ImportError:
         return t975_from_table(df)
     return float(student_t.ppf(0.975, df))
+
+
+@functools.lru_cache(maxsize=None)
+def t_quantile(q: float, df: float) -> float:
+    """The one-sided t quantile t_{q, df} (scipy; the 0.975 quantile falls back to the table without it)."""
+    if q == 0.975:
+        return t975(df)
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(q, df)) if df >= 1 else math.nan
 
 
 @dataclass(frozen=True)
@@ -81,3 +94,30 @@ def welch_difference(a: SeedStats, b: SeedStats) -> Difference:
         return Difference(value, 0.0, math.inf)
     df = total**2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
     return Difference(value, t975(df) * math.sqrt(total), df)
+
+
+def paired_difference(differences: Sequence[float]) -> Difference:
+    """Mean of per-seed differences a_s - b_s with its t CI (df = pairs - 1): the seed's shared start cancels."""
+    stats = seed_stats(differences)
+    return Difference(stats.mean, stats.ci95, float(stats.n - 1) if stats.n >= 2 else math.nan)
+
+
+MAX_SEEDS = 100  # beyond this a power estimate is reported as "more than 100": the effect is too small to chase
+
+
+def seeds_needed(gap: float, spread: float, *, paired: bool, power: float = 0.8) -> int | None:
+    """Seeds per arm for a 95% CI to clear a margin `gap` away from the observed difference with probability `power`.
+
+    `spread` is the std of the per-seed differences (paired) or sqrt(std_a^2 + std_b^2) (unpaired); the standard
+    error with n seeds is spread / sqrt(n). Smallest n with (t_{0.975} + t_{power}) * SE <= |gap|, degrees of
+    freedom n - 1 (paired) or 2n - 2 (unpaired). None when the spread is unknown; MAX_SEEDS + 1 when out of reach.
+    """
+    if not (math.isfinite(spread) and math.isfinite(gap)):
+        return None
+    if spread == 0:
+        return 2
+    for n in range(2, MAX_SEEDS + 1):
+        df = n - 1 if paired else 2 * n - 2
+        if (t975(df) + t_quantile(power, df)) * spread / math.sqrt(n) <= abs(gap):
+            return n
+    return MAX_SEEDS + 1

@@ -1,6 +1,7 @@
 """`load_splits`: dataset name -> loader (or the node's own `loader`), then label noise; the one entry point the
-builders call. A paper brings a dataset of its own as a function (dataset_cfg, data_dir) -> ArraySplits in its folder,
-named by `dataset.loader` in its dataset config (reproductions/gradient_starvation/configs/dataset/colored_digits.yaml)."""
+builders call. A paper brings a dataset of its own as a function (dataset_cfg, data_dir) -> ArraySplits in its
+folder, named by `dataset.loader` in its dataset config
+(reproductions/gradient_starvation/configs/dataset/colored_digits.yaml)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from optrepro.data.splits import ArraySplits
 from optrepro.data.subset import with_train_subset
 from optrepro.data.synthetic_data import load_synthetic
 from optrepro.data.two_moons_data import load_two_moons
-from optrepro.errors import ConfigError, OptreproError, UnknownChoiceError
+from optrepro.errors import InvalidConfigError, OptreproError, UnknownChoiceError
+from optrepro.paths import import_reproductions
 
 LOADERS = {
     "cifar10": load_cifar10,
@@ -37,11 +39,13 @@ DATASET_NAMES = (*LOADERS, *FOLDER_DATASETS)
 
 def dataset_loader(dotted: str):
     """The function a `dataset.loader` names (module.function), or a ConfigError that says which it is."""
+    import_reproductions()
     try:
         return get_method(dotted)
     except Exception as err:  # Hydra wraps import and attribute errors alike
-        raise ConfigError(f"dataset.loader={dotted!r} cannot be imported: {err}. Name a function "
-                          "(dataset_cfg, data_dir) -> ArraySplits, e.g. reproductions.<paper>.<module>.<function>") from err
+        raise InvalidConfigError("dataset.loader", f"cannot import {dotted!r} ({type(err).__name__})",
+                                 "name a function (dataset_cfg, data_dir) -> ArraySplits, e.g. "
+                                 "reproductions.<paper>.<module>.<function>") from err
 
 
 def load_splits(dataset_cfg, data_dir: str | Path, seed: int | None = None) -> ArraySplits:

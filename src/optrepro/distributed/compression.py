@@ -72,6 +72,13 @@ def check_grad_compression(cfg: DictConfig) -> DictConfig | None:
     return spec
 
 
+# PyTorch's PowerSGD hook chains each DDP bucket's all-reduces through future callbacks. On gloo (CPU processes) the
+# chains of two buckets interleave in a different order on different ranks, a collective mismatch that aborts the
+# first compressed step (ResNet-18's 45 MB of gradients make 2 buckets at DDP's default 25 MB). One bucket holding
+# the whole model keeps one chain per step; the bytes sent are the same.
+GLOO_BUCKET_CAP_MB = 4096
+
+
 def build_ddp_strategy(cfg: DictConfig) -> tuple[str | DDPStrategy, list[Callback]]:
     """`hardware.strategy` as given, or a DDP strategy running the PowerSGD hook plus the callback logging its bytes."""
     spec = check_grad_compression(cfg)
@@ -86,7 +93,8 @@ def build_ddp_strategy(cfg: DictConfig) -> tuple[str | DDPStrategy, list[Callbac
         use_error_feedback=bool(spec.use_error_feedback),
         warm_start=bool(spec.warm_start),
     )
-    strategy = HookedDDPStrategy(ddp_comm_state=state, ddp_comm_hook=counting_powersgd_hook(counter))
+    one_bucket = {"bucket_cap_mb": GLOO_BUCKET_CAP_MB} if cfg.hardware.accelerator == "cpu" else {}
+    strategy = HookedDDPStrategy(ddp_comm_state=state, ddp_comm_hook=counting_powersgd_hook(counter), **one_bucket)
     return strategy, [CommBytesCallback(counter, rank=int(spec.rank), min_compression_rate=float(spec.min_compression_rate))]
 
 

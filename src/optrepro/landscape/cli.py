@@ -1,10 +1,10 @@
-"""`optrepro landscape <run folder>...`: measure finished runs, write PNGs and add the figures to their records."""
+"""`optrepro landscape <run folder>...`: measure finished runs, write PNGs and landscape.json beside each record."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from optrepro.landscape.measure import LandscapeSettings
+from optrepro.landscape.settings import LandscapeSettings
 
 DEFAULTS = LandscapeSettings()
 
@@ -52,7 +52,7 @@ def landscape_command(args: argparse.Namespace) -> int:
         plot_1d(results["slice_1d"], f"{name} seed {run.record['seed']}: 1-D slices", out / "slice_1d.png")
         if results["slice_2d"] is not None:
             plot_2d(results["slice_2d"], f"{name} seed {run.record['seed']}: 2-D loss contour", out / "slice_2d.png")
-        write_landscape(run_dir, run.record, results)
+        write_landscape(run_dir, results)
         figures = ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" for k, v in results["metrics"].items())
         print(f"{run_dir}: {figures}")
     return 0

@@ -15,7 +15,9 @@ from optrepro.data.batches import InputTransform
 from optrepro.data.splits import dataset_info
 from optrepro.errors import OptreproError
 from optrepro.landscape.subset import EvalSubset
-from optrepro.records.writer import RECORD_NAME, read_record
+from optrepro.records.record import RECORD_NAME, InvalidRecordError, read_record
+
+CLASSIFICATION_TASK = "optrepro.train.ClassificationTask"  # the default `task._target_`
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 NET_PREFIX = "net."  # ClassifierModule keeps the network as `self.net`
@@ -37,7 +39,10 @@ def read_finished_record(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise LandscapeInputError(f"{run_dir} is not a folder; pass a run folder (the one holding {RECORD_NAME})")
-    record = read_record(run_dir)
+    try:
+        record = read_record(run_dir)
+    except InvalidRecordError as err:
+        raise LandscapeInputError(f"{run_dir / RECORD_NAME} cannot be used: {err}") from err
     if record is None:
         raise LandscapeInputError(
             f"{run_dir} has no {RECORD_NAME}: it is not a run folder, or its run has not ended yet "
@@ -46,8 +51,9 @@ def read_finished_record(run_dir: Path) -> dict[str, Any]:
         raise LandscapeInputError(
             f"the run in {run_dir} is {record.get('status')!r}, not finished; its weights are not a trained "
             "minimum. Relaunch it (it resumes from its checkpoint) and measure it when it has finished")
-    if record.get("config", {}).get("task", "classification") != "classification":
-        raise LandscapeInputError(f"the run in {run_dir} is a {record['config']['task']!r} run; only classification "
+    task = record.get("config", {}).get("task", "classification")  # a name before the task became a node
+    if (task.get("_target_") if isinstance(task, dict) else task) not in ("classification", CLASSIFICATION_TASK):
+        raise LandscapeInputError(f"the run in {run_dir} is a {task!r} run; only classification "
                                   "networks have a loss landscape to measure")
     return record
 

@@ -81,6 +81,16 @@ class ClassifierModule(pl.LightningModule):
         correct = (output.logits.argmax(dim=-1) == targets).sum()
         self._train_sums += torch.stack([output.loss.float() * n, correct.float(), torch.tensor(float(n), device=self.device)])
 
+    def progress_bar_values(self) -> dict[str, float]:
+        """The epoch's running train loss and accuracy, and the last test error, for a terminal progress bar
+        (reads the device sums: one synchronisation per bar refresh, only when a bar is shown)."""
+        loss_sum, correct, count = self._train_sums.tolist()
+        values = {"loss": loss_sum / count, "acc": correct / count} if count else {}
+        last_test = self._last_eval or (self.history[-1] if self.history else {})
+        if "test/error" in last_test:
+            values["test_err"] = last_test["test/error"]
+        return values
+
     def _stop_epoch_clock(self) -> None:
         """Training time excludes evaluation: the clock stops when validation starts or the epoch ends."""
         if self._epoch_clock is not None:

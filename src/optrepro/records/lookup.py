@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from optrepro.config import config_hash as hash_of
-from optrepro.records.writer import RECORD_NAME
+from optrepro.records.record import RECORD_NAME
 
 
 def finished_run(runs_dir: str | Path, config_hash: str) -> Path | None:

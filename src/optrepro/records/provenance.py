@@ -26,7 +26,8 @@ def _git(*args: str) -> str | None:
 # What decides the numbers a run produces: training code and every config. The claims/results tooling, docs
 # and tests are left out, so committing a README does not make earlier runs a different code version.
 SOURCE_GLOBS = ("src/optrepro/**/*.py", "configs/**/*.yaml", "reproductions/*/configs/**/*.yaml")
-SOURCE_EXCLUDED = ("src/optrepro/claims/", "src/optrepro/results/", "src/optrepro/cli.py", "src/optrepro/__main__.py")
+SOURCE_EXCLUDED = ("src/optrepro/claims/", "src/optrepro/results/", "src/optrepro/regression/", "src/optrepro/cli.py",
+                   "src/optrepro/__main__.py")
 
 
 def source_hash() -> str:
@@ -53,12 +54,17 @@ def code_info() -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str | None]:
+    """Installed versions, plus torch's build (`2.14.1+cu130`) and CUDA: PyPI's version alone does not name the build."""
+    import torch
+
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    versions["torch_build"] = torch.__version__
+    versions["torch_cuda"] = torch.version.cuda
     return versions
 
 

@@ -1,4 +1,4 @@
-"""The run record: what RESULTS.md and the claims checks read. Field list in docs/DESIGN.md."""
+"""Building a run's record from its config, history and provenance (the definition: records.record.RunRecord)."""
 from __future__ import annotations
 
 import math
@@ -11,9 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from optrepro.config import config_hash, per_device_batch_size, setting_hash, world_size
 from optrepro.records import provenance
-
-SCHEMA_VERSION = 1
-STATUSES = ("finished", "failed", "diverged", "interrupted")
+from optrepro.records.record import RunRecord, portable
 # Metrics whose best value over epochs is the largest; the rest are best when smallest.
 HIGHER_IS_BETTER = ("acc",)
 
@@ -82,27 +80,26 @@ def build_record(
     code: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    if status not in STATUSES:
-        raise ValueError(f"record status {status!r} is not one of {STATUSES}")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "status": status,
-        "error": error,
-        "repro": OmegaConf.to_container(cfg.repro, resolve=True),
-        "seed": int(cfg.seed),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "config_hash": config_hash(cfg),
-        "setting_hash": setting_hash(cfg),
-        "metrics": {"final": final_metrics(history), "best": best_metrics(history)},
-        "history": history,
-        "timing": timing,
-        "hardware": hardware_info(cfg, device_names),
-        "code": code,
-        "versions": provenance.package_versions(),
-        "slurm": provenance.slurm_info(),
-        "wandb": wandb,
-        "extra": extra or {},
-        "started_at": started_at,
-        "finished_at": utc_now(),
-    }
+    """The record as a plain mapping (validated by RunRecord: a wrong status or block raises InvalidRecordError)."""
+    record = RunRecord(
+        run_id=run_id,
+        status=status,
+        error=error,
+        repro=OmegaConf.to_container(cfg.repro, resolve=True),
+        seed=int(cfg.seed),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        config_hash=config_hash(cfg),
+        setting_hash=setting_hash(cfg),
+        metrics={"final": final_metrics(history), "best": best_metrics(history)},
+        history=history,
+        timing=timing,
+        hardware=hardware_info(cfg, device_names),
+        code=code,
+        versions=provenance.package_versions(),
+        slurm=provenance.slurm_info(),
+        wandb=wandb,
+        extra=extra or {},
+        started_at=started_at,
+        finished_at=utc_now(),
+    ).to_dict()
+    return portable(record)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-RECORD_FILENAME = "record.json"
-REQUIRED_FIELDS = ("run_id", "status", "config")
+from optrepro.records.record import RECORD_NAME, InvalidRecordError, read_record
+
 IDENTITY_FIELDS = (
     "schema_version", "run_id", "status", "error", "seed", "config_hash", "setting_hash",
     "started_at", "finished_at",
@@ -37,38 +37,28 @@ FLAT_BLOCKS = {
 
 
 class CorruptRecordWarning(UserWarning):
-    """A record.json that is not valid JSON or lacks required fields; it was skipped."""
+    """A record.json that is not valid JSON or does not follow the record definition; it was skipped."""
 
 
 def find_record_files(root: Path | str) -> list[Path]:
-    """Every record.json under `root` (or `root` itself when it is a file), in a stable order."""
+    """Every record.json under `root` (or `root` itself when it is a file; none when it does not exist)."""
     root = Path(root)
+    if not root.exists():
+        return []
     if root.is_file():
         return [root]
-    return sorted(root.rglob(RECORD_FILENAME))
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    """The record in `path`, or None (with a CorruptRecordWarning naming the file and the fix)."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        _warn_skip(path, f"not readable JSON ({err})")
-        return None
-    if not isinstance(record, dict):
-        _warn_skip(path, f"top level is {type(record).__name__}, expected an object")
-        return None
-    missing = [name for name in REQUIRED_FIELDS if name not in record]
-    if missing:
-        _warn_skip(path, f"missing required field(s) {', '.join(missing)}")
-        return None
-    return record
+    return sorted(root.rglob(RECORD_NAME))
 
 
 def iter_records(root: Path | str) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """(path, record) for every readable record under `root`."""
+    """(path, record) for every valid record under `root` (records.record.read_record: migrated, measurements
+    merged); an invalid one is skipped with a CorruptRecordWarning naming the file and the problem."""
     for path in find_record_files(root):
-        record = read_record(path)
+        try:
+            record = read_record(path)
+        except InvalidRecordError as err:
+            _warn_skip(path, str(err))
+            continue
         if record is not None:
             yield path, record
 
@@ -78,13 +68,18 @@ def load_records(root: Path | str) -> pd.DataFrame:
     return records_to_frame(iter_records(root))
 
 
-def load_records_from(roots: Iterable[Path | str]) -> pd.DataFrame:
-    """One row per run found under any of `roots` (a run found twice is read from the first root)."""
+def read_stores(roots: Iterable[Path | str]) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, record) of every run under any of `roots`, read once (a run found twice is read from the first root)."""
     seen: dict[str, tuple[Path, dict[str, Any]]] = {}
     for root in roots:
         for path, record in iter_records(root):
             seen.setdefault(record["run_id"], (path, record))
-    return records_to_frame(seen.values())
+    return list(seen.values())
+
+
+def load_records_from(roots: Iterable[Path | str]) -> pd.DataFrame:
+    """One row per run found under any of `roots` (a run found twice is read from the first root)."""
+    return records_to_frame(read_stores(roots))
 
 
 def records_to_frame(records: Iterable[tuple[Path | str, Mapping[str, Any]]]) -> pd.DataFrame:
@@ -114,8 +109,18 @@ def flatten_record(record: Mapping[str, Any], *, source: str) -> dict[str, Any]:
 
 def load_history(root: Path | str) -> pd.DataFrame:
     """Per-epoch curves in long format: run_id, epoch, step, metric, value (one row per point)."""
+    return history_frame(iter_records(root))
+
+
+def load_history_from(roots: Iterable[Path | str]) -> pd.DataFrame:
+    """The curves of every run under any of `roots` (a run found twice is read from the first root)."""
+    return history_frame(read_stores(roots))
+
+
+def history_frame(records: Iterable[tuple[Path | str, Mapping[str, Any]]]) -> pd.DataFrame:
+    """The curves of (source path, record) pairs in long format."""
     rows = []
-    for _, record in iter_records(root):
+    for _, record in records:
         for point in record.get("history") or []:
             for metric, value in point.items():
                 if metric in ("epoch", "step"):

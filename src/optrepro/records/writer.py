@@ -1,4 +1,5 @@
-"""Writes record.json atomically: a reader sees the old file or the new one, never half of one."""
+"""Writes record.json (once, when a run ends) and later measurements beside it, atomically: a reader sees the old
+file or the new one, never half of one. The one reader is records.record.read_record."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-RECORD_NAME = "record.json"
+from optrepro.records.record import MEASUREMENT_FORMAT, MEASUREMENTS, RECORD_NAME, RunRecord, measurement_path
+
 
 
 def _json_safe(value: Any) -> Any:
@@ -36,12 +38,18 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def write_record(run_dir: Path, record: dict[str, Any]) -> Path:
+def write_record(run_dir: Path, record: RunRecord | dict[str, Any]) -> Path:
+    """Validate `record` against the record definition, then write `<run_dir>/record.json`."""
+    checked = record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
     path = Path(run_dir) / RECORD_NAME
-    write_json_atomic(path, record)
+    write_json_atomic(path, checked.to_dict())
     return path
 
 
-def read_record(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / RECORD_NAME
-    return json.loads(path.read_text()) if path.exists() else None
+def write_measurement(run_dir: Path, name: str, metrics: dict[str, float], data: Any) -> Path:
+    """A measurement made after the run, beside its record.json (which is left untouched); read_record merges it."""
+    if name not in MEASUREMENTS:
+        raise ValueError(f"unknown measurement {name!r}; add it to records.record.MEASUREMENTS so readers merge it")
+    path = measurement_path(run_dir, name)
+    write_json_atomic(path, {"format": MEASUREMENT_FORMAT, "measurement": name, "metrics": metrics, "data": data})
+    return path

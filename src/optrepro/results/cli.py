@@ -14,13 +14,19 @@ DEFAULT_RUNS = Path(os.environ.get("OPTREPRO_RUNS", REPO_ROOT / "runs"))
 
 
 def _report_paths(parser: argparse.ArgumentParser) -> None:
+    from optrepro.claims.policy import DEFAULT_STORES
+
     parser.add_argument("--reproductions", type=Path, default=REPRODUCTIONS_DIR, help="default: %(default)s")
     parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help="default: %(default)s")
-    parser.add_argument("--records", type=Path, default=RESULTS_DIR / "records",
-                        help="the committed record store (default: %(default)s)")
+    parser.add_argument("--records", type=Path, action="append",
+                        help="folder searched for record.json files; repeatable (default, as every claims command: "
+                             f"{', '.join(str(p) for p in DEFAULT_STORES)})")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "RESULTS.md", help="default: %(default)s")
     parser.add_argument("--plots", type=Path, default=RESULTS_DIR / "plots", help="default: %(default)s")
     parser.add_argument("--verdicts", type=Path, default=RESULTS_DIR / "verdicts.json", help="default: %(default)s")
+    parser.add_argument("--before", type=Path, default=RESULTS_DIR / "verdicts_old_rule.json",
+                        help="earlier verdicts under another rule, for RESULTS.md's closing before/after table "
+                             "(default: %(default)s; skipped when absent)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -70,26 +76,30 @@ def collect_command(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace):
+    """Verdicts of every claim by the evidence policy, after printing the stores they rest on."""
     from optrepro.claims.load import load_all_claims
     from optrepro.claims.match import ArmComposer
-    from optrepro.records.table import load_records
+    from optrepro.claims.policy import load_evidence_records, record_stores, stores_banner
     from optrepro.results.report import evaluate_papers
 
-    records = load_records(args.records)
+    stores = record_stores(args.records)
+    records = load_evidence_records(stores)
+    print(stores_banner(stores, records))
     return evaluate_papers(load_all_claims(args.reproductions), records, ArmComposer(args.config_dir)), records
 
 
 def report_command(args: argparse.Namespace) -> int:
     from optrepro.claims.load import load_all_claims
     from optrepro.claims.match import ArmComposer
-    from optrepro.results.report import write_report
+    from optrepro.claims.policy import record_stores, stores_banner
+    from optrepro.results.report import read_tables, verdict_counts, write_report
 
-    results = write_report(load_all_claims(args.reproductions), args.records, args.out, args.plots, args.verdicts,
-                           ArmComposer(args.config_dir))
-    counts: dict[str, int] = {}
-    for verdict in (v for r in results for v in r.verdicts):
-        counts[verdict.status] = counts.get(verdict.status, 0) + 1
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no claims"
+    stores = record_stores(args.records)
+    records, history = read_tables(stores)
+    print(stores_banner(stores, records))
+    results = write_report(load_all_claims(args.reproductions), stores, args.out, args.plots, args.verdicts,
+                           ArmComposer(args.config_dir), tables=(records, history), before=args.before)
+    summary = ", ".join(f"{n} {status}" for status, n in verdict_counts(results).items())
     print(f"{args.out}: {summary}; verdicts in {args.verdicts}")
     return 0
 
@@ -132,8 +142,11 @@ def wandb_command(args: argparse.Namespace) -> int:
         return 0
     plots = {v.claim.key: [p for p in claim_plot_paths(args.plots, v.claim) if p.exists()]
              for r in results for v in r.verdicts}
+    publish = wandb_report.publish_instructions(wandb_report.offline_run_ids(results, records), args.entity, args.project)
     for result in results:
-        page = wandb_report.write_local_comparison(result, records, plots, args.local_dir / f"{result.paper.paper}.html")
+        page = wandb_report.write_local_comparison(result, records, plots, args.local_dir / f"{result.paper.paper}.html",
+                                                   publish)
         print(f"{result.paper.paper}: {page}")
-    print(wandb_report.publish_instructions(wandb_report.offline_run_dirs(results, records), args.entity, args.project))
+    print(f"index: {wandb_report.write_index(results, args.local_dir, publish)}")
+    print(publish)
     return 0

@@ -19,7 +19,8 @@ from typing import Any
 import pandas as pd
 from google.protobuf.message import DecodeError
 
-from optrepro.records.table import RECORD_FILENAME, iter_records
+from optrepro.records.record import RECORD_NAME, portable
+from optrepro.records.table import iter_records
 from optrepro.records.writer import write_json_atomic
 from optrepro.results.wandb_log import WandbLogError
 from optrepro.results.wandb_runs import (
@@ -79,7 +80,7 @@ def store_records(records: Iterable[tuple[str, dict[str, Any]]], into: Path) -> 
     written = []
     for _, record in records:
         paper = (record.get("repro") or {}).get("paper") or NO_PAPER
-        target = Path(into) / paper / record["run_id"] / RECORD_FILENAME
-        write_json_atomic(target, record)
+        target = Path(into) / paper / record["run_id"] / RECORD_NAME
+        write_json_atomic(target, portable(record))
         written.append(target)
     return written

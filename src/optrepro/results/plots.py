@@ -1,12 +1,14 @@
 """PNG plots for RESULTS.md: paper vs ours per claim, and training curves per arm.
 
 Rendered with matplotlib's Agg backend and no timestamp metadata, so regenerating from the same
-records gives the same bytes (RESULTS.md and its plots are checked for exact regeneration).
+records gives the same bytes (RESULTS.md and its plots are checked for exact regeneration). Each PNG carries a
+digest of what it shows; a PNG whose digest matches is kept rather than drawn again.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import json
 from pathlib import Path
 
 import matplotlib
@@ -14,18 +16,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+from PIL import Image
 
 from optrepro.claims.checks import NOT_RUN, Verdict, check_metric
-from optrepro.claims.schema import ValueCheck
+from optrepro.claims.schema import Reported, ValueCheck
+from optrepro.claims.units import convert, metric_unit
 
 PNG_METADATA = {"Software": None}
-NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def reported_number(text: str) -> float | None:
-    """The first number of a value as printed in a paper (`2.7±0.1` -> 2.7), or None."""
-    match = NUMBER.search(text)
-    return float(match.group()) if match else None
+INPUTS_KEY = "optrepro-inputs"  # PNG text chunk: digest of what the plot shows; equal digest, the PNG is kept
+PAPER_SETTING_TIER = "full"  # only the full tier runs the paper's own setting: other tiers' plots show no paper point
+DRAWING_VERSION = 1  # bump when the drawing code below changes, so every kept PNG is redrawn
 
 
 def plot_claim(verdict: Verdict, path: Path) -> Path | None:
@@ -33,60 +33,86 @@ def plot_claim(verdict: Verdict, path: Path) -> Path | None:
     if verdict.status == NOT_RUN:
         return None
     claim = verdict.claim
+    arms = [(name, list(arm.sample.values), arm.stats.n, arm.stats.mean, arm.stats.ci95 if arm.stats.n >= 2 else 0.0,
+             paper_value(verdict, name)) for name, arm in verdict.arms.items()]
+    inputs = {"kind": "claim", "title": f"{claim.key}: {verdict.label}", "metric": check_metric(claim), "arms": arms}
+    if _kept(path, inputs):
+        return path
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for position, (name, arm) in enumerate(verdict.arms.items()):
-        values = arm.sample.values
+    for position, (name, values, n, mean, ci, paper) in enumerate(arms):
         offsets = [position - 0.15 + 0.15 * (i - (len(values) - 1) / 2) / max(len(values), 1) for i in range(len(values))]
         ax.scatter(offsets, values, color="tab:blue", alpha=0.5, s=14, label="our seeds" if position == 0 else None)
-        if arm.stats.n:
-            ci = arm.stats.ci95 if arm.stats.n >= 2 else 0.0
-            ax.errorbar([position], [arm.stats.mean], yerr=[ci], color="tab:blue", fmt="o", capsize=4,
+        if n:
+            ax.errorbar([position], [mean], yerr=[ci], color="tab:blue", fmt="o", capsize=4,
                         label="ours: mean, 95% CI" if position == 0 else None)
-        paper = _paper_value(verdict, name)
         if paper is not None:
             ax.scatter([position + 0.25], [paper], color="tab:red", marker="D", s=30,
                        label="paper" if position == 0 else None)
-    ax.set_xticks(range(len(verdict.arms)), list(verdict.arms))
-    ax.set_ylabel(check_metric(claim))
-    ax.set_title(f"{claim.key}: {verdict.label}", fontsize=9)
+    ax.set_xticks(range(len(arms)), [name for name, *_ in arms])
+    ax.set_ylabel(inputs["metric"])
+    ax.set_title(inputs["title"], fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _save(fig, path, inputs)
 
 
 def plot_curves(verdict: Verdict, history: pd.DataFrame, path: Path) -> Path | None:
     """The claim's metric per epoch for each arm (mean over seeds, min-max band); None without history."""
     metric = check_metric(verdict.claim)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    drawn = False
+    curves = []
     for name, arm in verdict.arms.items():
         points = history[history["run_id"].isin(arm.sample.run_ids) & (history["metric"] == metric)]
         if points.empty:
             continue
         per_epoch = points.groupby("epoch")["value"].agg(["mean", "min", "max"])
-        ax.plot(per_epoch.index, per_epoch["mean"], label=f"{name} (n={points['run_id'].nunique()})")
-        ax.fill_between(per_epoch.index, per_epoch["min"], per_epoch["max"], alpha=0.2)
-        drawn = True
-    if not drawn:
-        plt.close(fig)
+        curves.append((f"{name} (n={points['run_id'].nunique()})", per_epoch.index.tolist(),
+                       *(per_epoch[column].tolist() for column in ("mean", "min", "max"))))
+    if not curves:
         return None
+    inputs = {"kind": "curves", "title": f"{verdict.claim.key}: training curves", "metric": metric, "curves": curves}
+    if _kept(path, inputs):
+        return path
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for label, epochs, mean, low, high in curves:
+        ax.plot(epochs, mean, label=label)
+        ax.fill_between(epochs, low, high, alpha=0.2)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
-    ax.set_title(f"{verdict.claim.key}: training curves", fontsize=9)
+    ax.set_title(inputs["title"], fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _save(fig, path, inputs)
 
 
-def _paper_value(verdict: Verdict, arm: str) -> float | None:
-    check = verdict.claim.check
-    if isinstance(check, ValueCheck) and check.arm == arm:
-        return check.reported
-    text = verdict.claim.reported.get(arm)
-    return reported_number(text) if text else None
+def paper_value(verdict: Verdict, arm: str) -> float | None:
+    """The paper's number for `arm` in our metric's unit: the value check's own number, or a `reported` number of
+    the paper's setting that converts to our unit (a note in words is never read as a number)."""
+    claim = verdict.claim
+    if isinstance(claim.check, ValueCheck) and claim.check.arm == arm:
+        return claim.check.reported
+    number = claim.reported.get(arm)
+    if not isinstance(number, Reported) or claim.tier != PAPER_SETTING_TIER:
+        return None
+    return convert(number.value, number.quantity, number.unit, metric_unit(check_metric(claim)))
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _digest(inputs: dict) -> str:
+    text = json.dumps([DRAWING_VERSION, matplotlib.__version__, inputs], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _kept(path: Path, inputs: dict) -> bool:
+    """True when `path` already shows exactly `inputs` (drawing ~170 PNGs is most of `results report`'s time)."""
+    if not path.exists():
+        return False
+    try:
+        with Image.open(path) as image:
+            return image.text.get(INPUTS_KEY) == _digest(inputs)
+    except (OSError, ValueError):
+        return False
+
+
+def _save(fig: plt.Figure, path: Path, inputs: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata=PNG_METADATA)
+    fig.savefig(path, dpi=100, metadata=PNG_METADATA | {INPUTS_KEY: _digest(inputs)})
     plt.close(fig)
     return path

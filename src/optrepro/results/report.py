@@ -1,8 +1,9 @@
 """`results report`: evaluate every claim on the stored records and write RESULTS.md, plots and verdicts.json.
 
-RESULTS.md is a pure function of the claims files and the records under results/records: no dates,
-stable ordering, fixed number formatting. That is what lets a test regenerate it and compare bytes,
-and lets `results check` trust results/verdicts.json (the machine-readable twin of the tables).
+Verdicts come from the evidence policy (claims.policy.decide_claims), as in every other command. RESULTS.md is
+a pure function of the claims files and the records in the stores it was given: no dates, stable ordering,
+fixed number formatting. That is what lets a test regenerate it and compare bytes, and lets `results check`
+trust results/verdicts.json (the machine-readable twin of the tables).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from optrepro.claims.checks import Verdict, check_metric, evaluate_claim
-from optrepro.claims.match import ArmComposer, arm_match_keys, with_match_keys
-from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, ValueCheck
-from optrepro.records.table import load_history, load_records
+from optrepro.claims.checks import VERDICTS, Verdict, check_metric
+from optrepro.claims.explain import explanation
+from optrepro.claims.match import ArmComposer, with_match_keys
+from optrepro.claims.policy import decide_claims
+from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
+from optrepro.records.table import history_frame, read_stores, records_to_frame
 from optrepro.results.plots import plot_claim, plot_curves
 
 COMMAND = "python -m optrepro results report"
@@ -33,18 +36,9 @@ class PaperVerdicts:
 
 
 def evaluate_papers(papers: Sequence[PaperClaims], records: pd.DataFrame, composer: ArmComposer) -> list[PaperVerdicts]:
-    """Verdicts for every claim of every paper, from `records` as given by load_records."""
-    records = with_match_keys(records)
-    results = []
-    with composer:
-        for paper in papers:
-            keys = arm_match_keys(paper.claims, composer)
-            verdicts = tuple(
-                evaluate_claim(claim, records, {arm: keys[(claim.key, arm)] for arm in claim.arms})
-                for claim in paper.claims
-            )
-            results.append(PaperVerdicts(paper, verdicts))
-    return results
+    """Verdicts for every claim of every paper (claims.policy.decide_claims), grouped by paper."""
+    decided = decide_claims([claim for paper in papers for claim in paper.claims], records, composer)
+    return [PaperVerdicts(paper, tuple(decided[claim.key] for claim in paper.claims)) for paper in papers]
 
 
 def verdicts_document(results: Sequence[PaperVerdicts]) -> dict[str, Any]:
@@ -55,22 +49,40 @@ def verdicts_document(results: Sequence[PaperVerdicts]) -> dict[str, Any]:
 
 def write_report(
     papers: Sequence[PaperClaims],
-    records_dir: Path,
+    stores: Sequence[Path],
     out: Path,
     plots_dir: Path,
     verdicts_path: Path,
     composer: ArmComposer,
+    tables: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    before: Path | None = None,
 ) -> list[PaperVerdicts]:
-    """Evaluate, draw, and write RESULTS.md and verdicts.json; stale PNGs in `plots_dir` are removed."""
-    records = load_records(records_dir)
-    history = load_history(records_dir)
+    """Evaluate, draw, and write RESULTS.md and verdicts.json; stale PNGs in `plots_dir` are removed.
+
+    `tables`: the stores' (records, history) when the caller has read them already (read_tables). `before`: a
+    file of earlier verdicts under another rule ({rule, commit, claims: {key: status}}); RESULTS.md then closes
+    with a before/after table of every claim."""
+    records, history = tables if tables is not None else read_tables(stores)
     results = evaluate_papers(papers, records, composer)
     plots = _draw_plots(results, history, plots_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_markdown(results, records, records_dir=records_dir, plots=plots, base=out.parent))
+    earlier = json.loads(before.read_text()) if before is not None and before.exists() else None
+    out.write_text(render_markdown(results, records, stores=stores, plots=plots, base=out.parent, before=earlier))
     verdicts_path.parent.mkdir(parents=True, exist_ok=True)
     verdicts_path.write_text(json.dumps(verdicts_document(results), indent=1, sort_keys=True) + "\n")
     return results
+
+
+def read_tables(stores: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stores' records (with match keys) and their curves, each record.json read once."""
+    pairs = read_stores(stores)
+    return with_match_keys(records_to_frame(pairs)), history_frame(pairs)
+
+
+def verdict_counts(results: Sequence[PaperVerdicts]) -> dict[str, int]:
+    """How many claims have each verdict, in the order reproduced, inconclusive, not reproduced, not run."""
+    statuses = [v.status for r in results for v in r.verdicts]
+    return {status: statuses.count(status) for status in VERDICTS}
 
 
 def claim_plot_paths(plots_dir: Path, claim: Claim) -> tuple[Path, Path]:
@@ -95,25 +107,51 @@ def _draw_plots(results: Sequence[PaperVerdicts], history: pd.DataFrame, plots_d
 # --- markdown ---------------------------------------------------------------------------------
 
 def render_markdown(
-    results: Sequence[PaperVerdicts], records: pd.DataFrame, *, records_dir: Path, plots: dict[str, list[Path]], base: Path
+    results: Sequence[PaperVerdicts], records: pd.DataFrame, *, stores: Sequence[Path], plots: dict[str, list[Path]],
+    base: Path,
+    before: dict[str, Any] | None = None,
 ) -> str:
+    counts = verdict_counts(results)
+    shown_stores = ", ".join(f"`{_relative(store, base)}`" for store in stores)
     lines = [
         "# Results: paper claims vs our runs",
         "",
         f"<!-- Generated by `{COMMAND}`. Do not edit by hand: change the records or the claims and regenerate. -->",
         "",
-        f"Generated by `{COMMAND}` from the {len(records)} run record(s) in `{_relative(records_dir, base)}` "
+        "**" + " · ".join(f"{n} {status}" for status, n in counts.items()) + f"** ({sum(counts.values())} claims)",
+        "",
+        f"Generated by `{COMMAND}` from the {len(records)} run record(s) in {shown_stores} "
         f"({_commit_range(records)}). Claims are data: `reproductions/<paper>/claims.yaml` "
         "(format and verdict rules: [reproductions/README.md](reproductions/README.md)). "
         "`python -m optrepro results check` fails when a claim that held here no longer holds.",
         "",
-        "Ours is mean ± std over seeds (n seeds; diverged seeds counted apart). Runs on different hardware "
-        "are never averaged together: each verdict names the hardware class whose runs it used.",
+        "Ours is mean ± std over seeds (n seeds; diverged seeds counted apart). A verdict is decided by the 95% CI "
+        "of the checked quantity against the claim's tolerance, margin or bound (paired by seed where the arms "
+        "share initial weights and batch order); each claim names the test that decided it. Runs on different "
+        "hardware are never averaged together: each verdict names the hardware class whose runs it used. "
+        "Paper numbers carry their unit and [source quality, where read]: paper (camera-ready or arXiv), "
+        "submission, repo (official code or README) or secondary (third-party notes); “quoted” ones are notes.",
         "",
     ]
     for result in results:
         lines += _paper_section(result, plots, base)
+    if before is not None:
+        lines += _before_after(results, before)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _before_after(results: Sequence[PaperVerdicts], before: dict[str, Any]) -> list[str]:
+    """The closing note: every claim's verdict under the earlier rule and now."""
+    earlier = before.get("claims", {})
+    rows = [(v.claim.key, earlier.get(v.claim.key, "—"), v.label) for r in results for v in r.verdicts]
+    changed = sum(1 for _, old, new in rows if old != new.split(" (")[0])
+    lines = ["## Closing note: verdicts before and after the CI rule", "",
+             f"Before (commit {before.get('commit', '?')}): {before.get('rule', '')}. Now: the rule above (95% CI "
+             f"against the claim's tolerance, margin or bound; a complete code version is not replaced by a pending "
+             f"one). {changed} of {len(rows)} claims changed.", "",
+             "| claim | before | now |", "|---|---|---|"]
+    lines += [f"| `{key}` | {old} | {'**' + new + '**' if old != new.split(' (')[0] else new} |" for key, old, new in rows]
+    return lines + [""]
 
 
 def _paper_section(result: PaperVerdicts, plots: dict[str, list[Path]], base: Path) -> list[str]:
@@ -139,8 +177,9 @@ def _paper_section(result: PaperVerdicts, plots: dict[str, list[Path]], base: Pa
 
 def _paper_cell(verdict: Verdict) -> str:
     claim, check = verdict.claim, verdict.claim.check
-    if claim.reported:
-        return "<br>".join(f"{arm}: {text}" for arm, text in claim.reported.items())
+    if claim.reported:  # numbers with unit and [source quality, where read]; notes in words are quoted
+        return "<br>".join(f"{arm}: {value}" if isinstance(value, Reported) else f"{arm}: “{value}”"
+                           for arm, value in claim.reported.items())
     if isinstance(check, ValueCheck):
         spread = f" ± {check.spread:g} ({check.spread_kind or 'spread'})" if check.spread is not None else ""
         return f"{check.arm}: {check.reported:g}{spread}"
@@ -159,11 +198,8 @@ def _runs_cell(verdict: Verdict) -> str:
 def _claim_details(verdict: Verdict, plots: list[Path], base: Path) -> list[str]:
     claim = verdict.claim
     lines = [f"### `{claim.key}`", "", f"{claim.statement} ({claim.source}; {claim.seeds} seed(s) claimed)", "",
-             f"- verdict: **{verdict.label}**: {verdict.detail}"]
-    for name, arm in verdict.arms.items():
-        lines.append(f"- {name} runs (commit {arm.sample.commit[:8]}, seeds {list(arm.sample.seeds)}): "
-                     + ", ".join(f"`{run_id}`" for run_id in arm.sample.run_ids))
-    lines += [f"- note: {note}" for note in verdict.notes]
+             f"- verdict: **{verdict.label}**"]
+    lines += [f"- {line}" for line in explanation(verdict)]
     lines.append("")
     if plots:
         lines += [f"![{claim.key}: {path.stem}]({_relative(path, base)})" for path in plots]

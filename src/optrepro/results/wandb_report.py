@@ -3,8 +3,9 @@
 Online, one W&B report per paper: per claim a panel grid with one run set per arm (exactly the
 runs the verdict used, selected by W&B run id), a bar chart of the claim's metric and its curves.
 Offline (no API key, no network, or runs logged offline), the same comparison is written as a
-local HTML page around the RESULTS.md plots, and the commands to publish it are printed:
-`wandb sync` for the offline run folders, then this command again with `--online`.
+local HTML page per paper (plus an index) around the RESULTS.md plots, and the steps to publish it:
+`wandb sync` of the offline run folders (relative to the runs folder, so they hold wherever the runs
+are), then this command again with `--online`. Nothing on the page names a path of the machine.
 """
 
 from __future__ import annotations
@@ -13,63 +14,151 @@ import html
 import os
 import shlex
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pandas as pd
 
-from optrepro.claims.checks import Verdict, check_metric
+from optrepro.claims.checks import NOT_REPRODUCED, NOT_RUN, REPRODUCED, Verdict, check_metric
 from optrepro.results.report import PaperVerdicts
 
 WORKSPACES_HINT = "pip install wandb-workspaces  # W&B's report API (wandb_workspaces.reports.v2)"
+INDEX_NAME = "index.html"
+RUNS_FOLDER_NOTE = ("the runs folder these runs were written to (paths.runs_dir: `runs/` in the repository "
+                    "unless OPTREPRO_RUNS or configs/local/ sets another)")
+STYLE = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 0;
+       background: #f6f8fa; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; min-height: 100vh; }
+h1 { font-size: 26px; margin: 8px 0 4px; }
+h2 { font-size: 19px; margin: 32px 0 6px; border-top: 1px solid #d0d7de; padding-top: 20px; }
+.cite { color: #59636e; font-style: italic; margin-top: 0; }
+.badge { display: inline-block; font-size: 13px; font-weight: 600; padding: 1px 9px; border-radius: 12px;
+         margin-left: 8px; vertical-align: middle; color: #fff; background: #6e7781; }
+.reproduced { background: #1a7f37; } .not-reproduced { background: #cf222e; } .not-run { background: #6e7781; }
+.statement { margin: 6px 0; } .detail { color: #59636e; margin: 4px 0 10px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0 12px; font-size: 14px; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid #d8dee4; vertical-align: top; }
+th { background: #f6f8fa; font-weight: 600; }
+code, pre { font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, monospace; }
+td code { background: #eff2f5; padding: 1px 5px; border-radius: 4px; margin-right: 4px; display: inline-block; }
+.plots { display: flex; flex-wrap: wrap; gap: 12px; }
+.plots img { max-width: calc(50% - 6px); border: 1px solid #d0d7de; border-radius: 6px; }
+pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; padding: 12px 14px; overflow-x: auto;
+      white-space: pre-wrap; overflow-wrap: anywhere; }
+nav { font-size: 14px; } a { color: #0969da; }
+"""
+BADGE_CLASS = {REPRODUCED: "reproduced", NOT_REPRODUCED: "not-reproduced", NOT_RUN: "not-run"}
 
 
-def wandb_ids(verdict: Verdict, records: pd.DataFrame) -> dict[str, list[str]]:
-    """arm -> W&B run ids of the runs the verdict used (runs logged without W&B are left out)."""
+def arm_wandb_runs(verdict: Verdict, records: pd.DataFrame) -> dict[str, list[tuple[str, str | None]]]:
+    """arm -> (W&B run id, W&B run name or None) of the runs the verdict used, by id (runs without W&B left out)."""
     if "wandb_run_id" not in records:
         return {arm: [] for arm in verdict.arms}
-    by_run = records.set_index("run_id")["wandb_run_id"]
-    return {arm: sorted(str(by_run[r]) for r in result.sample.run_ids if r in by_run and pd.notna(by_run[r]))
+    table = records.set_index("run_id")
+    names = table["wandb_name"] if "wandb_name" in table else pd.Series(None, index=table.index, dtype=object)
+    return {arm: sorted((str(table.at[r, "wandb_run_id"]), names[r] if pd.notna(names[r]) else None)
+                        for r in result.sample.run_ids if r in table.index and pd.notna(table.at[r, "wandb_run_id"]))
             for arm, result in verdict.arms.items()}
 
 
-def offline_run_dirs(results: Sequence[PaperVerdicts], records: pd.DataFrame) -> list[str]:
-    """The W&B folders of offline runs used by any verdict: what `wandb sync` must upload."""
-    if "wandb_dir" not in records:
+def wandb_ids(verdict: Verdict, records: pd.DataFrame) -> dict[str, list[str]]:
+    """arm -> W&B run ids of the runs the verdict used: what the online report's run sets select."""
+    return {arm: [run_id for run_id, _ in runs] for arm, runs in arm_wandb_runs(verdict, records).items()}
+
+
+def offline_run_ids(results: Sequence[PaperVerdicts], records: pd.DataFrame) -> list[str]:
+    """The W&B ids of the offline runs any verdict used: what `wandb sync` must upload."""
+    if "wandb_run_id" not in records:
         return []
     used = {run_id for r in results for v in r.verdicts for a in v.arms.values() for run_id in a.sample.run_ids}
     offline = records[records["run_id"].isin(used) & (records.get("wandb_mode") == "offline")]
-    return sorted(set(offline["wandb_dir"].dropna()))
+    return sorted(set(offline["wandb_run_id"].dropna().astype(str)))
 
 
-def write_local_comparison(result: PaperVerdicts, records: pd.DataFrame, plots: dict[str, list[Path]], out: Path) -> Path:
-    """An HTML page per paper: per claim the verdict, the runs of each arm (with W&B ids) and the plots."""
+def sync_pattern(run_ids: Sequence[str]) -> str:
+    """The offline run folders of `run_ids` as one bash pattern relative to the runs folder: W&B names them
+    `<date>/<run name>/<run folder>/wandb/offline-run-<time>-<id>`, so the pattern holds on any machine."""
+    if not run_ids:
+        return "*/*/*/wandb/offline-run-*"
+    ids = [shlex.quote(run_id) for run_id in run_ids]
+    return f"*/*/*/wandb/offline-run-*-{ids[0] if len(ids) == 1 else '{' + ','.join(ids) + '}'}"
+
+
+def publish_instructions(run_ids: Sequence[str], entity: str | None, project: str | None) -> str:
+    """What to run to get the comparison into W&B from an offline machine (no path of any machine in it)."""
+    target = f"--entity {entity or '<entity>'} --project {project or '<project>'}"
+    return (f"To publish: (0) wandb login   # once, with your W&B API key\n"
+            f"(1) upload the {len(run_ids) or 'offline'} offline run(s), in bash, from {RUNS_FOLDER_NOTE}:\n"
+            f"    wandb sync {target} {sync_pattern(run_ids)}\n"
+            f"(2) build the W&B reports, from the repository: python -m optrepro results wandb --online {target}\n"
+            f"    (needs {WORKSPACES_HINT})")
+
+
+def _page(title: str, body: list[str]) -> str:
+    return "\n".join([
+        "<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><main>", *body, "</main></body></html>",
+    ]) + "\n"
+
+
+def _badge(verdict: Verdict) -> str:
+    return f"<span class='badge {BADGE_CLASS.get(verdict.status, 'not-run')}'>{html.escape(verdict.label)}</span>"
+
+
+def write_local_comparison(result: PaperVerdicts, records: pd.DataFrame, plots: dict[str, list[Path]], out: Path,
+                           publish: str = "") -> Path:
+    """An HTML page per paper: per claim the verdict, the runs of each arm (with W&B names and ids) and the plots;
+    images are linked relative to the page, and `publish` (the publish steps) closes it."""
     paper = result.paper
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(paper.paper)}: arms per claim</title>",
-             f"<h1>{html.escape(paper.title)}</h1><p><i>{html.escape(paper.citation)}</i></p>"]
+    body = [f"<nav><a href='{INDEX_NAME}'>all papers</a></nav>",
+            f"<h1>{html.escape(paper.title)}</h1><p class='cite'>{html.escape(paper.citation)}</p>"]
     for verdict in result.verdicts:
-        ids = wandb_ids(verdict, records)
-        parts.append(f"<h2>{html.escape(verdict.claim.key)}: {html.escape(verdict.label)}</h2>"
-                     f"<p>{html.escape(verdict.claim.statement)}</p><p>{html.escape(verdict.detail)}</p><ul>")
-        for arm, arm_result in verdict.arms.items():
-            parts.append(f"<li><b>{html.escape(arm)}</b>: {html.escape(arm_result.summary())}; W&amp;B runs: "
-                         f"{html.escape(', '.join(ids[arm]) or 'none')}</li>")
-        parts.append("</ul>")
-        for plot in plots.get(verdict.claim.key, []):
-            src = Path(os.path.relpath(plot.resolve(), out.parent.resolve())).as_posix()
-            parts.append(f"<img src='{html.escape(src)}' alt='{html.escape(plot.stem)}'>")
+        runs = {arm: [f"{name} ({run_id})" if name else run_id for run_id, name in arm_runs]
+                for arm, arm_runs in arm_wandb_runs(verdict, records).items()}
+        body.append(f"<h2 id='{html.escape(verdict.claim.id)}'>{html.escape(verdict.claim.key)}{_badge(verdict)}</h2>"
+                    f"<p class='statement'>{html.escape(verdict.claim.statement)}</p>"
+                    f"<p class='detail'>{html.escape(verdict.detail)}</p>")
+        if verdict.arms:
+            body.append("<table><tr><th>arm</th><th>ours</th><th>paper</th><th>W&amp;B runs</th></tr>")
+            for arm, arm_result in verdict.arms.items():
+                listed = "".join(f"<code>{html.escape(run)}</code>" for run in runs[arm]) or "none"
+                body.append(f"<tr><td><b>{html.escape(arm)}</b></td><td>{html.escape(arm_result.summary())}</td>"
+                            f"<td>{html.escape(verdict.claim.reported.get(arm, '—'))}</td><td>{listed}</td></tr>")
+            body.append("</table>")
+        images = [Path(os.path.relpath(plot.resolve(), out.parent.resolve())).as_posix()
+                  for plot in plots.get(verdict.claim.key, [])]
+        if images:
+            body.append("<div class='plots'>" + "".join(
+                f"<img src='{html.escape(src)}' alt='{html.escape(PurePath(src).stem)}'>" for src in images) + "</div>")
+    if publish:
+        body.append(f"<h2>Publish to W&amp;B</h2><pre>{html.escape(publish)}</pre>")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts) + "\n")
+    out.write_text(_page(f"{paper.paper}: arms per claim", body))
     return out
 
 
-def publish_instructions(run_dirs: Sequence[str], entity: str | None, project: str | None) -> str:
-    """What to run to get the comparison into W&B from an offline machine."""
-    target = f"--entity {entity or '<entity>'} --project {project or '<project>'}"
-    sync = f"wandb sync {shlex.join(run_dirs)}" if run_dirs else "wandb sync <run folder>/wandb/offline-run-*"
-    return (f"To publish: (1) upload the offline runs: {sync}\n"
-            f"(2) build the W&B reports: python -m optrepro results wandb --online {target}\n"
-            f"    (needs a W&B API key and {WORKSPACES_HINT})")
+def write_index(results: Sequence[PaperVerdicts], out_dir: Path, publish: str = "") -> Path:
+    """`index.html`: one line per paper with its verdict counts, linking the paper pages."""
+    rows = []
+    for result in results:
+        counts: dict[str, int] = {}
+        for verdict in result.verdicts:
+            counts[verdict.status] = counts.get(verdict.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no claims"
+        name = html.escape(result.paper.paper)
+        rows.append(f"<tr><td><a href='{name}.html'>{name}</a></td>"
+                    f"<td>{html.escape(result.paper.title)}</td><td>{html.escape(summary)}</td></tr>")
+    body = ["<h1>Claims, arm by arm</h1><p class='cite'>The runs each verdict used, per arm, with their W&amp;B runs "
+            "(generated by <code>python -m optrepro results wandb</code>).</p>",
+            "<table><tr><th>paper</th><th>title</th><th>verdicts</th></tr>", *rows, "</table>"]
+    if publish:
+        body.append(f"<h2>Publish to W&amp;B</h2><pre>{html.escape(publish)}</pre>")
+    out = out_dir / INDEX_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_page("Claims, arm by arm", body))
+    return out
 
 
 def build_online_report(result: PaperVerdicts, records: pd.DataFrame, entity: str, project: str) -> Any:

@@ -16,9 +16,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from optrepro.config import config_hash, setting_hash
-from optrepro.results.wandb_log import iter_log_records
+from optrepro.records.record import SCHEMA_VERSION, RunRecord
 
 RECORD_ID_PREFIX = "wandb-"
+# The block optrepro.tracking adds to a W&B run's config to tie it to its record.json (not part of the config).
+IDENTITY_KEY = "record_identity"
 API_STATES = {"finished": "finished", "crashed": "failed", "failed": "failed", "killed": "interrupted"}
 
 
@@ -36,6 +38,10 @@ class WandbRun:
     dir: str | None = None
     path: str | None = None
     device_names: list[str] = field(default_factory=list)
+    name: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 def find_offline_logs(root: Path) -> list[Path]:
@@ -45,11 +51,16 @@ def find_offline_logs(root: Path) -> list[Path]:
 
 def read_offline_run(log_path: Path) -> WandbRun:
     """A run from its transaction log: config, final summary, history rows, exit status, hardware."""
-    run = WandbRun("", "", {}, {}, [], "interrupted", "offline", dir=str(Path(log_path).parent))
+    from optrepro.results.wandb_log import iter_log_records  # imports W&B's protobufs: only when reading a log
+
+    folder = Path(log_path).parent  # `<run folder>/wandb/offline-run-*`: kept relative to the run folder, as records do
+    run = WandbRun("", "", {}, {}, [], "interrupted", "offline", dir=f"{folder.parent.name}/{folder.name}")
     for record in iter_log_records(log_path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.run_id, run.project = record.run.run_id, record.run.project
+            run.name, run.group = record.run.display_name or None, record.run.run_group or None
+            run.job_type, run.tags = record.run.job_type or None, list(record.run.tags)
             _apply(run.config, record.run.config.update, record.run.config.remove)
         elif kind == "config":
             _apply(run.config, record.config.update, record.config.remove)
@@ -77,19 +88,20 @@ def api_runs(project_path: str, api: Any = None) -> Iterator[WandbRun]:
         yield WandbRun(
             run_id=run.id, project=run.project, config=dict(run.config), summary=dict(run.summary),
             history=list(run.scan_history()), status=API_STATES.get(run.state, "interrupted"),
-            mode="online", path="/".join(run.path),
+            mode="online", path="/".join(run.path), name=run.name, group=run.group, job_type=run.job_type,
+            tags=list(run.tags),
         )
 
 
 def to_record(run: WandbRun) -> dict[str, Any]:
-    """The run as a DESIGN.md record; run_id `wandb-<id>` so it never collides with a run folder's id."""
-    config = {key: value for key, value in run.config.items() if not key.startswith("_")}
+    """The run as a DESIGN.md record; run_id `wandb-<id>` so it never collides with a run folder's id. The
+    `record_identity` block optrepro adds to a run's config is not part of the run's config (nor of its hashes)."""
+    config = {key: value for key, value in run.config.items() if not key.startswith("_") and key != IDENTITY_KEY}
     cfg = OmegaConf.create(config)
     hardware = config.get("hardware") or {}
     train = config.get("train") or {}
     world_size = int(hardware.get("devices", 1)) * int(hardware.get("num_nodes", 1))
-    return {
-        "schema_version": 1,
+    return RunRecord.from_dict({
         "run_id": RECORD_ID_PREFIX + run.run_id,
         "status": run.status,
         "error": None,
@@ -108,8 +120,10 @@ def to_record(run: WandbRun) -> dict[str, Any]:
             "global_batch_size": train.get("batch_size"), "precision": hardware.get("precision"),
         },
         "code": None,
-        "wandb": {"run_id": run.run_id, "project": run.project, "path": run.path, "mode": run.mode, "dir": run.dir},
-    }
+        "wandb": {"run_id": run.run_id, "project": run.project, "path": run.path, "mode": run.mode, "dir": run.dir,
+                  "name": run.name, "group": run.group},
+        "schema_version": SCHEMA_VERSION,
+    }).to_dict()
 
 
 def _apply(target: dict[str, Any], updates: Iterable[Any], removals: Iterable[Any]) -> None:

@@ -1,0 +1,210 @@
+"""The run record: one typed definition, its schema version, the migration of older records, and the one reader.
+
+Every producer (a training run: records.schema.build_record; a structure-learning run: the same; a W&B run
+without a record.json: results.wandb_runs.to_record) builds a `RunRecord`, which validates itself, and writes
+its `to_dict()`. `record.json` is written once, when the run ends. Measurements made later (the loss landscape,
+`python -m optrepro landscape`) go in files of their own beside it (`landscape.json`, MEASUREMENT_FILES) and are
+merged into the record when it is read: their scalars into `metrics.final`, their data into `extra.<name>`.
+`read_record` is the only function that reads a record; it migrates, merges and validates.
+
+Schema versions: 1 (blocks a producer could not fill were sometimes left out; landscape figures were written
+into record.json itself), 2 (every field present, null when unknown; later measurements in their own files).
+Field list: docs/DESIGN.md, "Run records".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from optrepro.errors import OptreproError
+
+SCHEMA_VERSION = 2
+RECORD_NAME = "record.json"
+STATUSES = ("finished", "failed", "diverged", "interrupted")
+MEASUREMENTS = ("landscape",)  # <run folder>/<name>.json, written after the run by the tool of that name
+MEASUREMENT_FORMAT = 1
+
+
+class InvalidRecordError(OptreproError, ValueError):
+    """A record that is not readable JSON or does not follow the record definition; the message names each problem."""
+
+
+def _is_mapping_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+@dataclass
+class RunRecord:
+    """One run as every tool reads it (docs/DESIGN.md lists what each block holds)."""
+
+    run_id: str
+    status: str
+    config: dict[str, Any]
+    config_hash: str
+    setting_hash: str
+    seed: int | None = None
+    error: str | None = None
+    repro: dict[str, Any] | None = None
+    metrics: dict[str, dict[str, Any]] = field(default_factory=lambda: {"final": {}, "best": {}})
+    history: list[dict[str, Any]] = field(default_factory=list)
+    timing: dict[str, Any] | None = None
+    hardware: dict[str, Any] | None = None
+    code: dict[str, Any] | None = None
+    versions: dict[str, Any] | None = None
+    slurm: dict[str, Any] | None = None
+    wandb: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise InvalidRecordError(f"run record {self.run_id!r}: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every way this record departs from the definition (empty when it is valid)."""
+        found = []
+        if not (isinstance(self.run_id, str) and self.run_id):
+            found.append(f"run_id {self.run_id!r} is not a non-empty string")
+        if self.status not in STATUSES:
+            found.append(f"status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if not isinstance(self.config, dict):
+            found.append("config is not a mapping")
+        for name in ("config_hash", "setting_hash"):
+            if not isinstance(getattr(self, name), str):
+                found.append(f"{name} is not a string")
+        if self.seed is not None and not (isinstance(self.seed, int) and not isinstance(self.seed, bool)):
+            found.append(f"seed {self.seed!r} is not an integer")
+        if not (isinstance(self.metrics, dict) and all(isinstance(self.metrics.get(k), dict) for k in ("final", "best"))):
+            found.append("metrics is not {final: {...}, best: {...}}")
+        if not (isinstance(self.history, list) and all(isinstance(row, dict) for row in self.history)):
+            found.append("history is not a list of mappings")
+        for name in ("repro", "timing", "hardware", "code", "versions", "slurm", "wandb"):
+            if not _is_mapping_or_none(getattr(self, name)):
+                found.append(f"{name} is neither a mapping nor null")
+        if not isinstance(self.extra, dict):
+            found.append("extra is not a mapping")
+        for name in ("error", "started_at", "finished_at"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                found.append(f"{name} is neither a string nor null")
+        if self.schema_version != SCHEMA_VERSION:
+            found.append(f"schema_version {self.schema_version!r} is not {SCHEMA_VERSION} (read it with from_dict)")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (shares the blocks with this object: no deep copy, reading is hot)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """The record in `data`, migrated from an older schema version; InvalidRecordError names what is wrong."""
+        if not isinstance(data, Mapping):
+            raise InvalidRecordError(f"top level is {type(data).__name__}, expected an object")
+        migrated = migrate(dict(data))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(migrated) - known)
+        missing = [name for name in ("run_id", "status", "config") if name not in migrated]
+        if unknown or missing:
+            raise InvalidRecordError(
+                f"run record {migrated.get('run_id')!r}: "
+                + "; ".join(([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])
+                            + ([f"missing required field(s) {', '.join(missing)}"] if missing else [])))
+        return cls(**migrated)
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A record of any known schema version as the current one (a newer version is an error: update optrepro)."""
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise InvalidRecordError(f"run record {data.get('run_id')!r} has schema_version {version!r}; this optrepro "
+                                 f"reads versions 1..{SCHEMA_VERSION}: update optrepro")
+    if version == 1:
+        # Version 1 let producers leave out blocks they could not fill (W&B runs: timing, versions, slurm, ...).
+        data.setdefault("config_hash", "")
+        data.setdefault("setting_hash", "")
+        data.setdefault("seed", (data.get("config") or {}).get("seed"))
+        metrics = data.get("metrics") or {}
+        data["metrics"] = {"final": metrics.get("final") or {}, "best": metrics.get("best") or {}}
+        data["extra"] = data.get("extra") or {}
+        data["schema_version"] = SCHEMA_VERSION
+    return data
+
+
+OUTSIDE_REPOSITORY = "<outside repository>"
+
+
+def portable(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without absolute paths of the machine that made it (a copy; the hashes do not use paths).
+
+    `config.paths` become relative to the repository root (`paths.root_dir`); a folder outside it keeps only its
+    name, under `<outside repository>/`. The W&B folder becomes relative to the run folder. Producers and
+    `results collect` apply it, so a committed record reads the same on every clone and names no one's machine.
+    """
+    data = copy.deepcopy(record)
+    paths = (data.get("config") or {}).get("paths")
+    if isinstance(paths, dict) and paths.get("root_dir"):
+        root = Path(paths["root_dir"])
+        for key, value in paths.items():
+            if isinstance(value, str) and Path(value).is_absolute():
+                paths[key] = _relative_or_name(Path(value), root)
+    wandb = data.get("wandb")
+    if isinstance(wandb, dict) and isinstance(wandb.get("dir"), str) and Path(wandb["dir"]).is_absolute():
+        parts = Path(wandb["dir"]).parts
+        run_id = data.get("run_id")
+        wandb["dir"] = Path(*parts[parts.index(run_id) + 1:]).as_posix() if run_id in parts[:-1] else Path(parts[-1]).as_posix()
+    return data
+
+
+def _relative_or_name(path: Path, root: Path) -> str:
+    if path == root:
+        return "."
+    if path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return f"{OUTSIDE_REPOSITORY}/{path.name}"
+
+
+def measurement_path(run_dir: Path, name: str) -> Path:
+    return Path(run_dir) / f"{name}.json"
+
+
+def merge_measurement(record: dict[str, Any], name: str, measurement: Mapping[str, Any]) -> dict[str, Any]:
+    """`record` with a measurement's scalars in metrics.final and its data in extra.<name> (a copy)."""
+    if measurement.get("measurement") != name or not isinstance(measurement.get("metrics"), dict):
+        raise InvalidRecordError(f"{name}.json is not a {name} measurement (expected measurement: {name}, metrics: {{}})")
+    merged = copy.deepcopy(record)
+    merged["metrics"]["final"].update(measurement["metrics"])
+    merged["extra"][name] = measurement.get("data")
+    return merged
+
+
+def read_record(location: Path | str) -> dict[str, Any] | None:
+    """The record of a run folder (or of a record.json path), migrated, with later measurements merged, validated.
+
+    None when there is no record.json; InvalidRecordError when it, or a measurement beside it, cannot be used.
+    """
+    path = Path(location)
+    if path.is_dir():
+        path = path / RECORD_NAME
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InvalidRecordError(f"not readable JSON ({err})") from err
+    record = RunRecord.from_dict(data).to_dict()
+    for name in MEASUREMENTS:
+        beside = measurement_path(path.parent, name)
+        if beside.exists():
+            try:
+                measurement = json.loads(beside.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise InvalidRecordError(f"{beside.name} beside it is not readable JSON ({err})") from err
+            record = merge_measurement(record, name, measurement)
+    return record

@@ -1,0 +1,111 @@
+"""The drift detector: re-run the shared-path runs and compare every metric with the committed run, digit for digit.
+
+CPU runs here are deterministic (same code, same packages: same bits), so any difference is a change in what the
+code computes or in the packages under it. A mismatch names the run, the metric, both values and both sets of
+package versions; intended changes are re-blessed with `drift record`. Timings are not compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optrepro.paths import REPO_ROOT
+from optrepro.records.record import MEASUREMENTS, RECORD_NAME, read_record
+from optrepro.records.writer import write_json_atomic
+
+DRIFT_DIR = REPO_ROOT / "results" / "drift"
+UNCOMPARED_PREFIXES = ("time/",)  # wall and CPU time: not deterministic
+ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One metric of one run whose committed and new values differ (ABSENT when one side lacks it)."""
+
+    run: str
+    metric: str
+    committed: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.run}: {self.metric} was {self.committed!r}, now {self.new!r}"
+
+
+def compared_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`final/<name>` and `best/<name>` values of a record, timings left out."""
+    metrics = record.get("metrics") or {}
+    return {f"{kind}/{name}": value
+            for kind in ("final", "best") for name, value in sorted((metrics.get(kind) or {}).items())
+            if not name.startswith(UNCOMPARED_PREFIXES)}
+
+
+def compare_runs(run: str, committed: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mismatch]:
+    """Every metric that is not bit-equal (floats compared exactly, as JSON stores them)."""
+    old, now = compared_metrics(committed), compared_metrics(new)
+    return [Mismatch(run, metric, old.get(metric, ABSENT), now.get(metric, ABSENT))
+            for metric in sorted(set(old) | set(now)) if old.get(metric, ABSENT) != now.get(metric, ABSENT)]
+
+
+def version_changes(committed: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """package -> (committed version, new version) for every package whose version differs."""
+    old, now = committed.get("versions") or {}, new.get("versions") or {}
+    return {name: (old.get(name), now.get(name)) for name in sorted(set(old) | set(now)) if old.get(name) != now.get(name)}
+
+
+def describe_versions(versions: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in sorted(versions.items()))
+
+
+def describe_drift(run: str, mismatches: list[Mismatch], committed: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The failure message of one run: each metric that moved, then both version sets and what differs."""
+    changed = version_changes(committed, new)
+    lines = [f"DRIFT {run}: {len(mismatches)} metric(s) differ from results/drift/{run}/{RECORD_NAME}"]
+    lines += [f"  {m.metric}: committed {m.committed!r}, now {m.new!r}" for m in mismatches]
+    lines.append(f"  committed with: {describe_versions(committed.get('versions') or {})}")
+    lines.append(f"  now with:       {describe_versions(new.get('versions') or {})}")
+    lines.append("  versions that differ: " + (", ".join(f"{name} {old} -> {now}" for name, (old, now) in changed.items())
+                                               if changed else "none (the code changed what it computes)"))
+    return "\n".join(lines)
+
+
+def committed_dir(run: str, drift_dir: Path = DRIFT_DIR) -> Path:
+    return Path(drift_dir) / run
+
+
+def read_committed(run: str, drift_dir: Path = DRIFT_DIR) -> dict[str, Any] | None:
+    """The committed run as every reader sees it (records.record.read_record: migrated, measurements merged)."""
+    return read_record(committed_dir(run, drift_dir))
+
+
+def bless(run: str, run_dir: Path, drift_dir: Path = DRIFT_DIR) -> Path:
+    """Commit the run folder's record.json and its measurement files as the reference of `run`, as they are but for
+    every path of this machine, made relative to the repository."""
+    target = committed_dir(run, drift_dir)
+    for name in (RECORD_NAME, *(f"{m}.json" for m in MEASUREMENTS)):
+        source, copy = Path(run_dir) / name, target / name
+        if source.exists():
+            write_json_atomic(copy, relative_paths(json.loads(source.read_text()), run_dir))
+        elif copy.exists():
+            copy.unlink()  # a measurement the new run does not have
+    return target
+
+
+def relative_paths(value: Any, run_dir: Path) -> Any:
+    """A copy of `value` whose strings naming the run folder or a repository path are relative ("." = repository)."""
+    if isinstance(value, dict):
+        return {key: relative_paths(item, run_dir) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(item, run_dir) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        for base, label in ((Path(run_dir).resolve(), "<run folder>"), (REPO_ROOT.resolve(), ".")):
+            try:
+                rest = Path(value).resolve().relative_to(base)
+            except ValueError:
+                continue
+            return (Path(label) / rest).as_posix() if rest.parts else label
+    return value

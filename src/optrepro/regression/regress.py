@@ -1,0 +1,131 @@
+"""`claims regress`: run the claims' runs with the current code into a fresh store and compare the verdicts.
+
+Both verdicts come from the evidence policy every command uses (claims.policy.decide_claims): the committed one on
+the committed records, the new one on the fresh store only. The change of a claim's effect (its checked quantity) is given in units of the
+committed 95% CI half-width. A claim that was reproduced and is not now is a regression (exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from optrepro.claims.checks import REPRODUCED, fmt
+from optrepro.claims.match import ArmComposer
+from optrepro.claims.schema import Claim
+
+REPORT_NAME = "regress.json"
+REPORT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ClaimRegress:
+    """One claim: its committed and new verdicts and the move of its effect in committed CIs."""
+
+    claim: str
+    committed: Mapping[str, Any]
+    new: Mapping[str, Any]
+
+    @property
+    def is_regression(self) -> bool:
+        return self.committed["status"] == REPRODUCED and self.new["status"] != REPRODUCED
+
+    @property
+    def shift_in_ci(self) -> float | None:
+        """(new effect - committed effect) / committed CI half-width; None when either is undefined."""
+        old, new, ci = self.committed.get("observed"), self.new.get("observed"), _half_width(self.committed)
+        if old is None or new is None or ci is None or ci <= 0:
+            return None
+        return (new - old) / ci
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "committed": dict(self.committed), "new": dict(self.new),
+                "regression": self.is_regression, "shift_in_ci": self.shift_in_ci}
+
+
+def decide_on_store(claims: Sequence[Claim], store: Path, composer: ArmComposer) -> dict[str, dict[str, Any]]:
+    """claim key -> its verdict (verdicts.json form) on the records of `store` alone."""
+    from optrepro.claims.policy import decide_claims, load_evidence_records
+
+    verdicts = decide_claims(claims, load_evidence_records([store]), composer)
+    return {key: verdict.to_json() for key, verdict in verdicts.items()}
+
+
+def compare_verdicts(committed: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]) -> list[ClaimRegress]:
+    return [ClaimRegress(key, committed[key], new[key]) for key in sorted(committed)]
+
+
+def describe(verdict: Mapping[str, Any]) -> str:
+    """`reproduced: 0.3 ± 0.21 (sam 11.9 ± 0.4 n=3, sgd 12.2 ± 0.2 n=3)`."""
+    observed = verdict.get("observed")
+    if observed is None:
+        effect = "—"
+    elif verdict.get("ci95") is not None:
+        effect = f"{fmt(observed)} ± {fmt(verdict['ci95'])}"
+    elif verdict.get("ci_low") is not None and verdict.get("ci_high") is not None:
+        effect = f"{fmt(observed)} [{fmt(verdict['ci_low'])}, {fmt(verdict['ci_high'])}]"
+    else:
+        effect = fmt(observed)
+    arms = ", ".join(f"{name} {_number(arm['mean'])}" + (f" ± {_number(arm['std'])}" if arm.get("std") is not None else "")
+                     + f" n={arm['n']}" for name, arm in sorted((verdict.get("arms") or {}).items()))
+    return f"{verdict['status']}: {effect}" + (f" ({arms})" if arms else "")
+
+
+def render(results: Sequence[ClaimRegress]) -> list[str]:
+    lines = []
+    for result in results:
+        shift = result.shift_in_ci
+        moved = f"effect moved {shift:+.2f} CI" if shift is not None else f"effect moved {raw_change(result)} (no committed CI)"
+        word = "REGRESSION " if result.is_regression else ""
+        lines += [f"{word}{result.claim}",
+                  f"  committed: {describe(result.committed)}",
+                  f"  now:       {describe(result.new)}",
+                  f"  {moved}"]
+    return lines
+
+
+def write_report(results: Sequence[ClaimRegress], path: Path, *, store: Path, baseline: Path,
+                 failed_runs: Sequence[str]) -> Path:
+    document = {
+        "format": REPORT_FORMAT, "generated_by": "python -m optrepro claims regress",
+        "store": _relative(store), "baseline": _relative(baseline), "failed_runs": list(failed_runs),
+        "regressions": [r.claim for r in results if r.is_regression],
+        "claims": {r.claim: r.to_json() for r in results},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def _half_width(verdict: Mapping[str, Any]) -> float | None:
+    """The CI half-width: `ci95`, else half of [ci_low, ci_high] (a ratio's CI is not symmetric)."""
+    if verdict.get("ci95") is not None:
+        return verdict["ci95"]
+    low, high = verdict.get("ci_low"), verdict.get("ci_high")
+    return None if low is None or high is None else (high - low) / 2
+
+
+def raw_change(result: ClaimRegress) -> str:
+    """The raw change of the effect when there is no CI to measure it in (one seed), relative when it can be."""
+    old, new = result.committed.get("observed"), result.new.get("observed")
+    if old is None or new is None:
+        return "undefined"
+    relative = f", {(new - old) / abs(old):+.2%}" if old else ""
+    return f"by {fmt(new - old)}{relative}"
+
+
+def _number(value: float | None) -> str:
+    return fmt(math.nan if value is None else value)
+
+
+def _relative(path: Path) -> str:
+    from optrepro.paths import REPO_ROOT
+
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(path)
