@@ -49,12 +49,12 @@ def test_smart_tanh_recurrent_matrix_is_sparse_with_radius_095():
 
 def test_basic_tanh_weights_have_std_01_and_zero_bias():
     torch.manual_seed(0)
-    net = TanhRNN(4, (50, 6), hidden=200)
+    net = TanhRNN("tanh_rnn", 4, (50, 6), units=200)
     assert net.rnn.weight_hh_l0.std().item() == pytest.approx(0.1, rel=0.02)
     assert not net.rnn.bias_ih_l0.requires_grad and net.rnn.bias_hh_l0.abs().sum() == 0
     assert net(torch.zeros(3, 50, 6)).shape == (3, 4)
     with pytest.raises(UnknownChoiceError):
-        TanhRNN(4, (50, 6), init="sigmoid")
+        TanhRNN("tanh_rnn", 4, (50, 6), init="sigmoid")
 
 
 def test_grad_norm_and_summary_by_hand():
@@ -105,7 +105,7 @@ def test_smoke_preset_records_grad_norms(make_cfg):
 
 def test_step_by_step_forward_equals_nn_rnn_and_keeps_state_gradients():
     torch.manual_seed(0)
-    net = TanhRNN(4, (12, 6))
+    net = TanhRNN("tanh_rnn", 4, (12, 6))
     with torch.no_grad():
         net.rnn.bias_hh_l0.normal_()  # a non-zero bias exercises the bias path too
     x = torch.randn(5, 12, 6)

@@ -33,17 +33,18 @@ def sparse_recurrent(hidden: int, fan_in: int, radius: float, std: float) -> Ten
 
 
 class TanhRNN(nn.Module):
-    def __init__(self, num_classes: int, input_shape: tuple[int, ...], hidden: int = 50, init: str = "basic_tanh",
+    def __init__(self, name: str, num_classes: int, input_shape: tuple[int, ...], units: int = 50, init: str = "basic_tanh",
                  sparse_fan_in: int = 15, spectral_radius: float = 0.95, keep_states: bool = False) -> None:
         super().__init__()
+        self.name = name  # every model node has a name (config check); kept for repr and debugging
         self.keep_states = keep_states
         self.states: list[Tensor] | None = None
         if init not in INITS:
             raise UnknownChoiceError("model.init", init, INITS)
         if len(input_shape) != 2:
             raise ValueError(f"TanhRNN reads sequences (length x symbols); got samples of shape {input_shape}")
-        self.rnn = nn.RNN(input_shape[-1], hidden, nonlinearity="tanh", batch_first=True)
-        self.out = nn.Linear(hidden, num_classes)
+        self.rnn = nn.RNN(input_shape[-1], units, nonlinearity="tanh", batch_first=True)
+        self.out = nn.Linear(units, num_classes)
         with torch.no_grad():
             std = 0.1 if init == "basic_tanh" else 0.01
             self.rnn.weight_ih_l0.normal_(0.0, std)
@@ -51,7 +52,7 @@ class TanhRNN(nn.Module):
             if init == "basic_tanh":
                 self.rnn.weight_hh_l0.normal_(0.0, std)
             else:
-                self.rnn.weight_hh_l0.copy_(sparse_recurrent(hidden, sparse_fan_in, spectral_radius, std))
+                self.rnn.weight_hh_l0.copy_(sparse_recurrent(units, sparse_fan_in, spectral_radius, std))
             for bias in (self.rnn.bias_ih_l0, self.rnn.bias_hh_l0, self.out.bias):
                 bias.zero_()
         self.rnn.bias_ih_l0.requires_grad_(False)  # one bias vector, as in the paper's h_t
