@@ -1,0 +1,135 @@
+"""Pascanu et al. 2013 (reproductions/rnn_clipping): the temporal order data, the tanh RNN's initializations, the
+gradient-norm callback, and train.grad_clip as the paper's norm clipping."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from optrepro.errors import ConfigError, UnknownChoiceError
+from optrepro.optim.standard import finish_step
+from optrepro.train import run
+from reproductions.rnn_clipping.grad_norm import global_grad_norm, norm_summary
+from reproductions.rnn_clipping.regularizer import recurrent_norm_omega
+from reproductions.rnn_clipping.success import solved
+from reproductions.rnn_clipping.rnn import TanhRNN, sparse_recurrent
+from reproductions.rnn_clipping.temporal_order import load_temporal_order, temporal_order_sequences
+
+
+def test_sequences_put_a_or_b_in_the_paper_windows_and_label_their_order():
+    x, y = temporal_order_sequences(500, 50, np.random.default_rng(0))
+    assert x.shape == (500, 50, 6) and x.dtype == np.uint8
+    assert (x.sum(axis=2) == 1).all()  # one symbol per step
+    symbols = x.argmax(axis=2)
+    for seq, label in zip(symbols, y):
+        relevant = np.flatnonzero(seq < 2)
+        assert len(relevant) == 2
+        assert 5 <= relevant[0] < 10 and 25 <= relevant[1] < 30  # [L/10, 2L/10) and [5L/10, 6L/10)
+        assert label == seq[relevant[0]] + 2 * seq[relevant[1]]
+    assert set(np.unique(y)) == {0, 1, 2, 3}
+
+
+def test_loader_is_a_function_of_data_seed_and_refuses_short_sequences():
+    cfg = {"length": 20, "n_train": 30, "n_test": 10, "data_seed": 3}
+    a, b = load_temporal_order(cfg, "."), load_temporal_order(cfg, ".")
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert a.num_classes == 4 and tuple(a.x_train.shape) == (30, 20, 6) and not a.is_image
+    with pytest.raises(ConfigError, match="dataset.length=5"):
+        load_temporal_order({**cfg, "length": 5}, ".")
+
+
+def test_smart_tanh_recurrent_matrix_is_sparse_with_radius_095():
+    torch.manual_seed(0)
+    w = sparse_recurrent(50, 15, 0.95, 0.01)
+    assert ((w != 0).sum(dim=1) == 15).all()
+    assert torch.linalg.eigvals(w).abs().max().item() == pytest.approx(0.95, rel=1e-5)
+
+
+def test_basic_tanh_weights_have_std_01_and_zero_bias():
+    torch.manual_seed(0)
+    net = TanhRNN("tanh_rnn", 4, (50, 6), units=200)
+    assert net.rnn.weight_hh_l0.std().item() == pytest.approx(0.1, rel=0.02)
+    assert not net.rnn.bias_ih_l0.requires_grad and net.rnn.bias_hh_l0.abs().sum() == 0
+    assert net(torch.zeros(3, 50, 6)).shape == (3, 4)
+    with pytest.raises(UnknownChoiceError):
+        TanhRNN("tanh_rnn", 4, (50, 6), init="sigmoid")
+
+
+def test_grad_norm_and_summary_by_hand():
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+    a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
+    assert global_grad_norm([a, b]) == 5.0
+    b.grad = torch.tensor([math.nan])
+    assert global_grad_norm([a, b]) == math.inf
+    later = norm_summary([1.0, 9.0, 2.0, 4.0], run_max=20.0, first_median=2.5)
+    assert later == {"train/grad_norm_max": 9.0, "train/grad_norm_median": 3.0, "train/grad_norm_max_run": 20.0,
+                     "train/grad_norm_first_median": 2.5, "train/grad_norm_log10_max_run": pytest.approx(math.log10(20.0))}
+    first = norm_summary([4.0, 1.0, 2.0], run_max=4.0, first_median=None)  # the first epoch sets the typical norm
+    assert first["train/grad_norm_first_median"] == 2.0 and first["train/grad_norm_log10_max_run"] == pytest.approx(math.log10(4.0))
+
+
+def test_solved_is_under_one_percent_test_error():
+    assert solved(0.99, 1.0) == 1.0
+    assert solved(1.0, 1.0) == 0.0  # "under 1%": 100 errors of 10000 is not a success
+    assert solved(math.nan, 1.0) == 0.0
+
+
+class _Backend:
+    grad_scaler = None
+
+    def apply_update(self, step_fn):
+        step_fn()
+
+
+def test_grad_clip_is_the_papers_rescaling():
+    """train.grad_clip (finish_step -> clip_grad_norm_): g <- threshold * g / ||g|| when ||g|| > threshold."""
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=1.0)
+    p.grad = torch.tensor([30.0, 40.0])  # norm 50 > 1: rescaled to norm 1
+    finish_step(_Backend(), opt, 1.0)
+    assert p.detach().tolist() == pytest.approx([-0.6, -0.8], rel=1e-5)
+    p.grad = torch.tensor([0.3, 0.4])  # norm 0.5 <= 1: untouched
+    finish_step(_Backend(), opt, 1.0)
+    assert p.detach().tolist() == pytest.approx([-0.9, -1.2], rel=1e-5)
+
+
+def test_smoke_preset_records_grad_norms(make_cfg):
+    record = run(make_cfg(["+repro=rnn_torder_clip_smoke", "logger=csv"]))
+    assert record["status"] == "finished"
+    final = record["metrics"]["final"]
+    assert final["train/grad_norm_max_run"] >= final["train/grad_norm_median"] > 0
+    assert final["test/solved"] == float(final["test/error"] < 1.0)
+
+
+def test_step_by_step_forward_equals_nn_rnn_and_keeps_state_gradients():
+    torch.manual_seed(0)
+    net = TanhRNN("tanh_rnn", 4, (12, 6))
+    with torch.no_grad():
+        net.rnn.bias_hh_l0.normal_()  # a non-zero bias exercises the bias path too
+    x = torch.randn(5, 12, 6)
+    fast = net(x)
+    net.keep_states = True
+    stepwise = net(x)
+    assert torch.allclose(fast, stepwise, atol=1e-6)
+    stepwise.sum().backward()
+    assert len(net.states) == 12 and all(h.grad is not None for h in net.states)
+
+
+def test_omega_and_its_gradient_by_hand():
+    """One unit: v = g (1 - h^2) w = 1 * 0.75 * 2 = 1.5, Omega = (1.5^2 - 1)^2 = 1.5625, dOmega/dw = 5.625; a sample
+    with g = 0 is left out of both the mean of the terms and the count."""
+    w = torch.tensor([[2.0]], requires_grad=True)
+    h = torch.tensor([[0.5], [0.3]])
+    g = torch.tensor([[1.0], [0.0]])
+    omega = recurrent_norm_omega(w, [h], [g])
+    assert omega.item() == pytest.approx(1.5625)
+    (grad,) = torch.autograd.grad(omega, w)
+    assert grad.item() == pytest.approx(5.625)
+
+
+def test_regularizer_without_kept_states_says_what_to_set(make_cfg):
+    with pytest.raises(ConfigError, match="model.keep_states=true"):
+        run(make_cfg(["+repro=rnn_torder_clip_smoke", "logger=csv",
+                      "+callbacks.vanishing_reg._target_=reproductions.rnn_clipping.regularizer.RecurrentNormRegularizer"]))
