@@ -25,6 +25,16 @@ def test_paths_inside_the_repository_become_relative_and_others_keep_only_their_
     assert record["config"]["paths"]["root_dir"] == "/cluster/u/optrepro"  # the input is left as it was
 
 
+def test_paths_in_the_run_folder_become_relative_to_it_and_the_config_keeps_the_users_values():
+    record = constructed_record("/cluster/u/optrepro", "/cluster/u/optrepro/runs", "wandb/offline-run-x")
+    record["config"]["dataset"] = {"path": "/datasets/cifar10"}  # what the user asked for: left as written
+    record["extra"] = {"figures": ["/cluster/u/optrepro/runs/2026-12-02/sam/7_1_42/landscape/slice_1d.png"]}
+    made = portable(record)
+    assert made["extra"] == {"figures": ["landscape/slice_1d.png"]}
+    assert made["config"]["dataset"] == {"path": "/datasets/cifar10"}
+    assert made["config"]["paths"]["runs_dir"] == "runs"
+
+
 def test_a_portable_record_is_left_unchanged():
     record = constructed_record(".", "runs", "wandb/offline-run-x")
     record["config"]["paths"]["data_dir"] = "data"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from optrepro.paths import REPO_ROOT
-from optrepro.regression.drift import ABSENT, Mismatch, compare_runs, describe_drift, relative_paths, version_changes
+import json
+
+from optrepro.regression.drift import ABSENT, Mismatch, bless, compare_runs, describe_drift, version_changes
 
 VERSIONS = {"python": "3.11.7", "torch": "2.14.1", "torch_build": "2.14.1+cu130", "numpy": "2.4.6"}
 
@@ -56,11 +57,12 @@ def test_version_changes_lists_added_and_changed_packages_only():
         "numpy": ("2.4.6", "2.5.0"), "scipy": (None, "1.17.1")}
 
 
-def test_committed_records_hold_no_path_of_this_machine(tmp_path):
+def test_blessed_runs_hold_no_path_of_this_machine(tmp_path):
     run_dir = tmp_path / "2026-12-02" / "sam" / "local_0"
-    blessed = relative_paths({"config": {"paths": {"root_dir": str(REPO_ROOT), "data_dir": str(REPO_ROOT / "data"),
-                                                   "runs_dir": str(REPO_ROOT / "runs_regress" / "abc")}},
-                              "artifacts": [str(run_dir / "landscape" / "slice_1d.png")], "note": "not/a/path"},
-                             run_dir)
-    assert blessed == {"config": {"paths": {"root_dir": ".", "data_dir": "data", "runs_dir": "runs_regress/abc"}},
-                       "artifacts": ["<run folder>/landscape/slice_1d.png"], "note": "not/a/path"}
+    run_dir.mkdir(parents=True)
+    (run_dir / "landscape.json").write_text(json.dumps(
+        {"measurement": "landscape", "metrics": {}, "artifacts": [str(run_dir / "landscape" / "slice_1d.png")],
+         "note": "not/a/path"}))
+    blessed = bless("sam_step", run_dir, drift_dir=tmp_path / "drift")
+    assert json.loads((blessed / "landscape.json").read_text()) == {
+        "measurement": "landscape", "metrics": {}, "artifacts": ["landscape/slice_1d.png"], "note": "not/a/path"}

@@ -18,10 +18,11 @@ import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from optrepro.errors import OptreproError
+from optrepro.paths import REPO_ROOT
 
 SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"
@@ -140,31 +141,42 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 OUTSIDE_REPOSITORY = "<outside repository>"
 
 
-def portable(record: dict[str, Any]) -> dict[str, Any]:
-    """The record without absolute paths of the machine that made it (a copy; the hashes do not use paths).
+def portable(data: dict[str, Any], *, run_dir: Path | None = None) -> dict[str, Any]:
+    """A copy of a record, or of a measurement file beside it, without absolute paths of the machine that made it.
 
-    `config.paths` become relative to the repository root (`paths.root_dir`); a folder outside it keeps only its
-    name, under `<outside repository>/`. The W&B folder becomes relative to the run folder. Producers and
-    `results collect` apply it, so a committed record reads the same on every clone and names no one's machine.
+    A path inside the run folder becomes relative to it (`wandb/offline-run-...`); one inside the repository,
+    relative to the repository root (`data`, `.`); any other keeps only its name, under `<outside repository>/`.
+    The run folder is `run_dir` or, for a record, the folder named after its `run_id`; the repository is the
+    record's `config.paths.root_dir` (this checkout for a measurement file). The config is left as the user wrote
+    it but for its `paths` block, the machine's folders. Producers, `results collect` and `drift record` apply it,
+    so a committed record reads the same on every clone and names no one's machine. Paths are in no hash.
     """
-    data = copy.deepcopy(record)
-    paths = (data.get("config") or {}).get("paths")
-    if isinstance(paths, dict) and paths.get("root_dir"):
-        root = Path(paths["root_dir"])
-        for key, value in paths.items():
-            if isinstance(value, str) and Path(value).is_absolute():
-                paths[key] = _relative_or_name(Path(value), root)
-    wandb = data.get("wandb")
-    if isinstance(wandb, dict) and isinstance(wandb.get("dir"), str) and Path(wandb["dir"]).is_absolute():
-        parts = Path(wandb["dir"]).parts
-        run_id = data.get("run_id")
-        wandb["dir"] = Path(*parts[parts.index(run_id) + 1:]).as_posix() if run_id in parts[:-1] else Path(parts[-1]).as_posix()
-    return data
+    root_dir = ((data.get("config") or {}).get("paths") or {}).get("root_dir")
+    root = PurePosixPath(root_dir) if root_dir and PurePosixPath(root_dir).is_absolute() else PurePosixPath(REPO_ROOT)
+    folder = PurePosixPath(run_dir) if run_dir is not None else None
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: rewrite(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [rewrite(item) for item in value]
+        if isinstance(value, str) and value.startswith("/"):
+            return _portable_path(PurePosixPath(value), folder, data.get("run_id"), root)
+        return value
+
+    made = {key: (value if key == "config" else rewrite(value)) for key, value in data.items()}
+    if isinstance(data.get("config"), dict):
+        made["config"] = {**data["config"]}
+        if isinstance(data["config"].get("paths"), dict):
+            made["config"]["paths"] = rewrite(data["config"]["paths"])
+    return copy.deepcopy(made)
 
 
-def _relative_or_name(path: Path, root: Path) -> str:
-    if path == root:
-        return "."
+def _portable_path(path: PurePosixPath, run_dir: PurePosixPath | None, run_id: Any, root: PurePosixPath) -> str:
+    if run_dir is not None and path.is_relative_to(run_dir):
+        return path.relative_to(run_dir).as_posix()
+    if isinstance(run_id, str) and run_id in path.parts[:-1]:
+        return PurePosixPath(*path.parts[path.parts.index(run_id) + 1:]).as_posix()
     if path.is_relative_to(root):
         return path.relative_to(root).as_posix()
     return f"{OUTSIDE_REPOSITORY}/{path.name}"

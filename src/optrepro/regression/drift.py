@@ -8,14 +8,13 @@ package versions; intended changes are re-blessed with `drift record`. Timings a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from optrepro.paths import REPO_ROOT
-from optrepro.records.record import MEASUREMENTS, RECORD_NAME, read_record
+from optrepro.records.record import MEASUREMENTS, RECORD_NAME, portable, read_record
 from optrepro.records.writer import write_json_atomic
 
 DRIFT_DIR = REPO_ROOT / "results" / "drift"
@@ -89,23 +88,7 @@ def bless(run: str, run_dir: Path, drift_dir: Path = DRIFT_DIR) -> Path:
     for name in (RECORD_NAME, *(f"{m}.json" for m in MEASUREMENTS)):
         source, copy = Path(run_dir) / name, target / name
         if source.exists():
-            write_json_atomic(copy, relative_paths(json.loads(source.read_text()), run_dir))
+            write_json_atomic(copy, portable(json.loads(source.read_text()), run_dir=Path(run_dir).resolve()))
         elif copy.exists():
             copy.unlink()  # a measurement the new run does not have
     return target
-
-
-def relative_paths(value: Any, run_dir: Path) -> Any:
-    """A copy of `value` whose strings naming the run folder or a repository path are relative ("." = repository)."""
-    if isinstance(value, dict):
-        return {key: relative_paths(item, run_dir) for key, item in value.items()}
-    if isinstance(value, list):
-        return [relative_paths(item, run_dir) for item in value]
-    if isinstance(value, str) and os.path.isabs(value):
-        for base, label in ((Path(run_dir).resolve(), "<run folder>"), (REPO_ROOT.resolve(), ".")):
-            try:
-                rest = Path(value).resolve().relative_to(base)
-            except ValueError:
-                continue
-            return (Path(label) / rest).as_posix() if rest.parts else label
-    return value
