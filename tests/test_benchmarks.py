@@ -17,6 +17,7 @@ FINAL_LINES = {
     "sam_cost.py": RATIO_LINE,
     "data_pipeline.py": RATIO_LINE,
     "cpu_tier_budget.py": TOTAL_LINE,
+    "claims_speed.py": RATIO_LINE,
     "startup.py": RATIO_LINE,
 }
 
