@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers.gloo import end_process_group
 from omegaconf import open_dict
 from torch import nn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
@@ -87,7 +88,7 @@ def run_rank(rank: int, init_file: str, out_dir: str) -> None:
         results["plain"].append(synced_grads(plain_model, step))
         results["dense"].append(synced_grads(dense_model, step))
     torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-    dist.destroy_process_group()
+    end_process_group()
 
 
 @pytest.fixture(scope="module")

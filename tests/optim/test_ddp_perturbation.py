@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers.gloo import end_process_group
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -68,7 +69,7 @@ def run_rank(rank: int, init_file: str, out_dir: str) -> None:
             "clean_grads": clean_grads,
         }
     torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-    dist.destroy_process_group()
+    end_process_group()
 
 
 def single_process_params(**kwargs) -> list[torch.Tensor]:

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+from helpers.gloo import end_process_group
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -245,7 +246,7 @@ def _record_on_rank(rank: int, port: int, results) -> None:
     memory = OutputMemory(6, 2, epochs_ago=2)
     memory.record(torch.arange(3) + 3 * rank, torch.full((3, 2), float(rank + 1)), epoch=1)
     results[rank] = memory.logits.clone()
-    dist.destroy_process_group()
+    end_process_group()
 
 
 @pytest.mark.slow
