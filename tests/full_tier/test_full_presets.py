@@ -28,7 +28,7 @@ from optrepro.train import run
 
 # The default suite's share: SAM's Table-1 run (WRN-28-10, m=32, its 16-image tail that m=32 cannot split), SAM's
 # label-noise run at its real batch and remainder (256 + 80, m=32), a grokking and a NOTEARS preset.
-FAST = {"sam_cifar", "sam_label_noise", "grokking_stablemax", "notears_topo_er2_d50"}
+FAST = {"sam_cifar", "sam_label_noise", "grokking_stablemax", "notears_topo_er2_d50", "rnn_torder_clipreg_full"}
 # A NOTEARS step limit: one outer augmented-Lagrangian iteration.
 STRUCTURE_LIMITS = ["structure.notears.max_iter=1"]
 SUBPROCESS_TIMEOUT_S = 1800
