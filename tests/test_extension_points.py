@@ -86,3 +86,29 @@ def test_records_written_before_the_move_still_answer_every_seed_of_their_claims
         for arm in claim.arms:
             seeds = set(records.loc[records["match_key"] == keys[(claim.key, arm)], "seed"])
             assert set(claim.seed_values) <= seeds, f"{claim.key} arm {arm}: seeds {sorted(seeds)}"
+
+
+def test_a_papers_own_step_strategy_is_named_by_module_and_function(fixture_paper_installed, tmp_path):
+    """`optimizer.step: <module>:<function>` builds the paper's step; one signSGD step moves every weight by lr."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from optrepro.optim.backend import LocalBackend
+    from optrepro.optim.factory import build_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    inputs = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.1, -1.0], [2.0, 0.0, 1.0], [-1.0, 1.0, 1.0]])
+    targets = torch.tensor([0, 1, 1, 0])
+    grads = torch.autograd.grad(torch.nn.functional.cross_entropy(model(inputs), targets), list(model.parameters()))
+    expected = [p.detach() - 0.25 * g.sign() for p, g in zip(model.parameters(), grads)]
+    cfg = OmegaConf.create({"name": "sign", "step": "fixture_paper.step:build_sign_step",
+                            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.25}})
+    optimizer, strategy = build_optimizer(cfg, model, num_train_samples=4, num_classes=2)
+    strategy.training_step(LocalBackend(model), (inputs, targets, torch.arange(4)), epoch=0)
+    for want, got in zip(expected, model.parameters()):
+        assert torch.equal(got.detach(), want)
+
+    record = run(compose_config(["+repro=fixture_paper_smoke", "optimizer.step=fixture_paper.step:build_sign_step"],
+                                tmp_path))
+    assert record["status"] == "finished"
+    assert record["config"]["optimizer"]["step"] == "fixture_paper.step:build_sign_step"

@@ -47,6 +47,19 @@ def choice(source: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def step_builder(value: str, info: ValidationInfo) -> str:
+    """`optimizer.step`: a registered strategy, or a paper's own builder as `module:function` (imported to check)."""
+    if not info.context.get("types_only"):
+        from optrepro.optim.factory import resolve_step_builder
+
+        try:
+            resolve_step_builder(value)
+        except OptreproError as error:
+            message = str(error).replace(f"optimizer.step={value!r}: ", "")
+            raise ValueError(message.replace("unknown optimizer.step ", "unknown value ")) from None
+    return value
+
+
 class Section(BaseModel):
     """A config block whose keys are all known: a misspelled or invented key is an error, not ignored."""
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, populate_by_name=True)
@@ -140,7 +153,7 @@ class BaseOptimizer(OpenSection):
 
 class Optimizer(OpenSection):
     name: Text
-    step: Annotated[str, choice("optrepro.optim.factory:STEP_BUILDERS")]
+    step: Annotated[str, AfterValidator(step_builder)]
     base: BaseOptimizer
     weight_decay_mode: Annotated[str, choice("optrepro.optim.factory:WEIGHT_DECAY_MODES")] | None = None
     no_decay_norm_and_bias: bool = False

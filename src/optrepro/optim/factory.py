@@ -1,9 +1,11 @@
 """``optimizer`` config group -> (optimizer, step strategy).
 
-``build_optimizer`` dispatches on ``optimizer_cfg.step`` through
+``build_optimizer`` dispatches on ``optimizer_cfg.step``: a name in
 :data:`STEP_BUILDERS`, whose entries are ``"module:function"`` strings imported on
-use, so a strategy module (SAF, GAM) is only imported by the runs that need it.
-Every step builder has the signature of :func:`build_standard_step`.
+use, so a strategy module (SAF, GAM) is only imported by the runs that need it; or,
+for a paper that brings its own step, such a ``"module:function"`` string itself
+(``reproductions.<paper>.<module>:<function>``). Every step builder has the
+signature of :func:`build_standard_step`.
 
 The helpers here (:func:`base_optimizer_factory`, :func:`parameter_groups`) are
 shared by all step builders so that weight decay is configured the same way
@@ -31,6 +33,7 @@ from optrepro.optim.sam import SAM
 from optrepro.optim.shampoo import Shampoo
 from optrepro.optim.standard import StandardStep
 from optrepro.optim.two_pass import TwoPassStep
+from optrepro.paths import import_reproductions
 
 STEP_BUILDERS: dict[str, str] = {
     "standard": "optrepro.optim.factory:build_standard_step",
@@ -80,11 +83,24 @@ def build_optimizer(
 
 
 def resolve_step_builder(step: str | None) -> StepBuilder:
-    """Import the builder registered for ``step``."""
-    if step not in STEP_BUILDERS:
-        raise UnknownChoiceError("optimizer.step", step, tuple(STEP_BUILDERS))
-    module_name, function_name = STEP_BUILDERS[step].split(":")
-    return getattr(importlib.import_module(module_name), function_name)
+    """Import the builder registered for ``step``, or the ``"module:function"`` a paper names."""
+    path = STEP_BUILDERS.get(step) if isinstance(step, str) else None
+    if path is None and isinstance(step, str) and ":" in step:
+        path = step
+    if path is None:
+        raise UnknownChoiceError("optimizer.step", step, (*STEP_BUILDERS, "<module>:<function>"))
+    module_name, _, function_name = path.partition(":")
+    import_reproductions()
+    try:
+        builder = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(
+            f"optimizer.step={step!r}: cannot import {function_name!r} from {module_name!r} ({error}); "
+            "name a step builder as 'module:function', e.g. reproductions.<paper>.<module>:build_<name>_step"
+        ) from None
+    if not callable(builder):
+        raise ConfigError(f"optimizer.step={step!r}: {path} is not callable; it must be a step builder function")
+    return builder
 
 
 def build_base_optimizer(cfg: DictConfig, model: nn.Module) -> Optimizer:
