@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from optrepro.errors import ConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.factory import build_base_optimizer
 from optrepro.optim.standard import Chunk, forward_loss, optimizer_params
@@ -90,13 +91,13 @@ def subspace_directions(T: Tensor, grad_coords: Tensor, method: str, dampings: S
 
 def check_method(method: str) -> None:
     if method not in METHODS:
-        raise ValueError(f"optimizer.method={method!r} is not one of {', '.join(METHODS)}")
+        raise ConfigError(f"optimizer.method={method!r} is not one of {', '.join(METHODS)}")
 
 
 def check_dampings(dampings: Sequence[float]) -> list[float]:
     values = [float(d) for d in dampings]
     if not values or any(not math.isfinite(d) or d < 0 for d in values):
-        raise ValueError(f"optimizer.damping must be one or more finite values >= 0, got {list(dampings)}")
+        raise ConfigError(f"optimizer.damping must be one or more finite values >= 0, got {list(dampings)}")
     return values
 
 
@@ -107,10 +108,10 @@ class KrylovNewtonStep(StepStrategy):
                  damping: Sequence[float] | float = (1e-3, 1e-2, 1e-1, 1.0, 10.0)) -> None:
         check_method(method)
         if int(krylov_dim) < 1:
-            raise ValueError(f"optimizer.krylov_dim must be >= 1, got {krylov_dim}")
+            raise ConfigError(f"optimizer.krylov_dim must be >= 1, got {krylov_dim}")
         for group in optimizer.param_groups:
             if group.get("momentum", 0) or group.get("weight_decay", 0):
-                raise ValueError("saddle-free Newton applies its step through plain SGD: set optimizer.base.momentum=0 "
+                raise ConfigError("saddle-free Newton applies its step through plain SGD: set optimizer.base.momentum=0 "
                                  "and optimizer.base.weight_decay=0")
         self.optimizer = optimizer
         self.method = method
@@ -196,9 +197,9 @@ def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, gr
     method = cfg.get("method", "sfn")
     check_method(method)
     if accumulate != 1:
-        raise ValueError(f"saddle-free Newton takes the whole batch at once: train.accumulate must be 1, got {accumulate}")
+        raise ConfigError(f"saddle-free Newton takes the whole batch at once: train.accumulate must be 1, got {accumulate}")
     if grad_clip is not None:
-        raise ValueError("saddle-free Newton has no gradient clipping: set train.grad_clip=null")
+        raise ConfigError("saddle-free Newton has no gradient clipping: set train.grad_clip=null")
     damping = cfg.get("damping", [1e-3, 1e-2, 1e-1, 1.0, 10.0])
     damping = [damping] if isinstance(damping, (int, float)) else list(damping)
     optimizer = build_base_optimizer(cfg, model)
