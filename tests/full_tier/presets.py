@@ -15,5 +15,6 @@ FULL_PRESETS = (
     "sam_label_noise", "sam_label_noise_sgd",
     "rnn_torder_clip_full", "rnn_torder_clipreg_full", "rnn_torder_sgd_full",
     "sam_on_cifar100", "sam_on_cifar100_sam", "sam_on_cifar100_sgd",
+    "sfn_mnist10_newton_full", "sfn_mnist10_sfn_full", "sfn_mnist10_sgd_full",
     "shampoo_cifar10_resnet32_adam", "shampoo_cifar10_resnet32_sgd", "shampoo_cifar10_resnet32_shampoo",
 )

@@ -48,7 +48,7 @@ def generate_data(plan: CpuPlan, dataset: str, folder: Path) -> str | None:
         return str(write_cifar_parquet(folder, "cifar10", plan.num_train, plan.num_test))
     if dataset == "cifar100":
         return str(write_cifar_saved(folder, "cifar100", plan.num_train, plan.num_test))
-    if dataset == "fashion_mnist":
+    if dataset in ("fashion_mnist", "mnist10"):  # MNIST's IDX files have Fashion-MNIST's names and layout
         return str(write_fashion_mnist_idx(folder, plan.num_train, plan.num_test))
     if dataset == "imagenet":
         classes = 5
