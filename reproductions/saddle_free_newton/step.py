@@ -142,7 +142,7 @@ class KrylovNewtonStep(StepStrategy):
             stats.update(min_ritz=float("nan"), max_ritz=float("nan"), negative_ritz=float("nan"), damping=float("nan"))
         else:
             V, T = lanczos(hvp, g, self.krylov_dim)
-            coords = torch.zeros(T.shape[0], dtype=torch.float64)
+            coords = torch.zeros(T.shape[0], dtype=torch.float64, device=T.device)
             coords[0] = grad_norm  # g is V's first row times ||g||
             directions, ritz = subspace_directions(T, coords, self.method, self.dampings)
             step, damping = self._line_search(backend, inputs, targets, params, V, directions, lr)
@@ -176,7 +176,7 @@ class KrylovNewtonStep(StepStrategy):
                 best = (value, step, damping)
         self._set(params, originals, None)
         if best is None:
-            return torch.zeros(V.shape[1], dtype=V.dtype), float("nan")
+            return torch.zeros(V.shape[1], dtype=V.dtype, device=V.device), float("nan")
         return best[1], best[2]
 
     @staticmethod
