@@ -6,7 +6,8 @@ Each step, on the training batch (the whole training set in this paper's presets
    reorthogonalisation; Hessian-vector products by double backward. This gives an orthonormal basis V (k x n) of the
    Krylov subspace span{g, Hg, ..., H^{k-1} g} and the tridiagonal T = V H V^T, whose eigenvalues are the Ritz values.
 2. T = U diag(theta) U^T. ``method: sfn`` takes |T| = U diag(|theta|) U^T, ``method: damped_newton`` keeps T.
-3. For each damping value lambda in ``damping`` the step is  delta(lambda) = -V^T U diag(1 / (c(theta) + lambda)) U^T V g,
+3. For each damping value lambda in ``damping`` the step is
+   delta(lambda) = -V^T U diag(1 / (c(theta) + lambda)) U^T V g,
    with c = |.| (SFN) or the identity (damped Newton). The lambda whose step, scaled by the learning rate, gives the
    lowest batch loss is taken (the paper's "lambda <- argmin f(theta + ...)"; a single value is a fixed damping).
    Since g lies in the subspace, V g = ||g|| e_1.
@@ -72,7 +73,9 @@ def lanczos(hvp: Callable[[Tensor], Tensor], start: Tensor, k: int, *, tol: floa
     return V, T
 
 
-def subspace_directions(T: Tensor, grad_coords: Tensor, method: str, dampings: Sequence[float]) -> tuple[list[Tensor], Tensor]:
+def subspace_directions(
+    T: Tensor, grad_coords: Tensor, method: str, dampings: Sequence[float]
+) -> tuple[list[Tensor], Tensor]:
     """Subspace coordinates of -(c(T) + lambda I)^{-1} grad_coords per damping, and T's eigenvalues (Ritz values).
 
     c(T) = |T| (``sfn``: absolute eigenvalues) or T (``damped_newton``). A damping that makes c(T) + lambda I singular
@@ -111,8 +114,8 @@ class KrylovNewtonStep(StepStrategy):
             raise ConfigError(f"optimizer.krylov_dim must be >= 1, got {krylov_dim}")
         for group in optimizer.param_groups:
             if group.get("momentum", 0) or group.get("weight_decay", 0):
-                raise ConfigError("saddle-free Newton applies its step through plain SGD: set optimizer.base.momentum=0 "
-                                 "and optimizer.base.weight_decay=0")
+                raise ConfigError("saddle-free Newton applies its step through plain SGD: "
+                                  "set optimizer.base.momentum=0 and optimizer.base.weight_decay=0")
         self.optimizer = optimizer
         self.method = method
         self.krylov_dim = int(krylov_dim)
@@ -148,7 +151,6 @@ class KrylovNewtonStep(StepStrategy):
             step, damping = self._line_search(backend, inputs, targets, params, V, directions, lr)
             stats.update(min_ritz=float(ritz.min()), max_ritz=float(ritz.max()),
                          negative_ritz=float((ritz < 0).sum()), damping=damping)
-        del flat_grad, grads
         offset = 0
         for p in params:
             n = p.numel()
@@ -162,7 +164,7 @@ class KrylovNewtonStep(StepStrategy):
 
     @torch.no_grad()
     def _line_search(self, backend, inputs, targets, params, V, directions, lr) -> tuple[Tensor, float]:
-        """The step (in parameter space, before the lr) whose damping gives the lowest batch loss at theta + lr * step."""
+        """The step (parameter space, before the lr) whose damping gives the lowest batch loss at theta + lr * step."""
         originals = [p.detach().clone() for p in params]
         best: tuple[float, Tensor, float] | None = None
         for damping, coords in zip(self.dampings, directions):
@@ -197,10 +199,12 @@ def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, gr
     method = cfg.get("method", "sfn")
     check_method(method)
     if accumulate != 1:
-        raise ConfigError(f"saddle-free Newton takes the whole batch at once: train.accumulate must be 1, got {accumulate}")
+        raise ConfigError(f"saddle-free Newton takes the whole batch at once: train.accumulate must be 1, "
+                          f"got {accumulate}")
     if grad_clip is not None:
         raise ConfigError("saddle-free Newton has no gradient clipping: set train.grad_clip=null")
     damping = cfg.get("damping", [1e-3, 1e-2, 1e-1, 1.0, 10.0])
     damping = [damping] if isinstance(damping, (int, float)) else list(damping)
     optimizer = build_base_optimizer(cfg, model)
-    return optimizer, KrylovNewtonStep(optimizer, method=method, krylov_dim=int(cfg.get("krylov_dim", 20)), damping=damping)
+    step = KrylovNewtonStep(optimizer, method=method, krylov_dim=int(cfg.get("krylov_dim", 20)), damping=damping)
+    return optimizer, step
