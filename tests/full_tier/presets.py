@@ -13,6 +13,7 @@ FULL_PRESETS = (
     "powersgd_cifar10_rank1", "powersgd_cifar10_rank2", "powersgd_cifar10_rank4", "powersgd_cifar10_sgd",
     "sam_cifar", "sam_cifar100", "sam_cifar100_sgd", "sam_cifar_sgd", "sam_fmnist", "sam_fmnist_sgd",
     "sam_label_noise", "sam_label_noise_sgd",
+    "rnn_add_clip_full", "rnn_add_clipreg_full", "rnn_add_sgd_full",
     "rnn_torder_clip_full", "rnn_torder_clipreg_full", "rnn_torder_sgd_full",
     "sam_on_cifar100", "sam_on_cifar100_sam", "sam_on_cifar100_sgd",
     "shampoo_cifar10_resnet32_adam", "shampoo_cifar10_resnet32_sgd", "shampoo_cifar10_resnet32_shampoo",
