@@ -241,6 +241,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbac
         use_distributed_sampler=cfg.dataset.name in FOLDER_DATASETS,  # the tensor loader shards by rank itself
         logger=loggers or False,
         callbacks=callbacks,
+        enable_checkpointing=bool(cfg.train.checkpoint),  # else Lightning adds its own, writing under the logger's folder
         default_root_dir=run_dir,
         **options,
     )
