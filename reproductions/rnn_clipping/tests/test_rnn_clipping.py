@@ -16,7 +16,7 @@ from reproductions.rnn_clipping.addition import addition_sequences, load_additio
 from reproductions.rnn_clipping.grad_norm import global_grad_norm, norm_summary
 from reproductions.rnn_clipping.regression import RegressionModule, SquaredError, squared_errors, within_tolerance
 from reproductions.rnn_clipping.regularizer import recurrent_norm_omega
-from reproductions.rnn_clipping.success import solved
+from reproductions.rnn_clipping.success import best_error, solved
 from reproductions.rnn_clipping.rnn import TanhRNN, sparse_recurrent
 from reproductions.rnn_clipping.temporal_order import load_temporal_order, temporal_order_sequences
 
@@ -198,6 +198,13 @@ def test_addition_success_is_squared_error_at_most_004_and_under_one_percent():
     assert solved(0.99, 1.0) == 1.0 and solved(1.0, 1.0) == 0.0
 
 
+def test_best_error_is_the_lowest_finite_check():
+    """test/error_best: the paper stops at its first solved check; a later NaN or worse check does not undo it."""
+    assert best_error([36.5, 0.0, 1.75]) == 0.0
+    assert best_error([31.9, math.nan, 100.0]) == 31.9
+    assert math.isnan(best_error([math.nan])) and solved(best_error([]), 1.0) == 0.0
+
+
 def test_regression_module_sums_squared_errors_and_sequences_within_tolerance():
     class LastNumber(torch.nn.Module):  # predicts the last step's number
         def forward(self, x):
@@ -219,5 +226,6 @@ def test_addition_smoke_runs_record_the_papers_error_and_mse(make_cfg):
         final = record["metrics"]["final"]
         assert final["test/solved"] == float(final["test/error"] < 1.0)
         assert final["test/acc"] == pytest.approx(1 - final["test/error"] / 100)
+        assert final["test/error_best"] <= final["test/error"] and final["test/solved_best"] == float(final["test/error_best"] < 1.0)
         assert 0 < final["test/loss"] < 1 and final["train/grad_norm_max_run"] > 0
     assert "train/omega" in final
