@@ -216,3 +216,24 @@ def test_a_stored_config_hashes_alike_as_a_plain_dict_and_as_an_omegaconf_config
         assert semantic_config(config) == semantic_config(OmegaConf.create(config))
         assert config_hash(config) == config_hash(OmegaConf.create(config))
         assert setting_hash(config, without=("hardware",)) != setting_hash(config)
+
+
+def test_code_version_covers_a_papers_own_code_but_not_its_tests_or_docs(tmp_path, monkeypatch):
+    """A change to reproductions/<paper>/step.py is a new code version (its runs are not pooled with older ones);
+    a change to the paper's tests or README is not."""
+    from optrepro.records import provenance
+
+    paper = tmp_path / "reproductions" / "paper"
+    (paper / "tests").mkdir(parents=True)
+    files = {"src/optrepro/train.py": "x = 1", "reproductions/paper/step.py": "lr = 1",
+             "reproductions/paper/tests/test_paper.py": "def test(): pass", "reproductions/paper/README.md": "# P"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
+    before = provenance.source_hash()
+    for unrelated in ("reproductions/paper/tests/test_paper.py", "reproductions/paper/README.md"):
+        (tmp_path / unrelated).write_text("changed")
+        assert provenance.source_hash() == before, unrelated
+    (tmp_path / "reproductions/paper/step.py").write_text("lr = 2")
+    assert provenance.source_hash() != before

@@ -23,9 +23,11 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-# What decides the numbers a run produces: training code and every config. The claims/results tooling, docs
-# and tests are left out, so committing a README does not make earlier runs a different code version.
-SOURCE_GLOBS = ("src/optrepro/**/*.py", "configs/**/*.yaml", "reproductions/*/configs/**/*.yaml")
+# What decides the numbers a run produces: training code, a paper's own code (its steps, losses, callbacks) and every
+# config. The claims/results tooling, docs and tests are left out, so committing a README does not make earlier runs
+# a different code version.
+SOURCE_GLOBS = ("src/optrepro/**/*.py", "configs/**/*.yaml", "reproductions/*/configs/**/*.yaml",
+                "reproductions/**/*.py")
 SOURCE_EXCLUDED = ("src/optrepro/claims/", "src/optrepro/results/", "src/optrepro/regression/", "src/optrepro/cli.py",
                    "src/optrepro/__main__.py")
 
@@ -36,7 +38,7 @@ def source_hash() -> str:
     for pattern in SOURCE_GLOBS:
         for path in sorted(REPO_ROOT.glob(pattern)):
             relative = path.relative_to(REPO_ROOT).as_posix()
-            if relative.startswith(SOURCE_EXCLUDED):
+            if relative.startswith(SOURCE_EXCLUDED) or "/tests/" in relative:
                 continue
             digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
