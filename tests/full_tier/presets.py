@@ -4,6 +4,7 @@ the list is written out and `test_full_preset_list_is_complete` checks it agains
 FULL_PRESETS = (
     "asam_cifar", "asam_cifar100", "asam_cifar100_sam", "asam_cifar100_sgd", "asam_cifar_sam", "asam_cifar_sgd",
     "asam_on_cifar100",
+    "cram_cifar10", "cram_cifar10_sam", "cram_cifar10_sgd",
     "gam_cifar", "gam_cifar100", "gam_cifar100_sgd", "gam_cifar_sgd",
     "grokking_orthograd", "grokking_softmax_f32", "grokking_softmax_f64", "grokking_stablemax",
     "landscape_cifar_resnet56_noskip", "landscape_cifar_resnet56_skip",
