@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
 from torch.optim import Optimizer
 
 from optrepro.data.seeds import seeded_generator
