@@ -213,3 +213,53 @@ def test_smoke_preset_runs_and_records_the_pruned_accuracies(tmp_path):
         assert 0.0 <= final[f"test/acc_pruned_nobnt_{tag}"] <= 1.0
     assert final["prune/sparsity_s90"] == pytest.approx(0.9, abs=1e-3)
     assert record["config"]["optimizer"]["step"] == "reproductions.cram.step:build_cram_step"
+
+
+# ---- DDP: two gloo ranks on halves of a batch take the single-process step on the whole batch ----------------
+WORLD_SIZE, PER_DEVICE = 2, 6
+
+
+def ddp_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+
+
+def ddp_batch():
+    generator = torch.Generator().manual_seed(1)
+    n = WORLD_SIZE * PER_DEVICE
+    return (torch.randn(n, 4, generator=generator, dtype=torch.float64), torch.randint(0, 3, (n,), generator=generator),
+            torch.arange(n))
+
+
+def ddp_cram_step(model: nn.Module) -> CrAMStep:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-3)
+    return CrAMStep(optimizer, rho=0.5, sparsities=[0.6], plus=True, sparse_grad=True)
+
+
+def ddp_rank(rank: int, init_file: str, out_dir: str) -> None:
+    from pathlib import Path
+
+    import torch.distributed as dist
+    from helpers.gloo import end_process_group
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
+    torch.set_num_threads(1)
+    inputs, targets, indices = ddp_batch()
+    shard = slice(rank * PER_DEVICE, (rank + 1) * PER_DEVICE)
+    model = DistributedDataParallel(ddp_mlp())
+    ddp_cram_step(model).training_step(LocalBackend(model), (inputs[shard], targets[shard], indices[shard]), epoch=0)
+    torch.save([p.detach().clone() for p in model.module.parameters()], Path(out_dir) / f"rank{rank}.pt")
+    end_process_group()
+
+
+def test_cram_step_under_ddp_equals_the_single_process_step_on_the_whole_batch(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(ddp_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD_SIZE)]
+    model = ddp_mlp()
+    ddp_cram_step(model).training_step(LocalBackend(model), ddp_batch(), epoch=0)
+    for rank_params in ranks:
+        for got, expected in zip(rank_params, model.parameters(), strict=True):
+            torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-12)
