@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -126,15 +127,23 @@ DOCUMENTED = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("reproductions/*/R
 COMMAND = re.compile(r"python run\.py ([^#`\n\\]*)")
 
 
+def first_sweep_value(word: str) -> str:
+    """`key=a,b` (a multirun sweep) -> `key=a`; a list value `key=[a,b]` stays whole."""
+    value = word.partition("=")[2]
+    return word if value.startswith("[") else word.split(",")[0]
+
+
 def documented_overrides() -> list[list[str]]:
     """The overrides of every `python run.py ...` in the READMEs (a sweep takes its first value; placeholders out)."""
     commands = []
     for path in DOCUMENTED:
         for match in COMMAND.finditer(path.read_text()):
-            words = match.group(1).split()
-            if not words or any(p in match.group(1) for p in ("...", "{", "=S", "--")):
+            if any(p in match.group(1) for p in ("...", "{", "=S", "--")):
                 continue
-            commands.append([w.split(",")[0] for w in words if w != "-m" and not w.startswith("hydra/launcher=")])
+            words = shlex.split(match.group(1))  # as the shell hands them to run.py: quotes removed
+            if words:
+                commands.append([first_sweep_value(w) for w in words
+                                 if w != "-m" and not w.startswith("hydra/launcher=")])
     return commands
 
 

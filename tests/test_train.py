@@ -38,6 +38,16 @@ def only_record(runs_dir: Path) -> dict:
     return json.loads(records[0].read_text())
 
 
+def test_a_run_without_checkpointing_writes_no_checkpoint(make_cfg, tmp_path):
+    """train.checkpoint=false: Lightning's default ModelCheckpoint (an epoch file under csv/) is off too."""
+    record = run(make_cfg(FAST + DATASETS["digits"]))
+    assert record["status"] == "finished"
+    assert list((tmp_path / "runs").rglob("*.ckpt")) == []
+    run(make_cfg([*FAST, *DATASETS["digits"], "train.checkpoint=true", "seed=1"]))
+    written = list((tmp_path / "runs").rglob("*.ckpt"))
+    assert written and {path.parent.name for path in written} == {"checkpoints"}  # only the product's own
+
+
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 def test_smoke_fit_on_every_offline_dataset(dataset, make_cfg, tmp_path):
     if dataset == "fashion_mnist" and not Path("/usr/share/datasets/fashion-mnist").exists():

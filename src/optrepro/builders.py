@@ -100,7 +100,10 @@ def epochs_to_run(cfg: DictConfig) -> int:
     return int(cfg.limits.max_epochs or cfg.train.epochs)
 
 
-def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo) -> ClassifierModule:
+def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo, module_class: type[ClassifierModule] = ClassifierModule,
+                 **module_kwargs) -> ClassifierModule:
+    """The run's LightningModule; a paper's task may pass a ClassifierModule subclass and its own keyword arguments
+    (reproductions/rnn_clipping/regression.py: regression metrics)."""
     optimizer_builder = functools.partial(
         build_optimizer,
         cfg.optimizer,
@@ -116,13 +119,14 @@ def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo) -> ClassifierM
         epochs=epochs_to_run(cfg),
     )
     loss_fn = build_train_loss(cfg)
-    module = ClassifierModule(
+    module = module_class(
         net,
         optimizer_builder,
         scheduler_builder,
         label_smoothing=float(cfg.train.label_smoothing),
         channels_last=bool(cfg.hardware.channels_last),
         loss_fn=loss_fn,
+        **module_kwargs,
     )
     if hasattr(loss_fn, "bind_step"):
         loss_fn.bind_step(lambda: module.global_step)  # a loss with a schedule reads the optimizer steps taken so far
@@ -237,6 +241,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbac
         use_distributed_sampler=cfg.dataset.name in FOLDER_DATASETS,  # the tensor loader shards by rank itself
         logger=loggers or False,
         callbacks=callbacks,
+        enable_checkpointing=bool(cfg.train.checkpoint),  # else Lightning adds its own, writing under the logger's folder
         default_root_dir=run_dir,
         **options,
     )

@@ -135,7 +135,7 @@ class ClassificationTask:
         status, error = "finished", None
         try:
             loggers = tracking.build_loggers(cfg, run_dir, is_global_zero=is_rank_zero, code=code)
-            module = builders.build_module(cfg, builders.build_net(cfg, data), data)
+            module = self.build_module(cfg, builders.build_net(cfg, data), data)
             callbacks = [preemption, *builders.build_callbacks(cfg, run_dir)]
             trainer = builders.build_trainer(cfg, run_dir, loggers, callbacks)
             preemption.install()
@@ -175,3 +175,8 @@ class ClassificationTask:
         if status == "interrupted" and is_rank_zero:
             requeue_slurm_job()
         return record
+
+    def build_module(self, cfg: DictConfig, net, data):
+        """The LightningModule that trains `net`; a paper's task may subclass this one to bring its own module (its
+        metrics), keeping the rest of the run (reproductions/rnn_clipping/regression.py: the addition problem)."""
+        return builders.build_module(cfg, net, data)

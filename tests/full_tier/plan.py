@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 # Training-split sizes of the real datasets; the generated copies keep their remainder modulo the batch.
-REAL_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "imagenet": 1_281_167}
+REAL_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "imagenet": 1_281_167,
+                    "mnist10": 60_000}  # mnist10: MNIST read by saddle_free_newton's own loader, then downscaled
 # Per-device batch on the CPU for models too heavy to train at the preset's batch (None: keep the preset's).
 CPU_DEVICE_BATCH = {"wrn28_10": 8, "resnet18": 16, "resnet50": 4}
 CPU_PROCESSES = 2  # a multi-device preset runs as this many gloo processes

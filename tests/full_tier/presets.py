@@ -1,20 +1,49 @@
-"""The `full` presets by name: composing all ~100 presets to find them takes ~15 s, too slow for collection, so
-the list is written out and `test_full_preset_list_is_complete` checks it against the composed tiers."""
+"""The `full` presets, found by composing every preset: a preset often inherits `repro.tier` from its setting, so
+only Hydra knows it. ~100 compositions take 10-20 s, so the names are kept in .cache/full_presets.json while the
+config files are byte-identical (the digest of the arm match-key cache). A paper's new full preset is picked up
+without editing any shared file."""
+from __future__ import annotations
 
-FULL_PRESETS = (
-    "asam_cifar", "asam_cifar100", "asam_cifar100_sam", "asam_cifar100_sgd", "asam_cifar_sam", "asam_cifar_sgd",
-    "asam_on_cifar100",
-    "cram_cifar10", "cram_cifar10_sam", "cram_cifar10_sgd",
-    "gam_cifar", "gam_cifar100", "gam_cifar100_sgd", "gam_cifar_sgd",
-    "grokking_orthograd", "grokking_softmax_f32", "grokking_softmax_f64", "grokking_stablemax",
-    "landscape_cifar_resnet56_noskip", "landscape_cifar_resnet56_skip",
-    "mesa_imagenet", "saf_imagenet", "saf_imagenet_sam", "saf_imagenet_sgd",
-    "notears_topo_er2_d100", "notears_topo_er2_d50", "notears_topo_ls_er2_d100", "notears_topo_ls_er2_d50",
-    "notears_topo_sf4_d50",
-    "powersgd_cifar10_rank1", "powersgd_cifar10_rank2", "powersgd_cifar10_rank4", "powersgd_cifar10_sgd",
-    "sam_cifar", "sam_cifar100", "sam_cifar100_sgd", "sam_cifar_sgd", "sam_fmnist", "sam_fmnist_sgd",
-    "sam_label_noise", "sam_label_noise_sgd",
-    "rnn_torder_clip_full", "rnn_torder_clipreg_full", "rnn_torder_sgd_full",
-    "sam_on_cifar100", "sam_on_cifar100_sam", "sam_on_cifar100_sgd",
-    "shampoo_cifar10_resnet32_adam", "shampoo_cifar10_resnet32_sgd", "shampoo_cifar10_resnet32_shampoo",
-)
+import json
+from collections.abc import Iterable
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from optrepro.claims.match import config_tree_digest
+from optrepro.paths import CONFIG_DIR, REPO_ROOT, reproduction_config_dirs
+
+CACHE = REPO_ROOT / ".cache" / "full_presets.json"
+
+
+def preset_names() -> list[str]:
+    """Every `+repro=` preset of the config tree and the reproductions' folders."""
+    return sorted(path.stem for folder in reproduction_config_dirs() for path in (folder / "repro").glob("*.yaml"))
+
+
+def compose_full_presets(names: Iterable[str]) -> tuple[str, ...]:
+    """The names among `names` whose composed config says `repro.tier: full`."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+            return tuple(name for name in names if compose("train", overrides=[f"+repro={name}"]).repro.tier == "full")
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def full_presets() -> tuple[str, ...]:
+    """Every full preset, from the cache when the config files have not changed since it was written."""
+    digest = config_tree_digest(CONFIG_DIR)
+    try:
+        stored = json.loads(CACHE.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    if isinstance(stored, dict) and stored.get("digest") == digest:
+        return tuple(stored["presets"])
+    presets = compose_full_presets(preset_names())
+    try:
+        CACHE.parent.mkdir(exist_ok=True)
+        CACHE.write_text(json.dumps({"digest": digest, "presets": presets}))
+    except OSError:
+        pass  # a read-only checkout composes them again next time
+    return presets

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 from datagen.formats import write_cifar_parquet, write_cifar_saved, write_fashion_mnist_idx, write_imagenet_folders
 from full_tier.plan import CpuPlan, plan_for
-from full_tier.presets import FULL_PRESETS
+from full_tier.presets import compose_full_presets, full_presets
 from helpers.compose import compose_config
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from optrepro.paths import CONFIG_DIR, REPO_ROOT, reproduction_config_dirs
+from optrepro.paths import REPO_ROOT
 from optrepro.train import run
 
 # The default suite's share: SAM's Table-1 run (WRN-28-10, m=32, its 16-image tail that m=32 cannot split), SAM's
@@ -34,12 +32,11 @@ STRUCTURE_LIMITS = ["structure.notears.max_iter=1"]
 SUBPROCESS_TIMEOUT_S = 1800
 
 
-def test_full_preset_list_is_complete():
-    GlobalHydra.instance().clear()
-    names = sorted(p.stem for d in reproduction_config_dirs() for p in (d / "repro").glob("*.yaml"))
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        full = {name for name in names if compose("train", overrides=[f"+repro={name}"]).repro.tier == "full"}
-    assert full == set(FULL_PRESETS)
+def test_full_presets_are_those_whose_composed_tier_is_full():
+    """The tier comes from the composed config: sam_cifar inherits it from its setting, sam_fmnist_cpu is cpu."""
+    assert compose_full_presets(["sam_cifar", "sam_fmnist_cpu", "grokking_stablemax", "rnn_torder_clip_smoke"]) == (
+        "sam_cifar", "grokking_stablemax")
+    assert {"sam_cifar", "notears_topo_er2_d50", "rnn_torder_clipreg_full"} <= set(full_presets())
 
 
 def generate_data(plan: CpuPlan, dataset: str, folder: Path) -> str | None:
@@ -48,7 +45,7 @@ def generate_data(plan: CpuPlan, dataset: str, folder: Path) -> str | None:
         return str(write_cifar_parquet(folder, "cifar10", plan.num_train, plan.num_test))
     if dataset == "cifar100":
         return str(write_cifar_saved(folder, "cifar100", plan.num_train, plan.num_test))
-    if dataset == "fashion_mnist":
+    if dataset in ("fashion_mnist", "mnist10"):  # MNIST's IDX files have Fashion-MNIST's names and layout
         return str(write_fashion_mnist_idx(folder, plan.num_train, plan.num_test))
     if dataset == "imagenet":
         classes = 5
@@ -87,7 +84,7 @@ def dict_of(node):
     return OmegaConf.to_container(node, resolve=True)
 
 
-@pytest.mark.parametrize("preset", [p if p in FAST else pytest.param(p, marks=pytest.mark.slow) for p in FULL_PRESETS])
+@pytest.mark.parametrize("preset", [p if p in FAST else pytest.param(p, marks=pytest.mark.slow) for p in full_presets()])
 def test_full_preset_crosses_an_epoch_boundary_on_generated_data(preset, tmp_path):
     cfg = compose_config([f"+repro={preset}"])
     if cfg.task._target_.endswith(".StructureLearningTask"):  # no data files, no epochs: the solver on the product's linear-SEM data

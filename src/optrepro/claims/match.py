@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,10 +46,13 @@ def with_match_keys(records: pd.DataFrame) -> pd.DataFrame:
     return records.assign(match_key=pd.Series(keys, index=records.index, dtype=object))
 
 
-# Composing an arm with Hydra takes about 0.3 s and the claims have ~80 distinct arms: their match keys are kept
-# here, valid while the config files and the hashing code are byte-identical (config_tree_digest).
+# Composing an arm with Hydra takes 0.1-0.3 s and the claims have ~90 distinct arms: their match keys are kept
+# here, valid while the config files and the hashing code are byte-identical (config_tree_digest). When many are
+# missing (a fresh clone, a changed config file) they are composed in forked worker processes, one per core.
 ARM_KEY_CACHE = REPO_ROOT / ".cache" / "arm_match_keys.json"
 HASHING_CODE = (Path(__file__).resolve(), Path(__file__).resolve().parents[1] / "config.py")
+PARALLEL_MIN_ARMS = 16  # below this, forking workers costs more than it saves
+MAX_WORKERS = 8
 
 
 def config_tree_digest(config_dir: Path) -> str:
@@ -107,6 +113,24 @@ class ArmComposer:
             keys[name] = match_key(self.compose(claim, arm))
         return keys[name]
 
+    def prefetch_keys(self, arms: Sequence[tuple[Claim, str]]) -> None:
+        """Compose the arms whose keys are not cached, in parallel when there are many (call inside `with`)."""
+        keys = self._keys()
+        missing = list({json.dumps(claim.arm_overrides(arm)): (claim, arm) for claim, arm in arms
+                        if json.dumps(claim.arm_overrides(arm)) not in keys}.items())
+        workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)), len(missing) // (PARALLEL_MIN_ARMS // 2))
+        if len(missing) < PARALLEL_MIN_ARMS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return  # arm_key composes them one by one
+        global _FORKED_COMPOSER
+        _FORKED_COMPOSER = self  # a forked worker inherits this composer, its Hydra context included
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                chunks = [missing[start::workers] for start in range(workers)]
+                for found in pool.map(_compose_keys, [[pair for _, pair in chunk] for chunk in chunks]):
+                    keys.update(found)
+        finally:
+            _FORKED_COMPOSER = None
+
     def _keys(self) -> dict[str, str]:
         if self._cached_keys is None:
             self._cached_keys = {}
@@ -131,6 +155,18 @@ class ArmComposer:
             pass  # a read-only checkout still works, only slower
 
 
+_FORKED_COMPOSER: ArmComposer | None = None
+
+
+def _compose_keys(arms: list[tuple[Claim, str]]) -> dict[str, str]:
+    """In a forked worker: the match keys of `arms`, by their overrides' JSON (the cache's key)."""
+    assert _FORKED_COMPOSER is not None
+    return {json.dumps(claim.arm_overrides(arm)): match_key(_FORKED_COMPOSER.compose(claim, arm))
+            for claim, arm in arms}
+
+
 def arm_match_keys(claims: Iterable[Claim], composer: ArmComposer) -> dict[tuple[str, str], str]:
     """(claim key, arm name) -> match key for every arm of every claim."""
-    return {(claim.key, arm): composer.arm_key(claim, arm) for claim in claims for arm in claim.arms}
+    arms = [(claim, arm) for claim in claims for arm in claim.arms]
+    composer.prefetch_keys(arms)
+    return {(claim.key, arm): composer.arm_key(claim, arm) for claim, arm in arms}

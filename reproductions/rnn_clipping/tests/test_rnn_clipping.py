@@ -1,5 +1,6 @@
-"""Pascanu et al. 2013 (reproductions/rnn_clipping): the temporal order data, the tanh RNN's initializations, the
-gradient-norm callback, and train.grad_clip as the paper's norm clipping."""
+"""Pascanu et al. 2013 (reproductions/rnn_clipping): the temporal order and addition data, the tanh RNN's
+initializations, the gradient-norm callback, train.grad_clip as the paper's norm clipping, the regulariser, and the
+addition problem's squared-error success criterion."""
 from __future__ import annotations
 
 import math
@@ -11,9 +12,11 @@ import torch
 from optrepro.errors import ConfigError, UnknownChoiceError
 from optrepro.optim.standard import finish_step
 from optrepro.train import run
+from reproductions.rnn_clipping.addition import addition_sequences, load_addition, marker_ranges
 from reproductions.rnn_clipping.grad_norm import global_grad_norm, norm_summary
+from reproductions.rnn_clipping.regression import RegressionModule, SquaredError, squared_errors, within_tolerance
 from reproductions.rnn_clipping.regularizer import recurrent_norm_omega
-from reproductions.rnn_clipping.success import solved
+from reproductions.rnn_clipping.success import best_error, solved
 from reproductions.rnn_clipping.rnn import TanhRNN, sparse_recurrent
 from reproductions.rnn_clipping.temporal_order import load_temporal_order, temporal_order_sequences
 
@@ -133,3 +136,96 @@ def test_regularizer_without_kept_states_says_what_to_set(make_cfg):
     with pytest.raises(ConfigError, match="model.keep_states=true"):
         run(make_cfg(["+repro=rnn_torder_clip_smoke", "logger=csv",
                       "+callbacks.vanishing_reg._target_=reproductions.rnn_clipping.regularizer.RecurrentNormRegularizer"]))
+
+
+# ---- the addition problem (Section 4.1.2; official addition.py and RNN.py 'lastLinear') ----
+
+def test_addition_marker_windows_are_the_codes():
+    """addition.py: p0 in [0, int(l*.1)), p1 in int(l*.1) + [0, int(l*.4)) (its own self-test uses length 25)."""
+    assert marker_ranges(25) == ((0, 2), (2, 12))
+    assert marker_ranges(100) == ((0, 10), (10, 50))
+    assert marker_ranges(10) == ((0, 1), (1, 5))
+
+
+def test_addition_sequences_mark_two_numbers_and_target_their_mean():
+    x, y = addition_sequences(400, 50, np.random.default_rng(0))
+    assert x.shape == (400, 50, 2) and x.dtype == np.float32 and y.shape == (400, 1) and y.dtype == np.float32
+    assert set(np.unique(x[:, :, 0])) == {0.0, 1.0} and (x[:, :, 0].sum(axis=1) == 2).all()  # two markers each
+    assert (x[:, :, 1] >= 0).all() and (x[:, :, 1] < 1).all()  # uniform numbers in [0, 1)
+    for seq, target in zip(x, y[:, 0]):
+        first, second = np.flatnonzero(seq[:, 0])
+        assert 0 <= first < 5 and 5 <= second < 25  # [0, L/10) and [L/10, L/2)
+        assert target == np.float32((seq[first, 1] + seq[second, 1]) / 2)
+    firsts = np.array([np.flatnonzero(seq[:, 0])[0] for seq in x])
+    assert set(firsts) == set(range(5))  # every position of the window is drawn
+
+
+def test_addition_exact_targets_of_a_seeded_draw():
+    """Length 10: the first marker can only be at step 0, the second in steps 1-4. Draw order: first markers, second
+    markers, then the numbers (float32); the targets of this draw written out."""
+    x, y = addition_sequences(3, 10, np.random.default_rng(123))
+    rng = np.random.default_rng(123)
+    first, second = rng.integers(0, 1, size=3), rng.integers(1, 5, size=3)
+    numbers = rng.uniform(size=(3, 10)).astype(np.float32)
+    assert first.tolist() == [0, 0, 0] and second.tolist() == [1, 3, 3]
+    assert [np.flatnonzero(seq[:, 0]).tolist() for seq in x] == [[0, 1], [0, 3], [0, 3]]
+    assert np.array_equal(x[:, :, 1], numbers)
+    by_hand = [(numbers[i, 0] + numbers[i, second[i]]) / 2 for i in range(3)]
+    assert y[:, 0].tolist() == by_hand
+    assert y[:, 0].tolist() == pytest.approx([0.2023658, 0.7270909, 0.2563419], abs=1e-7)
+
+
+def test_addition_loader_is_a_function_of_data_seed_and_refuses_short_sequences():
+    cfg = {"length": 20, "n_train": 30, "n_test": 10, "data_seed": 3}
+    a, b = load_addition(cfg, "."), load_addition(cfg, ".")
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert a.num_classes == 1 and tuple(a.x_train.shape) == (30, 20, 2) and tuple(a.y_train.shape) == (30, 1)
+    with pytest.raises(ConfigError, match="dataset.length=9"):
+        load_addition({**cfg, "length": 9}, ".")
+
+
+def test_addition_success_is_squared_error_at_most_004_and_under_one_percent():
+    """RNN.py: a sequence is misclassified when ((t - y)**2).sum(axis=1) > .04; the run is solved under 1% of them."""
+    targets = torch.tensor([[0.5], [0.5], [0.5], [0.2]])
+    outputs = torch.tensor([[0.5], [0.699], [0.701], [0.0]])  # squared errors 0, 0.0396, 0.0404, 0.04 (float32: 0.04000000357)
+    assert squared_errors(outputs, targets).tolist() == pytest.approx([0.0, 0.199**2, 0.201**2, 0.04], rel=1e-4)
+    assert within_tolerance(outputs[:3], targets[:3]).tolist() == [True, True, False]
+    assert SquaredError()(outputs, targets).item() == pytest.approx((0.199**2 + 0.201**2 + 0.04) / 4, rel=1e-4)
+    with pytest.raises(ValueError, match="differ in shape"):
+        squared_errors(outputs[:, 0], targets)
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        SquaredError(label_smoothing=0.1)
+    assert solved(0.99, 1.0) == 1.0 and solved(1.0, 1.0) == 0.0
+
+
+def test_best_error_is_the_lowest_finite_check():
+    """test/error_best: the paper stops at its first solved check; a later NaN or worse check does not undo it."""
+    assert best_error([36.5, 0.0, 1.75]) == 0.0
+    assert best_error([31.9, math.nan, 100.0]) == 31.9
+    assert math.isnan(best_error([math.nan])) and solved(best_error([]), 1.0) == 0.0
+
+
+def test_regression_module_sums_squared_errors_and_sequences_within_tolerance():
+    class LastNumber(torch.nn.Module):  # predicts the last step's number
+        def forward(self, x):
+            return x[:, -1, 1:2]
+
+    module = RegressionModule(LastNumber(), None, None, loss_fn=SquaredError())
+    module.on_validation_epoch_start()
+    x = torch.zeros(3, 4, 2)
+    x[:, -1, 1] = torch.tensor([0.5, 0.9, 0.1])
+    module.validation_step((x, torch.tensor([[0.5], [0.5], [0.2]]), None), 0)
+    loss_sum, correct, count = module._eval_sums.tolist()
+    assert loss_sum == pytest.approx(0.0 + 0.16 + 0.01, rel=1e-5) and (correct, count) == (2.0, 3.0)
+
+
+def test_addition_smoke_runs_record_the_papers_error_and_mse(make_cfg):
+    for preset in ("rnn_add_sgd_smoke", "rnn_add_clipreg_smoke"):
+        record = run(make_cfg([f"+repro={preset}", "logger=csv"]))
+        assert record["status"] == "finished", record["error"]
+        final = record["metrics"]["final"]
+        assert final["test/solved"] == float(final["test/error"] < 1.0)
+        assert final["test/acc"] == pytest.approx(1 - final["test/error"] / 100)
+        assert final["test/error_best"] <= final["test/error"] and final["test/solved_best"] == float(final["test/error_best"] < 1.0)
+        assert 0 < final["test/loss"] < 1 and final["train/grad_norm_max_run"] > 0
+    assert "train/omega" in final
