@@ -21,8 +21,8 @@ from reproductions.jacobian_descent.models import paper_cnn
 from reproductions.jacobian_descent.step import JacobianDescentStep, build_jd_step, conflict_stats
 
 
-def agg(name, rows, seed=0):
-    return aggregate(name, torch.tensor(rows, dtype=torch.float64), np.random.default_rng(seed)).tolist()
+def agg(name, rows, seed=0, reg_eps=0.0):
+    return aggregate(name, torch.tensor(rows, dtype=torch.float64), np.random.default_rng(seed), reg_eps).tolist()
 
 
 def test_upgrad_on_hand_computed_jacobians():
@@ -56,24 +56,28 @@ def test_upgrad_never_conflicts_and_is_linear_under_scaling(seed):
     n = int(torch.randint(2, 60, (1,), generator=gen))  # n < m too: rank-deficient Gramians
     jac = torch.randn(m, n, generator=gen, dtype=torch.float64)
     jac[: m // 3] *= 10.0  # imbalanced norms, as with easy and hard examples
-    update = aggregate("upgrad", jac)
+    update = aggregate("upgrad", jac, reg_eps=0.0)
     scale = jac.norm(dim=1) * jac.norm()  # round-off scale of <g_i, J^T w> (the update may be ~0: dual cone {0})
     assert (jac @ update >= -1e-10 * scale).all()
-    assert (jac @ aggregate("dualproj", jac) >= -1e-10 * scale).all()
+    assert (jac @ aggregate("dualproj", jac, reg_eps=0.0) >= -1e-10 * scale).all()
+    # each projection onto the cone is non-expansive, so ||UPGrad(J)|| <= mean_i ||g_i||
+    assert update.norm() <= jac.norm(dim=1).mean() * (1 + 1e-12)
     # linear under scaling (Definition 2): A(diag(c) J) = sum_i c_i pi_J(g_i)/m, so A(a J) = a A(J)
-    assert torch.allclose(aggregate("upgrad", 3.0 * jac), 3.0 * update, rtol=1e-7, atol=1e-9)
+    assert torch.allclose(aggregate("upgrad", 3.0 * jac, reg_eps=0.0), 3.0 * update, rtol=1e-7, atol=1e-9)
 
 
 def test_conflict_stats_by_hand():
     jac = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])
-    worst, frac, cos_mean = conflict_stats(jac, torch.tensor([-0.5, 0.5])).tolist()  # the mean update
+    worst, frac, cos_mean, scaled = conflict_stats(jac, torch.tensor([-0.5, 0.5])).tolist()  # the mean update
     assert worst == pytest.approx(1 / np.sqrt(2))  # cos(g1, d) = -0.5 / (1 * sqrt(0.5))
     assert frac == 0.5
     assert cos_mean == pytest.approx(1.0)
-    worst, frac, _ = conflict_stats(jac, torch.tensor([0.1, 0.7])).tolist()  # UPGrad's
-    assert worst < 0 and frac == 0.0
-    summary = summarize([torch.tensor([0.1, 0.5, 0.9]), torch.tensor([-0.2, 0.0, 0.7])], run_worst=0.3)
+    assert scaled == pytest.approx(0.5 / (np.sqrt(5) * np.sqrt(0.5)))  # -<g1, d> / (max ||g_j|| ||d||)
+    worst, frac, _, scaled = conflict_stats(jac, torch.tensor([0.1, 0.7])).tolist()  # UPGrad's
+    assert worst < 0 and frac == 0.0 and scaled < 0
+    summary = summarize([torch.tensor([0.1, 0.5, 0.9, 0.01]), torch.tensor([-0.2, 0.0, 0.7, -0.1])], (0.3, 0.0))
     assert summary == pytest.approx({"train/jd_worst_conflict": 0.1, "train/jd_worst_conflict_run": 0.3,
+                                     "train/jd_worst_scaled_conflict": 0.01, "train/jd_worst_scaled_conflict_run": 0.01,
                                      "train/jd_conflict_frac": 0.25, "train/jd_cos_to_mean": 0.8})
 
 
@@ -111,15 +115,15 @@ def test_upgrad_step_applies_the_aggregated_loop_jacobian():
         before.zero_grad()
         F.cross_entropy(before(x[None]), y[None]).backward()
         rows.append(torch.cat([p.grad.reshape(-1) for p in before.parameters()]))
-    expected = torch.cat([p.detach().reshape(-1) for p in before.parameters()]) - 0.05 * aggregate("upgrad", torch.stack(rows))
-    step = JacobianDescentStep(torch.optim.SGD(model.parameters(), lr=0.05), aggregator="upgrad")
+    expected = torch.cat([p.detach().reshape(-1) for p in before.parameters()]) - 0.05 * aggregate("upgrad", torch.stack(rows), reg_eps=0.0)
+    step = JacobianDescentStep(torch.optim.SGD(model.parameters(), lr=0.05), aggregator="upgrad", reg_eps=0.0)
     out = step.training_step(LocalBackend(model), (inputs, targets, idx), epoch=0)
     after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     assert torch.allclose(after, expected, rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         assert out.loss == pytest.approx(float(F.cross_entropy(before(inputs), targets)), rel=1e-5)
     (stats,) = step.pop_epoch_stats()
-    assert stats[0] <= 1e-6  # no example's gradient conflicts with the update
+    assert stats[3] <= 1e-6  # no example's gradient conflicts with the update
 
 
 def test_bad_aggregator_and_batchnorm_model_are_clear_errors():
@@ -138,9 +142,26 @@ def test_bad_aggregator_and_batchnorm_model_are_clear_errors():
 
 
 def test_smoke_preset_records_no_conflict(make_cfg):
-    record = run(make_cfg(["+repro=jd_smoke", "logger=csv"]))
+    record = run(make_cfg(["+repro=jd_smoke", "logger=csv", "optimizer.reg_eps=0.0"]))
     assert record["status"] == "finished"
     final = record["metrics"]["final"]
-    assert final["train/jd_worst_conflict_run"] <= 1e-6
-    assert final["train/jd_conflict_frac"] == 0.0
+    assert final["train/jd_worst_scaled_conflict_run"] <= 1e-6
     assert 0 < final["train/jd_cos_to_mean"] <= 1.0 + 1e-9
+    losses = [row["train/loss"] for row in record["history"]]
+    assert final["train/loss_auc"] == pytest.approx(sum(losses) / len(losses))
+
+
+def test_regularization_keeps_weights_bounded_on_a_singular_gramian():
+    """Duplicate rows make G singular: without regularization the dual has unbounded minimizers; with TorchJD's
+    reg_eps the weights stay O(1) and the update is the same projection (module docstring of aggregators.py)."""
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randn(6, 40, generator=gen, dtype=torch.float64)
+    jac = torch.cat([base, base[:3], -base[3:4] * 0.5])  # duplicates and an opposite row
+    from reproductions.jacobian_descent.aggregators import aggregator_weights
+    g = jac @ jac.T
+    w = aggregator_weights("upgrad", g)
+    assert float(w.abs().max()) < 100.0
+    exact = aggregate("upgrad", jac, reg_eps=0.0)
+    assert (aggregate("upgrad", jac) - exact).norm() <= 0.05 * jac.norm(dim=1).mean()
+    with pytest.raises(ValueError, match="optimizer.reg_eps=-1.0: must be >= 0"):
+        JacobianDescentStep(torch.optim.SGD(_model().parameters(), lr=0.1), aggregator="upgrad", reg_eps=-1.0)

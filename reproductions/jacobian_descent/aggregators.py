@@ -14,6 +14,15 @@ J^T w. Definitions (paper, Section 2.3 and Appendix C):
 The box-constrained dual problems min_{v >= u} v^T G v are solved exactly (active set, to round-off) as
 non-negative least squares: with G = A^T A (A from the eigendecomposition of G) and v = u + z, z >= 0, the problem is
 min_z ||A z + A u||^2, which scipy's Lawson-Hanson NNLS solves.
+
+Regularization (``reg_eps``, default 1e-4), as in the authors' library TorchJD (``torchjd._linalg``: the
+Gramian divided by its trace, then ``reg_eps * I`` added; a trace below ``norm_eps`` = 1e-4 counts as a zero
+Gramian) [repo]. Without it, a (numerically) singular Gramian, which IWRM produces often (near-dependent
+per-example gradients), leaves the dual problem with unbounded minimizers: NNLS then returns weights of 1e6-1e9
+whose float32 update J^T w is round-off dominated, conflicts with the rows and diverges (README: pilot).
+``reg_eps=0`` gives the exact definition (the hand-computed tests use it). With ``reg_eps > 0`` non-conflict holds
+for G + reg_eps * trace(G) * I, i.e. <g_i, d> >= -reg_eps * trace(G) * w_i: a small conflict is possible when the
+rows are tiny compared with the Frobenius norm of J; ``train/jd_worst_conflict`` measures it.
 """
 from __future__ import annotations
 
@@ -36,15 +45,20 @@ def _gram_factor(gramian: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * eigenvectors.T
 
 
-def dual_cone_weights(gramian: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    """argmin_{v >= lower} v^T G v for each column of ``lower`` (m x k); returns m x k.
+NORM_EPS = 1e-4  # TorchJD's norm_eps: a Gramian with a smaller trace is treated as zero [repo]
+REG_EPS = 1e-4  # TorchJD's reg_eps [repo]
 
-    By Proposition 1 of the paper, J^T v is then the projection of J^T lower[:, j] onto the dual cone of J's rows.
+
+def dual_cone_weights(gramian: np.ndarray, lower: np.ndarray, reg_eps: float = REG_EPS) -> np.ndarray:
+    """argmin_{v >= lower} v^T (G / tr G + reg_eps I) v for each column of ``lower`` (m x k); returns m x k.
+
+    By Proposition 1 of the paper (reg_eps = 0), J^T v is the projection of J^T lower[:, j] onto the dual cone of
+    J's rows. The trace normalization does not change the argmin (module docstring for reg_eps).
     """
-    scale = float(np.trace(gramian)) / len(gramian)
-    if not np.isfinite(scale) or scale <= 0.0:  # every row is zero: any v is optimal, keep the lower bound
+    trace = float(np.trace(gramian))
+    if not np.isfinite(trace) or trace <= (NORM_EPS if reg_eps > 0 else 0.0):  # zero Gramian: keep the lower bound
         return lower.copy()
-    factor = _gram_factor(gramian / scale)  # the scale does not change the argmin; it keeps NNLS well conditioned
+    factor = _gram_factor(gramian / trace + reg_eps * np.eye(len(gramian)))
     out = np.empty_like(lower)
     for j in range(lower.shape[1]):
         z, _ = nnls(factor, -factor @ lower[:, j], maxiter=50 * len(gramian))
@@ -52,14 +66,14 @@ def dual_cone_weights(gramian: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return out
 
 
-def upgrad_weights(gramian: np.ndarray) -> np.ndarray:
+def upgrad_weights(gramian: np.ndarray, reg_eps: float = REG_EPS) -> np.ndarray:
     m = len(gramian)
-    return dual_cone_weights(gramian, np.eye(m)).mean(axis=1)
+    return dual_cone_weights(gramian, np.eye(m), reg_eps).mean(axis=1)
 
 
-def dualproj_weights(gramian: np.ndarray) -> np.ndarray:
+def dualproj_weights(gramian: np.ndarray, reg_eps: float = REG_EPS) -> np.ndarray:
     m = len(gramian)
-    return dual_cone_weights(gramian, np.ones((m, 1)))[:, 0] / m
+    return dual_cone_weights(gramian, np.ones((m, 1)), reg_eps)[:, 0] / m
 
 
 def mgda_weights(gramian: np.ndarray, *, tol: float = 1e-6, max_iters: int = 250) -> np.ndarray:
@@ -100,17 +114,20 @@ def pcgrad_weights(gramian: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return total
 
 
-def aggregator_weights(name: str, gramian: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
-    """The weight vector w (float64, on the Gramian's device) of aggregator ``name`` for Gramian ``gramian``."""
+def aggregator_weights(
+    name: str, gramian: torch.Tensor, rng: np.random.Generator | None = None, reg_eps: float = REG_EPS
+) -> torch.Tensor:
+    """The weight vector w (float64, on the Gramian's device) of aggregator ``name`` for Gramian ``gramian``
+    (``reg_eps``: UPGrad's and DualProj's regularization, module docstring)."""
     check_aggregator(name)
     m = gramian.shape[0]
     if name == "mean":
         return torch.full((m,), 1.0 / m, dtype=torch.float64, device=gramian.device)
     g = gramian.detach().to("cpu", torch.float64).numpy()
     if name == "upgrad":
-        w = upgrad_weights(g)
+        w = upgrad_weights(g, reg_eps)
     elif name == "dualproj":
-        w = dualproj_weights(g)
+        w = dualproj_weights(g, reg_eps)
     elif name == "mgda":
         w = mgda_weights(g)
     else:
@@ -118,8 +135,10 @@ def aggregator_weights(name: str, gramian: torch.Tensor, rng: np.random.Generato
     return torch.from_numpy(w).to(gramian.device)
 
 
-def aggregate(name: str, jacobian: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+def aggregate(
+    name: str, jacobian: torch.Tensor, rng: np.random.Generator | None = None, reg_eps: float = REG_EPS
+) -> torch.Tensor:
     """A(J) = J^T w for a Jacobian J (m x n); the Gramian is formed in float64."""
     j64 = jacobian.to(torch.float64)
-    weights = aggregator_weights(name, j64 @ j64.T, rng)
+    weights = aggregator_weights(name, j64 @ j64.T, rng, reg_eps)
     return (weights.to(jacobian.dtype) @ jacobian)

@@ -13,7 +13,9 @@ still computed when ``track_conflict`` is on, to measure how much the SGD update
 Per step (``track_conflict: true``, default), with d the applied update and g_i the rows of J:
 ``worst_conflict`` = max_i -cos(g_i, d) (> 0: d increases some example's loss to first order; a non-conflicting
 aggregator keeps it <= 0 up to round-off), ``conflict_frac`` = share of rows with cos(g_i, d) < -1e-6, and
-``cos_to_mean`` = cos(d, mean of the rows) (the paper's Figure 2(b, d) "update similarity to the SGD update").
+``cos_to_mean`` = cos(d, mean of the rows) (the paper's Figure 2(b, d) "update similarity to the SGD update"),
+``worst_scaled_conflict`` = max_i -<g_i, d> / (max_j ||g_j|| ||d||): the same conflict on the batch's scale, so
+that round-off on a nearly zero row (a fitted example) does not read as a large cosine.
 ``JDStatsCallback`` (callback.py) writes them into the history rows, so they reach the run record.
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBack
 from optrepro.optim.factory import build_base_optimizer
 from optrepro.optim.standard import Chunk, finish_step, forward_loss, optimizer_params
 
-from reproductions.jacobian_descent.aggregators import aggregator_weights, check_aggregator
+from reproductions.jacobian_descent.aggregators import REG_EPS, aggregator_weights, check_aggregator
 
 CONFLICT_COS_TOL = 1e-6  # a row counts as conflicting when cos(g_i, d) is below -this
 STAT_KEYS = ("worst_conflict", "conflict_frac", "cos_to_mean")
@@ -57,7 +59,8 @@ def per_example_jacobian(
 
 
 def conflict_stats(jacobian: Tensor, update: Tensor) -> Tensor:
-    """[worst_conflict, conflict_frac, cos_to_mean] of update d against the rows of J (float64; module docstring)."""
+    """[worst_conflict, conflict_frac, cos_to_mean, worst_scaled_conflict] of update d against the rows of J
+    (float64; module docstring)."""
     j = jacobian.to(torch.float64)
     d = update.to(torch.float64)
     row_norms = j.norm(dim=1)
@@ -68,12 +71,14 @@ def conflict_stats(jacobian: Tensor, update: Tensor) -> Tensor:
     if d_norm == 0 or not bool(active.any()):
         worst = torch.zeros((), dtype=torch.float64, device=j.device)
         frac = torch.zeros((), dtype=torch.float64, device=j.device)
+        scaled = torch.zeros((), dtype=torch.float64, device=j.device)
     else:
         worst = (-cos[active]).max()
         frac = (cos[active] < -CONFLICT_COS_TOL).double().mean()
+        scaled = (-(j @ d)).max() / (row_norms.max() * d_norm)
     mean_row = j.mean(dim=0)
     cos_mean = (mean_row @ d) / (mean_row.norm() * d_norm).clamp_min(tiny)
-    return torch.stack([worst, frac, cos_mean])
+    return torch.stack([worst, frac, cos_mean, scaled])
 
 
 class JacobianDescentStep(StepStrategy):
@@ -87,7 +92,11 @@ class JacobianDescentStep(StepStrategy):
         grad_clip: float | None = None,
         track_conflict: bool = True,
         seed: int = 0,
+        reg_eps: float = REG_EPS,
     ) -> None:
+        if not reg_eps >= 0:
+            raise ValueError(f"optimizer.reg_eps={reg_eps}: must be >= 0 (0: the exact dual-cone projections)")
+        self.reg_eps = float(reg_eps)
         self.optimizer = optimizer
         self.aggregator = check_aggregator(aggregator)
         self.grad_clip = grad_clip
@@ -119,8 +128,8 @@ class JacobianDescentStep(StepStrategy):
 
         jacobian, losses, logits = per_example_jacobian(backend, params, inputs, targets)
         j64 = jacobian.to(torch.float64)
-        weights = aggregator_weights(self.aggregator, j64 @ j64.T, self.rng)
-        update = weights.to(jacobian.dtype) @ jacobian
+        weights = aggregator_weights(self.aggregator, j64 @ j64.T, self.rng, self.reg_eps)
+        update = (weights @ j64).to(jacobian.dtype)  # in float64: large weights would amplify float32 round-off
         offset = 0
         for p in params:
             p.grad = update[offset : offset + p.numel()].view_as(p).clone()
@@ -132,7 +141,8 @@ class JacobianDescentStep(StepStrategy):
 
 
 def build_jd_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
-    """``optimizer.aggregator`` (upgrad, mean, mgda, dualproj, pcgrad), ``optimizer.track_conflict`` (default true)."""
+    """``optimizer.aggregator`` (upgrad, mean, mgda, dualproj, pcgrad), ``optimizer.track_conflict`` (default true),
+    ``optimizer.reg_eps`` (UPGrad/DualProj Gramian regularization, default 1e-4 as TorchJD; aggregators.py)."""
     aggregator = check_aggregator(str(cfg.get("aggregator", "upgrad")))
     if accumulate != 1:
         raise ValueError(f"train.accumulate={accumulate}: the Jacobian descent step takes the whole batch at once; use 1")
@@ -150,5 +160,6 @@ def build_jd_step(cfg, model, *, num_train_samples, num_classes, accumulate, gra
         grad_clip=grad_clip,
         track_conflict=bool(cfg.get("track_conflict", True)),
         seed=seed,
+        reg_eps=float(cfg.get("reg_eps", REG_EPS)),
     )
     return optimizer, step

@@ -6,6 +6,7 @@ FULL_PRESETS = (
     "asam_on_cifar100",
     "gam_cifar", "gam_cifar100", "gam_cifar100_sgd", "gam_cifar_sgd",
     "grokking_orthograd", "grokking_softmax_f32", "grokking_softmax_f64", "grokking_stablemax",
+    "jd_cifar10",
     "landscape_cifar_resnet56_noskip", "landscape_cifar_resnet56_skip",
     "mesa_imagenet", "saf_imagenet", "saf_imagenet_sam", "saf_imagenet_sgd",
     "notears_topo_er2_d100", "notears_topo_er2_d50", "notears_topo_ls_er2_d100", "notears_topo_ls_er2_d50",
