@@ -61,6 +61,8 @@ SCHEMA_ERRORS = [
     ("seeds: 3", "seeds: three", 9, "claims[0].seeds", "'three'", "an integer"),
     ("seeds: 3", "seeds: 0", 9, "claims[0].seeds", "0 seeds", ">= 1"),
     ("direction: lower", "direction: smaller", 18, "claims[0].check.direction", "'smaller'", "lower, higher"),
+    ("direction: lower", "direction: lower\n      reference_divergence: loose", 19, "claims[0].check.reference_divergence",
+     "'loose'", "no_evidence, loses"),
     ("metric: test/error", "metrc: test/error", 10, "claims[0].metrc", "unknown field", "metric"),
     ("[optimizer=sam]", "optimizer=sam", 12, "claims[0].arms.sam.overrides", "not a list of strings", "[optimizer=sam"),
     ("than: sgd", "than: sam", 17, "claims[0].check.than", "same arm as `better`", "sgd"),

@@ -5,7 +5,9 @@ claims.yaml before the runs; reproductions/README.md explains it to authors):
 - `not run`: some arm has no result, or no hardware class has results of every arm;
 - a failed seed (diverged, or a non-finite metric) of the arm the claim is about (value: `arm`, ordering:
   `better`, ratio: `numerator`, bound: `arm`) makes the claim `not reproduced`: a method that diverges on some
-  seeds does not do what the paper says. Failed seeds of the reference arm are reported and left out;
+  seeds does not do what the paper says. Failed seeds of the reference arm are reported and left out; when
+  every one failed, an ordering is `reproduced` if its check says `reference_divergence: loses` (the blow-up is
+  the reference failing at what the metric measures), else `inconclusive` (no value to compare);
 - otherwise the 95% CI of the checked quantity decides:
   - ordering (gain of `better` over `than`, margin `min_difference`, negative for non-inferiority):
     `reproduced` when the whole CI lies beyond the margin, `not reproduced` when the whole CI lies at or
@@ -251,8 +253,13 @@ def _constant(stats: SeedStats) -> bool:
 
 def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
     if arms[check.than].stats.n == 0:
-        return Outcome(REPRODUCED, math.inf, math.nan, math.nan, "every reference seed diverged",
-                       f"every {check.than} seed diverged; {check.better} did not")
+        if check.reference_divergence == "loses":
+            return Outcome(REPRODUCED, math.inf, math.nan, math.nan, "every reference seed diverged",
+                           f"every {check.than} seed diverged; {check.better} did not (reference_divergence: loses)")
+        return Outcome(INCONCLUSIVE, math.nan, math.nan, math.nan, "every reference seed diverged",
+                       f"every {check.than} seed diverged, so {claim.metric} has no {check.than} value to compare "
+                       f"with {check.better}'s; the claim does not say that a blow-up of {check.than} counts against "
+                       "it (reference_divergence: no_evidence)")
     gain, test, spread = ordering_gain(check, arms, paired)
     low, high = gain.value - gain.ci95, gain.value + gain.ci95
     margin, needed = check.min_difference, None

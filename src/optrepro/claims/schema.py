@@ -22,6 +22,10 @@ from optrepro.errors import OptreproError
 TIERS = ("full", "cpu", "smoke")
 CHECK_KINDS = ("value", "ordering", "ratio", "bound")
 DIRECTIONS = ("lower", "higher")
+# What an ordering concludes when every seed of its reference arm (`than`) diverged: `loses`, the blow-up is the
+# reference failing at what the claim measures (its error, its gradient norm); `no_evidence`, the metric has no
+# value to compare (a diagnostic of the update, say), so the claim stays undecided.
+REFERENCE_DIVERGENCE = ("no_evidence", "loses")
 METRIC_SOURCES = ("final", "best")
 SPREAD_KINDS = ("std", "sem", "ci95", "range", "unstated")
 # Units of a paper's number; plots convert between them where a conversion exists (claims.units).
@@ -98,13 +102,15 @@ class OrderingCheck:
     """Arm `better` beats arm `than` on the claim's metric by more than `min_difference`.
 
     A negative `min_difference` states non-inferiority: `better` is worse than `than` by less than its size
-    (e.g. SAF's error is at most 0.5 points above SAM's).
+    (e.g. SAF's error is at most 0.5 points above SAM's). `reference_divergence` (REFERENCE_DIVERGENCE) says what
+    a reference arm that diverged on every seed means for the claim.
     """
 
     better: str
     than: str
     direction: str
     min_difference: float = 0.0
+    reference_divergence: str = "no_evidence"
     kind: str = "ordering"
 
     @property
@@ -320,7 +326,8 @@ ARM_FIELDS = {"overrides": True}
 CHECK_FIELDS = {
     "value": {"kind": True, "arm": True, "reported": True, "tolerance": True, "tolerance_reason": True,
               "spread": False, "spread_kind": False},
-    "ordering": {"kind": True, "better": True, "than": True, "direction": True, "min_difference": False},
+    "ordering": {"kind": True, "better": True, "than": True, "direction": True, "min_difference": False,
+                 "reference_divergence": False},
     "ratio": {"kind": True, "numerator": True, "denominator": True, "metric": False, "max": True},
     "bound": {"kind": True, "arm": True, "metric": False, "max": True},
 }
@@ -463,6 +470,8 @@ def _parse_check(reader: _Reader, claim: LineDict, where: str, arms: dict[str, A
         return OrderingCheck(
             better=better, than=than, direction=reader.choice(mapping, "direction", where, DIRECTIONS),
             min_difference=reader.get(mapping, "min_difference", where, NUMBER, default=0.0),
+            reference_divergence=reader.choice(mapping, "reference_divergence", where, REFERENCE_DIVERGENCE,
+                                               default="no_evidence"),
         )
     check_metric = reader.get(mapping, "metric", where, STRING, default=metric)
     if kind == "ratio":
