@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
+from optrepro import forked
 from optrepro.claims import match
 from optrepro.claims.load import load_all_claims
 from optrepro.claims.match import ArmComposer, ArmCompositionError, arm_match_keys
@@ -42,15 +43,15 @@ def uncached(monkeypatch):
 def test_keys_composed_in_workers_equal_keys_composed_here(uncached, monkeypatch):
     claims = repository_arms(20)
     distinct = {tuple(claim.arm_overrides(arm)) for claim in claims for arm in claim.arms}
-    assert len(distinct) >= match.PARALLEL_MIN_ARMS  # else the workers would not be used
-    monkeypatch.setattr(match, "ProcessPoolExecutor", CountedPool)
+    assert forked.worker_count(len(distinct)) >= 2  # else the workers would not be used
+    monkeypatch.setattr(forked, "ProcessPoolExecutor", CountedPool)
     CountedPool.started = 0
     with uncached as composer:
         parallel = arm_match_keys(claims, composer)
     assert CountedPool.started == 1, "the keys were not composed in worker processes"
     serial_composer = ArmComposer()
     serial_composer._cached_keys = {}
-    monkeypatch.setattr(match, "PARALLEL_MIN_ARMS", 10**6)
+    monkeypatch.setattr(forked, "MIN_ITEMS", 10**6)
     with serial_composer:
         serial = {(c.key, arm): match.match_key(serial_composer.compose(c, arm)) for c in claims for arm in c.arms}
     assert parallel == serial
@@ -62,7 +63,7 @@ def test_a_bad_arm_composed_in_a_worker_fails_with_the_claims_message(uncached, 
     arm = next(iter(first.arms))
     broken_arm = dataclasses.replace(first.arms[arm], overrides=("+repro=no_such_preset",))
     claims[0] = dataclasses.replace(first, arms={**first.arms, arm: broken_arm})
-    monkeypatch.setattr(match, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(forked, "ProcessPoolExecutor", CountedPool)
     CountedPool.started = 0
     with uncached as composer, pytest.raises(ArmCompositionError, match=rf"^claim {first.key} .*arm '{arm}'"):
         arm_match_keys(claims, composer)

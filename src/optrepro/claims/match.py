@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from omegaconf import DictConfig
 from optrepro.claims.schema import Claim
 from optrepro.config import setting_hash
 from optrepro.errors import OptreproError
+from optrepro.forked import forked_map
 from optrepro.paths import CONFIG_DIR, REPO_ROOT, reproduction_config_dirs
 
 CONFIG_NAME = "train"
@@ -48,11 +46,9 @@ def with_match_keys(records: pd.DataFrame) -> pd.DataFrame:
 
 # Composing an arm with Hydra takes 0.1-0.3 s and the claims have ~90 distinct arms: their match keys are kept
 # here, valid while the config files and the hashing code are byte-identical (config_tree_digest). When many are
-# missing (a fresh clone, a changed config file) they are composed in forked worker processes, one per core.
+# missing (a fresh clone, a changed config file) they are composed in forked worker processes (optrepro.forked).
 ARM_KEY_CACHE = REPO_ROOT / ".cache" / "arm_match_keys.json"
 HASHING_CODE = (Path(__file__).resolve(), Path(__file__).resolve().parents[1] / "config.py")
-PARALLEL_MIN_ARMS = 16  # below this, forking workers costs more than it saves
-MAX_WORKERS = 8
 
 
 def config_tree_digest(config_dir: Path) -> str:
@@ -114,22 +110,12 @@ class ArmComposer:
         return keys[name]
 
     def prefetch_keys(self, arms: Sequence[tuple[Claim, str]]) -> None:
-        """Compose the arms whose keys are not cached, in parallel when there are many (call inside `with`)."""
+        """Compose the arms whose keys are not cached, in forked workers when there are many (call inside `with`)."""
         keys = self._keys()
         missing = list({json.dumps(claim.arm_overrides(arm)): (claim, arm) for claim, arm in arms
                         if json.dumps(claim.arm_overrides(arm)) not in keys}.items())
-        workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)), len(missing) // (PARALLEL_MIN_ARMS // 2))
-        if len(missing) < PARALLEL_MIN_ARMS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            return  # arm_key composes them one by one
-        global _FORKED_COMPOSER
-        _FORKED_COMPOSER = self  # a forked worker inherits this composer, its Hydra context included
-        try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                chunks = [missing[start::workers] for start in range(workers)]
-                for found in pool.map(_compose_keys, [[pair for _, pair in chunk] for chunk in chunks]):
-                    keys.update(found)
-        finally:
-            _FORKED_COMPOSER = None
+        found = forked_map(lambda pair: match_key(self.compose(*pair)), [pair for _, pair in missing])
+        keys.update(zip((name for name, _ in missing), found))
 
     def _keys(self) -> dict[str, str]:
         if self._cached_keys is None:
@@ -153,16 +139,6 @@ class ArmComposer:
             write_json_atomic(self._cache_path, {"digest": self._digest, "keys": self._cached_keys})
         except OSError:
             pass  # a read-only checkout still works, only slower
-
-
-_FORKED_COMPOSER: ArmComposer | None = None
-
-
-def _compose_keys(arms: list[tuple[Claim, str]]) -> dict[str, str]:
-    """In a forked worker: the match keys of `arms`, by their overrides' JSON (the cache's key)."""
-    assert _FORKED_COMPOSER is not None
-    return {json.dumps(claim.arm_overrides(arm)): match_key(_FORKED_COMPOSER.compose(claim, arm))
-            for claim, arm in arms}
 
 
 def arm_match_keys(claims: Iterable[Claim], composer: ArmComposer) -> dict[tuple[str, str], str]:

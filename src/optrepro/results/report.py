@@ -23,6 +23,7 @@ from optrepro.claims.match import ArmComposer, with_match_keys
 from optrepro.claims.policy import decide_claims
 from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
 from optrepro.records.table import history_frame, read_stores, records_to_frame
+from optrepro.forked import forked_map
 from optrepro.results.plots import plot_claim, plot_curves
 
 COMMAND = "python -m optrepro results report"
@@ -92,11 +93,13 @@ def claim_plot_paths(plots_dir: Path, claim: Claim) -> tuple[Path, Path]:
 
 
 def _draw_plots(results: Sequence[PaperVerdicts], history: pd.DataFrame, plots_dir: Path) -> dict[str, list[Path]]:
-    drawn: dict[str, list[Path]] = {}
-    for verdict in (v for result in results for v in result.verdicts):
+    """Each claim's two plots (drawn in forked workers: ~250 PNGs into an empty folder), stale PNGs removed."""
+    def draw(verdict: Verdict) -> list[Path]:
         comparison, curves = claim_plot_paths(plots_dir, verdict.claim)
-        paths = [plot_claim(verdict, comparison), plot_curves(verdict, history, curves)]
-        drawn[verdict.claim.key] = [p for p in paths if p is not None]
+        return [p for p in (plot_claim(verdict, comparison), plot_curves(verdict, history, curves)) if p is not None]
+
+    verdicts = [v for result in results for v in result.verdicts]
+    drawn = dict(zip((v.claim.key for v in verdicts), forked_map(draw, verdicts)))
     keep = {p.resolve() for paths in drawn.values() for p in paths}
     for stale in plots_dir.rglob("*.png") if plots_dir.exists() else ():
         if stale.resolve() not in keep:
