@@ -134,11 +134,11 @@ def first_sweep_value(word: str) -> str:
 
 
 def documented_overrides() -> list[list[str]]:
-    """The overrides of every `python run.py ...` in the READMEs (a sweep takes its first value; placeholders out)."""
+    """The overrides of every `python run.py ...` in the READMEs (a sweep takes its first value; placeholders such as <lr> out)."""
     commands = []
     for path in DOCUMENTED:
         for match in COMMAND.finditer(path.read_text()):
-            if any(p in match.group(1) for p in ("...", "{", "=S", "--")):
+            if any(p in match.group(1) for p in ("...", "{", "<", "=S", "--")):
                 continue
             words = shlex.split(match.group(1))  # as the shell hands them to run.py: quotes removed
             if words:
