@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from optrepro.regression.drift import ABSENT, Mismatch, bless, compare_runs, describe_drift, version_changes
+from optrepro.regression.drift import (ABSENT, UNKNOWN_KERNELS, Mismatch, baseline_dir, bless, compare_runs, cpu_kernels,
+                                       describe_drift, version_changes)
 
 VERSIONS = {"python": "3.11.7", "torch": "2.14.1", "torch_build": "2.14.1+cu130", "numpy": "2.4.6"}
 
@@ -37,19 +38,36 @@ def test_a_metric_present_on_one_side_only_is_drift():
 def test_message_names_run_metric_both_values_and_both_version_sets():
     committed = record({"train/loss": 1.0273716926574707})
     new = record({"train/loss": 1.0301}, versions={**VERSIONS, "torch": "2.15.0", "torch_build": "2.15.0+cu130"})
-    message = describe_drift("sam_step", compare_runs("sam_step", committed, new), committed, new)
+    message = describe_drift("sam_step", compare_runs("sam_step", committed, new), committed, new, "x86_64-avx2")
     lines = message.splitlines()
-    assert lines[0] == "DRIFT sam_step: 2 metric(s) differ from results/drift/sam_step/record.json"
+    assert lines[0] == "DRIFT sam_step: 2 metric(s) differ from results/drift/x86_64-avx2/sam_step/record.json"
     assert "  final/train/loss: committed 1.0273716926574707, now 1.0301" in lines
     assert "  committed with: numpy 2.4.6, python 3.11.7, torch 2.14.1, torch_build 2.14.1+cu130" in lines
     assert "  now with:       numpy 2.4.6, python 3.11.7, torch 2.15.0, torch_build 2.15.0+cu130" in lines
     assert lines[-1] == "  versions that differ: torch 2.14.1 -> 2.15.0, torch_build 2.14.1+cu130 -> 2.15.0+cu130"
 
 
-def test_message_says_when_only_the_code_changed():
+def test_message_says_when_only_the_code_changed_or_the_cpu_may_differ():
     committed, new = record({"train/loss": 1.0}), record({"train/loss": 2.0})
-    message = describe_drift("standard_step", compare_runs("standard_step", committed, new), committed, new)
-    assert message.splitlines()[-1] == "  versions that differ: none (the code changed what it computes)"
+    mismatches = compare_runs("standard_step", committed, new)
+    own = describe_drift("standard_step", mismatches, committed, new, "x86_64-avx2")
+    assert own.splitlines()[-1] == "  versions that differ: none (the code changed what it computes)"
+    unnamed = describe_drift("standard_step", mismatches, committed, new, UNKNOWN_KERNELS)
+    assert "or this CPU's kernels differ from the unnamed ones of the baseline" in unnamed.splitlines()[-1]
+
+
+def test_a_machine_is_compared_with_the_baseline_of_its_own_cpu_kernels(tmp_path):
+    """Another CPU type runs other BLAS/oneDNN/ATen kernels; a run recorded on one is not compared bit for bit with
+    another, unless only the unnamed baseline exists."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "record.json").write_text(json.dumps({"run_id": "r", "status": "finished", **record({"a": 1.0})}))
+    assert cpu_kernels().startswith(__import__("platform").machine() + "-")
+    blessed = bless("sam_step", run_dir, drift_dir=tmp_path / "drift", kernels="x86_64-avx2")
+    assert blessed == tmp_path / "drift" / "x86_64-avx2" / "sam_step"
+    assert baseline_dir(tmp_path / "drift", kernels="x86_64-avx2") == tmp_path / "drift" / "x86_64-avx2"
+    assert baseline_dir(tmp_path / "drift", kernels="x86_64-avx512") == tmp_path / "drift" / UNKNOWN_KERNELS
+    assert json.loads((blessed / "record.json").read_text())["metrics"]["final"] == {"a": 1.0}
 
 
 def test_version_changes_lists_added_and_changed_packages_only():

@@ -92,7 +92,7 @@ def test_regress_without_committed_drift_runs_stops_before_running_anything(monk
     from optrepro.cli import main
     from optrepro.regression import drift
 
-    monkeypatch.setattr(drift, "read_committed", lambda name: None)
+    monkeypatch.setattr(drift, "read_committed", lambda name, baseline: None)
     monkeypatch.setattr(runner, "run_shared_paths", lambda *args: pytest.fail("ran before checking its input"))
     assert main(["claims", "regress", "--store", str(tmp_path / "store")]) == 2
     assert capsys.readouterr().err.splitlines() == [

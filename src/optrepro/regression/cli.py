@@ -66,19 +66,22 @@ def _shared_runs(args: argparse.Namespace, store: Path):
 
 
 def drift_check(args: argparse.Namespace) -> int:
-    from optrepro.regression.drift import compare_runs, describe_drift, read_committed, version_changes
+    from optrepro.regression.drift import (baseline_dir, compare_runs, cpu_kernels, describe_drift, read_committed,
+                                           version_changes)
 
+    baseline = baseline_dir()
+    print(f"CPU kernels: {cpu_kernels()}; baseline: {baseline.relative_to(REPO_ROOT)}", flush=True)
     found, failed = _shared_runs(args, _store(args))
     problems = [f"failed: {command}" for command in failed]
     for name, (path, record) in found.items():
-        committed = read_committed(name)
+        committed = read_committed(name, baseline)
         if committed is None:
-            problems.append(f"{name}: no committed run results/drift/{name}/record.json; make it with "
-                            "`python -m optrepro drift record`")
+            problems.append(f"{name}: no committed run {baseline.relative_to(REPO_ROOT)}/{name}/record.json; make it "
+                            "with `python -m optrepro drift record`")
             continue
         mismatches = compare_runs(name, committed, record)
         if mismatches:
-            problems.append(describe_drift(name, mismatches, committed, record))
+            problems.append(describe_drift(name, mismatches, committed, record, baseline.name))
             continue
         changed = version_changes(committed, record)
         note = "; versions differ: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()) if changed else ""
@@ -107,7 +110,7 @@ def claims_regress(args: argparse.Namespace) -> int:
     from optrepro.claims.load import load_all_claims, select_claims
     from optrepro.claims.match import ArmComposer
     from optrepro.regression import regress
-    from optrepro.regression.drift import DRIFT_DIR, read_committed
+    from optrepro.regression.drift import baseline_dir, read_committed
     from optrepro.regression.runner import run_claims
     from optrepro.regression.shared_paths import SELECTION, SHARED_PATH_RUNS, guard_claims
 
@@ -115,13 +118,14 @@ def claims_regress(args: argparse.Namespace) -> int:
     store = _store(args)
     composer = ArmComposer(args.config_dir)
     if targets == [SELECTION]:
-        committed = {run.name: read_committed(run.name) for run in SHARED_PATH_RUNS}
+        baseline = baseline_dir()
+        committed = {run.name: read_committed(run.name, baseline) for run in SHARED_PATH_RUNS}
         missing = [name for name, record in committed.items() if record is None]
         if missing:
             print(f"optrepro: error: no committed drift run for {', '.join(missing)}; make them with "
                   "`python -m optrepro drift record`", file=sys.stderr)
             return 2
-        claims, baseline = guard_claims(SHARED_PATH_RUNS, committed), DRIFT_DIR
+        claims = guard_claims(SHARED_PATH_RUNS, committed)
         failed = _shared_runs(args, store)[1]
     else:
         claims = select_claims(load_all_claims(args.reproductions), targets, tier=args.tier)

@@ -1,13 +1,20 @@
 """The drift detector: re-run the shared-path runs and compare every metric with the committed run, digit for digit.
 
-CPU runs here are deterministic (same code, same packages: same bits), so any difference is a change in what the
-code computes or in the packages under it. A mismatch names the run, the metric, both values and both sets of
-package versions; intended changes are re-blessed with `drift record`. Timings are not compared.
+CPU runs are deterministic for one CPU type (same code, same packages, same kernels: same bits), so any difference
+is a change in what the code computes or in the packages under it. Another CPU type runs other BLAS, oneDNN and
+ATen kernels (AVX2 against AVX-512 or AMX: other summation orders); over a few hundred steps that moves these
+metrics by 0.01-13% (2026-12-02: an AVX-512/AMX Xeon against the machine that recorded the first baseline). So the
+committed runs are kept per CPU kernel set, `results/drift/<cpu kernels>/<run>/`, and a machine is compared with
+the baseline of its own kernels; a machine whose kernels have none is compared with `results/drift/cpu-unknown/`
+(recorded before the kernels were named), and a mismatch then says that the CPU may be the cause. A mismatch names
+the run, the metric, both values and both sets of package versions; intended changes are re-blessed with
+`drift record` (it writes this machine's kernel set). Timings are not compared.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +25,9 @@ from optrepro.records.record import MEASUREMENTS, RECORD_NAME, portable, read_re
 from optrepro.records.writer import write_json_atomic
 
 DRIFT_DIR = REPO_ROOT / "results" / "drift"
+UNKNOWN_KERNELS = "cpu-unknown"  # the baseline recorded before the CPU kernel set was part of its path
+# CPU features that select other BLAS / oneDNN kernels than the ATen capability alone says.
+KERNEL_FLAGS = ("avx512_vnni", "avx512_bf16", "amx_tile", "avx512_fp16")
 UNCOMPARED_PREFIXES = ("time/",)  # wall and CPU time: not deterministic
 ABSENT = "absent"
 
@@ -60,31 +70,50 @@ def describe_versions(versions: Mapping[str, Any]) -> str:
     return ", ".join(f"{name} {value}" for name, value in sorted(versions.items()))
 
 
-def describe_drift(run: str, mismatches: list[Mismatch], committed: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+def describe_drift(run: str, mismatches: list[Mismatch], committed: Mapping[str, Any], new: Mapping[str, Any],
+                   baseline: str = UNKNOWN_KERNELS) -> str:
     """The failure message of one run: each metric that moved, then both version sets and what differs."""
     changed = version_changes(committed, new)
-    lines = [f"DRIFT {run}: {len(mismatches)} metric(s) differ from results/drift/{run}/{RECORD_NAME}"]
+    lines = [f"DRIFT {run}: {len(mismatches)} metric(s) differ from results/drift/{baseline}/{run}/{RECORD_NAME}"]
     lines += [f"  {m.metric}: committed {m.committed!r}, now {m.new!r}" for m in mismatches]
     lines.append(f"  committed with: {describe_versions(committed.get('versions') or {})}")
     lines.append(f"  now with:       {describe_versions(new.get('versions') or {})}")
+    cause = ("none (the code changed what it computes)" if baseline != UNKNOWN_KERNELS else
+             "none (the code changed what it computes, or this CPU's kernels differ from the unnamed ones of the "
+             "baseline: `drift record` at the last commit that passed makes one for this CPU)")
     lines.append("  versions that differ: " + (", ".join(f"{name} {old} -> {now}" for name, (old, now) in changed.items())
-                                               if changed else "none (the code changed what it computes)"))
+                                               if changed else cause))
     return "\n".join(lines)
 
 
-def committed_dir(run: str, drift_dir: Path = DRIFT_DIR) -> Path:
-    return Path(drift_dir) / run
+def cpu_kernels() -> str:
+    """This machine's CPU kernel set, e.g. `x86_64-avx512-vnni-bf16-amx-fp16`: ATen's dispatch level plus the
+    features that make MKL and oneDNN pick other kernels."""
+    import torch
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split())
+    except (OSError, IndexError):
+        flags = set()
+    extra = [flag.removeprefix("avx512_").removesuffix("_tile") for flag in KERNEL_FLAGS if flag in flags]
+    return "-".join([platform.machine(), torch.backends.cpu.get_cpu_capability().lower(), *extra])
 
 
-def read_committed(run: str, drift_dir: Path = DRIFT_DIR) -> dict[str, Any] | None:
+def baseline_dir(drift_dir: Path = DRIFT_DIR, kernels: str | None = None) -> Path:
+    """The committed runs for this machine's CPU kernels, else the ones recorded before kernels were named."""
+    own = Path(drift_dir) / (kernels or cpu_kernels())
+    return own if own.is_dir() else Path(drift_dir) / UNKNOWN_KERNELS
+
+
+def read_committed(run: str, baseline: Path) -> dict[str, Any] | None:
     """The committed run as every reader sees it (records.record.read_record: migrated, measurements merged)."""
-    return read_record(committed_dir(run, drift_dir))
+    return read_record(Path(baseline) / run)
 
 
-def bless(run: str, run_dir: Path, drift_dir: Path = DRIFT_DIR) -> Path:
-    """Commit the run folder's record.json and its measurement files as the reference of `run`, as they are but for
-    every path of this machine, made relative to the repository."""
-    target = committed_dir(run, drift_dir)
+def bless(run: str, run_dir: Path, drift_dir: Path = DRIFT_DIR, kernels: str | None = None) -> Path:
+    """Commit the run folder's record.json and its measurement files as the reference of `run` on this machine's CPU
+    kernels, as they are but for every path of this machine, made relative to the repository."""
+    target = Path(drift_dir) / (kernels or cpu_kernels()) / run
     for name in (RECORD_NAME, *(f"{m}.json" for m in MEASUREMENTS)):
         source, copy = Path(run_dir) / name, target / name
         if source.exists():
