@@ -21,10 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from optrepro.data.splits import ArraySplits
-from optrepro.errors import ConfigError
+from reproductions.rnn_clipping.sequences import load_sequences
 
 CHANNELS = 2  # marker, number
 OUTPUTS = 1  # one linear output: the regression target
@@ -52,15 +51,4 @@ def addition_sequences(n: int, length: int, rng: np.random.Generator) -> tuple[n
 
 def load_addition(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     """Built in memory; knobs in configs/dataset/addition.yaml."""
-    length, n_train, n_test = (int(dataset_cfg.get(k)) for k in ("length", "n_train", "n_test"))
-    if length < 10:
-        raise ConfigError(f"dataset.length={length}: the first marker sits in the first tenth of the sequence; use >= 10")
-    if n_train < 1 or n_test < 1:
-        raise ConfigError(f"dataset.n_train={n_train}, dataset.n_test={n_test}: both must be >= 1")
-    rng = np.random.default_rng(int(dataset_cfg.get("data_seed", 0)))
-    x_train, y_train = addition_sequences(n_train, length, rng)
-    x_test, y_test = addition_sequences(n_test, length, rng)
-    return ArraySplits(
-        torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test), torch.from_numpy(y_test),
-        OUTPUTS, str(dataset_cfg.get("name", "addition")), (0.0,) * CHANNELS, (1.0,) * CHANNELS,
-    )
+    return load_sequences(dataset_cfg, addition_sequences, outputs=OUTPUTS, channels=CHANNELS, name="addition")

@@ -17,10 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from optrepro.data.splits import ArraySplits
-from optrepro.errors import ConfigError
+from reproductions.rnn_clipping.sequences import load_sequences
 
 SYMBOLS = 6  # A, B, then the four distractors
 CLASSES = 4  # AA, BA, AB, BB
@@ -43,15 +42,4 @@ def temporal_order_sequences(n: int, length: int, rng: np.random.Generator) -> t
 
 def load_temporal_order(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     """Built in memory; knobs in configs/dataset/temporal_order.yaml."""
-    length, n_train, n_test = (int(dataset_cfg.get(k)) for k in ("length", "n_train", "n_test"))
-    if length < 10:
-        raise ConfigError(f"dataset.length={length}: the relevant symbols sit in tenths of the sequence; use >= 10")
-    if n_train < 1 or n_test < 1:
-        raise ConfigError(f"dataset.n_train={n_train}, dataset.n_test={n_test}: both must be >= 1")
-    rng = np.random.default_rng(int(dataset_cfg.get("data_seed", 0)))
-    x_train, y_train = temporal_order_sequences(n_train, length, rng)
-    x_test, y_test = temporal_order_sequences(n_test, length, rng)
-    return ArraySplits(
-        torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test), torch.from_numpy(y_test),
-        CLASSES, str(dataset_cfg.get("name", "temporal_order")), (0.0,) * SYMBOLS, (1.0,) * SYMBOLS,
-    )
+    return load_sequences(dataset_cfg, temporal_order_sequences, outputs=CLASSES, channels=SYMBOLS, name="temporal_order")
