@@ -141,3 +141,14 @@ def test_a_plot_is_redrawn_only_when_what_it_shows_changes(workspace, records):
     ordering = paths["plots"] / "sam" / "ordering.png"
     assert after[ordering][0] != first[ordering][0], "sgd gained a seed: the ordering plot is redrawn"
     assert not curves.exists()
+
+
+def test_a_store_without_records_is_not_named(workspace, tmp_path):
+    """A runs/ holding only Hydra's logs gives no record: RESULTS.md is the same with it as without it."""
+    paths, args = workspace
+    assert main(["results", "report", *args]) == 0
+    without = paths["out"].read_text()
+    empty = tmp_path / "runs"
+    (empty / "hydra").mkdir(parents=True)
+    assert main(["results", "report", *args, "--records", str(empty)]) == 0
+    assert paths["out"].read_text() == without

@@ -115,8 +115,11 @@ def render_markdown(
     before: dict[str, Any] | None = None,
 ) -> str:
     counts = verdict_counts(results)
-    # An absent store adds no record: naming it would make the same records give another RESULTS.md.
-    shown_stores = ", ".join(f"`{_relative(store, base)}`" for store in stores if Path(store).is_dir())
+    # Only stores that gave a record are named: an absent or empty one (a fresh clone's runs/, or one holding only
+    # Hydra's logs) would make the same records give another RESULTS.md.
+    sources = [Path(path).resolve() for path in records.get("record_path", ())]
+    shown_stores = ", ".join(f"`{_relative(store, base)}`" for store in stores
+                             if any(source.is_relative_to(Path(store).resolve()) for source in sources))
     lines = [
         "# Results: paper claims vs our runs",
         "",
