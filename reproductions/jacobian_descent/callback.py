@@ -20,7 +20,8 @@ import math
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+
+from optrepro.lit.last_row import LastRowCallback
 
 
 def summarize(stats: list[torch.Tensor], run_worst: tuple[float, float]) -> dict[str, float]:
@@ -37,17 +38,11 @@ def summarize(stats: list[torch.Tensor], run_worst: tuple[float, float]) -> dict
     }
 
 
-class JDStatsCallback(Callback):
+class JDStatsCallback(LastRowCallback):
     def __init__(self) -> None:
         self._run_worst = (-math.inf, -math.inf)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(pl_module)
-
-    def _fill_last_row(self, pl_module: pl.LightningModule) -> None:
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         strategy = getattr(pl_module, "strategy", None)
         if strategy is None or not hasattr(strategy, "pop_epoch_stats") or not pl_module.history:
             return

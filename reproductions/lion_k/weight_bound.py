@@ -21,9 +21,9 @@ import math
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch.optim import Optimizer
 
+from optrepro.lit.last_row import LastRowCallback
 from optrepro.optim.lion import dual_norm
 
 MAX_ABS_KEY = "train/max_abs_weight_times_lambda"
@@ -50,16 +50,10 @@ def weight_bound_metrics(optimizer: Optimizer) -> dict[str, float]:
     return {MAX_ABS_KEY: max_abs, BOUND_KEY: bound}
 
 
-class WeightBoundCallback(Callback):
+class WeightBoundCallback(LastRowCallback):
     """Adds :func:`weight_bound_metrics` of the epoch-end weights to the module's newest history row."""
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(trainer, pl_module)
-
-    def _fill_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", None)
         if not history or MAX_ABS_KEY in history[-1] or not trainer.optimizers:
             return

@@ -23,7 +23,8 @@ import math
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+
+from optrepro.lit.last_row import LastRowCallback
 
 
 def global_grad_norm(parameters) -> float:
@@ -50,7 +51,7 @@ def norm_summary(norms: list[float], run_max: float, first_median: float | None)
     }
 
 
-class GradNormCallback(Callback):
+class GradNormCallback(LastRowCallback):
     def __init__(self) -> None:
         self._norms: list[float] = []
         self._run_max = -math.inf
@@ -59,13 +60,7 @@ class GradNormCallback(Callback):
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._norms.append(global_grad_norm(pl_module.parameters()))
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(pl_module)
-
-    def _fill_last_row(self, pl_module: pl.LightningModule) -> None:
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._norms or not pl_module.history:
             return
         self._run_max = max(self._run_max, max(self._norms))

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from optrepro.errors import ConfigError
+from optrepro.lit.last_row import LastRowCallback
 
 OMEGA_KEY = "train/omega"
 
@@ -40,7 +40,7 @@ def recurrent_norm_omega(w_rec: Tensor, states: list[Tensor], grads: list[Tensor
     return torch.stack(terms).sum() / torch.stack(counted).sum().clamp_min(1e-12)
 
 
-class RecurrentNormRegularizer(Callback):
+class RecurrentNormRegularizer(LastRowCallback):
     def __init__(self, alpha: float = 4.0, bound: float = 1e-20) -> None:
         self.alpha = float(alpha)
         self.bound = float(bound)
@@ -63,13 +63,7 @@ class RecurrentNormRegularizer(Callback):
         self._omegas.append(float(omega.detach()))
         net.states = None
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(pl_module)
-
-    def _fill_last_row(self, pl_module: pl.LightningModule) -> None:
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._omegas and pl_module.history:
             pl_module.add_to_last_history_row({OMEGA_KEY: sum(self._omegas) / len(self._omegas)})
             self._omegas = []

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
+
+from optrepro.lit.last_row import LastRowCallback
 
 SOLVED_KEY = "test/solved"
 BEST_ERROR_KEY = "test/error_best"
@@ -37,21 +38,15 @@ def best_error(errors: list[float]) -> float:
     return min(finite) if finite else math.nan
 
 
-class SolvedCallback(Callback):
+class SolvedCallback(LastRowCallback):
     def __init__(self, max_error_pct: float = 1.0) -> None:
         self.max_error_pct = float(max_error_pct)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._mark_last_row(pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._mark_last_row(pl_module)
-
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == "validate":
-            self._mark_last_row(pl_module)
+            self.complete_last_row(trainer, pl_module)
 
-    def _mark_last_row(self, pl_module: pl.LightningModule) -> None:
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if pl_module.history and "test/error" in pl_module.history[-1]:
             best = best_error([row["test/error"] for row in pl_module.history if "test/error" in row])
             pl_module.add_to_last_history_row({

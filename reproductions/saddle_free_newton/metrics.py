@@ -19,21 +19,16 @@ import math
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
+
+from optrepro.lit.last_row import LastRowCallback
 
 
-class KrylovStatsCallback(Callback):
+class KrylovStatsCallback(LastRowCallback):
     def __init__(self) -> None:
         self._done_rows: set[int] = set()
         self._min_ritz_run = math.inf
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._complete_last_row(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._complete_last_row(trainer, pl_module)
-
-    def _complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not pl_module.history or len(pl_module.history) in self._done_rows:
             return
         self._done_rows.add(len(pl_module.history))

@@ -23,6 +23,7 @@ from optrepro.distributed.powersgd import (
     expected_sent_fraction,
 )
 from optrepro.errors import ConfigError, UnknownChoiceError
+from optrepro.lit.last_row import LastRowCallback
 
 COMPRESSORS = ("powersgd",)
 POWERSGD_KEYS = ("name", "rank", "start_iter", "min_compression_rate", "use_error_feedback", "warm_start")
@@ -110,7 +111,7 @@ class HookedDDPStrategy(DDPStrategy):
                                 ddp_comm_hook=self._ddp_comm_hook, ddp_comm_wrapper=self._ddp_comm_wrapper)
 
 
-class CommBytesCallback(Callback):
+class CommBytesCallback(LastRowCallback):
     """Adds the epoch's measured bytes per step, the dense bytes and both ratios to the module's history rows.
 
     The module writes an epoch's row after the callbacks' `on_train_epoch_end`, so the row of epoch k is filled when
@@ -123,13 +124,7 @@ class CommBytesCallback(Callback):
         self._rank = rank
         self._min_compression_rate = min_compression_rate
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fill_last_row(pl_module)
-
-    def _fill_last_row(self, pl_module: pl.LightningModule) -> None:
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         sent, dense, steps = self._counter.take()
         history = getattr(pl_module, "history", None)
         if not history or steps == 0 or BYTES_KEY in history[-1]:
