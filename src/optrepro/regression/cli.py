@@ -69,8 +69,9 @@ def drift_check(args: argparse.Namespace) -> int:
     from optrepro.regression.drift import (baseline_dir, compare_runs, cpu_kernels, describe_drift, read_committed,
                                            version_changes)
 
-    baseline = baseline_dir()
-    print(f"CPU kernels: {cpu_kernels()}; baseline: {baseline.relative_to(REPO_ROOT)}", flush=True)
+    kernels = cpu_kernels()
+    baseline = baseline_dir(kernels=kernels)
+    print(f"CPU kernels: {kernels}; baseline: {baseline.relative_to(REPO_ROOT)}", flush=True)
     found, failed = _shared_runs(args, _store(args))
     problems = [f"failed: {command}" for command in failed]
     for name, (path, record) in found.items():
