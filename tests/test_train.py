@@ -187,9 +187,11 @@ def test_two_gloo_processes_equal_the_single_process_computation(method, tmp_pat
 @pytest.mark.slow
 def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tmp_path):
     """SIGUSR1 mid-run stops between batches with an `interrupted` record; running again in the same folder
-    (what a requeued SLURM job does) resumes from last.ckpt and ends bit-identical to an uninterrupted run."""
+    (what a requeued SLURM job does) resumes from last.ckpt and ends bit-identical to an uninterrupted run, row for
+    row, test metrics included, also when the test split is evaluated only every 4th epoch (the checkpoint is
+    still written at every epoch end, after the epoch's row is complete)."""
     common = [sys.executable, "run.py", "dataset=digits", "model=small_cnn", "model.width=8", "logger=csv",
-              "train.epochs=30", "train.batch_size=32", "optimizer=sam"]  # long enough to be signalled mid-run
+              "train.epochs=30", "train.eval_every=4", "train.batch_size=32", "optimizer=sam"]
     control_env = {**os.environ, "OPTREPRO_RUN_DIR": str(tmp_path / "control")}
     (tmp_path / "control").mkdir()
     subprocess.run(common, cwd=REPO_ROOT, env=control_env, check=True, capture_output=True, timeout=300)
@@ -200,20 +202,24 @@ def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tm
     job = subprocess.Popen(common, cwd=REPO_ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoint = tmp_path / "preempted" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
-    while not checkpoint.exists() and time.monotonic() < deadline:  # wait for the end of epoch 0
-        time.sleep(0.2)
+    while not checkpoint.exists() and time.monotonic() < deadline:  # the end of epoch 0, before any evaluation
+        time.sleep(0.05)
     job.send_signal(signal.SIGUSR1)
     job.wait(timeout=240)
     interrupted = read_record(tmp_path / "preempted")
     assert interrupted["status"] == "interrupted" and "SIGUSR1" in interrupted["error"], job.stderr.read()[-2000:]
     assert 1 <= len(interrupted["history"]) < 30
 
-    subprocess.run(common, cwd=REPO_ROOT, env=run_env, check=True, capture_output=True, timeout=300)
+    again = subprocess.run(common, cwd=REPO_ROOT, env=run_env, check=True, capture_output=True, text=True, timeout=300)
     resumed = read_record(tmp_path / "preempted")
     assert resumed["status"] == "finished"
+    assert "resuming from a checkpoint that holds epochs 0.." in again.stdout + again.stderr
     assert len(list((tmp_path / "preempted" / "csv").glob("attempt_*"))) >= 1
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
     assert strip(resumed["history"]) == strip(control["history"])
+    first, second = resumed["timing"]["attempts"]
+    assert first["wall_time_s"] == interrupted["timing"]["wall_time_s"] and second["resumed_after_epoch"] >= 0
+    assert resumed["timing"]["wall_time_s"] == pytest.approx(first["wall_time_s"] + second["wall_time_s"])
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "sam"])

@@ -11,8 +11,7 @@ each epoch's history row (see ``step.py`` for the per-step quantities):
 * ``train/loss_auc``: mean of the epochs' ``train/loss`` so far, the area under the training-loss curve per epoch
   (the paper's learning-rate selection criterion, Appendix D.1).
 
-The module writes an epoch's row after the callbacks' ``on_train_epoch_end``, so the newest row is filled when the
-next epoch starts and when training ends (as ``reproductions/rnn_clipping/grad_norm.py`` does).
+The module fills the epoch's row through ``complete_last_row`` right after writing it (``optrepro.lit.last_row``).
 """
 from __future__ import annotations
 

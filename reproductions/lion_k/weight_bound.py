@@ -10,9 +10,8 @@ it there (Chen et al., ICLR 2024, arXiv 2310.05898). Two numbers are added to ea
   name a Lion-K ``k`` (l_inf for l1, l_2 for l2, l_1 for linf; per tensor), else equal to the first.
 
 Both are NaN when no parameter has weight decay. The values are measured on the weights at the end of each
-epoch. The module writes an epoch's history row after the callbacks' ``on_train_epoch_end`` has run, so this
-callback fills the newest row when the next epoch starts and, for the last epoch, when training ends (the
-weights are the same at both points). The fields reach ``record.json`` through ``module.history``.
+epoch: the module calls ``complete_last_row`` right after writing the epoch's history row
+(``optrepro.lit.last_row``). The fields reach ``record.json`` through ``module.history``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ evidence of Pascanu et al. (ICML 2013, Section 2). Added to each epoch's history
 * ``train/grad_norm_log10_max_run``: log10 of the run max: norms spread over decades, so seeds are averaged on
   this scale (a difference of 1 between two settings is a 10x larger largest norm).
 
-A non-finite norm counts as +inf (it is the largest norm there is). The module writes an epoch's row after the
-callbacks' ``on_train_epoch_end``, so the newest row is filled when the next epoch starts and when training ends.
+A non-finite norm counts as +inf (it is the largest norm there is). The module fills the epoch's row through
+``complete_last_row`` right after writing it (``optrepro.lit.last_row``).
 Assumes one backward per step (``train.accumulate: 1``, one-pass optimizers such as SGD).
 """
 

@@ -151,9 +151,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     callbacks: list[Callback] = []
     if cfg.train.checkpoint:
         # The newest epoch-end checkpoint, with last.ckpt linking to it: what a preempted run resumes from.
-        # (save_top_k=0 would never write last.ckpt before training ends.)
+        # At every epoch end, also when the test split is evaluated only every train.eval_every epochs (Lightning
+        # would otherwise save at evaluation only); save_top_k=0 would never write last.ckpt before training ends.
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1,
-                                         every_n_epochs=1))
+                                         every_n_epochs=1, save_on_train_epoch_end=True))
     for name, entry in callback_entries(cfg).items():
         callback = instantiate_node(entry, f"callbacks.{name}")
         if not isinstance(callback, Callback):

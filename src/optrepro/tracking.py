@@ -252,9 +252,14 @@ def metrics_files(loggers: list[Logger]) -> list[Path]:
 
 
 def finish_wandb(loggers: list[Logger]) -> None:
-    """Close the W&B run even when training failed, so a sweep's next job starts clean."""
+    """Close the W&B run even when training failed, so a sweep's next job starts clean. A failure to close (its
+    service already gone) is logged, never raised: it must not replace how the run itself ended."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             import wandb
 
-            wandb.finish()
+            try:
+                wandb.finish()
+            except Exception as exc:  # noqa: BLE001 - the run's own outcome is already recorded
+                log.warning("W&B: closing the run failed (%s: %s); its offline folder keeps what was logged",
+                            type(exc).__name__, exc)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from optrepro import builders, run_summary, tracking
 from optrepro.config import config_hash
 from optrepro.config_schema import validate_config
-from optrepro.lit.preemption import Preempted, PreemptionCallback, requeue_slurm_job
+from optrepro.lit.preemption import Preempted, PreemptionCallback
 from optrepro.lit.quiet import silence_third_party_noise
 from optrepro.records import provenance
 from optrepro.records.lookup import finished_run
@@ -77,21 +77,37 @@ def last_epoch_time_per_step(history: list[dict[str, float]], clock: str = "time
     return (last[clock] - before[clock]) / steps if steps else float("nan")
 
 
-def timing_info(module, wall_time_s: float, global_batch: int) -> dict[str, float]:
+def timing_info(module, wall_time_s: float, global_batch: int, earlier: list[dict[str, Any]]) -> dict[str, Any]:
     """Wall-clock figures, plus the last epoch's process CPU time per step: on a CPU machine shared with other
-    jobs that one measures the method's own cost (the cpu tier's timing claims use it); on a GPU it does not."""
+    jobs that one measures the method's own cost (the cpu tier's timing claims use it); on a GPU it does not.
+    A resumed run's wall time adds up every attempt (`attempts`, one entry each, `earlier` being those before
+    this one); its train time is restored from the checkpoint, so it counts each kept epoch once."""
     steps = module.global_step if module is not None else 0
     train_time = module.train_time_s if module is not None else 0.0
     history = module.history if module is not None else []
+    this_attempt = {"attempt": len(earlier), "wall_time_s": wall_time_s,
+                    "resumed_after_epoch": module.resumed_after_epoch if module is not None else None}
+    attempts = [*earlier, this_attempt]
     return {
-        "wall_time_s": wall_time_s,
+        "wall_time_s": sum(a["wall_time_s"] for a in attempts),
         "train_time_s": train_time,
         "steps": steps,
         "time_per_step_s": train_time / steps if steps else float("nan"),
         "last_epoch_time_per_step_s": last_epoch_time_per_step(history),
         "last_epoch_cpu_time_per_step_s": last_epoch_time_per_step(history, clock="time/train_cpu_s"),
         "samples_per_s": steps * global_batch / train_time if train_time else float("nan"),
+        "attempts": attempts,
     }
+
+
+def earlier_attempts(run_dir: Path) -> list[dict[str, Any]]:
+    """The attempts an interrupted record in this run folder already counts (a requeued job's earlier lives)."""
+    record = read_record(run_dir) if (run_dir / "record.json").exists() else None
+    if not record or record.get("status") != "interrupted":
+        return []
+    timing = record.get("timing") or {}
+    return list(timing.get("attempts") or [{"attempt": 0, "wall_time_s": timing.get("wall_time_s", 0.0),
+                                            "resumed_after_epoch": None}])
 
 
 def write_run_record(cfg: DictConfig, run_dir: Path, *, metrics_files: list | None = None,
@@ -130,6 +146,7 @@ class ClassificationTask:
         run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
         is_rank_zero = process_rank() == 0
         started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info()
+        earlier = earlier_attempts(run_dir)
         loggers, module, trainer = [], None, None
         preemption = PreemptionCallback()
         status, error = "finished", None
@@ -163,7 +180,7 @@ class ClassificationTask:
                     status=status,
                     error=error,
                     history=module.history if module is not None else [],
-                    timing=timing_info(module, time.perf_counter() - clock, int(cfg.train.batch_size)),
+                    timing=timing_info(module, time.perf_counter() - clock, int(cfg.train.batch_size), earlier),
                     device_names=provenance.device_names(cfg.hardware.accelerator, int(cfg.hardware.devices)),
                     wandb=tracking.wandb_info(loggers),
                     started_at=started_at,
@@ -173,7 +190,7 @@ class ClassificationTask:
             preemption.uninstall()
             tracking.finish_wandb(loggers)
         if status == "interrupted" and is_rank_zero:
-            requeue_slurm_job()
+            preemption.requeue(module.history[-1]["epoch"] if module is not None and module.history else None)
         return record
 
     def build_module(self, cfg: DictConfig, net, data):

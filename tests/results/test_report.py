@@ -70,10 +70,13 @@ def test_results_md_tables_and_plots(workspace):
     main(["results", "report", *args])
     text = paths["out"].read_text()
     assert "**2 reproduced · 0 inconclusive · 0 not reproduced · 1 not run** (3 claims)" in text
-    assert "| `ordering` | Table 1, p. 6 | cpu | test/error | sam: “2.7±0.1”<br>sgd: “3.5±0.1” | " \
+    assert "| `ordering` | Table 1, p. 6 | cpu | test/error (error, %) | sam: “2.7±0.1”<br>sgd: “3.5±0.1” | " \
            "sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 32-true; code c0ffee00 | " \
            "**reproduced (2/3 seeds)** |" in text
-    assert "| `cost` | Table 3 | cpu | timing/time_per_step_s | saf/sgd ≤ 1.1 | — | — | **not run** |" in text
+    assert "| `cost` | Table 3 | cpu | timing/time_per_step_s (time, s/step) | saf/sgd ≤ 1.1 | — | — | **not run** |" in text
+    assert "| paper | tier | reproduced | inconclusive | not reproduced | not run |" in text  # the overview
+    assert "| [sam](#sam-sharpness-aware-minimization) | cpu | 2 |  |  |  |" in text
+    assert "\n## sam: Sharpness-Aware Minimization\n" in text
     assert "code commits c0ffee00, 1 in all" in text and "from the 5 run record(s)" in text
     assert "![sam/ordering: ordering](results/plots/sam/ordering.png)" in text
     assert "![sam/ordering: ordering_curves](results/plots/sam/ordering_curves.png)" in text

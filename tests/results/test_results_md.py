@@ -22,7 +22,7 @@ def test_committed_results_md_is_what_the_records_give(tmp_path):
         shutil.copytree(records, tmp_path / "results" / "records")
     out, plots, verdicts = tmp_path / "RESULTS.md", tmp_path / "results" / "plots", tmp_path / "results" / "verdicts.json"
     write_report(load_all_claims(REPRODUCTIONS_DIR), [tmp_path / "results" / "records"], out, plots, verdicts,
-                 ArmComposer(CONFIG_DIR), before=REPO_ROOT / "results" / "verdicts_old_rule.json")
+                 ArmComposer(CONFIG_DIR))
     assert out.read_text() == committed.read_text(), f"RESULTS.md differs from what the records and claims give: {FIX}"
     assert verdicts.read_text() == (REPO_ROOT / "results" / "verdicts.json").read_text(), FIX
     new_plots = {p.relative_to(plots): p.read_bytes() for p in plots.rglob("*.png")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from optrepro.claims.schema import Claim, PaperClaims, parse_claims_text
 from optrepro.errors import OptreproError
 
 CLAIMS_FILENAME = "claims.yaml"
+README_FOLDER = re.compile(r"^\|[^|]*\|\s*`reproductions/([\w-]+)`", re.MULTILINE)  # a row of README's table
 
 
 class UnknownClaimError(OptreproError, LookupError):
@@ -22,9 +24,19 @@ def load_paper_claims(path: Path | str) -> PaperClaims:
 
 
 def load_all_claims(reproductions_dir: Path | str) -> list[PaperClaims]:
-    """Every `<reproductions_dir>/<paper>/claims.yaml`, sorted by paper."""
-    files = sorted(Path(reproductions_dir).glob(f"*/{CLAIMS_FILENAME}"))
+    """Every `<reproductions_dir>/<paper>/claims.yaml`, in the order of `paper_order`."""
+    order = paper_order(Path(reproductions_dir).parent / "README.md")
+    files = sorted(Path(reproductions_dir).glob(f"*/{CLAIMS_FILENAME}"),
+                   key=lambda path: (order.get(path.parent.name, len(order)), path.parent.name))
     return [load_paper_claims(path) for path in files]
+
+
+def paper_order(readme: Path) -> dict[str, int]:
+    """Paper folder -> position in the README's reproductions table (the SAM family first, as readers look for
+    it); every command lists papers in this order, papers missing from the table last, by name."""
+    text = readme.read_text() if readme.exists() else ""
+    folders = dict.fromkeys(README_FOLDER.findall(text))
+    return {folder: position for position, folder in enumerate(folders)}
 
 
 def select_claims(

@@ -38,3 +38,17 @@ def convert(value: float, quantity: str, unit: str, to: tuple[str, str] | None) 
         return value
     factor = SCALE.get((unit, to_unit))
     return value * factor if factor is not None else None
+
+
+UNIT_LABELS = {"percent": "%", "fraction": "fraction", "seconds_per_step": "s/step", "images_per_second": "img/s"}
+
+
+def metric_label(metric: str) -> str:
+    """`test/acc (accuracy, fraction)`: a metric with its quantity and unit, as every table and plot names it."""
+    known = metric_unit(metric)
+    return f"{metric} ({known[0]}, {UNIT_LABELS[known[1]]})" if known else metric
+
+
+def in_metric_unit(value: float, quantity: str, unit: str, metric: str) -> float | None:
+    """A paper's number as a value of our `metric` (its quantity and unit), None when no conversion exists."""
+    return convert(value, quantity, unit, metric_unit(metric))

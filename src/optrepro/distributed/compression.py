@@ -114,9 +114,8 @@ class HookedDDPStrategy(DDPStrategy):
 class CommBytesCallback(LastRowCallback):
     """Adds the epoch's measured bytes per step, the dense bytes and both ratios to the module's history rows.
 
-    The module writes an epoch's row after the callbacks' `on_train_epoch_end`, so the row of epoch k is filled when
-    epoch k + 1 starts and, for the last one, when training ends (as `reproductions/lion_k/weight_bound.py` does). Bytes are per
-    worker: each rank hands the same tensors to all_reduce.
+    The module fills the epoch's row through `complete_last_row` right after writing it (`optrepro.lit.last_row`).
+    Bytes are per worker: each rank hands the same tensors to all_reduce.
     """
 
     def __init__(self, counter: CommCounter, *, rank: int, min_compression_rate: float) -> None:

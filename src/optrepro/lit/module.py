@@ -6,6 +6,7 @@ per epoch: no host-device synchronisation inside the step.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -17,8 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optrepro.lit.backend import LightningBackend
+from optrepro.lit.last_row import LastRowCallback
 from optrepro.optim.backend import StepStrategy
 
+log = logging.getLogger("optrepro")
 COMPILE_PREFIX = "_orig_mod."  # what torch.compile(module) puts before every state_dict key
 
 OptimizerBuilder = Callable[[nn.Module], tuple[torch.optim.Optimizer, StepStrategy]]
@@ -53,6 +56,7 @@ class ClassifierModule(pl.LightningModule):
         self._eval_sums = torch.zeros(3)
         self._last_eval: dict[str, float] = {}
         self._epoch_clock: tuple[float, float] | None = None  # (wall, process CPU) when the epoch started
+        self.resumed_after_epoch: int | None = None  # the last epoch the checkpoint this attempt resumed from holds
 
     def forward(self, x: Tensor) -> Tensor:
         if self._channels_last and x.dim() == 4:
@@ -101,8 +105,12 @@ class ClassifierModule(pl.LightningModule):
             self._epoch_clock = None
 
     def on_train_epoch_end(self) -> None:
+        """The epoch's history row, completed by every LastRowCallback, before the epoch checkpoint is written
+        (Lightning calls checkpoint callbacks after this hook): a resumed run restores whole rows."""
         self._stop_epoch_clock()
         loss_sum, correct, count = self.trainer.strategy.reduce(self._train_sums, reduce_op="sum").tolist()
+        if not count:
+            return  # no training batch ran (an epoch end replayed on resume): not an epoch of its own
         row = {
             "epoch": self.current_epoch,
             "step": self.global_step,
@@ -118,6 +126,9 @@ class ClassifierModule(pl.LightningModule):
         if not math.isfinite(row["train/loss"]):
             self.diverged = True
             self.trainer.should_stop = True
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, LastRowCallback):
+                callback.complete_last_row(self.trainer, self)
 
     def add_to_last_history_row(self, metrics: dict[str, float]) -> None:
         """Values a callback measured after the epoch's row was written (weight bound, input margin): into the
@@ -164,6 +175,9 @@ class ClassifierModule(pl.LightningModule):
         state = checkpoint.get("optrepro", {})
         self._restored_strategy_state = state.get("strategy")
         self.history = list(state.get("history", []))
+        self.resumed_after_epoch = int(self.history[-1]["epoch"]) if self.history else None
+        log.info("resuming from a checkpoint that holds epochs 0..%s: training continues at epoch %s",
+                 self.resumed_after_epoch, checkpoint.get("epoch"))
         self.train_time_s = float(state.get("train_time_s", 0.0))
         self.train_cpu_time_s = float(state.get("train_cpu_time_s", 0.0))
 

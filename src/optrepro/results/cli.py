@@ -24,9 +24,6 @@ def _report_paths(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "RESULTS.md", help="default: %(default)s")
     parser.add_argument("--plots", type=Path, default=RESULTS_DIR / "plots", help="default: %(default)s")
     parser.add_argument("--verdicts", type=Path, default=RESULTS_DIR / "verdicts.json", help="default: %(default)s")
-    parser.add_argument("--before", type=Path, default=RESULTS_DIR / "verdicts_old_rule.json",
-                        help="earlier verdicts under another rule, for RESULTS.md's closing before/after table "
-                             "(default: %(default)s; skipped when absent)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +95,7 @@ def report_command(args: argparse.Namespace) -> int:
     records, history = read_tables(stores)
     print(stores_banner(stores, records))
     results = write_report(load_all_claims(args.reproductions), stores, args.out, args.plots, args.verdicts,
-                           ArmComposer(args.config_dir), tables=(records, history), before=args.before)
+                           ArmComposer(args.config_dir), tables=(records, history))
     summary = ", ".join(f"{n} {status}" for status, n in verdict_counts(results).items())
     print(f"{args.out}: {summary}; verdicts in {args.verdicts}")
     return 0
@@ -142,11 +139,12 @@ def wandb_command(args: argparse.Namespace) -> int:
         return 0
     plots = {v.claim.key: [p for p in claim_plot_paths(args.plots, v.claim) if p.exists()]
              for r in results for v in r.verdicts}
-    publish = wandb_report.publish_instructions(wandb_report.offline_run_ids(results, records), args.entity, args.project)
     for result in results:
+        publish = wandb_report.publish_instructions(wandb_report.offline_run_ids([result], records), args.entity,
+                                                    args.project)
         page = wandb_report.write_local_comparison(result, records, plots, args.local_dir / f"{result.paper.paper}.html",
                                                    publish)
         print(f"{result.paper.paper}: {page}")
-    print(f"index: {wandb_report.write_index(results, args.local_dir, publish)}")
-    print(publish)
+    print(f"index: {wandb_report.write_index(results, args.local_dir)}")
+    print(wandb_report.publish_instructions(wandb_report.offline_run_ids(results, records), args.entity, args.project))
     return 0

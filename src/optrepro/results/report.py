@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from optrepro.claims.checks import VERDICTS, Verdict, check_metric
+from optrepro.claims.checks import VERDICTS, Verdict, check_metric, fmt
+from optrepro.claims.units import in_metric_unit, metric_label, metric_unit
 from optrepro.claims.explain import explanation
 from optrepro.claims.match import ArmComposer, with_match_keys
 from optrepro.claims.policy import decide_claims
@@ -27,6 +28,7 @@ from optrepro.forked import forked_map
 from optrepro.results.plots import plot_claim, plot_curves
 
 COMMAND = "python -m optrepro results report"
+TIER_ORDER = ("cpu", "full", "smoke")
 VERDICTS_FORMAT = 1
 
 
@@ -56,19 +58,15 @@ def write_report(
     verdicts_path: Path,
     composer: ArmComposer,
     tables: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-    before: Path | None = None,
 ) -> list[PaperVerdicts]:
     """Evaluate, draw, and write RESULTS.md and verdicts.json; stale PNGs in `plots_dir` are removed.
 
-    `tables`: the stores' (records, history) when the caller has read them already (read_tables). `before`: a
-    file of earlier verdicts under another rule ({rule, commit, claims: {key: status}}); RESULTS.md then closes
-    with a before/after table of every claim."""
+    `tables`: the stores' (records, history) when the caller has read them already (read_tables)."""
     records, history = tables if tables is not None else read_tables(stores)
     results = evaluate_papers(papers, records, composer)
     plots = _draw_plots(results, history, plots_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    earlier = json.loads(before.read_text()) if before is not None and before.exists() else None
-    out.write_text(render_markdown(results, records, stores=stores, plots=plots, base=out.parent, before=earlier))
+    out.write_text(render_markdown(results, records, stores=stores, plots=plots, base=out.parent))
     verdicts_path.parent.mkdir(parents=True, exist_ok=True)
     verdicts_path.write_text(json.dumps(verdicts_document(results), indent=1, sort_keys=True) + "\n")
     return results
@@ -112,7 +110,6 @@ def _draw_plots(results: Sequence[PaperVerdicts], history: pd.DataFrame, plots_d
 def render_markdown(
     results: Sequence[PaperVerdicts], records: pd.DataFrame, *, stores: Sequence[Path], plots: dict[str, list[Path]],
     base: Path,
-    before: dict[str, Any] | None = None,
 ) -> str:
     counts = verdict_counts(results)
     # Only stores that gave a record are named: an absent or empty one (a fresh clone's runs/, or one holding only
@@ -140,40 +137,48 @@ def render_markdown(
         "submission, repo (official code or README) or secondary (third-party notes); “quoted” ones are notes.",
         "",
     ]
+    lines += _overview(results)
     for result in results:
-        lines += _paper_section(result, plots, base)
-    if before is not None:
-        lines += _before_after(results, before)
+        lines += _paper_section(result, records, plots, base)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _before_after(results: Sequence[PaperVerdicts], before: dict[str, Any]) -> list[str]:
-    """The closing note: every claim's verdict under the earlier rule and now."""
-    earlier = before.get("claims", {})
-    rows = [(v.claim.key, earlier.get(v.claim.key, "—"), v.label) for r in results for v in r.verdicts]
-    changed = sum(1 for _, old, new in rows if old != new.split(" (")[0])
-    lines = ["## Closing note: verdicts before and after the CI rule", "",
-             f"Before (commit {before.get('commit', '?')}): {before.get('rule', '')}. Now: the rule above (95% CI "
-             f"against the claim's tolerance, margin or bound; a complete code version is not replaced by a pending "
-             f"one). {changed} of {len(rows)} claims changed.", "",
-             "| claim | before | now |", "|---|---|---|"]
-    lines += [f"| `{key}` | {old} | {'**' + new + '**' if old != new.split(' (')[0] else new} |" for key, old, new in rows]
+def _overview(results: Sequence[PaperVerdicts]) -> list[str]:
+    """One row per paper and tier: its verdict counts, the paper linking to its section below."""
+    lines = ["| paper | tier | " + " | ".join(VERDICTS) + " |", "|---|---|" + "---:|" * len(VERDICTS)]
+    for result in results:
+        tiers = dict.fromkeys(tier for tier in TIER_ORDER if any(v.claim.tier == tier for v in result.verdicts))
+        for position, tier in enumerate(tiers):
+            statuses = [v.status for v in result.verdicts if v.claim.tier == tier]
+            paper = f"[{result.paper.paper}](#{_section_anchor(result.paper)})" if position == 0 else ""
+            lines.append(f"| {paper} | {tier} | " + " | ".join(str(statuses.count(s) or "") for s in VERDICTS) + " |")
     return lines + [""]
 
 
-def _paper_section(result: PaperVerdicts, plots: dict[str, list[Path]], base: Path) -> list[str]:
+def _section_heading(paper: PaperClaims) -> str:
+    return f"{paper.paper}: {paper.title}"
+
+
+def _section_anchor(paper: PaperClaims) -> str:
+    """The anchor GitHub gives the paper's heading: lower case, punctuation dropped, spaces to hyphens."""
+    kept = "".join(ch for ch in _section_heading(paper).lower() if ch.isalnum() or ch in " -_")
+    return kept.replace(" ", "-")
+
+
+def _paper_section(result: PaperVerdicts, records: pd.DataFrame, plots: dict[str, list[Path]], base: Path
+                   ) -> list[str]:
     paper = result.paper
     lines = [
-        f"## {paper.paper}: {paper.title}", "", f"*{paper.citation}*", "",
-        "| claim | source | tier | metric | paper | ours (mean ± std, n) | runs | verdict |",
+        f"## {_section_heading(paper)}", "", f"*{paper.citation}*", "",
+        "| claim | source | tier | metric (quantity, unit) | paper | ours (mean ± SD over n seeds) | runs | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for verdict in result.verdicts:
         claim = verdict.claim
         cells = [
-            f"`{claim.id}`", str(claim.source), claim.tier, check_metric(claim), _paper_cell(verdict),
+            f"`{claim.id}`", str(claim.source), claim.tier, metric_label(check_metric(claim)), _paper_cell(verdict),
             "<br>".join(f"{name}: {arm.summary()}" for name, arm in verdict.arms.items()) or "—",
-            _runs_cell(verdict), f"**{verdict.label}**",
+            _runs_cell(verdict, records), f"**{verdict.label}**",
         ]
         lines.append("| " + " | ".join(_escape(cell) for cell in cells) + " |")
     lines.append("")
@@ -185,8 +190,8 @@ def _paper_section(result: PaperVerdicts, plots: dict[str, list[Path]], base: Pa
 def _paper_cell(verdict: Verdict) -> str:
     claim, check = verdict.claim, verdict.claim.check
     if claim.reported:  # numbers with unit and [source quality, where read]; notes in words are quoted
-        return "<br>".join(f"{arm}: {value}" if isinstance(value, Reported) else f"{arm}: “{value}”"
-                           for arm, value in claim.reported.items())
+        return "<br>".join(f"{arm}: {reported_text(value, check_metric(claim))}" if isinstance(value, Reported)
+                           else f"{arm}: “{value}”" for arm, value in claim.reported.items())
     if isinstance(check, ValueCheck):
         spread = f" ± {check.spread:g} ({check.spread_kind or 'spread'})" if check.spread is not None else ""
         return f"{check.arm}: {check.reported:g}{spread}"
@@ -195,11 +200,35 @@ def _paper_cell(verdict: Verdict) -> str:
     return "—"
 
 
-def _runs_cell(verdict: Verdict) -> str:
+def reported_text(number: Reported, metric: str) -> str:
+    """The paper's number as read, then, where its unit or quantity is not our metric's, the same number in our
+    metric's unit (`93.4 % accuracy [paper, Table 4, p. 7] = 0.934 in test/acc`): ours and theirs side by side."""
+    ours = in_metric_unit(number.value, number.quantity, number.unit, metric)
+    known = metric_unit(metric)
+    same = known is not None and known == (number.quantity, number.unit)
+    return f"{number}" if ours is None or same else f"{number} = {fmt(ours)} in {metric}"
+
+
+def _runs_cell(verdict: Verdict, records: pd.DataFrame) -> str:
+    """Hardware class and code versions of the runs used, each version with the git commit(s) it ran at (a code
+    version is a hash of the source; `git show <commit>` finds the code)."""
     if verdict.hardware is None:
         return "—"
-    commits = sorted({arm.sample.commit[:8] for arm in verdict.arms.values()})
-    return f"{verdict.hardware.label()}; code {', '.join(commits)}"
+    return f"{verdict.hardware.label()}; code {', '.join(code_versions(verdict, records))}"
+
+
+def code_versions(verdict: Verdict, records: pd.DataFrame) -> list[str]:
+    """e.g. `70071418 (git 2d67083a)` for each code version the verdict's runs used."""
+    used = {run_id for arm in verdict.arms.values() for run_id in arm.sample.run_ids}
+    rows = records[records["run_id"].isin(used)] if "run_id" in records else records.iloc[0:0]
+    versions = []
+    for version in sorted({arm.sample.commit for arm in verdict.arms.values()}):
+        git = rows.get("code_git_commit", pd.Series(dtype=object))
+        source = rows.get("code_source_hash", pd.Series(dtype=object))
+        commits = sorted({str(c)[:8] for c, h in zip(git, source) if pd.notna(c) and (h == version or c == version)})
+        versions.append(f"{version[:8]} (git {', '.join(commits)})" if commits and commits != [version[:8]]
+                        else version[:8])
+    return versions
 
 
 def _claim_details(verdict: Verdict, plots: list[Path], base: Path) -> list[str]:

@@ -11,6 +11,7 @@ are), then this command again with `--online`. Nothing on the page names a path 
 from __future__ import annotations
 
 import html
+import math
 import os
 import shlex
 from collections.abc import Sequence
@@ -19,8 +20,11 @@ from typing import Any
 
 import pandas as pd
 
-from optrepro.claims.checks import NOT_REPRODUCED, NOT_RUN, REPRODUCED, Verdict, check_metric
-from optrepro.results.report import PaperVerdicts
+from optrepro.claims.checks import NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, ArmResult, Verdict, check_metric, fmt
+from optrepro.claims.schema import Reported
+from optrepro.claims.units import metric_label
+from optrepro.paths import REPO_ROOT
+from optrepro.results.report import PaperVerdicts, reported_text
 
 WORKSPACES_HINT = "pip install wandb-workspaces  # W&B's report API (wandb_workspaces.reports.v2)"
 INDEX_NAME = "index.html"
@@ -67,20 +71,42 @@ def wandb_ids(verdict: Verdict, records: pd.DataFrame) -> dict[str, list[str]]:
     return {arm: [run_id for run_id, _ in runs] for arm, runs in arm_wandb_runs(verdict, records).items()}
 
 
+def run_names(verdict: Verdict, records: pd.DataFrame) -> dict[str, list[str]]:
+    """arm -> the name of each run the verdict used, as W&B shows it (`<preset>/<arm>/s<seed>`), by seed; runs
+    logged without a W&B name get the same form from their record."""
+    table = records.drop_duplicates("run_id").set_index("run_id") if "run_id" in records else pd.DataFrame()
+    known = lambda row, key: row.get(key) if row.get(key) is not None and pd.notna(row.get(key)) else None
+
+    def name(run_id: str, arm: str, seed: int) -> str:
+        row = table.loc[run_id] if run_id in table.index else pd.Series(dtype=object)
+        preset = known(row, "repro_name") or known(row, "p_name")
+        return known(row, "wandb_name") or "/".join(str(part) for part in (preset, arm, f"s{seed}") if part)
+
+    return {arm: [name(run_id, arm, seed) for run_id, seed in zip(result.sample.run_ids, result.sample.seeds)]
+            for arm, result in verdict.arms.items()}
+
+
 def offline_run_ids(results: Sequence[PaperVerdicts], records: pd.DataFrame) -> list[str]:
-    """The W&B ids of the offline runs any verdict used: what `wandb sync` must upload."""
-    if "wandb_run_id" not in records:
+    """The W&B ids of the offline runs the verdicts used whose offline folder is on this machine: what
+    `wandb sync` can upload (committed records travel without their W&B folders)."""
+    needed = {"wandb_run_id", "wandb_dir", "record_path"}
+    if not needed <= set(records):
         return []
     used = {run_id for r in results for v in r.verdicts for a in v.arms.values() for run_id in a.sample.run_ids}
     offline = records[records["run_id"].isin(used) & (records.get("wandb_mode") == "offline")]
-    return sorted(set(offline["wandb_run_id"].dropna().astype(str)))
+    present = [str(row.wandb_run_id) for row in offline.itertuples()
+               if pd.notna(row.wandb_dir) and _run_folder(row.record_path).joinpath(str(row.wandb_dir)).is_dir()]
+    return sorted(set(present))
+
+
+def _run_folder(record_path: str) -> Path:
+    path = Path(record_path)
+    return (path if path.is_absolute() else REPO_ROOT / path).parent
 
 
 def sync_pattern(run_ids: Sequence[str]) -> str:
     """The offline run folders of `run_ids` as one bash pattern relative to the runs folder: W&B names them
     `<date>/<run name>/<run folder>/wandb/offline-run-<time>-<id>`, so the pattern holds on any machine."""
-    if not run_ids:
-        return "*/*/*/wandb/offline-run-*"
     ids = [shlex.quote(run_id) for run_id in run_ids]
     return f"*/*/*/wandb/offline-run-*-{ids[0] if len(ids) == 1 else '{' + ','.join(ids) + '}'}"
 
@@ -88,11 +114,16 @@ def sync_pattern(run_ids: Sequence[str]) -> str:
 def publish_instructions(run_ids: Sequence[str], entity: str | None, project: str | None) -> str:
     """What to run to get the comparison into W&B from an offline machine (no path of any machine in it)."""
     target = f"--entity {entity or '<entity>'} --project {project or '<project>'}"
+    report = (f"build the W&B reports, from the repository: python -m optrepro results wandb --online {target}\n"
+              f"    (needs {WORKSPACES_HINT})")
+    if not run_ids:
+        return ("No offline W&B run folder of these runs is on this machine (committed records travel without "
+                "theirs; runs you make with `python -m optrepro claims run` or run.py leave one in the runs folder).\n"
+                f"Runs already in W&B: {report}")
     return (f"To publish: (0) wandb login   # once, with your W&B API key\n"
-            f"(1) upload the {len(run_ids) or 'offline'} offline run(s), in bash, from {RUNS_FOLDER_NOTE}:\n"
+            f"(1) upload the {len(run_ids)} offline run(s), in bash, from {RUNS_FOLDER_NOTE}:\n"
             f"    wandb sync {target} {sync_pattern(run_ids)}\n"
-            f"(2) build the W&B reports, from the repository: python -m optrepro results wandb --online {target}\n"
-            f"    (needs {WORKSPACES_HINT})")
+            f"(2) {report}")
 
 
 def _page(title: str, body: list[str]) -> str:
@@ -107,25 +138,57 @@ def _badge(verdict: Verdict) -> str:
     return f"<span class='badge {BADGE_CLASS.get(verdict.status, 'not-run')}'>{html.escape(verdict.label)}</span>"
 
 
+def page_order(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """Claims with results first (as the claims file lists them), then those not run."""
+    return sorted(verdicts, key=lambda verdict: verdict.status == NOT_RUN)
+
+
+def ours_text(arm: ArmResult) -> str:
+    """e.g. `0.7815 ± 0.02576 (mean ± SD over 3 seeds)`."""
+    if not arm.stats.n:
+        return "—"
+    failed = f", {len(arm.sample.failed_seeds)} diverged" if arm.sample.failed_seeds else ""
+    if arm.stats.n == 1:
+        return f"{fmt(arm.stats.mean)} (1 seed{failed})"
+    return f"{fmt(arm.stats.mean)} ± {fmt(arm.stats.std)} (mean ± SD over {arm.stats.n} seeds{failed})"
+
+
+def paper_text(verdict: Verdict, arm: str) -> str:
+    """The paper's number in our metric's unit where it converts, with its own spread kind and source."""
+    number = verdict.claim.reported.get(arm)
+    if number is None:
+        return "—"
+    return reported_text(number, check_metric(verdict.claim)) if isinstance(number, Reported) else f"“{number}”"
+
+
+def decision_text(verdict: Verdict) -> str:
+    """The quantity the verdict was decided on and the 95% CI it used (paired where the arms share seeds)."""
+    if verdict.status == NOT_RUN or not math.isfinite(verdict.observed):
+        return ""
+    return f"decided on {fmt(verdict.observed)}, 95% CI [{fmt(verdict.low)}, {fmt(verdict.high)}] ({verdict.test})"
+
+
 def write_local_comparison(result: PaperVerdicts, records: pd.DataFrame, plots: dict[str, list[Path]], out: Path,
                            publish: str = "") -> Path:
-    """An HTML page per paper: per claim the verdict, the runs of each arm (with W&B names and ids) and the plots;
-    images are linked relative to the page, and `publish` (the publish steps) closes it."""
+    """An HTML page per paper: per claim the verdict, the CI it rests on, each arm's runs (by W&B name) and the
+    plots; images are linked relative to the page, and `publish` (the publish steps of this paper's runs) closes it."""
     paper = result.paper
     body = [f"<nav><a href='{INDEX_NAME}'>all papers</a></nav>",
             f"<h1>{html.escape(paper.title)}</h1><p class='cite'>{html.escape(paper.citation)}</p>"]
-    for verdict in result.verdicts:
-        runs = {arm: [f"{name} ({run_id})" if name else run_id for run_id, name in arm_runs]
-                for arm, arm_runs in arm_wandb_runs(verdict, records).items()}
+    for verdict in page_order(result.verdicts):
+        metric = check_metric(verdict.claim)
+        names = run_names(verdict, records)
         body.append(f"<h2 id='{html.escape(verdict.claim.id)}'>{html.escape(verdict.claim.key)}{_badge(verdict)}</h2>"
                     f"<p class='statement'>{html.escape(verdict.claim.statement)}</p>"
+                    f"<p class='detail'>{html.escape(decision_text(verdict))}</p>"
                     f"<p class='detail'>{html.escape(verdict.detail)}</p>")
         if verdict.arms:
-            body.append("<table><tr><th>arm</th><th>ours</th><th>paper</th><th>W&amp;B runs</th></tr>")
+            body.append(f"<table><tr><th>arm</th><th>ours: {html.escape(metric_label(metric))}</th>"
+                        "<th>paper</th><th>runs (W&amp;B names)</th></tr>")
             for arm, arm_result in verdict.arms.items():
-                listed = "".join(f"<code>{html.escape(run)}</code>" for run in runs[arm]) or "none"
-                body.append(f"<tr><td><b>{html.escape(arm)}</b></td><td>{html.escape(arm_result.summary())}</td>"
-                            f"<td>{html.escape(verdict.claim.reported.get(arm, '—'))}</td><td>{listed}</td></tr>")
+                listed = "".join(f"<code>{html.escape(name)}</code>" for name in names[arm]) or "none"
+                body.append(f"<tr><td><b>{html.escape(arm)}</b></td><td>{html.escape(ours_text(arm_result))}</td>"
+                            f"<td>{html.escape(paper_text(verdict, arm))}</td><td>{listed}</td></tr>")
             body.append("</table>")
         images = [Path(os.path.relpath(plot.resolve(), out.parent.resolve())).as_posix()
                   for plot in plots.get(verdict.claim.key, [])]
@@ -139,22 +202,19 @@ def write_local_comparison(result: PaperVerdicts, records: pd.DataFrame, plots: 
     return out
 
 
-def write_index(results: Sequence[PaperVerdicts], out_dir: Path, publish: str = "") -> Path:
-    """`index.html`: one line per paper with its verdict counts, linking the paper pages."""
+def write_index(results: Sequence[PaperVerdicts], out_dir: Path) -> Path:
+    """`index.html`: one line per paper (in the README's order) with its verdict counts, linking the paper pages."""
     rows = []
     for result in results:
-        counts: dict[str, int] = {}
-        for verdict in result.verdicts:
-            counts[verdict.status] = counts.get(verdict.status, 0) + 1
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no claims"
+        statuses = [verdict.status for verdict in result.verdicts]
+        summary = ", ".join(f"{statuses.count(s)} {s}" for s in VERDICTS if statuses.count(s)) or "no claims"
         name = html.escape(result.paper.paper)
         rows.append(f"<tr><td><a href='{name}.html'>{name}</a></td>"
                     f"<td>{html.escape(result.paper.title)}</td><td>{html.escape(summary)}</td></tr>")
     body = ["<h1>Claims, arm by arm</h1><p class='cite'>The runs each verdict used, per arm, with their W&amp;B runs "
-            "(generated by <code>python -m optrepro results wandb</code>).</p>",
+            "(generated by <code>python -m optrepro results wandb</code>). Each paper page says how to publish its "
+            "runs to W&amp;B.</p>",
             "<table><tr><th>paper</th><th>title</th><th>verdicts</th></tr>", *rows, "</table>"]
-    if publish:
-        body.append(f"<h2>Publish to W&amp;B</h2><pre>{html.escape(publish)}</pre>")
     out = out_dir / INDEX_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_page("Claims, arm by arm", body))
