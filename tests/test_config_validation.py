@@ -19,6 +19,9 @@ from optrepro.paths import REPO_ROOT, reproduction_config_dirs
 # overrides -> the key the message starts with, a fragment of the message. GPUs on this machine: see `gpus`.
 BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["seed=abc"], "seed", "'abc' is not a whole number; give an integer"),
+    (["dataset=digits", "dataset.path=/nonexistent/x"], "dataset.path",
+     "digits reads no files (it ships with a package or is generated), so the path would be ignored; remove"),
+    (["dataset=mnist1d", "dataset.path=/data/mnist1d"], "dataset.path", "mnist1d reads no files"),
     (["seed=1.5"], "seed", "1.5 is not a whole number"),
     (["seed=-1"], "seed", "must be >= 0"),
     (["skip_finished=maybe"], "skip_finished", "is not true or false"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -127,6 +128,34 @@ def test_fashion_mnist_from_debian_package(tmp_path):
     assert 0.25 < splits.mean[0] < 0.32 and 0.32 < splits.std[0] < 0.38  # published stats: 0.286, 0.353
 
 
+def test_fashion_mnist_is_read_from_the_shipped_copy_without_debian_or_internet(tmp_path, monkeypatch):
+    """The README's first command on a fresh offline machine with Python alone."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(fashion_mnist_data, "DEBIAN_DIR", tmp_path / "no-debian-package")
+    splits = load_splits({"name": "fashion_mnist"}, tmp_path / "data")
+    assert splits.x_train.shape == (60000, 1, 28, 28) and splits.x_test.shape == (10000, 1, 28, 28)
+    assert splits.y_train[:5].tolist() == [9, 0, 0, 3, 0]  # Zalando's first training labels
+
+
+def test_a_damaged_shipped_copy_is_refused_with_the_command_that_restores_it(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    shutil.copytree(fashion_mnist_data.SHIPPED_DIR, shipped)
+    labels = shipped / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.decompress(labels.read_bytes()))
+    raw[-1] = (raw[-1] + 1) % 10  # one test label changed: still a valid IDX file
+    labels.write_bytes(gzip.compress(bytes(raw)))
+    monkeypatch.setattr(fashion_mnist_data, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(fashion_mnist_data, "REPO_ROOT", tmp_path)
+    with pytest.raises(IdxFormatError, match="t10k-labels-idx1-ubyte.gz: SHA-256 .* is not the released file's") as err:
+        load_splits({"name": "fashion_mnist"}, tmp_path / "data")
+    assert "git checkout -- shipped/t10k-labels-idx1-ubyte.gz" in str(err.value)
+
+
+def test_a_fashion_mnist_path_without_the_data_is_an_error_not_skipped(tmp_path):
+    with pytest.raises(DatasetUnavailableError, match=f"dataset.path={tmp_path / 'nonexistent'}: no such folder"):
+        load_splits({"name": "fashion_mnist", "path": str(tmp_path / "nonexistent")}, tmp_path / "data")
+
+
 def tiny_image_dataset_dict(label_column: str, num_classes: int, sizes=(("train", 6), ("test", 4))):
     """A DatasetDict shaped like uoft-cs/cifar*: PIL images in `img`, integer labels."""
     import datasets
@@ -207,6 +236,7 @@ def test_offline_cifar_fails_fast_naming_places_and_remedies(tmp_path, monkeypat
 def test_offline_fashion_mnist_names_the_debian_package_first(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(fashion_mnist_data, "DEBIAN_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setattr(fashion_mnist_data, "SHIPPED_DIR", tmp_path / "no-shipped-copy")
     with pytest.raises(DatasetUnavailableError) as err:
         load_splits({"name": "fashion_mnist", "path": None}, tmp_path / "data")
     message = str(err.value)

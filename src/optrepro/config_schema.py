@@ -353,6 +353,9 @@ def training_loss(cfg: DictConfig) -> None:
     build_train_loss(cfg)
 
 
+PATH_DATASETS = ("cifar10", "cifar100", "fashion_mnist", "imagenet")  # the product datasets that read dataset.path
+
+
 def dataset_source(cfg: DictConfig) -> None:
     """A product dataset by name, or a paper's own through `dataset.loader` (optrepro.data.registry)."""
     from optrepro.data.registry import DATASET_NAMES, dataset_loader
@@ -362,6 +365,10 @@ def dataset_source(cfg: DictConfig) -> None:
     elif cfg.dataset.name not in DATASET_NAMES:
         raise InvalidConfigError("dataset.name", f"unknown dataset {cfg.dataset.name!r}",
                                  f"valid choices: {', '.join(sorted(DATASET_NAMES))}")
+    elif cfg.dataset.get("path") and cfg.dataset.name not in PATH_DATASETS:
+        raise InvalidConfigError("dataset.path", f"{cfg.dataset.name} reads no files (it ships with a package or is "
+                                 "generated), so the path would be ignored",
+                                 f"remove dataset.path, or choose a dataset that reads one: {', '.join(PATH_DATASETS)}")
 
 
 def trainer_and_callbacks(cfg: DictConfig) -> None:

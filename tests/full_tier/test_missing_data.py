@@ -22,6 +22,7 @@ def test_full_preset_without_its_data_says_how_to_get_it(preset, tmp_path, monke
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setattr(fashion_mnist_data, "DEBIAN_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setattr(fashion_mnist_data, "SHIPPED_DIR", tmp_path / "no-shipped-copy")
     on_this_cpu = ["hardware.accelerator=cpu", "hardware.devices=1", "hardware.num_nodes=1"]  # else: "no GPU" first
     cfg = compose_config([f"+repro={preset}", *on_this_cpu, f"paths.data_dir={tmp_path / 'data'}"], tmp_path)
     with pytest.raises(DatasetUnavailableError) as err:

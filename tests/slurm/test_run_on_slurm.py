@@ -122,6 +122,47 @@ def test_a_preempted_element_is_requeued_and_ends_identical_to_a_control_run(slu
     assert strip(resumed["history"]) == strip(reference["history"])
 
 
+def test_a_sweep_with_jobs_preempted_by_usr2_and_usr1_waits_for_them_and_ends_identical(slurm_env, tmp_path):
+    """The sweep a user launches: one element preempted by submitit's USR2, the other by sweep.sbatch's USR1, both
+    after their first epoch checkpoint. The sweep command keeps waiting while SLURM holds the requeued jobs, exits 0
+    once they finish, and each resumed record equals an uninterrupted run row for row (the test split evaluated every
+    4th epoch, so the checkpoint falls between evaluations)."""
+    common = ["dataset=digits", "model=small_cnn", "model.width=8", "logger=csv", "train.epochs=24",
+              "train.eval_every=4", "train.batch_size=32", "optimizer=sam"]
+    controls = {}
+    for seed in (0, 1):
+        done = run_py([*common, f"seed={seed}", f"paths.runs_dir={tmp_path / 'control'}"], slurm_env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    for record in records(tmp_path / "control"):
+        controls[record["seed"]] = record
+    runs = tmp_path / "runs"
+    sweep_cmd = [sys.executable, "run.py", "-m", "hydra/launcher=slurm", "hardware=cpu", "cluster.cpus_per_task=1",
+                 "cluster.timeout_min=20", f"paths.runs_dir={runs}", *common, "seed=0,1",
+                 f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    launched = subprocess.Popen(sweep_cmd, cwd=REPO_ROOT, env=slurm_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while len(list(runs.glob("*/*/*/checkpoints/last.ckpt"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    jobs = sorted(path.name for path in (tmp_path / "sweep" / ".submitit").glob("*_[01]"))
+    assert len(jobs) == 2, jobs
+    for job, signal_name in zip(jobs, ("USR2", "USR1")):
+        subprocess.run(["scancel", f"--signal={signal_name}", job], env=slurm_env, check=True)
+    output, _ = launched.communicate(timeout=900)
+    assert launched.returncode == 0, output[-3000:]
+    logs = "".join(path.read_text() for path in (tmp_path / "sweep" / ".submitit").rglob("*_log.out"))
+    for signal_name in ("SIGUSR2", "SIGUSR1"):
+        assert f"preempted by {signal_name}: requeuing SLURM job" in logs, logs[-3000:]
+    assert "SLURM holds a requeued job about 2 minutes in PD (BeginTime)" in logs
+    assert logs.count("resuming from a checkpoint that holds epochs 0..") == 2
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    resumed = {record["seed"]: record for record in records(runs)}
+    for seed in (0, 1):
+        assert resumed[seed]["status"] == "finished"
+        assert [a["attempt"] for a in resumed[seed]["timing"]["attempts"]] == [0, 1]
+        assert strip(resumed[seed]["history"]) == strip(controls[seed]["history"])
+
+
 def test_an_unknown_partition_fails_with_the_schedulers_message_and_no_records(slurm_env, tmp_path):
     done = run_py(sweep(tmp_path / "runs", "seed=0,1", "cluster.partition=nosuch"), slurm_env, timeout=300)
     assert done.returncode != 0

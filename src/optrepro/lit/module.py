@@ -177,7 +177,7 @@ class ClassifierModule(pl.LightningModule):
         self.history = list(state.get("history", []))
         self.resumed_after_epoch = int(self.history[-1]["epoch"]) if self.history else None
         log.info("resuming from a checkpoint that holds epochs 0..%s: training continues at epoch %s",
-                 self.resumed_after_epoch, checkpoint.get("epoch"))
+                 self.resumed_after_epoch, None if self.resumed_after_epoch is None else self.resumed_after_epoch + 1)
         self.train_time_s = float(state.get("train_time_s", 0.0))
         self.train_cpu_time_s = float(state.get("train_cpu_time_s", 0.0))
 

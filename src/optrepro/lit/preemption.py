@@ -7,8 +7,8 @@ final metrics as an uninterrupted run; a checkpoint taken mid-epoch would not, s
 Two signals, one path: SIGUSR1 is what `sbatch --signal=USR1@90` sends (slurm/sweep.sbatch); SIGUSR2 is what the
 submitit launcher asks for. Either one only sets a flag. Training stops at the next batch, the run writes its
 `interrupted` record and closes W&B, and only then is the job requeued: by submitit's own handler when one was
-installed (it requeues, then exits so that no result is written and the sweep keeps waiting), else by
-`scontrol requeue`. Requeuing first would let SLURM's SIGTERM kill the W&B service mid-teardown, and the
+installed, else by `scontrol requeue`; then the process exits, so that no launcher takes the attempt for the
+job's result and the sweep keeps waiting for the requeued job. Requeuing first would let SLURM's SIGTERM kill the W&B service mid-teardown, and the
 error of that teardown would end the sweep.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
@@ -24,6 +25,7 @@ from optrepro.errors import OptreproError
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+REQUEUED_EXIT_CODE = 255  # what submitit's own handler exits with after a requeue (sys.exit(-1))
 REQUEUE_HOLD_NOTE = ("SLURM holds a requeued job about 2 minutes in PD (BeginTime) before it starts again; "
                      "watch it with `squeue -j {job}`")
 
@@ -71,8 +73,9 @@ class PreemptionCallback(Callback):
         handler = self._previous.get(self.received)
         if callable(handler):
             handler(int(self.received), None)  # submitit: checkpoint the call, requeue, exit
-        else:
-            requeue_slurm_job(job)
+        requeue_slurm_job(job)
+        # This attempt ends here, before a launcher (submitit) could take its `interrupted` record for the result.
+        sys.exit(REQUEUED_EXIT_CODE)
 
 
 def slurm_job_to_requeue() -> str | None:
