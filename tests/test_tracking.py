@@ -65,7 +65,7 @@ def test_smoke_and_debug_presets_leave_wandb_off_by_default(tmp_path):
 def test_tags_are_unique_and_an_explicit_group_wins(tmp_path):
     overrides = ["+repro=sam_fmnist_cpu", "logger.wandb.tags=[sam,cpu,mine,sam]", "logger.wandb.group=my_sweep"]
     _, kwargs = init(overrides, tmp_path)
-    assert kwargs["tags"] == ["sam", "cpu", "mine"]
+    assert kwargs["tags"] == ["sam", "cpu", "mine", "paper:sam", "tier:cpu", "arm:sam"]
     assert kwargs["group"] == "my_sweep"
 
 
@@ -99,7 +99,8 @@ def test_an_offline_wandb_run_folder_holds_name_group_type_tags_and_identity(tmp
     [log] = run_dir.rglob("run-*.wandb")
     run = read_offline_run(log)
     assert (run.name, run.group, run.job_type, run.tags) == (
-        "sam_fmnist_cpu_sgd/sgd/s2", "sam_family_fmnist_cpu[dataset.augment.cutout=8]", "train", ["sam", "cpu", "sgd"])
+        "sam_fmnist_cpu_sgd/sgd/s2", "sam_family_fmnist_cpu[dataset.augment.cutout=8]", "train",
+        ["paper:sam", "tier:cpu", "arm:sgd"])
     assert run.config[IDENTITY_KEY]["config_hash"] == config_hash(cfg)
     record = to_record(run)  # a W&B run read back as a record: the identity block is not part of its config
     assert IDENTITY_KEY not in record["config"] and record["config_hash"] == config_hash(cfg)

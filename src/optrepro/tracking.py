@@ -139,8 +139,10 @@ def run_group(cfg: DictConfig, kind: str, task_overrides: Sequence[str]) -> str:
 
 
 def run_tags(cfg: DictConfig, kind: str) -> list[str]:
-    """Configured tags, then paper, tier, arm and (for smoke/debug runs) the job type; each once."""
-    candidates = [*cfg.logger.wandb.tags, cfg.repro.paper, cfg.repro.tier, cfg.repro.arm,
+    """Configured tags, then `paper:<p>`, `tier:<t>`, `arm:<a>` (prefixed: paper `sam` and arm `sam` stay apart in
+    W&B's filters) and, for smoke/debug runs, the job type; each once."""
+    repro = cfg.repro
+    candidates = [*cfg.logger.wandb.tags, *(f"{key}:{repro[key]}" for key in ("paper", "tier", "arm") if repro[key]),
                   kind if kind != "train" else None]
     return list(dict.fromkeys(str(tag) for tag in candidates if tag))
 

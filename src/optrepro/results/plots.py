@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -19,26 +20,31 @@ import pandas as pd
 from PIL import Image
 
 from optrepro.claims.checks import NOT_RUN, Verdict, check_metric
-from optrepro.claims.schema import Reported, ValueCheck
-from optrepro.claims.units import convert, metric_unit
+from optrepro.claims.schema import OrderingCheck, Reported, ValueCheck
+from optrepro.claims.units import convert, metric_label, metric_unit
 
 PNG_METADATA = {"Software": None}
 INPUTS_KEY = "optrepro-inputs"  # PNG text chunk: digest of what the plot shows; equal digest, the PNG is kept
 PAPER_SETTING_TIER = "full"  # only the full tier runs the paper's own setting: other tiers' plots show no paper point
-DRAWING_VERSION = 1  # bump when the drawing code below changes, so every kept PNG is redrawn
+DRAWING_VERSION = 2  # bump when the drawing code below changes, so every kept PNG is redrawn
 
 
 def plot_claim(verdict: Verdict, path: Path) -> Path | None:
-    """Each arm's seeds, mean and 95% CI next to the paper's number; None when the claim was not run."""
+    """Left: each arm's seeds, mean and 95% CI next to the paper's number (where comparable); right: the quantity
+    the verdict was decided on with the CI it used (paired where the arms share seeds) against the claim's
+    threshold. None when the claim was not run."""
     if verdict.status == NOT_RUN:
         return None
     claim = verdict.claim
     arms = [(name, list(arm.sample.values), arm.stats.n, arm.stats.mean, arm.stats.ci95 if arm.stats.n >= 2 else 0.0,
              paper_value(verdict, name)) for name, arm in verdict.arms.items()]
-    inputs = {"kind": "claim", "title": f"{claim.key}: {verdict.label}", "metric": check_metric(claim), "arms": arms}
+    decided = [verdict.observed, verdict.low, verdict.high]
+    inputs = {"kind": "claim", "title": f"{claim.key}: {verdict.label}", "metric": metric_label(check_metric(claim)),
+              "arms": arms, "decided": decided if all(math.isfinite(v) for v in decided) else None,
+              "test": verdict.test, "threshold": decision_threshold(claim)}
     if _kept(path, inputs):
         return path
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, (ax, gain) = plt.subplots(1, 2, figsize=(6.4, 3.2), gridspec_kw={"width_ratios": [3, 1.2]})
     for position, (name, values, n, mean, ci, paper) in enumerate(arms):
         offsets = [position - 0.15 + 0.15 * (i - (len(values) - 1) / 2) / max(len(values), 1) for i in range(len(values))]
         ax.scatter(offsets, values, color="tab:blue", alpha=0.5, s=14, label="our seeds" if position == 0 else None)
@@ -49,10 +55,36 @@ def plot_claim(verdict: Verdict, path: Path) -> Path | None:
             ax.scatter([position + 0.25], [paper], color="tab:red", marker="D", s=30,
                        label="paper" if position == 0 else None)
     ax.set_xticks(range(len(arms)), [name for name, *_ in arms])
-    ax.set_ylabel(inputs["metric"])
+    ax.set_ylabel(inputs["metric"], fontsize=8)
     ax.set_title(inputs["title"], fontsize=9)
     ax.legend(fontsize=7)
+    _draw_decision(gain, claim, inputs)
     return _save(fig, path, inputs)
+
+
+def decision_threshold(claim) -> float | list[float] | None:
+    """What the decided quantity is held against: a margin, a bound, or the paper's value ± tolerance."""
+    check = claim.check
+    if isinstance(check, ValueCheck):
+        return [check.reported - check.tolerance, check.reported + check.tolerance]
+    if isinstance(check, OrderingCheck):
+        return check.min_difference
+    return getattr(check, "max", None)
+
+
+def _draw_decision(ax: plt.Axes, claim, inputs: dict) -> None:
+    labels = {"ordering": f"gain of {getattr(claim.check, 'better', '')}", "ratio": "ratio of means",
+              "value": "our mean", "bound": "our mean"}
+    ax.set_xticks([0], [labels.get(claim.check.kind, claim.check.kind)], fontsize=7)
+    ax.set_xlim(-1, 1)
+    threshold = inputs["threshold"]
+    for level in threshold if isinstance(threshold, list) else [threshold] if threshold is not None else []:
+        ax.axhline(level, color="tab:red", linestyle="--", linewidth=1)
+    if inputs["decided"] is not None:
+        observed, low, high = inputs["decided"]
+        ax.errorbar([0], [observed], yerr=[[observed - low], [high - observed]], color="black", fmt="s", capsize=4)
+    ax.set_title("decided on: 95% CI\nvs threshold (dashed)", fontsize=7)
+    ax.tick_params(labelsize=7)
 
 
 def plot_curves(verdict: Verdict, history: pd.DataFrame, path: Path) -> Path | None:
@@ -76,7 +108,7 @@ def plot_curves(verdict: Verdict, history: pd.DataFrame, path: Path) -> Path | N
         ax.plot(epochs, mean, label=label)
         ax.fill_between(epochs, low, high, alpha=0.2)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(metric_label(metric), fontsize=8)
     ax.set_title(inputs["title"], fontsize=9)
     ax.legend(fontsize=7)
     return _save(fig, path, inputs)
