@@ -17,7 +17,7 @@ CPU = HardwareClass("cpu", "cpu", 1, "32-true")
 NAN = float("nan")
 
 
-def claim(check: str, seeds: int = 3, arms: tuple[str, ...] = ("sam", "sgd")):
+def claim(check: str, seeds: int | str = 3, arms: tuple[str, ...] = ("sam", "sgd")):
     arm_map = ", ".join(f"{arm}: {{overrides: [optimizer={arm}]}}" for arm in arms)
     text = textwrap.dedent(f"""
         paper: p
@@ -47,6 +47,8 @@ def evidence(samples: dict[str, list[float]], paired: bool, diverged: dict[str, 
 
 
 LOWER = "{kind: ordering, better: sam, than: sgd, direction: lower}"
+SIGN = "{kind: ordering, better: sam, than: sgd, direction: higher, exact: sign}"
+BOSCHLOO = "{kind: ordering, better: sam, than: sgd, direction: higher, exact: boschloo}"
 HIGHER_MARGIN = "{kind: ordering, better: sam, than: sgd, direction: higher, min_difference: %s}"
 # A shared per-seed offset (the seed's initial weights) that the paired difference cancels and Welch cannot.
 SHARED_START = {"sam": [2.0, 3.0, 4.0], "sgd": [2.3, 3.25, 4.3]}
@@ -106,12 +108,28 @@ CASES = [
      {"sam": [0.20, 0.21, 0.19], "sgd": [0.10, 0.10, 0.11]}, False, None, "reproduced", "log ratio"),
     ("ratio exceeded", "{kind: ratio, numerator: sam, denominator: sgd, max: 1.5}",
      {"sam": [0.20, 0.21, 0.19], "sgd": [0.10, 0.10, 0.11]}, False, None, "not reproduced", "log ratio"),
+    # exact tests (claims.exact): arms constant over the seeds, success counts
+    ("sign test: 6 of 6 seeds, constant arms", SIGN, {"sam": [1.0] * 6, "sgd": [0.9] * 6}, True, None,
+     "reproduced", "exact sign test: 6 of 6"),
+    ("sign test: 5 of 5 seeds is p = 1/32 > 0.025", SIGN, {"sam": [1.0] * 5, "sgd": [0.9] * 5}, True, None,
+     "inconclusive", "exact sign test: 5 of 5"),
+    ("sign test: identical arms, every seed tied", SIGN, {"sam": [1.0] * 6, "sgd": [1.0] * 6}, True, None,
+     "inconclusive", "0 of 0 untied seeds favour the claim (6 tied)"),
+    ("sign test: 6 of 6 against", SIGN, {"sam": [0.8] * 6, "sgd": [0.9] * 6}, True, None, "not reproduced",
+     "exact sign test: 0 of 6"),
+    ("Boschloo: 3/3 vs 0/3 successes", BOSCHLOO, {"sam": [1.0] * 3, "sgd": [0.0] * 3}, True, None, "reproduced",
+     "Boschloo's exact test: 3/3 vs 0/3"),
+    ("Boschloo: 2/3 vs 0/3 successes", BOSCHLOO, {"sam": [1.0, 0.0, 1.0], "sgd": [0.0] * 3}, True, None,
+     "inconclusive", "Boschloo's exact test: 2/3 vs 0/3"),
+    ("Boschloo on a metric that is not 0/1", BOSCHLOO, {"sam": [0.5] * 3, "sgd": [0.0] * 3}, True, None,
+     "inconclusive", "Boschloo"),
 ]
 
 
 @pytest.mark.parametrize("name, check, samples, paired, diverged, status, test", CASES, ids=[c[0] for c in CASES])
 def test_decision_rule(name, check, samples, paired, diverged, status, test):
-    verdict = judge(claim(check, arms=tuple(samples)), evidence(samples, paired, diverged))
+    seeds = max(3, len(next(iter(samples.values()))))
+    verdict = judge(claim(check, seeds=seeds, arms=tuple(samples)), evidence(samples, paired, diverged))
     assert verdict.status == status
     assert test in verdict.test
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -40,9 +40,14 @@ from optrepro.claims.schema import (
     RatioCheck,
     ValueCheck,
 )
+from optrepro.claims import exact, timing
+from optrepro.paths import REPO_ROOT
+from optrepro.claims.sequential import nominal_levels, t_critical
 from optrepro.claims.stats import (
+    Critical,
     Difference,
     SeedStats,
+    mean_interval,
     paired_difference,
     seed_stats,
     seeds_needed,
@@ -87,6 +92,17 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Look:
+    """Which pre-registered look a sequential verdict was made at (claims.sequential)."""
+
+    index: int  # 1-based
+    of: int
+    seeds: int
+    nominal_p: float  # two-sided level of the look's repeated CI
+    spending: str
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The verdict on one claim, with every run it used and why every other candidate run was not used."""
 
@@ -104,6 +120,8 @@ class Verdict:
     pending: tuple[str, ...] = ()
     seeds_needed: int | None = None
     missing_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    look: Look | None = None  # sequential claims: the look this verdict was made at (None before the first)
+    next_look: int | None = None  # sequential claims still undecided: the seeds per arm of the next look
 
     @property
     def ci95(self) -> float:
@@ -117,8 +135,18 @@ class Verdict:
 
     @property
     def label(self) -> str:
-        """e.g. `reproduced`, `inconclusive (2/3 seeds)`, `not run`."""
-        if self.status == NOT_RUN or self.complete:
+        """e.g. `reproduced`, `inconclusive (2/3 seeds)`, `not run`; sequential claims name their look:
+        `reproduced at look 2 of 3 (10 seeds)`, `inconclusive at look 1 of 3 (5 seeds; the next look adds 5)`."""
+        if self.status == NOT_RUN:
+            return self.status
+        if self.claim.looks:
+            if self.look is None:
+                fewest = min(a.sample.n_runs for a in self.arms.values())
+                return f"{self.status} ({fewest}/{self.next_look} seeds of look 1 of {len(self.claim.looks)})"
+            where = f"at look {self.look.index} of {self.look.of} ({self.look.seeds} seeds"
+            adds = f"; the next look adds {self.next_look - self.look.seeds})" if self.next_look else ")"
+            return f"{self.status} {where}{adds}"
+        if self.complete:
             return self.status
         fewest = min(a.sample.n_runs for a in self.arms.values())
         return f"{self.status} ({fewest}/{self.claim.seeds} seeds)"
@@ -147,7 +175,7 @@ class Verdict:
             },
             "pending": list(self.pending),
             "notes": list(self.notes),
-        }
+        } | ({"label": self.label} if self.claim.looks else {})
 
 
 def fmt(value: float) -> str:
@@ -200,10 +228,11 @@ def _at_most(low: float, high: float, bound: float) -> str:
     return INCONCLUSIVE
 
 
-def check_value(claim: Claim, check: ValueCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
+def check_value(claim: Claim, check: ValueCheck, arms: dict[str, ArmResult], paired: bool,
+                critical: Critical = t975) -> Outcome:
     stats = arms[check.arm].stats
     gap = abs(stats.mean - check.reported)
-    low, high = stats.mean - stats.ci95, stats.mean + stats.ci95
+    low, high = mean_interval(stats, critical)
     band_low, band_high = check.reported - check.tolerance, check.reported + check.tolerance
     needed = None
     if stats.n < 2:
@@ -223,7 +252,8 @@ def check_value(claim: Claim, check: ValueCheck, arms: dict[str, ArmResult], pai
                    + (_needs(needed) if status == INCONCLUSIVE else ""), needed)
 
 
-def ordering_gain(check: OrderingCheck, arms: dict[str, ArmResult], paired: bool) -> tuple[Difference, str, float]:
+def ordering_gain(check: OrderingCheck, arms: dict[str, ArmResult], paired: bool, critical: Critical = t975
+                  ) -> tuple[Difference, str, float]:
     """The gain of `better` over `than` (positive when it wins), the test's name and the spread for a power estimate."""
     better, than = arms[check.better], arms[check.than]
     sign = -1.0 if check.direction == "lower" else 1.0
@@ -235,13 +265,13 @@ def ordering_gain(check: OrderingCheck, arms: dict[str, ArmResult], paired: bool
         stats = seed_stats(differences)
         spread = stats.std
         if not (len(pairs) >= 2 and spread <= IDENTICAL * max(1.0, abs(stats.mean))):
-            return paired_difference(differences), \
+            return paired_difference(differences, critical), \
                 f"paired t over {len(pairs)} seeds (same initial weights and batch order per seed)", spread
         # Identical differences on every seed (e.g. one test image each time): the paired interval has zero
         # width and would call any such gain certain; the arms' own spread decides instead.
         degenerate = "; the per-seed differences are identical, so the paired interval is degenerate"
     gain = welch_difference(seed_stats([sign * v for v in better.sample.values]),
-                            seed_stats([sign * v for v in than.sample.values]))
+                            seed_stats([sign * v for v in than.sample.values]), critical)
     test = (f"Welch t (df {gain.df:.3g})" if math.isfinite(gain.df) else "Welch t") + degenerate
     return gain, test, math.sqrt(better.stats.std ** 2 + than.stats.std ** 2)
 
@@ -251,7 +281,8 @@ def _constant(stats: SeedStats) -> bool:
     return stats.n >= 2 and stats.std <= IDENTICAL * max(1.0, abs(stats.mean))
 
 
-def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
+def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult], paired: bool,
+                   critical: Critical = t975) -> Outcome:
     if arms[check.than].stats.n == 0:
         if check.reference_divergence == "loses":
             return Outcome(REPRODUCED, math.inf, math.nan, math.nan, "every reference seed diverged",
@@ -260,7 +291,9 @@ def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult
                        f"every {check.than} seed diverged, so {claim.metric} has no {check.than} value to compare "
                        f"with {check.better}'s; the claim does not say that a blow-up of {check.than} counts against "
                        "it (reference_divergence: no_evidence)")
-    gain, test, spread = ordering_gain(check, arms, paired)
+    if check.exact:
+        return exact_ordering(claim, check, arms)
+    gain, test, spread = ordering_gain(check, arms, paired, critical)
     low, high = gain.value - gain.ci95, gain.value + gain.ci95
     margin, needed = check.min_difference, None
     if all(_constant(arms[name].stats) for name in (check.better, check.than)):
@@ -281,7 +314,39 @@ def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult
                    f"needed > {fmt(margin)}); {_ci_text(low, high)}" + _needs(needed), needed)
 
 
-def check_ratio(claim: Claim, check: RatioCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
+def exact_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult]) -> Outcome:
+    """An ordering decided by its pre-registered exact test (claims.exact): no interval, a one-sided p."""
+    sign = -1.0 if check.direction == "lower" else 1.0
+    better, than = arms[check.better].sample, arms[check.than].sample
+    than_values = {seed: value for seed, value in than.by_seed if seed not in than.failed_seeds}
+    pairs = [(value, than_values[seed]) for seed, value in better.by_seed if seed in than_values]
+    gains = [sign * (b - t) - check.min_difference for b, t in pairs]
+    if check.exact == "sign":
+        result = exact.sign_test(gains)
+        short = f"; the sign test needs {exact.seeds_for_sign_test()} untied seeds on one side to decide"
+    else:
+        flip = (lambda v: 1.0 - v) if check.direction == "lower" else (lambda v: v)
+        try:
+            result = exact.boschloo_test([flip(v) for v in better.values], [flip(v) for v in than.values])
+        except ValueError as err:
+            return Outcome(INCONCLUSIVE, math.nan, math.nan, math.nan, "Boschloo's exact test", f"{err}; "
+                           f"{claim.metric} is not 0/1 on every seed")
+        short = ""
+    observed = math.fsum(gains) / len(gains) + check.min_difference if gains else math.nan
+    if result.p_better <= exact.ONE_SIDED_ALPHA:
+        status, short = REPRODUCED, ""
+    elif result.p_worse <= exact.ONE_SIDED_ALPHA:
+        status, short = NOT_REPRODUCED, ""
+    else:
+        status = INCONCLUSIVE
+    return Outcome(status, observed, math.nan, math.nan, result.test,
+                   f"{check.better} vs {check.than} ({check.direction} is better; margin {fmt(check.min_difference)}): "
+                   f"{result.test}; one-sided p = {fmt(result.p_better)} for the claim, {fmt(result.p_worse)} "
+                   f"against it (each decides at <= {exact.ONE_SIDED_ALPHA}){short}")
+
+
+def check_ratio(claim: Claim, check: RatioCheck, arms: dict[str, ArmResult], paired: bool,
+                critical: Critical = t975) -> Outcome:
     top, bottom = arms[check.numerator].stats, arms[check.denominator].stats
     ratio = top.mean / bottom.mean if bottom.mean else math.inf
     low = high = math.nan
@@ -290,7 +355,7 @@ def check_ratio(claim: Claim, check: RatioCheck, arms: dict[str, ArmResult], pai
         va, vb = (top.std / top.mean) ** 2 / top.n, (bottom.std / bottom.mean) ** 2 / bottom.n
         total = va + vb
         df = total ** 2 / (va ** 2 / (top.n - 1) + vb ** 2 / (bottom.n - 1)) if total else math.inf
-        half = t975(df) * math.sqrt(total)
+        half = critical(df) * math.sqrt(total)
         low, high = ratio * math.exp(-half), ratio * math.exp(half)
         status = _at_most(low, high, check.max)
         if status == INCONCLUSIVE:
@@ -303,9 +368,10 @@ def check_ratio(claim: Claim, check: RatioCheck, arms: dict[str, ArmResult], pai
                    f"= {fmt(ratio)}, allowed at most {fmt(check.max)}; {_ci_text(low, high)}" + _needs(needed), needed)
 
 
-def check_bound(claim: Claim, check: BoundCheck, arms: dict[str, ArmResult], paired: bool) -> Outcome:
+def check_bound(claim: Claim, check: BoundCheck, arms: dict[str, ArmResult], paired: bool,
+                critical: Critical = t975) -> Outcome:
     stats = arms[check.arm].stats
-    low, high = stats.mean - stats.ci95, stats.mean + stats.ci95
+    low, high = mean_interval(stats, critical)
     needed = None
     if stats.n < 2:
         status, test = _single_run(claim, stats.mean <= check.max)
@@ -319,7 +385,7 @@ def check_bound(claim: Claim, check: BoundCheck, arms: dict[str, ArmResult], pai
                    f"{_ci_text(low, high)}" + _needs(needed), needed)
 
 
-CHECKS: dict[str, Callable[[Claim, Any, dict[str, ArmResult], bool], Outcome]] = {
+CHECKS: dict[str, Callable[[Claim, Any, dict[str, ArmResult], bool, Critical], Outcome]] = {
     "value": check_value, "ordering": check_ordering, "ratio": check_ratio, "bound": check_bound,
 }
 
@@ -332,14 +398,40 @@ def check_metric(claim: Claim) -> str:
 def evaluate_claim(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str],
                    hardware_filter: HardwareFilter | None = None) -> Verdict:
     """The verdict on `claim` from `records` (with match_key column); `arm_keys` maps arm -> match key."""
+    if getattr(claim.check, "measure", "runs") == "side_by_side":
+        return timing_verdict(claim)
     evidence = gather_evidence(claim, records, arm_keys, check_metric(claim), hardware_filter)
     if evidence.missing:
+        first_look = {arm: tuple(s for s in seeds if not claim.looks or s < claim.looks[0])
+                      for arm, seeds in evidence.missing_seeds.items()}
         return Verdict(claim, NOT_RUN, math.nan, math.nan, math.nan, "", evidence.missing, {}, None, evidence.notes,
-                       evidence.unused, evidence.pending, None, evidence.missing_seeds)
-    return judge(claim, evidence)
+                       evidence.unused, evidence.pending, None, first_look)
+    return judge_sequential(claim, evidence) if claim.looks else judge(claim, evidence)
 
 
-def judge(claim: Claim, evidence: Evidence) -> Verdict:
+def timing_verdict(claim: Claim) -> Verdict:
+    """A ratio measured side by side (claims.timing): the newest timing record of the claim decides."""
+    found = timing.latest_record(claim)
+    if found is None:
+        return Verdict(claim, NOT_RUN, math.nan, math.nan, math.nan, "", "no side-by-side timing record yet "
+                       f"(python -m optrepro claims run {claim.key})", {}, None, ())
+    path, record = found
+    check = claim.check
+    ratio, low, high, n = timing.ratio_interval(record["ratios"])
+    status = _at_most(low, high, check.max)
+    arms = {arm: ArmResult(ArmSample(arm, tuple(enumerate(values)), (), (path.name,), record["code"].get(
+                "source_hash") or record["code"].get("git_commit") or "unknown"), seed_stats(values))
+            for arm, values in record["seconds_per_step"].items()}
+    test = f"t interval of the mean log ratio over {n} interleaved repetitions in one process"
+    detail = (f"{check.numerator}/{check.denominator} time per step = {fmt(ratio)} (geometric mean of {n} "
+              f"side-by-side repetitions, {record['machine']['cpu_kernels']}, {record['measured_at']}), allowed at "
+              f"most {fmt(check.max)}; {_ci_text(low, high)}")
+    where = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
+    return Verdict(claim, status, ratio, low, high, test, detail, arms, None, (f"timing record {where}",))
+
+
+def judge(claim: Claim, evidence: Evidence, critical: Critical = t975) -> Verdict:
+    """The verdict on the evidence's seeds, with intervals of the given critical value (95% unless a look's)."""
     arms = {name: ArmResult(sample, seed_stats(sample.values)) for name, sample in evidence.samples.items()}
     subject, *reference = claim.check.arms
     notes = list(evidence.notes)
@@ -353,9 +445,43 @@ def judge(claim: Claim, evidence: Evidence) -> Verdict:
                   f"of {arms[subject].sample.n_runs}")
         return Verdict(claim, NOT_REPRODUCED, math.nan, math.nan, math.nan, "a failed seed of the method", detail,
                        arms, evidence.hardware, tuple(notes), **rest)
-    outcome = CHECKS[claim.check.kind](claim, claim.check, arms, evidence.paired)
+    outcome = CHECKS[claim.check.kind](claim, claim.check, arms, evidence.paired, critical)
     return Verdict(claim, outcome.status, outcome.observed, outcome.low, outcome.high, outcome.test, outcome.detail,
                    arms, evidence.hardware, tuple(notes), seeds_needed=outcome.seeds_needed, **rest)
+
+
+def judge_sequential(claim: Claim, evidence: Evidence) -> Verdict:
+    """A claim with pre-registered looks (claims.sequential): at each look whose seeds every arm has, in order, the
+    verdict on the first n_k seeds with that look's repeated CI; the first look that decides is the verdict. An
+    undecided look before the last asks for the next look's seeds, and only for those."""
+    levels = nominal_levels(claim.looks, claim.spending)
+    have = {arm: set(sample.seeds) for arm, sample in evidence.samples.items()}
+    verdict, look = None, None
+    for index, (n, level) in enumerate(zip(claim.looks, levels)):
+        if not all(set(range(n)) <= seeds for seeds in have.values()):
+            break
+        look = Look(index + 1, len(claim.looks), n, level, claim.spending)
+        verdict = judge(claim, evidence_up_to(evidence, n), t_critical(level))
+        if verdict.status != INCONCLUSIVE:
+            return replace(verdict, look=look, missing_seeds={}, seeds_needed=None)
+    upcoming = claim.looks[look.index] if look is not None and look.index < look.of else None
+    if verdict is None:  # the first look's seeds are not all there yet
+        upcoming = claim.looks[0]
+        so_far = evidence_up_to(evidence, upcoming)
+        verdict = judge(claim, so_far, t_critical(levels[0]))
+        if not so_far.samples[claim.check.arms[0]].failed_seeds:  # only a failed seed of the method decides early
+            verdict = replace(verdict, status=INCONCLUSIVE)
+    missing = {arm: tuple(s for s in range(upcoming) if s not in have[arm]) for arm in have} if upcoming else {}
+    return replace(verdict, look=look, missing_seeds=missing, seeds_needed=None, next_look=upcoming)
+
+
+def evidence_up_to(evidence: Evidence, n: int) -> Evidence:
+    """The evidence restricted to seeds 0..n-1 (a look sees only its own seeds)."""
+    def cut(sample: ArmSample) -> ArmSample:
+        kept = [(pair, run_id) for pair, run_id in zip(sample.by_seed, sample.run_ids) if pair[0] < n]
+        return replace(sample, by_seed=tuple(p for p, _ in kept), run_ids=tuple(r for _, r in kept),
+                       failed_seeds=tuple(s for s in sample.failed_seeds if s < n))
+    return replace(evidence, samples={arm: cut(sample) for arm, sample in evidence.samples.items()})
 
 
 def _seeds(seeds: tuple[int, ...]) -> str:

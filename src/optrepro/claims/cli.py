@@ -104,6 +104,26 @@ def explain_claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def measure_side_by_side(claims, dry_run: bool) -> None:
+    """Timing claims measured side by side (claims.timing): one measurement each, unless the newest record was
+    made at this code version."""
+    from optrepro.claims import timing
+    from optrepro.records.provenance import code_info
+
+    version = code_info().get("source_hash")
+    for claim in claims:
+        found = timing.latest_record(claim)
+        if found is not None and found[1]["code"].get("source_hash") == version:
+            print(f"{claim.key}: measured at this code version ({found[0].name})")
+            continue
+        if dry_run:
+            print(f"{claim.key}: would measure {' vs '.join(claim.check.arms)} side by side")
+            continue
+        from optrepro.claims.step_timer import arm_stepper
+
+        print(f"{claim.key}: wrote {timing.measure(claim, arm_stepper)}")
+
+
 def run_claims(args: argparse.Namespace) -> int:
     from optrepro.claims import launch
     from optrepro.claims.load import load_all_claims, select_claims
@@ -112,6 +132,9 @@ def run_claims(args: argparse.Namespace) -> int:
     names = [t for t in args.targets if "=" not in t]
     overrides = [t for t in args.targets if "=" in t]
     claims = select_claims(load_all_claims(args.reproductions), names, tier=args.tier)
+    timed = [c for c in claims if getattr(c.check, "measure", "runs") == "side_by_side"]
+    claims = [c for c in claims if c not in timed]
+    measure_side_by_side(timed, dry_run=args.dry_run)
     records = _records(args)
     with ArmComposer(args.config_dir) as composer:
         planned = launch.plan_missing_runs(claims, records, composer, overrides)

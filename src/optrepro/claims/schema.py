@@ -26,6 +26,9 @@ DIRECTIONS = ("lower", "higher")
 # reference failing at what the claim measures (its error, its gradient norm); `no_evidence`, the metric has no
 # value to compare (a diagnostic of the update, say), so the claim stays undecided.
 REFERENCE_DIVERGENCE = ("no_evidence", "loses")
+SPENDING = ("obf", "pocock")  # alpha spending of sequential looks (claims.sequential)
+EXACT_TESTS = ("sign", "boschloo")  # exact tests of an ordering (claims.exact)
+MEASURES = ("runs", "side_by_side")  # where a ratio's numbers come from: the training runs, or claims.timing
 METRIC_SOURCES = ("final", "best")
 SPREAD_KINDS = ("std", "sem", "ci95", "range", "unstated")
 # Units of a paper's number; plots convert between them where a conversion exists (claims.units).
@@ -111,6 +114,7 @@ class OrderingCheck:
     direction: str
     min_difference: float = 0.0
     reference_divergence: str = "no_evidence"
+    exact: str | None = None  # decide by an exact test instead of the t interval (claims.exact)
     kind: str = "ordering"
 
     @property
@@ -126,6 +130,7 @@ class RatioCheck:
     denominator: str
     metric: str
     max: float
+    measure: str = "runs"  # `side_by_side`: decided from one interleaved timing measurement (claims.timing)
     kind: str = "ratio"
 
     @property
@@ -167,6 +172,8 @@ class Claim:
     check: Check
     reported: dict[str, Reported | str] = field(default_factory=dict)
     line: int = 0
+    looks: tuple[int, ...] = ()  # pre-registered sequential looks (seeds per arm); seeds is the last one
+    spending: str = "obf"  # their alpha spending (claims.sequential)
 
     @property
     def key(self) -> str:
@@ -243,6 +250,7 @@ def _is_scalar_text(value: Any) -> bool:
 STRING = (_is_str, "a non-empty string")
 INTEGER = (_is_int, "an integer")
 NUMBER = (_is_number, "a number")
+INTEGER_LIST = (lambda value: isinstance(value, list) and all(_is_int(item) for item in value), "a list of integers")
 STRING_LIST = (_is_str_list, "a list of strings (Hydra overrides), e.g. [optimizer=sam, optimizer.rho=0.05]")
 TEXT_OR_NUMBER = (_is_scalar_text, "a string or a number, as printed in the paper")
 
@@ -327,8 +335,8 @@ CHECK_FIELDS = {
     "value": {"kind": True, "arm": True, "reported": True, "tolerance": True, "tolerance_reason": True,
               "spread": False, "spread_kind": False},
     "ordering": {"kind": True, "better": True, "than": True, "direction": True, "min_difference": False,
-                 "reference_divergence": False},
-    "ratio": {"kind": True, "numerator": True, "denominator": True, "metric": False, "max": True},
+                 "reference_divergence": False, "exact": False},
+    "ratio": {"kind": True, "numerator": True, "denominator": True, "metric": False, "max": True, "measure": False},
     "bound": {"kind": True, "arm": True, "metric": False, "max": True},
 }
 REPORTED_FIELDS = {"value": True, "quantity": True, "unit": True, "source": True, "where": False, "spread": False,
@@ -383,22 +391,47 @@ def _parse_claim(reader: _Reader, raw: Any, line: int, where: str, paper: str) -
     source = _parse_source(reader, mapping, where)
     statement = reader.get(mapping, "statement", where, STRING)
     tier = reader.choice(mapping, "tier", where, TIERS)
-    seeds = reader.get(mapping, "seeds", where, INTEGER)
-    if seeds is not None and seeds < 1:
-        reader.issue(mapping.lines["seeds"], f"{where}.seeds", f"{seeds} seeds", "an integer >= 1")
+    seeds, looks, spending = _parse_seeds(reader, mapping, where)
     metric = reader.get(mapping, "metric", where, STRING)
     metric_source = reader.choice(mapping, "metric_source", where, METRIC_SOURCES, default="final")
     arms = _parse_arms(reader, mapping, where)
     setting = reader.get(mapping, "setting", where, STRING_LIST, default=[])
     check = _parse_check(reader, mapping, where, arms, metric)
+    if looks and getattr(check, "exact", None):
+        reader.issue(mapping.lines["seeds"], f"{where}.seeds", f"looks with the exact {check.exact} test",
+                     "a fixed seed count (seeds: N): the exact tests are fixed-n")
     reported = _parse_reported(reader, mapping, where, arms)
     if len(reader.issues) > before:
         return None
     return Claim(
         paper=paper, id=claim_id, source=source, statement=statement, tier=tier, seeds=seeds,
         metric=metric, metric_source=metric_source, arms=arms, setting=tuple(setting), check=check,
-        reported=reported, line=line,
+        reported=reported, line=line, looks=looks, spending=spending,
     )
+
+
+SEEDS_FIELDS = {"looks": True, "spending": False}
+
+
+def _parse_seeds(reader: _Reader, claim: LineDict, where: str) -> tuple[int | None, tuple[int, ...], str]:
+    """`seeds: N` (fixed), or `seeds: {looks: [5, 10, 20], spending: obf}` (sequential, claims.sequential)."""
+    if not isinstance(claim.get("seeds"), LineDict):
+        seeds = reader.get(claim, "seeds", where, INTEGER)
+        if seeds is not None and seeds < 1:
+            reader.issue(claim.lines["seeds"], f"{where}.seeds", f"{seeds} seeds", "an integer >= 1")
+        return seeds, (), "obf"
+    where = f"{where}.seeds"
+    mapping = claim["seeds"]
+    reader.fields(mapping, where, SEEDS_FIELDS)
+    spending = reader.choice(mapping, "spending", where, SPENDING, default="obf")
+    looks = reader.get(mapping, "looks", where, INTEGER_LIST)
+    if looks is None:
+        return None, (), spending or "obf"
+    if len(looks) < 2 or looks[0] < 2 or any(b <= a for a, b in zip(looks, looks[1:])):
+        reader.issue(mapping.lines["looks"], f"{where}.looks", f"{looks} is not two or more increasing seed counts "
+                     "from 2 up", "e.g. looks: [5, 10, 20] (each look's seeds per arm; the last is the most ever run)")
+        return None, (), spending or "obf"
+    return looks[-1], tuple(looks), spending or "obf"
 
 
 def _parse_source(reader: _Reader, claim: LineDict, where: str) -> Source | None:
@@ -472,13 +505,18 @@ def _parse_check(reader: _Reader, claim: LineDict, where: str, arms: dict[str, A
             min_difference=reader.get(mapping, "min_difference", where, NUMBER, default=0.0),
             reference_divergence=reader.choice(mapping, "reference_divergence", where, REFERENCE_DIVERGENCE,
                                                default="no_evidence"),
+            exact=reader.choice(mapping, "exact", where, EXACT_TESTS, default=None),
         )
     check_metric = reader.get(mapping, "metric", where, STRING, default=metric)
     if kind == "ratio":
+        measure = reader.choice(mapping, "measure", where, MEASURES, default="runs")
+        if measure == "side_by_side" and not str(check_metric).startswith("timing/"):
+            reader.issue(mapping.lines["measure"], f"{where}.measure", f"side_by_side on {check_metric!r}",
+                         "a timing/<name> metric: only time per step is measured side by side")
         return RatioCheck(
             numerator=reader.arm_ref(mapping, "numerator", where, arms),
             denominator=reader.arm_ref(mapping, "denominator", where, arms),
-            metric=check_metric, max=reader.get(mapping, "max", where, NUMBER),
+            metric=check_metric, max=reader.get(mapping, "max", where, NUMBER), measure=measure or "runs",
         )
     return BoundCheck(arm=reader.arm_ref(mapping, "arm", where, arms), metric=check_metric,
                       max=reader.get(mapping, "max", where, NUMBER))

@@ -29,8 +29,9 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from optrepro.claims.schema import SPENDING
+
 ALPHA = 0.05  # two-sided, as the fixed rule's 95% CI
-SPENDING = ("obf", "pocock")
 GRID = 2001  # grid points for the score density; the boundaries agree with published ones to 3 decimals
 
 

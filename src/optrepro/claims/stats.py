@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+Critical = Callable[[float], float]  # degrees of freedom -> the t multiplier of a two-sided interval
 # Two-sided 95% Student t quantiles t_{0.975, df}; used when scipy is not installed.
 T975_TABLE = {
     1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -83,8 +84,9 @@ class Difference:
     df: float
 
 
-def welch_difference(a: SeedStats, b: SeedStats) -> Difference:
-    """Difference of means a - b; Welch-Satterthwaite degrees of freedom for unequal variances."""
+def welch_difference(a: SeedStats, b: SeedStats, critical: Critical = t975) -> Difference:
+    """Difference of means a - b; Welch-Satterthwaite degrees of freedom for unequal variances. `critical` (df ->
+    the CI's t multiplier) is the 95% quantile unless a sequential look asks for its own."""
     value = a.mean - b.mean
     if a.n < 2 or b.n < 2:
         return Difference(value, math.nan, math.nan)
@@ -93,13 +95,21 @@ def welch_difference(a: SeedStats, b: SeedStats) -> Difference:
     if total == 0:
         return Difference(value, 0.0, math.inf)
     df = total**2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
-    return Difference(value, t975(df) * math.sqrt(total), df)
+    return Difference(value, critical(df) * math.sqrt(total), df)
 
 
-def paired_difference(differences: Sequence[float]) -> Difference:
+def paired_difference(differences: Sequence[float], critical: Critical = t975) -> Difference:
     """Mean of per-seed differences a_s - b_s with its t CI (df = pairs - 1): the seed's shared start cancels."""
     stats = seed_stats(differences)
-    return Difference(stats.mean, stats.ci95, float(stats.n - 1) if stats.n >= 2 else math.nan)
+    if stats.n < 2:
+        return Difference(stats.mean, math.nan, math.nan)
+    return Difference(stats.mean, critical(stats.n - 1) * stats.std / math.sqrt(stats.n), float(stats.n - 1))
+
+
+def mean_interval(stats: SeedStats, critical: Critical = t975) -> tuple[float, float]:
+    """(low, high) of the t interval of one arm's mean (NaN with fewer than 2 seeds)."""
+    half = critical(stats.n - 1) * stats.std / math.sqrt(stats.n) if stats.n >= 2 else math.nan
+    return stats.mean - half, stats.mean + half
 
 
 MAX_SEEDS = 100  # beyond this a power estimate is reported as "more than 100": the effect is too small to chase
