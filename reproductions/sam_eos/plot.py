@@ -16,8 +16,9 @@ from optrepro.records.record import read_record
 
 
 def eos_runs(stores: list[Path], tier: str | None) -> dict[str, list[dict]]:
-    """Records of sam_eos runs with lambda_max in their history, grouped by '<preset> lr=<lr> rho=<rho>'."""
-    groups: dict[str, list[dict]] = defaultdict(list)
+    """Records of sam_eos runs with lambda_max in their history, grouped by '<preset> lr=<lr> rho=<rho>'; a seed run
+    twice (another code version) is drawn once, from its latest run."""
+    groups: dict[str, dict[int, dict]] = defaultdict(dict)
     for store in stores:
         for path in sorted(store.rglob("record.json")):
             record = read_record(path)
@@ -28,8 +29,10 @@ def eos_runs(stores: list[Path], tier: str | None) -> dict[str, list[dict]]:
                 continue
             optimizer = record["config"]["optimizer"]
             lr, rho = optimizer["base"]["lr"], optimizer.get("rho", 0.0) if optimizer["name"] == "sam" else 0.0
-            groups[f"{repro.get('name')} lr={lr:g} rho={rho:g}"].append(record)
-    return dict(sorted(groups.items()))
+            seeds = groups[f"{repro.get('name')} lr={lr:g} rho={rho:g}"]
+            if record["seed"] not in seeds or record["finished_at"] > seeds[record["seed"]]["finished_at"]:
+                seeds[record["seed"]] = record
+    return {name: list(seeds.values()) for name, seeds in sorted(groups.items())}
 
 
 def series(record: dict, key: str) -> tuple[list[int], list[float]]:
