@@ -17,6 +17,9 @@ def beta_sparsity(u: np.ndarray, v: np.ndarray) -> dict[str, float]:
     """Nonzero counts of beta = u * v at the paper's and our threshold, their fractions of d, and ||beta||_1."""
     beta = np.abs(np.asarray(u) * np.asarray(v))
     d = beta.size
+    if not np.isfinite(beta).all():  # a diverged run: its predictor is not sparse, it is undefined
+        return dict.fromkeys(("sparsity/nnz_1e-50", "sparsity/nnz_1e-4", "sparsity/frac_nnz_1e-50",
+                              "sparsity/frac_nnz_1e-4", "sparsity/l1"), float("nan"))
     tiny, scale = float((beta > PAPER_THRESHOLD).sum()), float((beta > SCALE_THRESHOLD).sum())
     return {"sparsity/nnz_1e-50": tiny, "sparsity/nnz_1e-4": scale, "sparsity/frac_nnz_1e-50": tiny / d,
             "sparsity/frac_nnz_1e-4": scale / d, "sparsity/l1": float(beta.sum())}

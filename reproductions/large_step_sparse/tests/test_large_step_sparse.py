@@ -25,6 +25,8 @@ def test_sparsity_measure_by_hand():
     assert out["sparsity/nnz_1e-50"] == 3 and out["sparsity/frac_nnz_1e-50"] == pytest.approx(0.6)
     assert out["sparsity/nnz_1e-4"] == 2 and out["sparsity/frac_nnz_1e-4"] == pytest.approx(0.4)
     assert out["sparsity/l1"] == pytest.approx(2.500001, rel=1e-12)
+    diverged = beta_sparsity(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))
+    assert all(np.isnan(value) for value in diverged.values())  # not "0 nonzeros"
 
 
 def tiny_problem() -> Problem:
