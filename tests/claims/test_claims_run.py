@@ -100,5 +100,12 @@ def _meet(mine: Path, theirs: Path) -> list[str]:
 def test_concurrent_execution_runs_the_commands_side_by_side_and_reports_each_failure(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     failing = [sys.executable, "-c", "raise SystemExit(3)"]
-    failed = launch.execute([_meet(a, b), _meet(b, a), failing], cwd=tmp_path, concurrent=True)
+    failed = launch.execute([_meet(a, b), _meet(b, a), failing], cwd=tmp_path, jobs=2)
     assert failed == [launch.show(failing)]
+
+
+def test_jobs_one_runs_one_command_at_a_time(tmp_path):
+    """Two commands that each need the other running: one at a time, neither meets its partner."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    fast = [[*command[:-1], command[-1].replace("20", "1")] for command in (_meet(a, b), _meet(b, a))]
+    assert len(launch.execute(fast, cwd=tmp_path, jobs=1)) == 1  # the first waits alone; the second finds a

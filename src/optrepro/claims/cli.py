@@ -52,6 +52,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--launcher", choices=LAUNCHERS, default="local",
                      help="local: one `python run.py` after another; slurm: one Hydra multirun (array) per arm")
     run.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="local runs side by side, one torch thread each (default: %(default)s)")
     run.set_defaults(handler=run_claims)
 
     from optrepro.regression.cli import add_regress_command  # `claims regress`: src/optrepro/regression/
@@ -147,7 +149,7 @@ def run_claims(args: argparse.Namespace) -> int:
         for command in commands:
             print(launch.show(command))
         return 0
-    failed = launch.execute(commands, concurrent=args.launcher == "slurm")
+    failed = launch.execute(commands, jobs=len(commands) if args.launcher == "slurm" else args.jobs)
     for command in failed:
         print(f"failed: {command}")
     return 1 if failed else 0

@@ -6,6 +6,7 @@ Arms shared by several claims are launched once.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -82,21 +83,23 @@ def show(command: Sequence[str]) -> str:
     return shlex.join(["python", *command[1:]])
 
 
-def execute(commands: Sequence[Sequence[str]], cwd: Path = REPO_ROOT, concurrent: bool = False) -> list[str]:
-    """Run the commands, one after the other or all at once; a failure does not stop the rest.
+def execute(commands: Sequence[Sequence[str]], cwd: Path = REPO_ROOT, jobs: int = 1) -> list[str]:
+    """Run the commands, at most `jobs` at a time; a failure does not stop the rest. Returns the failed ones.
 
-    SLURM arrays are submitted concurrently (each Hydra multirun blocks until its array ends), so the scheduler
-    sees every missing run at once and fills all free slots; local runs go one at a time. Returns the failed ones.
-    """
-    if not concurrent:
-        failed = []
-        for command in commands:
-            print(f"$ {show(command)}", flush=True)
-            if subprocess.run(list(command), cwd=cwd, check=False).returncode != 0:
-                failed.append(show(command))
-        return failed
-    running = []
-    for command in commands:
-        print(f"$ {show(command)} &", flush=True)
-        running.append((command, subprocess.Popen(list(command), cwd=cwd)))
-    return [show(command) for command, process in running if process.wait() != 0]
+    SLURM arrays are all submitted at once (`jobs` = their number: each Hydra multirun blocks until its array
+    ends), so the scheduler sees every missing run and fills all free slots. Local runs go `jobs` at a time, each
+    with one torch thread (`claims run --jobs N`: N independent runs side by side on N cores; two runs on two
+    cores each spinning two threads would wait on each other)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if jobs > 1 else None
+    failed: list[str] = []
+    running: list[tuple[Sequence[str], subprocess.Popen]] = []
+    pending = list(commands)
+    while pending or running:
+        while pending and len(running) < jobs:
+            command = pending.pop(0)
+            print(f"$ {show(command)}" + (" &" if jobs > 1 else ""), flush=True)
+            running.append((command, subprocess.Popen(list(command), cwd=cwd, env=env)))
+        command, process = running.pop(0)
+        if process.wait() != 0:
+            failed.append(show(command))
+    return failed

@@ -53,7 +53,8 @@ def finished_in(store: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
 def execute(planned: Sequence[launch.PlannedRun], launcher: str) -> list[str]:
     """Run the planned runs with `claims run`'s launch code; returns the commands that failed."""
     build = launch.slurm_commands if launcher == "slurm" else launch.local_commands
-    return launch.execute(build(planned), concurrent=launcher == "slurm")
+    commands = build(planned)
+    return launch.execute(commands, jobs=len(commands) if launcher == "slurm" else 1)
 
 
 def measure_landscape(run_dirs: Iterable[Path], arguments: Sequence[str] = ()) -> int:
