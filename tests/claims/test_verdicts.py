@@ -100,6 +100,14 @@ def test_verdict(records, composer, name, runs, claim_id, label, words):
         assert word in explained
 
 
+def test_a_pilot_seed_is_shown_as_a_pilot_and_never_counted(records, composer):
+    add_runs(records, SAM, [2.8, 2.9, 3.0])
+    records.add(SAM, 100, {"test/error": 9.9})  # the pilot a tolerance was chosen from
+    verdict = verdicts(records, composer)["value"]
+    assert verdict.arms["sam"].stats.n == 3 and verdict.status == "reproduced"
+    assert any("pilot (seed 100 >= 100): shown, never evidence" in line for line in explanation(verdict))
+
+
 def test_a_docs_only_commit_between_seeds_does_not_split_an_arm(records, composer):
     """Seeds 0-1 and seed 2 ran at different commits with the same source hash: one code version, n = 3."""
     add_runs(records, SAM, [2.6, 2.7], commit="a" * 16, source_hash="5" * 16, finished_at="2025-01-01T00:00:00Z")

@@ -109,6 +109,7 @@ class Evidence:
     missing_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
+PILOT_SEEDS = 100  # seeds from here on are pilots: the runs a threshold or regime was chosen from, never evidence
 Row = dict  # one record as evidence sees it: a load_records row as a plain dict
 
 
@@ -156,7 +157,10 @@ def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str
         arm_rows[arm] = []
         for row in _rows(records, arm_keys[arm], column):
             seed, status = int(row["seed"]), row["status"]
-            if seed not in claim.seed_values:
+            if seed >= PILOT_SEEDS:
+                unused.append(Unused(row["run_id"], arm, seed, f"pilot (seed {seed} >= {PILOT_SEEDS}): shown, never "
+                                                                "evidence"))
+            elif seed not in claim.seed_values:
                 unused.append(Unused(row["run_id"], arm, seed, f"seed {seed} out of range (the claim uses seeds "
                                                                 f"0..{claim.seeds - 1})"))
             elif status not in RESULT_STATUSES:
