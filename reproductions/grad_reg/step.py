@@ -90,7 +90,8 @@ def build_gr_step(cfg, model, *, num_train_samples, num_classes, accumulate, gra
     the finite-difference step; unused by double_backprop and none)."""
     method, gamma, epsilon = cfg.get("method"), cfg.get("gamma"), cfg.get("epsilon")
     if method not in METHODS:
-        raise InvalidConfigError("optimizer.method", f"unknown value {method!r}", f"valid choices: {', '.join(METHODS)}")
+        raise InvalidConfigError("optimizer.method", f"unknown value {method!r}",
+                                 f"valid choices: {', '.join(METHODS)}")
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
         raise InvalidConfigError("optimizer.gamma", f"{gamma!r} is not a number >= 0",
                                  "give the penalty strength (gamma / 2) ||grad L||^2, e.g. optimizer.gamma=0.05")
