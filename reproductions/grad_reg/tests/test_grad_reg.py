@@ -16,6 +16,7 @@ from optrepro.errors import ConfigError
 from optrepro.optim.backend import LocalBackend
 from optrepro.paths import REPO_ROOT
 from optrepro.train import run
+from reproductions.grad_reg.cost import GRCostCallback
 from reproductions.grad_reg.step import build_gr_step
 
 X = np.array([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 0.5, -1.0], [-1.0, 1.5, 0.0]])
@@ -103,12 +104,17 @@ def test_bad_knob_exits_2_with_one_line():
     assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.method: unknown value")
 
 
-def test_smoke_run_and_cost_task_finish_with_records(tmp_path):
+def test_smoke_run_and_cost_callback_finish_with_records(tmp_path):
     record = run(compose_config(["+repro=gr_smoke", "logger=csv"], tmp_path))
     assert record["status"] == "finished", record["error"]
     assert record["metrics"]["final"]["train/loss"] > 0
-    cost = run(compose_config(["+repro=gr_cost_cpu", "task.repetitions=1", "task.steps=2", "task.batches=1",
-                               "dataset.train_subset=256"], tmp_path / "cost"))
+    cost = run(compose_config(["+repro=gr_cost_cpu", "callbacks.gr_cost.repetitions=1", "callbacks.gr_cost.steps=2",
+                               "callbacks.gr_cost.batches=1", "dataset.train_subset=256", "logger=csv"], tmp_path / "c"))
     assert cost["status"] == "finished", cost["error"]
     final = cost["metrics"]["final"]
     assert final["cost/fd_forward_cpu_s_per_step"] > 0 and final["cost/fd_forward_over_double_backprop"] > 0
+
+
+def test_cost_counts_are_checked():
+    with pytest.raises(ConfigError, match=r"callbacks\.gr_cost\.steps: 0 is not a whole number >= 1"):
+        GRCostCallback(OmegaConf.create({"step": "reproductions.grad_reg.step:build_gr_step"}), steps=0)
