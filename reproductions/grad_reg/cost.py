@@ -17,7 +17,7 @@ import time
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from optrepro.errors import InvalidConfigError
@@ -69,15 +69,16 @@ def cost_row(seconds: dict[str, list[float]]) -> dict[str, float]:
 
 
 class GRCostCallback(Callback):
-    """Preset node ``callbacks.gr_cost: {_target_: reproductions.grad_reg.cost.GRCostCallback, _recursive_: false,
-    optimizer: ${optimizer}, repetitions, steps, batches}`` (the optimizer node must be the GR step's)."""
+    """Preset node ``callbacks.gr_cost: {_target_: reproductions.grad_reg.cost.GRCostCallback, gamma, epsilon, lr,
+    momentum, repetitions, steps, batches}``; the steps are timed around torch SGD with that lr and momentum."""
 
-    def __init__(self, optimizer: DictConfig, repetitions: int = 5, steps: int = 20, batches: int = 4) -> None:
+    def __init__(self, gamma: float, epsilon: float, lr: float, momentum: float = 0.0, repetitions: int = 5,
+                 steps: int = 20, batches: int = 4) -> None:
         check_counts(repetitions=repetitions, steps=steps, batches=batches)
-        if optimizer.get("step") != "reproductions.grad_reg.step:build_gr_step":
-            raise InvalidConfigError("callbacks.gr_cost.optimizer", f"step {optimizer.get('step')!r} is not the GR "
-                                     "step", "use optimizer=grad_reg (the methods are timed with its gamma, epsilon)")
-        self.optimizer, self.repetitions, self.steps, self.batches = optimizer, repetitions, steps, batches
+        self.optimizer = OmegaConf.create({
+            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": lr, "momentum": momentum},
+            "method": "none", "gamma": gamma, "epsilon": epsilon})
+        self.repetitions, self.steps, self.batches = repetitions, steps, batches
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not pl_module.history:

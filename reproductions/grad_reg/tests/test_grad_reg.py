@@ -117,4 +117,4 @@ def test_smoke_run_and_cost_callback_finish_with_records(tmp_path):
 
 def test_cost_counts_are_checked():
     with pytest.raises(ConfigError, match=r"callbacks\.gr_cost\.steps: 0 is not a whole number >= 1"):
-        GRCostCallback(OmegaConf.create({"step": "reproductions.grad_reg.step:build_gr_step"}), steps=0)
+        GRCostCallback(gamma=0.1, epsilon=0.1, lr=0.1, steps=0)
