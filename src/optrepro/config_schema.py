@@ -179,11 +179,32 @@ class Optimizer(OpenSection):
 
 
 class Scheduler(Section):
-    name: Annotated[str, choice("optrepro.schedulers:SCHEDULES")]
+    """A product schedule by `name` (optrepro.schedulers.SCHEDULES), or a paper's own: `_target_` names its function
+    and the node's other keys are that function's, checked by it (rule `paper_schedule`); `name` is then free."""
+    model_config = ConfigDict(extra="allow")
+    target: Text | None = Field(None, alias="_target_")
+    name: Text
     warmup_epochs: NonNegFloat = 0
     min_lr: NonNegFloat | None = None
     milestones: list[NonNegInt] | None = None
     gamma: PosFloat | None = None
+
+    @model_validator(mode="after")
+    def product_or_paper(self, info: ValidationInfo) -> Scheduler:
+        if self.target is not None:
+            return self
+        if self.model_extra:
+            key = next(iter(self.model_extra))
+            raise InvalidConfigError(f"scheduler.{key}", "not a key of the product's schedules",
+                                     "check the spelling, or give a paper's schedule function in scheduler._target_")
+        if not info.context.get("types_only"):
+            from optrepro.schedulers import SCHEDULES
+
+            if self.name not in SCHEDULES:
+                raise InvalidConfigError("scheduler.name", f"unknown value {self.name!r}",
+                                         f"valid choices: {', '.join(sorted(SCHEDULES))}, or a paper's schedule "
+                                         "(scheduler._target_)")
+        return self
 
 
 class Hardware(Section):
@@ -339,6 +360,16 @@ def importable_targets(cfg: DictConfig) -> None:
                                      "give a dotted path to a class or function, e.g. torch.optim.SGD") from None
 
 
+def paper_schedule(cfg: DictConfig) -> None:
+    """A paper's schedule (`scheduler._target_`) built once for the run's epochs at one step each: its function
+    checks its own keys (optrepro.schedulers.lr_multiplier)."""
+    if cfg.scheduler.get("_target_") is None:
+        return
+    from optrepro.schedulers import lr_multiplier
+
+    lr_multiplier(cfg.scheduler, steps_per_epoch=1, epochs=int(cfg.train.epochs), base_lr=1.0)
+
+
 def base_optimizer(cfg: DictConfig) -> None:
     """`_partial_`, and the stated weight decay mode against what the base optimizer does (optim.factory)."""
     from optrepro.optim.factory import base_optimizer_factory
@@ -396,7 +427,8 @@ def task_config(cfg: DictConfig) -> None:
 
 RULES: tuple[Callable[[DictConfig], None], ...] = (
     batch_split, cpu_precision, epochs_cover_schedule, slurm_signal, checkpoint_exists, importable_targets,
-    base_optimizer, training_loss, dataset_source, trainer_and_callbacks, grad_compression, task_config, gpus_present,
+    paper_schedule, base_optimizer, training_loss, dataset_source, trainer_and_callbacks, grad_compression, task_config,
+    gpus_present,
 )
 
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import torch
 from omegaconf import DictConfig
 
-from optrepro.errors import UnknownChoiceError
+from optrepro.errors import InvalidConfigError, UnknownChoiceError
+from optrepro.paths import import_reproductions
 
 
 def _warmup(factor: Callable[[int], float], warmup_steps: int) -> Callable[[int], float]:
@@ -35,9 +36,26 @@ def _multistep(cfg: DictConfig, steps_per_epoch: int) -> Callable[[int], float]:
 SCHEDULES = ("constant", "cosine", "multistep")
 
 
+def paper_schedule(target: str) -> Callable[..., Callable[[int], float]]:
+    """A paper's schedule function, `scheduler._target_` (a dotted path, e.g.
+    reproductions.lr_refinement.schedules.linear_decay): called like the product's with the scheduler node,
+    `steps_per_epoch`, `epochs` and `base_lr`, it returns the LR multiplier of each step and checks its own keys."""
+    from hydra.utils import get_object
+
+    import_reproductions()
+    try:
+        return get_object(target)
+    except Exception as exc:  # Hydra wraps import and attribute errors alike
+        raise InvalidConfigError("scheduler._target_", f"cannot import {target!r} ({type(exc).__name__})",
+                                 "give a dotted path to a schedule function (reproductions.<paper>.<module>.<name>)"
+                                 ) from None
+
+
 def lr_multiplier(cfg: DictConfig, *, steps_per_epoch: int, epochs: int, base_lr: float) -> Callable[[int], float]:
     warmup_steps = int(cfg.get("warmup_epochs", 0) * steps_per_epoch)
-    if cfg.name == "constant":
+    if cfg.get("_target_") is not None:
+        factor = paper_schedule(cfg._target_)(cfg, steps_per_epoch=steps_per_epoch, epochs=epochs, base_lr=base_lr)
+    elif cfg.name == "constant":
         factor = lambda step: 1.0
     elif cfg.name == "cosine":
         factor = _cosine(cfg, steps_per_epoch * epochs, base_lr, warmup_steps)
