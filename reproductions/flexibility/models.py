@@ -31,5 +31,6 @@ def tiny_cnn(name: str, num_classes: int, input_shape: Sequence[int], channels: 
         raise InvalidConfigError("model", f"tiny_cnn takes images (C, H, W), got input_shape={tuple(input_shape)}",
                                  "use model=mlp for vector data")
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise InvalidConfigError("model.channels", f"{channels!r} is not a positive integer", "set e.g. model.channels=6")
+        raise InvalidConfigError("model.channels", f"{channels!r} is not a positive integer",
+                                 "set e.g. model.channels=3")
     return TinyCNN(num_classes, input_shape, channels)

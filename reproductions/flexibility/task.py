@@ -52,7 +52,8 @@ def validate(cfg: DictConfig) -> None:
         if not isinstance(task.get(key), bool):
             raise InvalidConfigError(f"task.{key}", f"{task.get(key)!r} is not true or false", "set true or false")
     if task.get("lr_schedule") not in SCHEDULES:
-        raise InvalidConfigError("task.lr_schedule", f"{task.get('lr_schedule')!r} is not one of {', '.join(SCHEDULES)}",
+        raise InvalidConfigError("task.lr_schedule",
+                                 f"{task.get('lr_schedule')!r} is not one of {', '.join(SCHEDULES)}",
                                  "constant (the optimizer's lr) or cosine (decayed to 0 over task.max_steps)")
     if cfg.scheduler.name != "constant":
         raise InvalidConfigError("scheduler", f"{cfg.scheduler.name!r}: a schedule over epochs has no meaning when "
@@ -112,7 +113,8 @@ class EMCSearchTask:
             timing = {"wall_time_s": wall, "train_time_s": wall, "steps": steps,
                       "time_per_step_s": wall / max(steps, 1), "last_epoch_time_per_step_s": wall / max(steps, 1),
                       "last_epoch_cpu_time_per_step_s": cpu / max(steps, 1), "samples_per_s": float("nan")}
+            devices = provenance.device_names(str(cfg.hardware.accelerator), 1)
             record = write_run_record(cfg, run_dir, status=status, error=error, history=history, timing=timing,
-                                      device_names=provenance.device_names(str(cfg.hardware.accelerator), 1), wandb=None,
-                                      started_at=started_at, code=code, extra={"task": "emc_search"})
+                                      device_names=devices, wandb=None, started_at=started_at, code=code,
+                                      extra={"task": "emc_search"})
         return record

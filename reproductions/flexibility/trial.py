@@ -58,7 +58,8 @@ def run_trial(build: Callable[[int], tuple[nn.Module, Optimizer, StepStrategy]],
               batch_size: int | None, max_steps: int, check_every: int, seed: int, schedule: str = "constant") -> Trial:
     n = len(y)
     model, optimizer, strategy = build(n)
-    decay = LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max_steps)) if schedule == "cosine" else 1.0)
+    cosine = schedule == "cosine"
+    decay = LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max_steps)) if cosine else 1.0)
     backend = LocalBackend(model)
     generator = torch.Generator().manual_seed(seed)
     acc, loss = 0.0, math.inf

@@ -5,6 +5,7 @@ Both expose `width` and `lr_multiplier` (read by step.py and sharpness.py).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -13,8 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optrepro.errors import InvalidConfigError
-from reproductions.super_consistency.parametrisation import (check_depth, check_parametrisation, check_width, layer_scale,
-                                                          lr_multiplier)
+from reproductions.super_consistency.parametrisation import (
+    check_depth,
+    check_parametrisation,
+    check_width,
+    layer_scale,
+    lr_multiplier,
+)
 
 
 class ScaledLinear(nn.Module):
@@ -43,7 +49,8 @@ class ScaledConv2d(nn.Module):
 class ScaledMLP(nn.Module):
     """Flatten, `depth` hidden layers of `width` ReLU units, readout."""
 
-    def __init__(self, num_classes: int, input_shape: Sequence[int], width: int, depth: int, parametrisation: str) -> None:
+    def __init__(self, num_classes: int, input_shape: Sequence[int], width: int, depth: int,
+                 parametrisation: str) -> None:
         super().__init__()
         check_parametrisation(parametrisation)
         self.width = check_width(width)
@@ -51,7 +58,8 @@ class ScaledMLP(nn.Module):
         self.lr_multiplier = lr_multiplier(parametrisation, width)
         fans = [math.prod(input_shape)] + [width] * depth
         self.hidden = nn.ModuleList(
-            ScaledLinear(a, b, parametrisation, "input" if i == 0 else "hidden") for i, (a, b) in enumerate(zip(fans, fans[1:]))
+            ScaledLinear(a, b, parametrisation, "input" if i == 0 else "hidden")
+            for i, (a, b) in enumerate(itertools.pairwise(fans))
         )
         self.readout = ScaledLinear(width, num_classes, parametrisation, "readout")
 
@@ -77,7 +85,8 @@ class ScaledConvNet(nn.Module):
         with torch.no_grad():
             spatial = self._features(torch.zeros(1, *[int(s) for s in input_shape])).shape[-1]
         if spatial != 1:
-            raise InvalidConfigError("model", f"scaled_convnet's features are {spatial}x{spatial} for input {tuple(input_shape)}",
+            raise InvalidConfigError("model", f"scaled_convnet's features are {spatial}x{spatial} for input "
+                                     f"{tuple(input_shape)}",
                                      "use 28x28 to 32x32 images (the paper's SimpleConvNet) or model=scaled_mlp")
         self.readout = ScaledLinear(width, num_classes, parametrisation, "readout")
 
@@ -97,6 +106,7 @@ def scaled_mlp(name: str, num_classes: int, input_shape: Sequence[int], width: i
 def scaled_convnet(name: str, num_classes: int, input_shape: Sequence[int], width: int = 64,
                    parametrisation: str = "mup") -> nn.Module:
     if len(input_shape) != 3:
-        raise InvalidConfigError("model", f"scaled_convnet takes images (C, H, W), got input_shape={tuple(input_shape)}",
+        raise InvalidConfigError("model",
+                                 f"scaled_convnet takes images (C, H, W), got input_shape={tuple(input_shape)}",
                                  "use model=scaled_mlp for vector data")
     return ScaledConvNet(num_classes, tuple(input_shape), width, parametrisation)

@@ -26,14 +26,16 @@ class LayerScale:
 
 def check_parametrisation(parametrisation: str) -> str:
     if parametrisation not in PARAMETRISATIONS:
-        raise InvalidConfigError("model.parametrisation", f"{parametrisation!r} is not one of {', '.join(PARAMETRISATIONS)}",
+        raise InvalidConfigError("model.parametrisation",
+                                 f"{parametrisation!r} is not one of {', '.join(PARAMETRISATIONS)}",
                                  "mup (maximal update), ntp (neural tangent) or sp (PyTorch standard)")
     return parametrisation
 
 
 def check_width(width: object) -> int:
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise InvalidConfigError("model.width", f"{width!r} is not a positive integer", "set model.width=64 (or any >= 1)")
+        raise InvalidConfigError("model.width", f"{width!r} is not a positive integer",
+                                 "set model.width=64 (or any >= 1)")
     return width
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {"sc_fmnist_mup_cpu": "mup", "sc_fmnist_ntp_cpu": "ntp"}
@@ -87,7 +87,8 @@ def plot_trajectories(ax, runs: list[dict], param: str, lr: float, colors: dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="*", type=Path, default=[HERE.parents[1] / "results/records/super_consistency"])
+    parser.add_argument("folders", nargs="*", type=Path,
+                        default=[HERE.parents[1] / "results/records/super_consistency"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=HERE / "super_consistency_cpu.png")
     args = parser.parse_args()

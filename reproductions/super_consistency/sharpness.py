@@ -41,9 +41,11 @@ def unit(vector: list[Tensor]) -> list[Tensor]:
 
 class SharpnessCallback(LastRowCallback):
     def __init__(self, batch_size: int = 128, every_n_epochs: int = 1, iterations: int = 20, seed: int = 0) -> None:
-        for key, value in (("batch_size", batch_size), ("every_n_epochs", every_n_epochs), ("iterations", iterations)):
+        knobs = {"batch_size": batch_size, "every_n_epochs": every_n_epochs, "iterations": iterations}
+        for key, value in knobs.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfigError(f"callbacks.sharpness.{key}", f"{value!r} is not a positive integer", "set it >= 1")
+                raise InvalidConfigError(f"callbacks.sharpness.{key}", f"{value!r} is not a positive integer",
+                                         "set it >= 1")
         self.batch_size, self.every, self.iterations, self.seed = batch_size, every_n_epochs, iterations, seed
         self._vector: list[Tensor] | None = None
         self._init: dict[str, float] = {}
@@ -81,7 +83,7 @@ class SharpnessCallback(LastRowCallback):
         was_training = model.training
         model.eval()
         with torch.enable_grad(), torch.inference_mode(False):
-            loss_fn = lambda: F.cross_entropy(model(inputs).float(), targets)  # noqa: E731
+            loss_fn = lambda: F.cross_entropy(model(inputs).float(), targets)
             lam, self._vector = power_iteration(lambda v: hessian_vector_product(loss_fn, params, v),
                                                 self._vector, self.iterations)
         model.train(was_training)

@@ -6,7 +6,11 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from optrepro.train import ClassificationTask
-from reproductions.super_consistency.parametrisation import check_depth, check_parametrisation, check_width
+from reproductions.super_consistency.parametrisation import (
+    check_depth,
+    check_parametrisation,
+    check_width,
+)
 from reproductions.super_consistency.sharpness import SharpnessCallback
 
 

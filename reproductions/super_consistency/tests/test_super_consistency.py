@@ -134,7 +134,8 @@ def test_callback_lambda_max_matches_the_dense_hessian_and_is_scaled_by_the_widt
 @pytest.mark.parametrize("kwargs, key", [({"batch_size": 0}, "batch_size"), ({"iterations": 2.5}, "iterations"),
                                          ({"every_n_epochs": -1}, "every_n_epochs")])
 def test_bad_sharpness_knobs_stop_with_the_key(kwargs, key):
-    with pytest.raises(InvalidConfigError, match=f"callbacks.sharpness.{key}: .* is not a positive integer; set it >= 1"):
+    message = f"callbacks.sharpness.{key}: .* is not a positive integer; set it >= 1"
+    with pytest.raises(InvalidConfigError, match=message):
         SharpnessCallback(**kwargs)
 
 
@@ -151,7 +152,8 @@ def test_bad_model_knobs_fail_before_training(make_cfg, override, message):
 
 def test_run_py_prints_one_error_line_and_exits_2(tmp_path):
     done = subprocess.run([sys.executable, "run.py", "+repro=sc_smoke", "model.parametrisation=standard",
-                           f"paths.runs_dir={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                           f"paths.runs_dir={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                           check=False)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: model.parametrisation: 'standard' is not")
     assert not list(tmp_path.rglob("record.json"))
@@ -163,6 +165,7 @@ def test_smoke_run_records_the_sharpness_trajectory(make_cfg, tmp_path):
     assert record["status"] == "finished" and len(history) == 2
     assert all("sharpness/scaled" in row for row in history)
     assert final["sharpness/scaled"] == pytest.approx(16 * final["sharpness/lambda_max"])
-    assert final["sharpness/scaled_mean"] == pytest.approx((history[0]["sharpness/scaled"] + final["sharpness/scaled"]) / 2)
+    mean = (history[0]["sharpness/scaled"] + final["sharpness/scaled"]) / 2
+    assert final["sharpness/scaled_mean"] == pytest.approx(mean)
     assert final["sharpness/scaled_init"] > 0 and final["lr"] == pytest.approx(16 * 0.5)
     assert json.loads(json.dumps(final)) == final
