@@ -1,0 +1,27 @@
+"""`task=width_scaling`: the product's classification task, with the model's parametrisation knobs and the sharpness
+callback's checked before any work (config_schema calls a task's `validate(cfg)`), so a bad value stops with one
+line and no run folder. Training is the default task's."""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from optrepro.train import ClassificationTask
+from reproductions.super_consistency.parametrisation import (
+    check_depth,
+    check_parametrisation,
+    check_width,
+)
+from reproductions.super_consistency.sharpness import SharpnessCallback
+
+
+class WidthScalingTask(ClassificationTask):
+    @staticmethod
+    def validate(cfg: DictConfig) -> None:
+        model = cfg.model
+        check_parametrisation(model.get("parametrisation"))
+        check_width(model.get("width"))
+        if "depth" in model:
+            check_depth(model.depth)
+        sharpness = (cfg.get("callbacks") or {}).get("sharpness")
+        if sharpness is not None:
+            SharpnessCallback(**{k: v for k, v in sharpness.items() if k != "_target_"})
