@@ -19,6 +19,7 @@ FINAL_LINES = {
     "cpu_tier_budget.py": TOTAL_LINE,
     "claims_speed.py": RATIO_LINE,
     "startup.py": RATIO_LINE,
+    "sequential_power.py": RATIO_LINE,
 }
 
 
