@@ -11,44 +11,26 @@ Command: `python benchmarks/sequential_power.py`. Prints the sequential/fixed po
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 from common import parse_args, print_ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from claims.test_decision_rule import evidence  # noqa: E402  (the decision-rule table's evidence builder)
+from claims.test_decision_rule import claim, evidence  # noqa: E402  (the decision-rule table's builders)
 
 from optrepro.claims.checks import judge, judge_sequential  # noqa: E402
-from optrepro.claims.schema import parse_claims_text  # noqa: E402
 
 LOOKS = (3, 5, 10)
-
-
-def claim(seeds: str):
-    text = textwrap.dedent(f"""
-        paper: p
-        title: t
-        citation: c
-        claims:
-          - id: c
-            source: {{where: "simulation"}}
-            statement: s
-            tier: cpu
-            seeds: {seeds}
-            metric: test/acc
-            arms: {{a: {{overrides: [optimizer=sam]}}, b: {{overrides: [optimizer=sgd]}}}}
-            check: {{kind: ordering, better: a, than: b, direction: higher}}
-        """).lstrip()
-    return parse_claims_text(text, "claims.yaml").claims[0]
+HIGHER = "{kind: ordering, better: a, than: b, direction: higher}"
 
 
 def main() -> None:
     args = parse_args(__doc__)
     trials = 200 if args.quick else 2000
     rng = np.random.default_rng(0)
-    sequential, fixed = claim(f"{{looks: {list(LOOKS)}}}"), claim(str(LOOKS[-1]))
+    sequential = claim(HIGHER, seeds=f"{{looks: {list(LOOKS)}}}", arms=("a", "b"))
+    fixed = claim(HIGHER, seeds=LOOKS[-1], arms=("a", "b"))
     print(f"{trials} simulated claims per effect; looks {LOOKS} (O'Brien-Fleming-type spending) vs fixed {LOOKS[-1]}")
     ratio = float("nan")
     for effect in (0.0, 0.5, 1.0, 1.5):
