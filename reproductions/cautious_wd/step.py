@@ -49,7 +49,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 def build_cwd_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
-    """``optimizer`` node: ``base`` (Hydra partial; its weight_decay is lambda), ``cwd_mask``, ``no_decay_norm_and_bias``."""
+    """``optimizer`` node: ``base`` (Hydra partial; its weight_decay is lambda), ``cwd_mask``,
+    ``no_decay_norm_and_bias``."""
     mask = check_knobs(cfg)
     decay = float(cfg.base.get("weight_decay") or 0.0)
     groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))

@@ -72,7 +72,8 @@ def validate(cfg: DictConfig) -> DictConfig:
             raise InvalidConfigError(f"task.{key}", f"must be two numbers (x, y), got {value!r}",
                                      f"set task.{key}=[1.0,4.5]")
     if any(lo > hi for lo, hi in zip(tc.init_low, tc.init_high)):
-        raise InvalidConfigError("task.init_low", "is above task.init_high", "give init_low <= init_high per coordinate")
+        raise InvalidConfigError("task.init_low", "is above task.init_high",
+                                 "give init_low <= init_high per coordinate")
     return tc
 
 

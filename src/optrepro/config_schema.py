@@ -388,7 +388,7 @@ def task_config(cfg: DictConfig) -> None:
 
 
 def step_config(cfg: DictConfig) -> None:
-    """A paper's step builder with a `validate(cfg)` attribute checks its own optimizer knobs (reproductions/cautious_wd)."""
+    """A paper's step builder with a `validate(cfg)` attribute checks its own optimizer knobs (e.g. cautious_wd)."""
     from optrepro.optim.factory import resolve_step_builder
 
     validate = getattr(resolve_step_builder(cfg.optimizer.step), "validate", None)
