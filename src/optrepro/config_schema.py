@@ -425,10 +425,19 @@ def task_config(cfg: DictConfig) -> None:
         validate(cfg)
 
 
+def step_config(cfg: DictConfig) -> None:
+    """A paper's step builder with a `validate(cfg)` attribute checks its own optimizer knobs (e.g. cautious_wd)."""
+    from optrepro.optim.factory import resolve_step_builder
+
+    validate = getattr(resolve_step_builder(cfg.optimizer.step), "validate", None)
+    if validate is not None:
+        validate(cfg)
+
+
 RULES: tuple[Callable[[DictConfig], None], ...] = (
     batch_split, cpu_precision, epochs_cover_schedule, slurm_signal, checkpoint_exists, importable_targets,
-    paper_schedule, base_optimizer, training_loss, dataset_source, trainer_and_callbacks, grad_compression, task_config,
-    gpus_present,
+    paper_schedule, base_optimizer, step_config, training_loss, dataset_source, trainer_and_callbacks, grad_compression,
+    task_config, gpus_present,
 )
 
 
