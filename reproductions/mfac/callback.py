@@ -20,7 +20,8 @@ ERROR_KEY = "mfac/ihvp_rel_error"
 
 def relative_error(direction: torch.Tensor, reference: torch.Tensor) -> float:
     reference = reference.to(torch.float64)
-    return float(torch.linalg.vector_norm(direction.to(torch.float64) - reference) / torch.linalg.vector_norm(reference))
+    error = torch.linalg.vector_norm(direction.to(torch.float64) - reference)
+    return float(error / torch.linalg.vector_norm(reference))
 
 
 class IHVPErrorCallback(LastRowCallback):

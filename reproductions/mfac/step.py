@@ -29,7 +29,8 @@ def check_knobs(optimizer_cfg: DictConfig) -> tuple[int, float, str]:
                                  f"got {damp!r}", "set optimizer.damp=1e-5")
     dtype = optimizer_cfg.get("window_dtype", "float32")
     if dtype not in DTYPES:
-        raise InvalidConfigError("optimizer.window_dtype", f"{dtype!r} is not a dtype", f"use one of {', '.join(DTYPES)}")
+        raise InvalidConfigError("optimizer.window_dtype", f"{dtype!r} is not a dtype",
+                                 f"use one of {', '.join(DTYPES)}")
     if optimizer_cfg.get("orthogonal_grad", False):
         raise InvalidConfigError("optimizer.orthogonal_grad", "not available with M-FAC",
                                  "set optimizer.orthogonal_grad=false")
