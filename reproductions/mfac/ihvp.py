@@ -8,8 +8,9 @@ Woodbury identity
 so an IHVP costs two d x m products and one m x m triangular solve pair, O(dm + m^2), and replacing the oldest
 gradient costs one new row of the Gram matrix G G^T (O(dm)) and a new Cholesky factor of K (O(m^3)): the costs the
 paper states for its dynamic algorithm [abstract]. The paper reaches them through its own recursion over the
-window; this is the same matrix (tests compare both with a dense solve). The Gram matrix and its factor are kept in
-float64 whatever the window's dtype: they are m x m, and K's condition number grows as 1/lambda.
+window; this is the same matrix (tests compare both with a dense solve). The Gram matrix and its factor are stored
+and factored in float64 whatever the window's dtype (they are m x m, and K's condition number grows as 1/lambda);
+the products with the window itself are in the window's dtype.
 """
 from __future__ import annotations
 
