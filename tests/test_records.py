@@ -237,3 +237,31 @@ def test_code_version_covers_a_papers_own_code_but_not_its_tests_or_docs(tmp_pat
         assert provenance.source_hash() == before, unrelated
     (tmp_path / "reproductions/paper/step.py").write_text("lr = 2")
     assert provenance.source_hash() != before
+
+
+def test_a_runs_code_version_covers_the_shared_code_and_its_own_papers_not_the_others(tmp_path, monkeypatch):
+    """Adding or editing paper B leaves paper A's runs at their code version; A's own code, a paper module A's config
+    names (here B's step) and the shared code change it."""
+    from omegaconf import OmegaConf
+
+    from optrepro.records import provenance
+
+    files = {"src/optrepro/train.py": "x = 1", "configs/train.yaml": "a: 1", "reproductions/a/step.py": "lr = 1",
+             "reproductions/a/configs/repro/a_cpu.yaml": "x: 1", "reproductions/b/step.py": "lr = 1"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
+    run_of_a = OmegaConf.create({"repro": {"paper": "a"}, "optimizer": {"step": None}})
+    uses_b = OmegaConf.create({"repro": {"paper": "a"}, "optimizer": {"step": "reproductions.b.step:build"}})
+    assert provenance.papers_used(run_of_a) == ("a",) and provenance.papers_used(uses_b) == ("a", "b")
+    version = lambda cfg: provenance.code_info(cfg)["source_hash"]
+    before, before_b = version(run_of_a), version(uses_b)
+    (tmp_path / "reproductions/b/step.py").write_text("lr = 2")  # another paper's edit
+    (tmp_path / "reproductions/c").mkdir()
+    (tmp_path / "reproductions/c/new.py").write_text("y = 1")  # a new paper
+    assert version(run_of_a) == before
+    assert version(uses_b) != before_b  # a run that names b's step is b's too
+    (tmp_path / "reproductions/a/configs/repro/a_cpu.yaml").write_text("x: 2")
+    assert version(run_of_a) != before
+    assert provenance.source_hash() != provenance.source_hash(("a",))  # without a config: every paper

@@ -125,7 +125,7 @@ class ToyTask:
 
     def run(self, cfg: DictConfig) -> dict[str, Any]:
         run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
-        started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info()
+        started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info(cfg)
         status, error, history, wall, cpu = "finished", None, [], math.nan, math.nan
         try:
             wall0, cpu0 = time.perf_counter(), time.process_time()

@@ -79,7 +79,7 @@ class EMCSearchTask:
         order = balanced_order(y, seed).to(device)
         y = y.to(device)
         run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
-        started_at, clock, code, cpu0 = utc_now(), time.perf_counter(), provenance.code_info(), time.process_time()
+        started_at, clock, code, cpu0 = utc_now(), time.perf_counter(), provenance.code_info(cfg), time.process_time()
         status, error, history, steps = "finished", None, [], 0
 
         def build(n: int):

@@ -63,7 +63,7 @@ class DiagonalNetTask:
     def run(self, cfg: DictConfig) -> dict[str, Any]:
         tc = validate(cfg)
         run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
-        started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info()
+        started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info(cfg)
         status, error, history, wall, cpu = "finished", None, [], float("nan"), float("nan")
         try:
             seed = int(cfg.seed)

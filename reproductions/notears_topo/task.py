@@ -95,7 +95,7 @@ class StructureLearningTask:
 def run_structure(cfg: DictConfig) -> dict[str, Any]:
     sc = validate(cfg)
     run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
-    started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info()
+    started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info(cfg)
     status, error, history, solve_wall, solve_cpu = "finished", None, [], float("nan"), float("nan")
     try:
         data = make_data(int(cfg.seed), d=int(sc.d), n=int(sc.n), k=float(sc.k), graph_type=str(sc.graph_type),

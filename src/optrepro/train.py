@@ -145,7 +145,7 @@ class ClassificationTask:
         datamodule, data = builders.build_data(cfg)  # missing data stops the run before it has a folder
         run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
         is_rank_zero = process_rank() == 0
-        started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info()
+        started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info(cfg)
         earlier = earlier_attempts(run_dir)
         loggers, module, trainer = [], None, None
         preemption = PreemptionCallback()

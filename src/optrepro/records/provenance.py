@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import socket
 import subprocess
 from importlib import metadata
@@ -23,34 +24,51 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-# What decides the numbers a run produces: training code, a paper's own code (its steps, losses, callbacks) and every
-# config. The claims/results tooling, docs and tests are left out, so committing a README does not make earlier runs
-# a different code version.
-SOURCE_GLOBS = ("src/optrepro/**/*.py", "configs/**/*.yaml", "reproductions/*/configs/**/*.yaml",
-                "reproductions/**/*.py")
+# What decides the numbers a run produces: training code, the configs, and the code of the papers the run uses (its
+# own paper's folder and any paper module its config names: a step, a loss, a callback). Other papers' folders are
+# left out, so adding or editing one paper does not make every other paper's runs an older version; so are the
+# claims/results tooling, docs and tests, so committing a README does not either.
+SHARED_GLOBS = ("src/optrepro/**/*.py", "configs/**/*.yaml")
+PAPER_GLOBS = ("configs/**/*.yaml", "**/*.py")  # inside reproductions/<paper>/
 SOURCE_EXCLUDED = ("src/optrepro/claims/", "src/optrepro/results/", "src/optrepro/regression/", "src/optrepro/cli.py",
                    "src/optrepro/__main__.py")
+PAPER_MODULE = re.compile(r"reproductions[./](\w+)")
 
 
-def source_hash() -> str:
-    """Content hash of the files that decide what a run computes, as they are on disk (uncommitted edits too)."""
+def papers_used(cfg: Any) -> tuple[str, ...] | None:
+    """The papers whose folders decide this run: its own (`repro.paper`) and every `reproductions.<paper>` its
+    resolved config names; None (every paper) without a config."""
+    if cfg is None:
+        return None
+    from omegaconf import OmegaConf
+
+    text = str(OmegaConf.to_container(cfg, resolve=True))
+    own = (cfg.get("repro") or {}).get("paper")
+    return tuple(sorted({*PAPER_MODULE.findall(text), *([own] if own else [])}))
+
+
+def source_hash(papers: tuple[str, ...] | None = None) -> str:
+    """Content hash of the files that decide what a run computes, as they are on disk (uncommitted edits too):
+    the shared code and configs plus the folders of `papers` (every paper's when None)."""
+    folders = sorted(p.name for p in (REPO_ROOT / "reproductions").iterdir() if p.is_dir()) if papers is None else papers
+    patterns = [*SHARED_GLOBS, *(f"reproductions/{paper}/{glob}" for paper in folders for glob in PAPER_GLOBS)]
     digest = hashlib.sha256()
-    for pattern in SOURCE_GLOBS:
-        for path in sorted(REPO_ROOT.glob(pattern)):
-            relative = path.relative_to(REPO_ROOT).as_posix()
-            if relative.startswith(SOURCE_EXCLUDED) or "/tests/" in relative:
-                continue
-            digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted({p for pattern in patterns for p in REPO_ROOT.glob(pattern) if p.is_file()}):
+        relative = path.relative_to(REPO_ROOT).as_posix()
+        if relative.startswith(SOURCE_EXCLUDED) or "/tests/" in relative:
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def code_info() -> dict[str, Any]:
-    """Call at the start of a run: the files may change on disk while it trains."""
+def code_info(cfg: Any = None) -> dict[str, Any]:
+    """Call at the start of a run: the files may change on disk while it trains. With the run's config, the code
+    version covers the shared code and the papers the run uses (papers_used)."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
-        "source_hash": source_hash(),
+        "source_hash": source_hash(papers_used(cfg)),
         "package_version": __version__,
     }
 
