@@ -10,6 +10,9 @@ row (so the record's final metrics) gets the means over the matrices:
 ``q4/nre_ratio`` = nre_eigenvectors_rectified / nre_preconditioner, ``q4/matrices``, ``q4/log10_cond`` (mean log10
 condition number, the quantity the paper's Fig. 6 varies) and ``q4/state_bytes_ratio`` (4-bit eigenvector state
 bytes over fp32, summed over the matrices).
+
+``StateBytesCallback`` (``callbacks.shampoo4bit_bytes``) adds ``q4/preconditioner_state_bytes`` of a LowBitShampoo
+run (optimizer.py: ``state_bytes``) to the last epoch's row.
 """
 from __future__ import annotations
 
@@ -104,3 +107,15 @@ class QuantizationErrorCallback(LastRowCallback):
                     "q4/matrices": float(len(matrices)), "q4/log10_cond": sum(conds) / len(conds),
                     "q4/state_bytes_ratio": quantized_bytes / full_bytes})
         return out
+
+
+class StateBytesCallback(LastRowCallback):
+    """Adds the bytes of LowBitShampoo's stored preconditioner state to the last epoch's history row."""
+
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        history = pl_module.history
+        optimizer = trainer.optimizers[0]
+        if not history or int(history[-1]["epoch"]) + 1 < int(trainer.max_epochs) \
+                or not hasattr(optimizer, "state_bytes"):
+            return
+        pl_module.add_to_last_history_row({"q4/preconditioner_state_bytes": float(optimizer.state_bytes())})
