@@ -17,6 +17,7 @@ from optrepro.train import run
 from reproductions.shampoo4bit.callback import QuantizationErrorCallback, shampoo_statistics
 from reproductions.shampoo4bit.inverse_root import TARGETS, angle_error_degrees, bjorck, exact_root, \
     quantized_root, relative_error
+from reproductions.shampoo4bit.optimizer import LowBitShampoo
 from reproductions.shampoo4bit.quantize import codebook, quantize, round_trip, stored_bytes
 
 LINEAR2_4BIT = [-1, -0.7511, -0.5378, -0.3600, -0.2178, -0.1111, -0.0400, 0, 0.0044, 0.0400, 0.1111, 0.2178,
@@ -152,3 +153,57 @@ def test_smoke_preset_records_the_errors(make_cfg):
     assert final["q4/matrices"] == 5  # 256, 64 (layer 1); 256, 256 (layer 2); 256 (output layer)
     assert final["q4/nre"] == final["q4/nre_eigenvectors_rectified"]
     assert final["q4/state_bytes_ratio"] == pytest.approx(0.140625)
+
+
+def step_once(storage: str, grad: torch.Tensor, **knobs) -> torch.Tensor:
+    weight = torch.nn.Parameter(torch.zeros_like(grad))
+    optimizer = LowBitShampoo([weight], lr=0.5, beta=0.0, epsilon=1e-12, update_freq=1, storage=storage, **knobs)
+    weight.grad = grad.clone()
+    optimizer.step()
+    return weight.detach()
+
+
+@pytest.mark.parametrize("storage", ["fp32", "eigenvectors", "preconditioner"])
+def test_optimizer_step_by_hand(storage):
+    # G = diag(3, 1), beta 0: L = R = diag(9, 1), L^-1/4 G R^-1/4 = I, grafted to ||G||_F = sqrt(10): sqrt(5) I.
+    # A diagonal state is exact in 4 bits (eigenvectors 0/1, off-diagonal 0), so every storage takes this step.
+    grad = torch.diag(torch.tensor([3.0, 1.0], dtype=torch.float64))
+    expected = -0.5 * math.sqrt(5.0) * torch.eye(2, dtype=torch.float64)
+    assert torch.allclose(step_once(storage, grad, min_order=1), expected, atol=1e-9)
+
+
+def test_optimizer_roots_change_only_every_update_freq_steps():
+    generator = torch.Generator().manual_seed(4)
+    weight = torch.nn.Parameter(torch.zeros(70, 70, dtype=torch.float64))
+    optimizer = LowBitShampoo([weight], update_freq=2)
+    roots = []
+    for _ in range(3):
+        weight.grad = torch.randn(70, 70, generator=generator, dtype=torch.float64)
+        optimizer.step()
+        roots.append(optimizer.state[weight]["sides"][0].root.clone())
+    assert torch.equal(roots[0], roots[1]) and not torch.equal(roots[1], roots[2])
+
+
+def test_optimizer_state_bytes_by_hand():
+    model = torch.nn.Linear(64, 100)  # sides of order 100 and 64, both >= min_order 64; the bias is not preconditioned
+    optimizer = LowBitShampoo(model.parameters(), storage="eigenvectors")
+    model(torch.ones(2, 64)).sum().backward()
+    optimizer.step()
+    # per side: fp32 root 4 n^2, fp32 eigenvalues 4 n, 4-bit codes n^2 / 2 and one fp32 scale per block of 64
+    expected = sum(4 * n * n + 4 * n + n * n / 2 + n * (-(-n // 64)) * 4 for n in (100, 64))
+    assert optimizer.state_bytes() == expected
+
+
+def test_bad_optimizer_knob_is_a_one_line_error():
+    with pytest.raises(InvalidConfigError, match=r"^optimizer\.base\.storage: 'int8' is not one of the choices; use "):
+        LowBitShampoo([torch.nn.Parameter(torch.zeros(2, 2))], storage="int8")
+    with pytest.raises(InvalidConfigError, match=r"^optimizer\.base\.beta: 1\.0 is out of range; give beta in"):
+        LowBitShampoo([torch.nn.Parameter(torch.zeros(2, 2))], beta=1.0)
+
+
+def test_training_preset_records_the_state_bytes(make_cfg):
+    record = run(make_cfg(["+repro=q4_digits_train_eigenvectors", "train.epochs=1", "logger=csv"]))
+    assert record["status"] == "finished", record["error"]
+    sides = [256, 64, 256, 256, 256]  # quantized; the output layer's order-10 side stays fp32
+    expected = sum(4 * n * n + 4 * n + n * n / 2 + n * (n // 64) * 4 for n in sides) + 2 * 4 * 10 * 10
+    assert record["metrics"]["final"]["q4/preconditioner_state_bytes"] == expected
