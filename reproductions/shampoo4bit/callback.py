@@ -24,8 +24,13 @@ import torch
 from optrepro.errors import InvalidConfigError
 from optrepro.lit.last_row import LastRowCallback
 from optrepro.optim.shampoo import Shampoo
-from reproductions.shampoo4bit.inverse_root import TARGETS, angle_error_degrees, exact_root, quantized_root, \
-    relative_error
+from reproductions.shampoo4bit.inverse_root import (
+    TARGETS,
+    angle_error_degrees,
+    exact_root,
+    quantized_root,
+    relative_error,
+)
 from reproductions.shampoo4bit.quantize import MAPPINGS, stored_bytes
 
 KEY = "callbacks.shampoo4bit_error"

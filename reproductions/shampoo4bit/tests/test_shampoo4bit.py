@@ -14,11 +14,25 @@ from optrepro.errors import InvalidConfigError
 from optrepro.optim.shampoo import Shampoo
 from optrepro.paths import REPO_ROOT
 from optrepro.train import run
-from reproductions.shampoo4bit.callback import QuantizationErrorCallback, shampoo_statistics
-from reproductions.shampoo4bit.inverse_root import TARGETS, angle_error_degrees, bjorck, exact_root, \
-    quantized_root, relative_error
+from reproductions.shampoo4bit.callback import (
+    QuantizationErrorCallback,
+    shampoo_statistics,
+)
+from reproductions.shampoo4bit.inverse_root import (
+    TARGETS,
+    angle_error_degrees,
+    bjorck,
+    exact_root,
+    quantized_root,
+    relative_error,
+)
 from reproductions.shampoo4bit.optimizer import LowBitShampoo
-from reproductions.shampoo4bit.quantize import codebook, quantize, round_trip, stored_bytes
+from reproductions.shampoo4bit.quantize import (
+    codebook,
+    quantize,
+    round_trip,
+    stored_bytes,
+)
 
 LINEAR2_4BIT = [-1, -0.7511, -0.5378, -0.3600, -0.2178, -0.1111, -0.0400, 0, 0.0044, 0.0400, 0.1111, 0.2178,
                 0.3600, 0.5378, 0.7511, 1]  # paper, App. C
