@@ -1,0 +1,126 @@
+"""QuantizationErrorCallback: the paper's Table 1 measurement on the preconditioners of the run's own Shampoo.
+
+Node: ``callbacks.shampoo4bit_error: {_target_: reproductions.shampoo4bit.callback.QuantizationErrorCallback, ...}``.
+After the last epoch it reads the statistics of the run's ``optrepro.optim.shampoo.Shampoo`` (one per dimension of each
+parameter with at least two dimensions; those of order below ``min_order`` are left out, as the paper leaves
+matrices under 4096 entries in fp32) and, for each, the errors of A^{-1/4} (inverse_root.py) with A stored three ways:
+quantized preconditioner, quantized eigenvectors, quantized eigenvectors + Björck rectification. The last history
+row (so the record's final metrics) gets the means over the matrices:
+``q4/nre_<target>``, ``q4/ae_<target>`` (degrees), ``q4/nre`` and ``q4/ae`` of the arm's ``target``,
+``q4/nre_ratio`` = nre_eigenvectors_rectified / nre_preconditioner, ``q4/matrices``, ``q4/log10_cond`` (mean log10
+condition number, the quantity the paper's Fig. 6 varies) and ``q4/state_bytes_ratio`` (4-bit eigenvector state
+bytes over fp32, summed over the matrices).
+
+``StateBytesCallback`` (``callbacks.shampoo4bit_bytes``) adds ``q4/preconditioner_state_bytes`` of a LowBitShampoo
+run (optimizer.py: ``state_bytes``) to the last epoch's row.
+"""
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+
+from optrepro.errors import InvalidConfigError
+from optrepro.lit.last_row import LastRowCallback
+from optrepro.optim.shampoo import Shampoo
+from reproductions.shampoo4bit.inverse_root import (
+    TARGETS,
+    angle_error_degrees,
+    exact_root,
+    quantized_root,
+    relative_error,
+)
+from reproductions.shampoo4bit.quantize import MAPPINGS, stored_bytes
+
+KEY = "callbacks.shampoo4bit_error"
+
+
+def _integer(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is not an integer in [{low}, {high}]",
+                                 f"give a whole number from {low} to {high}")
+    return value
+
+
+def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is not one of the choices",
+                                 f"use one of {', '.join(allowed)}")
+    return value
+
+
+def shampoo_statistics(optimizer: torch.optim.Optimizer, min_order: int) -> list[torch.Tensor]:
+    """The statistics of a Shampoo optimizer's matrix (or higher-order) parameters of order >= min_order."""
+    if not isinstance(optimizer, Shampoo):
+        raise InvalidConfigError(KEY, f"needs optimizer=shampoo, the run has {type(optimizer).__name__}",
+                                 "use optimizer=shampoo or drop the callback")
+    return [stat for p, state in optimizer.state.items() if p.dim() >= 2
+            for stat in state.get("statistics", []) if stat is not None and stat.shape[0] >= min_order]
+
+
+class QuantizationErrorCallback(LastRowCallback):
+    """Adds the ``q4/*`` errors to the last epoch's history row (module docstring)."""
+
+    def __init__(self, target: str = "eigenvectors_rectified", mapping: str = "linear2", bits: int = 4,
+                 block: int = 64, rectify_steps: int = 1, epsilon: float = 1e-6, min_order: int = 64) -> None:
+        self.target = _choice("target", target, TARGETS)
+        self.mapping = _choice("mapping", mapping, MAPPINGS)
+        self.bits = _integer("bits", bits, 2, 8)
+        if self.mapping == "dynamic_tree" and self.bits != 4:
+            raise InvalidConfigError(f"{KEY}.bits", f"{bits} with the dynamic-tree map, given for 4 bits only",
+                                     "set bits=4 or mapping=linear2")
+        self.block = _integer("block", block, 1, 1 << 20)
+        self.rectify_steps = _integer("rectify_steps", rectify_steps, 0, 100)
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon < 1:
+            raise InvalidConfigError(f"{KEY}.epsilon", f"{epsilon!r} is not in (0, 1)", "give e.g. 1e-6")
+        self.epsilon = float(epsilon)
+        self.min_order = _integer("min_order", min_order, 1, 1 << 20)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        shampoo_statistics(trainer.optimizers[0], self.min_order)  # a run without Shampoo stops before any step
+
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        history = pl_module.history
+        if not history or "q4/nre" in history[-1] or int(history[-1]["epoch"]) + 1 < int(trainer.max_epochs):
+            return
+        pl_module.add_to_last_history_row(self.measure(shampoo_statistics(trainer.optimizers[0], self.min_order)))
+
+    def measure(self, matrices: list[torch.Tensor]) -> dict[str, float]:
+        """The ``q4/*`` values over ``matrices`` (NaN when there is none or one is not finite)."""
+        quant = {"mapping": self.mapping, "bits": self.bits, "block": self.block}
+        errors: dict[str, list[float]] = {f"{kind}_{t}": [] for kind in ("nre", "ae") for t in TARGETS}
+        conds, quantized_bytes, full_bytes = [], 0.0, 0.0
+        for matrix in matrices:
+            matrix = matrix.detach().double().cpu()
+            if not torch.isfinite(matrix).all():
+                return {"q4/nre": math.nan, "q4/ae": math.nan, "q4/matrices": float(len(matrices))}
+            exact = exact_root(matrix, self.epsilon)
+            for target in TARGETS:
+                approx = quantized_root(matrix, target, self.epsilon, self.rectify_steps, **quant)
+                errors[f"nre_{target}"].append(relative_error(exact, approx))
+                errors[f"ae_{target}"].append(angle_error_degrees(exact, approx))
+            eigenvalues = torch.linalg.eigvalsh(matrix)
+            conds.append(math.log10(float(eigenvalues.max() / eigenvalues.min().clamp_min(1e-300))))
+            quantized_bytes += stored_bytes(*matrix.shape, self.bits, self.block)
+            full_bytes += 4 * matrix.numel()
+        if not matrices:
+            return {"q4/nre": math.nan, "q4/ae": math.nan, "q4/matrices": 0.0}
+        out = {f"q4/{name}": sum(values) / len(values) for name, values in errors.items()}
+        out.update({"q4/nre": out[f"q4/nre_{self.target}"], "q4/ae": out[f"q4/ae_{self.target}"],
+                    "q4/nre_ratio": out["q4/nre_eigenvectors_rectified"] / out["q4/nre_preconditioner"],
+                    "q4/matrices": float(len(matrices)), "q4/log10_cond": sum(conds) / len(conds),
+                    "q4/state_bytes_ratio": quantized_bytes / full_bytes})
+        return out
+
+
+class StateBytesCallback(LastRowCallback):
+    """Adds the bytes of LowBitShampoo's stored preconditioner state to the last epoch's history row."""
+
+    def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        history = pl_module.history
+        optimizer = trainer.optimizers[0]
+        if not history or int(history[-1]["epoch"]) + 1 < int(trainer.max_epochs) \
+                or not hasattr(optimizer, "state_bytes"):
+            return
+        pl_module.add_to_last_history_row({"q4/preconditioner_state_bytes": float(optimizer.state_bytes())})

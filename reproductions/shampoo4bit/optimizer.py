@@ -1,0 +1,147 @@
+"""LowBitShampoo: the practical Shampoo of the 4-bit Shampoo paper (Alg. 1-4) with its preconditioners stored in
+fp32, as 4-bit eigenvectors (the paper's method) or as a 4-bit preconditioner (the naive baseline).
+
+For a matrix parameter W (m x n) with gradient G, every ``update_freq`` steps (T1 = T2 here) each side's
+preconditioner A (L: m x m, R: n x n; started at epsilon I) is updated from that step's gradient,
+A <- beta A + (1 - beta) M with M = G G^T or G^T G, and its inverse root (A + max(lambda) epsilon I)^{-1/4} recomputed;
+every step G^ = L^ G R^ is grafted to G's Frobenius norm and W <- W - lr G~ (SGD without momentum as the paper's F)
+[paper, Alg. 3-4]. ``storage``:
+- ``fp32``: A kept in fp32 (the paper's 32-bit Shampoo);
+- ``eigenvectors``: A kept as (eigenvalues fp32, eigenvectors quantized block-wise, quantize.py); before use V is
+  dequantized and rectified by ``rectify_steps`` Björck steps [paper, Alg. 1-2]; the new A is eigendecomposed
+  exactly (``eigh``; the paper: one warm-started QR step);
+- ``preconditioner``: A's off-diagonal kept quantized, its diagonal fp32 (the paper's naive 4-bit Shampoo).
+The inverse roots are kept in fp32 (the paper also quantizes their off-diagonal part: not done here). Sides of order
+below ``min_order`` stay fp32 (the paper: matrices under 4096 entries); 1-D parameters take the plain SGD step.
+``state_bytes()`` counts the stored preconditioner state (A's storage, packed b/8 bytes per code, plus fp32 roots).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from optrepro.errors import InvalidConfigError
+from reproductions.shampoo4bit.inverse_root import bjorck, exact_root, root_from_eigen
+from reproductions.shampoo4bit.quantize import dequantize, quantize, stored_bytes
+
+STORAGES = ("fp32", "eigenvectors", "preconditioner")
+KEY = "optimizer.base"
+
+
+class Side:
+    """One side's preconditioner A in its storage, and its fp32 inverse root."""
+
+    def __init__(self, order: int, storage: str, epsilon: float, bits: int, block: int, rectify_steps: int) -> None:
+        self.order, self.storage, self.epsilon = order, storage, epsilon
+        self.bits, self.block, self.rectify_steps = bits, block, rectify_steps
+        self.root = torch.eye(order, dtype=torch.float64)
+        self._store(epsilon * torch.eye(order, dtype=torch.float64))
+
+    def _store(self, matrix: Tensor) -> None:
+        if self.storage == "fp32":
+            self.matrix = matrix.float()
+        elif self.storage == "eigenvectors":
+            eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
+            self.eigenvalues = eigenvalues.float()
+            self.codes, self.scales = quantize(eigenvectors.T, "linear2", self.bits, self.block)
+        else:
+            self.diagonal = torch.diagonal(matrix).float().clone()
+            self.codes, self.scales = quantize(matrix - torch.diag(torch.diagonal(matrix)), "linear2", self.bits,
+                                               self.block)
+
+    def _eigenvectors(self) -> Tensor:
+        stored = dequantize(self.codes, self.scales, self.order, "linear2", self.bits).T
+        return bjorck(stored, self.rectify_steps)
+
+    def load(self) -> Tensor:
+        """A as float64, dequantized."""
+        if self.storage == "fp32":
+            return self.matrix.double()
+        if self.storage == "eigenvectors":
+            vectors = self._eigenvectors()
+            return (vectors * self.eigenvalues.double()) @ vectors.T
+        off = dequantize(self.codes, self.scales, self.order, "linear2", self.bits)
+        off = 0.5 * (off + off.T)
+        return off - torch.diag(torch.diagonal(off)) + torch.diag(self.diagonal.double())
+
+    def update(self, statistic: Tensor, beta: float) -> None:
+        """A <- beta A + (1 - beta) statistic, then the inverse root from the stored A."""
+        self._store(beta * self.load() + (1 - beta) * statistic.double())
+        if self.storage == "eigenvectors":
+            self.root = root_from_eigen(self.eigenvalues.double(), self._eigenvectors(), self.epsilon)
+        else:
+            self.root = exact_root(self.load(), self.epsilon)
+
+    def state_bytes(self) -> float:
+        root = 4.0 * self.order ** 2
+        if self.storage == "fp32":
+            return root + 4.0 * self.order ** 2
+        extra = 4.0 * self.order  # eigenvalues or diagonal, fp32
+        return root + extra + stored_bytes(self.order, self.order, self.bits, self.block)
+
+
+def _check(name: str, ok: bool, value, fix: str) -> None:
+    if not ok:
+        raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is out of range", fix)
+
+
+class LowBitShampoo(Optimizer):
+    """4-bit Shampoo (module docstring); ``storage=fp32`` is the same algorithm at 32 bits."""
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 0.1, beta: float = 0.95,
+                 epsilon: float = 1e-6, update_freq: int = 10, storage: str = "eigenvectors", bits: int = 4,
+                 block: int = 64, rectify_steps: int = 1, min_order: int = 64, weight_decay: float = 0.0) -> None:
+        _check("lr", isinstance(lr, (int, float)) and lr >= 0, lr, "give lr >= 0")
+        _check("beta", isinstance(beta, (int, float)) and 0 <= beta < 1, beta, "give beta in [0, 1), e.g. 0.95")
+        _check("epsilon", isinstance(epsilon, (int, float)) and 0 < epsilon < 1, epsilon, "give e.g. 1e-6")
+        for name, value, low in (("update_freq", update_freq, 1), ("bits", bits, 2), ("block", block, 1),
+                                 ("rectify_steps", rectify_steps, 0), ("min_order", min_order, 1)):
+            _check(name, isinstance(value, int) and not isinstance(value, bool) and value >= low
+                   and (name != "bits" or value <= 8), value, f"give a whole number >= {low}"
+                   + (" and <= 8" if name == "bits" else ""))
+        if storage not in STORAGES:
+            raise InvalidConfigError(f"{KEY}.storage", f"{storage!r} is not one of the choices",
+                                     f"use one of {', '.join(STORAGES)}")
+        defaults = {"lr": lr, "beta": beta, "epsilon": epsilon, "update_freq": update_freq, "storage": storage,
+                    "bits": bits, "block": block, "rectify_steps": rectify_steps, "min_order": min_order,
+                    "weight_decay": weight_decay}
+        super().__init__(params, defaults)
+
+    def state_bytes(self) -> float:
+        return sum(side.state_bytes() for state in self.state.values() for side in state.get("sides", []))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, group)
+        return loss
+
+    def _update(self, p: Tensor, group: dict[str, Any]) -> None:
+        grad = p.grad if group["weight_decay"] == 0 else p.grad + group["weight_decay"] * p
+        if grad.dim() < 2:
+            p.add_(grad, alpha=-group["lr"])
+            return
+        g = grad.reshape(grad.shape[0], -1).double()
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["sides"] = [Side(n, group["storage"] if n >= group["min_order"] else "fp32", group["epsilon"],
+                                   group["bits"], group["block"], group["rectify_steps"]) for n in g.shape]
+        if state["step"] % group["update_freq"] == 0:
+            left, right = state["sides"]
+            left.update(g @ g.T, group["beta"])
+            right.update(g.T @ g, group["beta"])
+        state["step"] += 1
+        direction = state["sides"][0].root @ g @ state["sides"][1].root
+        direction = direction * (torch.linalg.matrix_norm(g) / torch.linalg.matrix_norm(direction).clamp_min(1e-30))
+        p.add_(direction.reshape(p.shape).to(p.dtype), alpha=-group["lr"])
