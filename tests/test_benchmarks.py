@@ -20,6 +20,7 @@ FINAL_LINES = {
     "claims_speed.py": RATIO_LINE,
     "startup.py": RATIO_LINE,
     "sequential_power.py": RATIO_LINE,
+    "parallel_runs.py": RATIO_LINE,
 }
 
 
