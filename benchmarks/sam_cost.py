@@ -24,7 +24,6 @@ import statistics
 
 from common import (
     FASHION_MNIST_SHAPED,
-    compose_config,
     describe_machine,
     interleaved,
     median_ratio,

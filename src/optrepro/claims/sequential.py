@@ -48,8 +48,8 @@ def spent(t: float, kind: str, alpha: float = ALPHA) -> float:
 def z_boundaries(looks: tuple[int, ...], kind: str = "obf", alpha: float = ALPHA) -> tuple[float, ...]:
     """The two-sided z boundary c_k of each look (seeds per arm n_k, increasing)."""
     fractions = [n / looks[-1] for n in looks]
-    increments = [alpha_k - alpha_prev for alpha_prev, alpha_k in
-                  zip([0.0, *(spent(t, kind, alpha) for t in fractions[:-1])], (spent(t, kind, alpha) for t in fractions))]
+    cumulative = [spent(t, kind, alpha) for t in fractions]
+    increments = [now - before for before, now in zip([0.0, *cumulative[:-1]], cumulative)]
     boundaries = [float(norm.ppf(1 - increments[0] / 2))]
     # Sub-density of the score S_1 = Z_1 sqrt(t_1) on the continuation region, on a grid.
     width = boundaries[0] * math.sqrt(fractions[0])

@@ -27,8 +27,9 @@ SHIPPED_SHA256 = {
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST = HubImageDataset(
     "fashion_mnist", "zalando-datasets/fashion_mnist", "label", 10,
-    offline_source=(f"Without internet: restore the copy the repository ships (`git checkout -- data/shipped/fashion_mnist`), "
-                    f"or on Debian or Ubuntu `sudo apt-get install dataset-fashion-mnist` (IDX files in {DEBIAN_DIR}). "),
+    offline_source=("Without internet: restore the copy the repository ships "
+                    "(`git checkout -- data/shipped/fashion_mnist`), or on Debian or Ubuntu "
+                    f"`sudo apt-get install dataset-fashion-mnist` (IDX files in {DEBIAN_DIR}). "),
 )
 IDX_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
