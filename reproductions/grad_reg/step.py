@@ -85,9 +85,9 @@ class GradRegStep(StepStrategy):
                 param.grad = grad + scale * (shifted - grad)
 
 
-def build_gr_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
+def check_knobs(cfg, accumulate: int) -> tuple[str, float, float]:
     """``optimizer`` node: ``base`` (a Hydra partial of torch SGD), ``method``, ``gamma`` (>= 0), ``epsilon`` (> 0,
-    the finite-difference step; unused by double_backprop and none)."""
+    the finite-difference step; unused by double_backprop and none); one micro-batch per step."""
     method, gamma, epsilon = cfg.get("method"), cfg.get("gamma"), cfg.get("epsilon")
     if method not in METHODS:
         raise InvalidConfigError("optimizer.method", f"unknown value {method!r}",
@@ -102,6 +102,19 @@ def build_gr_step(cfg, model, *, num_train_samples, num_classes, accumulate, gra
     if accumulate != 1:
         raise InvalidConfigError("train.accumulate", f"{accumulate} micro-batches per step",
                                  "the gradient-regularization step takes one: set train.accumulate=1")
+    return method, float(gamma), float(epsilon)
+
+
+def validate(cfg) -> None:
+    """Called by the config check (optrepro.config_schema, rule step_config) before the run has a folder."""
+    check_knobs(cfg.optimizer, int(cfg.train.accumulate))
+
+
+def build_gr_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
+    """The gradient-regularization step on the ``optimizer`` node (check_knobs)."""
+    method, gamma, epsilon = check_knobs(cfg, accumulate)
     optimizer = build_base_optimizer(cfg, model)
-    return optimizer, GradRegStep(optimizer, method=method, gamma=float(gamma), epsilon=float(epsilon),
-                                  grad_clip=grad_clip)
+    return optimizer, GradRegStep(optimizer, method=method, gamma=gamma, epsilon=epsilon, grad_clip=grad_clip)
+
+
+build_gr_step.validate = validate

@@ -97,11 +97,13 @@ def test_bad_knobs_name_the_key(key, value, message):
         build_gr_step(node, linear_model(), num_train_samples=4, num_classes=2, accumulate=1, grad_clip=None)
 
 
-def test_bad_knob_exits_2_with_one_line():
-    done = subprocess.run([sys.executable, "run.py", "+repro=gr_smoke", "optimizer.method=central", "logger=csv"],
+def test_bad_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
+    done = subprocess.run([sys.executable, "run.py", "+repro=gr_smoke", "optimizer.method=central", "logger=csv",
+                           f"paths.runs_dir={tmp_path / 'runs'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.method: unknown value")
+    assert not (tmp_path / "runs").exists()  # checked by the config check, before any work
 
 
 def test_smoke_run_and_cost_callback_finish_with_records(tmp_path):
