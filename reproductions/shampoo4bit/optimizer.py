@@ -17,14 +17,14 @@ below ``min_order`` stay fp32 (the paper: matrices under 4096 entries); 1-D para
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
 from optrepro.errors import InvalidConfigError
+from optrepro.optim.per_parameter import PerParameterOptimizer
 from reproductions.shampoo4bit.inverse_root import bjorck, exact_root, root_from_eigen
 from reproductions.shampoo4bit.quantize import dequantize, quantize, stored_bytes
 
@@ -89,7 +89,7 @@ def _check(name: str, ok: bool, value, fix: str) -> None:
         raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is out of range", fix)
 
 
-class LowBitShampoo(Optimizer):
+class LowBitShampoo(PerParameterOptimizer):
     """4-bit Shampoo (module docstring); ``storage=fp32`` is the same algorithm at 32 bits."""
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 0.1, beta: float = 0.95,
@@ -113,18 +113,6 @@ class LowBitShampoo(Optimizer):
 
     def state_bytes(self) -> float:
         return sum(side.state_bytes() for state in self.state.values() for side in state.get("sides", []))
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group)
-        return loss
 
     def _update(self, p: Tensor, group: dict[str, Any]) -> None:
         grad = p.grad if group["weight_decay"] == 0 else p.grad + group["weight_decay"] * p

@@ -24,12 +24,13 @@ Inverse roots are computed in float64 by an eigendecomposition, eigenvalues clam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
+
+from optrepro.optim.per_parameter import PerParameterOptimizer
 
 
 def inverse_root(matrix: Tensor, exponent: float, floor: float, shift: float = 0.0) -> Tensor:
@@ -54,7 +55,7 @@ def multiply_along(tensor: Tensor, matrix: Tensor, dim: int) -> Tensor:
     return torch.tensordot(matrix, tensor, dims=([1], [dim])).movedim(0, dim)
 
 
-class Shampoo(Optimizer):
+class Shampoo(PerParameterOptimizer):
     """Shampoo (Gupta et al. 2018, Algorithm 2); defaults reproduce the paper's update without extras."""
 
     def __init__(
@@ -83,18 +84,6 @@ class Shampoo(Optimizer):
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "epsilon": epsilon,
                     "update_freq": update_freq, "max_preconditioner_dim": max_preconditioner_dim}
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group)
-        return loss
 
     def _update(self, p: Tensor, group: dict[str, Any]) -> None:
         grad = p.grad.reshape(p.shape or (1,))  # a scalar is a vector of length 1
