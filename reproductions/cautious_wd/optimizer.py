@@ -57,10 +57,7 @@ class CautiousWeightDecay(BaseOptimizerWrapper):
         if not decay >= 0.0:
             raise ValueError(f"weight decay must be >= 0, got {decay}")
         super().__init__(params, base_optimizer, dict(cautious_decay=float(decay)))
-        for group in self.param_groups:
-            if group.get("weight_decay", 0.0):
-                raise ValueError("the base optimizer must run without weight decay (cautious decay replaces it); "
-                                 f"a group has weight_decay={group['weight_decay']}")
+        self.require_base_without_weight_decay("cautious decay replaces it")
         self.mask = mask
         self.generator = seeded_generator(int(seed), RANDOM_MASK_STREAM)
         self._active: Tensor | None = None  # summed on the parameters' device: no host sync per step

@@ -40,10 +40,7 @@ class MFAC(BaseOptimizerWrapper):
         if window_dtype not in DTYPES:
             raise ValueError(f"window_dtype={window_dtype!r} is not one of {', '.join(DTYPES)}")
         super().__init__(params, base_optimizer, dict(mfac_decay=float(decay)))
-        for group in self.param_groups:
-            if group.get("weight_decay", 0.0):
-                raise ValueError("the base optimizer must run without weight decay (M-FAC adds it to the gradient "
-                                 f"before the window); a group has weight_decay={group['weight_decay']}")
+        self.require_base_without_weight_decay("M-FAC adds it to the gradient before the window")
         params = [p for group in self.param_groups for p in group["params"]]
         self.window = SlidingWindowIHVP(sum(p.numel() for p in params), ngrads, damp,
                                         dtype=DTYPES[window_dtype], device=params[0].device)

@@ -25,6 +25,13 @@ class BaseOptimizerWrapper(Optimizer):
         self._share_base_state()
         self.defaults.update(self.base_optimizer.defaults)
 
+    def require_base_without_weight_decay(self, why: str) -> None:
+        """For a wrapper that applies weight decay itself: the base optimizer's own decay would apply it twice."""
+        for group in self.param_groups:
+            if group.get("weight_decay", 0.0):
+                raise ValueError(f"the base optimizer must run without weight decay ({why}); "
+                                 f"a group has weight_decay={group['weight_decay']}")
+
     def _share_base_state(self) -> None:
         self.param_groups = self.base_optimizer.param_groups
         self.state = self.base_optimizer.state
