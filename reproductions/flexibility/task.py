@@ -29,7 +29,7 @@ from optrepro.optim.factory import build_optimizer
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import failure_status, utc_now
-from optrepro.train import write_run_record
+from optrepro.train import solver_timing, write_run_record
 from reproductions.flexibility.search import largest_fitted
 from reproductions.flexibility.subsets import balanced_order, random_labels
 from reproductions.flexibility.trial import run_trial
@@ -110,9 +110,7 @@ class EMCSearchTask:
             raise
         finally:
             wall, cpu = time.perf_counter() - clock, time.process_time() - cpu0
-            timing = {"wall_time_s": wall, "train_time_s": wall, "steps": steps,
-                      "time_per_step_s": wall / max(steps, 1), "last_epoch_time_per_step_s": wall / max(steps, 1),
-                      "last_epoch_cpu_time_per_step_s": cpu / max(steps, 1), "samples_per_s": float("nan")}
+            timing = solver_timing(wall, wall, cpu, steps)
             devices = provenance.device_names(str(cfg.hardware.accelerator), 1)
             record = write_run_record(cfg, run_dir, status=status, error=error, history=history, timing=timing,
                                       device_names=devices, wandb=None, started_at=started_at, code=code,

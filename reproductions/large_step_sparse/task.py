@@ -19,7 +19,7 @@ from optrepro.errors import InvalidConfigError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import failure_status, utc_now
-from optrepro.train import write_run_record
+from optrepro.train import solver_timing, write_run_record
 from reproductions.large_step_sparse.dln import make_problem, train
 
 ALGORITHMS = ("sgd", "gd")
@@ -81,9 +81,7 @@ class DiagonalNetTask:
             raise
         finally:
             steps = int(history[-1]["step"]) if history else 0
-            timing = {"wall_time_s": time.perf_counter() - clock, "train_time_s": wall, "steps": steps,
-                      "time_per_step_s": wall / max(steps, 1), "last_epoch_time_per_step_s": wall / max(steps, 1),
-                      "last_epoch_cpu_time_per_step_s": cpu / max(steps, 1), "samples_per_s": float("nan")}
+            timing = solver_timing(time.perf_counter() - clock, wall, cpu, steps)
             record = write_run_record(cfg, run_dir, status=status, error=error, history=history, timing=timing,
                                       device_names=provenance.device_names("cpu", 1), wandb=None,
                                       started_at=started_at, code=code, extra={"task": "diag_net"})

@@ -17,7 +17,7 @@ from optrepro.errors import ConfigError, InvalidConfigError, UnknownChoiceError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import failure_status, utc_now
-from optrepro.train import write_run_record
+from optrepro.train import solver_timing, write_run_record
 from reproductions.notears_topo import GRAPH_TYPES, NOISE_TYPES, SOLVERS
 from reproductions.notears_topo.data import is_dag, make_data, topological_order
 from reproductions.notears_topo.metrics import count_accuracy, score
@@ -121,15 +121,7 @@ def run_structure(cfg: DictConfig) -> dict[str, Any]:
         status, error = failure_status(exc)
         raise
     finally:
-        timing = {
-            "wall_time_s": time.perf_counter() - clock,
-            "train_time_s": solve_wall,
-            "steps": 1 if history else 0,
-            "time_per_step_s": solve_wall,
-            "last_epoch_time_per_step_s": solve_wall,
-            "last_epoch_cpu_time_per_step_s": solve_cpu,
-            "samples_per_s": float("nan"),
-        }
+        timing = solver_timing(time.perf_counter() - clock, solve_wall, solve_cpu, 1 if history else 0)
         record = write_run_record(
             cfg, run_dir, status=status, error=error, history=history, timing=timing,
             device_names=provenance.device_names("cpu", 1), wandb=None, started_at=started_at, code=code,

@@ -100,6 +100,15 @@ def timing_info(module, wall_time_s: float, global_batch: int, earlier: list[dic
     }
 
 
+def solver_timing(wall_time_s: float, train_time_s: float, train_cpu_s: float, steps: int) -> dict[str, float]:
+    """The timing block of a run that trains outside Lightning (a paper's own task: a solver, a NumPy loop, a
+    search): no epochs, so its last-epoch figures are the whole run's."""
+    per_step = train_time_s / max(steps, 1)
+    return {"wall_time_s": wall_time_s, "train_time_s": train_time_s, "steps": steps, "time_per_step_s": per_step,
+            "last_epoch_time_per_step_s": per_step, "last_epoch_cpu_time_per_step_s": train_cpu_s / max(steps, 1),
+            "samples_per_s": float("nan")}
+
+
 def earlier_attempts(run_dir: Path) -> list[dict[str, Any]]:
     """The attempts an interrupted record in this run folder already counts (a requeued job's earlier lives)."""
     record = read_record(run_dir) if (run_dir / "record.json").exists() else None
