@@ -320,6 +320,35 @@ def test_label_noise_needs_the_run_seed():
         load_splits({"name": "synthetic", "label_noise": 0.2}, "unused")
 
 
+# ---------------------------------------------------------------- validation split
+
+
+def test_the_validation_split_is_held_out_of_training_per_seed_and_the_test_set_is_gone():
+    cfg = {"name": "digits", "val_fraction": 0.1}
+    full = load_splits({"name": "digits"}, "unused")
+    split = load_splits(cfg, "unused", seed=3)
+    assert split.eval_split == "val" and full.eval_split == "test"
+    assert (len(split.y_train), len(split.y_test)) == (1212, 135)  # round(0.1 * 1347) held out
+    together = torch.cat([split.x_train, split.x_test]).flatten(1)
+    assert sorted(map(tuple, together.tolist())) == sorted(map(tuple, full.x_train.flatten(1).tolist()))
+    assert torch.equal(load_splits(cfg, "unused", seed=3).x_test, split.x_test)
+    assert not torch.equal(load_splits(cfg, "unused", seed=4).x_test, split.x_test)
+
+
+def test_label_noise_reaches_the_training_part_only_so_validation_labels_stay_clean():
+    cfg = {"name": "synthetic", "num_samples": 2000, "num_classes": 5, "val_fraction": 0.2}
+    clean = load_splits(cfg, "unused", seed=7)
+    noisy = load_splits({**cfg, "label_noise": 0.5}, "unused", seed=7)
+    assert torch.equal(noisy.y_test, clean.y_test) and torch.equal(noisy.x_test, clean.x_test)
+    assert torch.equal(noisy.y_train_clean, clean.y_train) and noisy.noisy_label_fraction > 0.3
+
+
+@pytest.mark.parametrize("fraction", [0.0001, 0.9999])
+def test_a_validation_fraction_that_empties_a_part_is_refused(fraction):
+    with pytest.raises(ValueError, match=r"holds out \d+ of 1347 training samples; choose a fraction"):
+        load_splits({"name": "digits", "val_fraction": fraction}, "unused", seed=0)
+
+
 # ---------------------------------------------------------------- augmentation ops
 
 

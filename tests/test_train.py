@@ -75,6 +75,14 @@ def test_record_has_every_field_and_describes_the_run(make_cfg, tmp_path):
     assert [row["epoch"] for row in record["history"]] == [0]
 
 
+def test_a_run_on_a_validation_split_reports_val_metrics_and_never_test_metrics(make_cfg):
+    record = run(make_cfg(FAST + DATASETS["digits"] + ["dataset.val_fraction=0.1"]))
+    final = record["metrics"]["final"]
+    assert {"val/acc", "val/error", "val/loss"} <= set(final)
+    assert not [key for row in record["history"] for key in row if key.startswith("test/")]
+    assert final["val/error"] == pytest.approx(100 * (1 - final["val/acc"]))
+
+
 def test_same_seed_gives_identical_metrics_and_another_seed_does_not(make_cfg):
     overrides = FAST + DATASETS["digits"] + ["limits.train_batches=6", "skip_finished=false"]
     first, second = run(make_cfg(overrides)), run(make_cfg(overrides))

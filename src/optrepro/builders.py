@@ -57,6 +57,7 @@ class DataInfo:
     input_shape: tuple[int, ...]
     num_train: int
     noisy_label_fraction: float = 0.0
+    eval_split: str = "test"  # "val" when dataset.val_fraction holds out a validation split
 
 
 def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
@@ -77,7 +78,8 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
         splits, batch_size=batch_size, augment=cfg.dataset.augment, seed=int(cfg.seed),
         drop_last=bool(cfg.train.drop_last), channels_last=bool(cfg.hardware.channels_last),
     )
-    return datamodule, DataInfo(num_classes, input_shape, splits.num_train, splits.noisy_label_fraction)
+    return datamodule, DataInfo(num_classes, input_shape, splits.num_train, splits.noisy_label_fraction,
+                                splits.eval_split)
 
 
 def build_net(cfg: DictConfig, data: DataInfo) -> nn.Module:
@@ -128,6 +130,7 @@ def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo, module_class: 
         loss_fn=loss_fn,
         **module_kwargs,
     )
+    module.eval_split = data.eval_split
     if hasattr(loss_fn, "bind_step"):
         loss_fn.bind_step(lambda: module.global_step)  # a loss with a schedule reads the optimizer steps taken so far
     return module

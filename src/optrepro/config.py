@@ -24,6 +24,7 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
     "train.loss_dtype": None,
     "optimizer.orthogonal_grad": False,
     "train.drop_last": False,
+    "dataset.val_fraction": None,
     "callbacks": {},
     "loss": {"_target_": "optrepro.losses.CrossEntropy"},
     "task": {"_target_": "optrepro.train.ClassificationTask"},

@@ -120,6 +120,7 @@ class Dataset(OpenSection):
     path: Text | None = None
     label_noise: Fraction = 0.0
     train_subset: PosInt | None = None
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None  # data.validation: evaluate on a held-out part
     augment: Augment = Augment()
     num_workers: NonNegInt | None = None
     num_samples: PosInt | None = None
@@ -389,13 +390,16 @@ PATH_DATASETS = ("cifar10", "cifar100", "fashion_mnist", "imagenet")  # the prod
 
 def dataset_source(cfg: DictConfig) -> None:
     """A product dataset by name, or a paper's own through `dataset.loader` (optrepro.data.registry)."""
-    from optrepro.data.registry import DATASET_NAMES, dataset_loader
+    from optrepro.data.registry import DATASET_NAMES, FOLDER_DATASETS, dataset_loader
 
     if cfg.dataset.get("loader") is not None:
         dataset_loader(cfg.dataset.loader)
     elif cfg.dataset.name not in DATASET_NAMES:
         raise InvalidConfigError("dataset.name", f"unknown dataset {cfg.dataset.name!r}",
                                  f"valid choices: {', '.join(sorted(DATASET_NAMES))}")
+    elif cfg.dataset.get("val_fraction") and cfg.dataset.name in FOLDER_DATASETS:
+        raise InvalidConfigError("dataset.val_fraction", f"{cfg.dataset.name} is read from folders, which have no "
+                                 "held-out validation split here", "remove dataset.val_fraction")
     elif cfg.dataset.get("path") and cfg.dataset.name not in PATH_DATASETS:
         raise InvalidConfigError("dataset.path", f"{cfg.dataset.name} reads no files (it ships with a package or is "
                                  "generated), so the path would be ignored",

@@ -17,7 +17,7 @@ from typing import Any
 
 log = logging.getLogger("optrepro")
 
-HEADLINE_METRICS = ("test/error", "test/acc", "test/loss", "train/loss", "train/acc")
+HEADLINE_METRICS = ("test/error", "test/acc", "test/loss", "val/error", "val/acc", "val/loss", "train/loss", "train/acc")
 
 
 @dataclass(frozen=True)

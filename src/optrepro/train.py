@@ -168,7 +168,7 @@ class ClassificationTask:
             with shared_run_dir(run_dir):
                 trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
                 last_row = module.history[-1] if module.history else {}
-                if not module.diverged and "test/acc" not in last_row:
+                if not module.diverged and f"{module.eval_split}/acc" not in last_row:
                     trainer.validate(module, datamodule=datamodule, verbose=False)
             if module.diverged:
                 status, error = "diverged", "the training loss became NaN or infinite; the run was stopped"

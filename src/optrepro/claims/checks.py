@@ -25,6 +25,8 @@ claims.yaml before the runs; reproductions/README.md explains it to authors):
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -400,6 +402,22 @@ def evaluate_claim(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str]
     """The verdict on `claim` from `records` (with match_key column); `arm_keys` maps arm -> match key."""
     if getattr(claim.check, "measure", "runs") == "side_by_side":
         return timing_verdict(claim)
+    if claim.tuning_pending:
+        first = claim.looks[0] if claim.looks else claim.seeds
+        return Verdict(claim, NOT_RUN, math.nan, math.nan, math.nan, "", "its tuning stage has not chosen "
+                       f"{claim.tuning.knob} yet (python -m optrepro claims run {claim.key} runs the grid on the "
+                       "validation split first)", {}, None, (), missing_seeds={arm: tuple(range(first))
+                                                                               for arm in claim.arms})
+    verdict = _evaluate(claim, records, arm_keys, hardware_filter)
+    if claim.tuned:
+        chosen = ", ".join(f"{arm} {value:g}" for arm, value in claim.tuned)
+        verdict = dataclasses.replace(verdict, notes=(*verdict.notes, f"{claim.tuning.knob} chosen on the validation "
+                                                      f"split by the claim's tuning stage: {chosen}"))
+    return verdict
+
+
+def _evaluate(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str],
+              hardware_filter: HardwareFilter | None) -> Verdict:
     evidence = gather_evidence(claim, records, arm_keys, check_metric(claim), hardware_filter)
     if evidence.missing:
         first_look = {arm: tuple(s for s in seeds if not claim.looks or s < claim.looks[0])

@@ -126,6 +126,51 @@ def measure_side_by_side(claims, dry_run: bool) -> None:
         print(f"{claim.key}: wrote {timing.measure(claim, arm_stepper)}")
 
 
+def tune_pending(claims, args: argparse.Namespace, overrides: list[str]) -> tuple[list[str], bool]:
+    """The tuning stage of every claim that has not chosen its values (claims.tuning): run the missing grid runs,
+    then write each tuning record. Returns (failed commands, whether any record was written)."""
+    from optrepro.claims import launch, tuning
+    from optrepro.claims.match import ArmComposer
+    from optrepro.records.provenance import code_info
+
+    pending = [claim for claim in claims if claim.tuning_pending]
+    if not pending:
+        return [], False
+    records = _records(args)
+    runs = []
+    with ArmComposer(args.config_dir) as composer:
+        for claim in pending:
+            found = tuning.grid_runs(claim, records, composer, overrides)
+            missing = tuning.missing_grid_runs(claim, found)
+            print(f"{claim.key}: tuning {claim.tuning.knob} on the validation split, {len(missing)} of "
+                  f"{len(found) * claim.tuning.seeds} grid run(s) missing")
+            runs += [launch.PlannedRun(claim.key, point.arm, seed, (*claim.arm_overrides(point.arm), *overrides,
+                                                                    *point.extra, f"seed={seed}"), key)
+                     for point, seed in missing for key in [found[point][0]]]
+    failed = _launch(runs, args)
+    if args.dry_run or failed:
+        return failed, False
+    records = _records(args)
+    with ArmComposer(args.config_dir) as composer:
+        for claim in pending:
+            record = tuning.choose(claim, tuning.grid_runs(claim, records, composer, overrides), code_info())
+            chosen = ", ".join(f"{arm} {entry['chosen']:g}" for arm, entry in record["arms"].items())
+            print(f"{claim.key}: chose {claim.tuning.knob}: {chosen}; wrote {tuning.write_record(claim, record)}")
+    return [], True
+
+
+def _launch(runs, args: argparse.Namespace) -> list[str]:
+    """Run (or with --dry-run print) the planned runs with the chosen launcher; returns the failed commands."""
+    from optrepro.claims import launch
+
+    commands = (launch.slurm_commands if args.launcher == "slurm" else launch.local_commands)(runs)
+    if args.dry_run:
+        for command in commands:
+            print(launch.show(command))
+        return []
+    return launch.execute(commands, jobs=len(commands) if args.launcher == "slurm" else args.jobs)
+
+
 def run_claims(args: argparse.Namespace) -> int:
     from optrepro.claims import launch
     from optrepro.claims.load import load_all_claims, select_claims
@@ -137,19 +182,23 @@ def run_claims(args: argparse.Namespace) -> int:
     timed = [c for c in claims if getattr(c.check, "measure", "runs") == "side_by_side"]
     claims = [c for c in claims if c not in timed]
     measure_side_by_side(timed, dry_run=args.dry_run)
+    failed, tuned = tune_pending(claims, args, overrides)
+    if failed:
+        print("\n".join(f"failed: {command}" for command in failed))
+        return 1
+    if tuned:  # the arms now carry their chosen values
+        claims = select_claims(load_all_claims(args.reproductions), [c.key for c in claims])
+    pending = [c.key for c in claims if c.tuning_pending]
+    if pending:
+        print(f"after tuning: {', '.join(pending)} (their runs are planned once the tuning records exist)")
+    claims = [c for c in claims if not c.tuning_pending]
     records = _records(args)
     with ArmComposer(args.config_dir) as composer:
         planned = launch.plan_missing_runs(claims, records, composer, overrides)
     print(f"{len(planned)} run(s) missing for {len(claims)} claim(s)")
     for run in planned:
         print(f"  {run.claim} arm={run.arm} seed={run.seed} config_hash={run.config_hash}")
-    build = launch.slurm_commands if args.launcher == "slurm" else launch.local_commands
-    commands = build(planned)
-    if args.dry_run:
-        for command in commands:
-            print(launch.show(command))
-        return 0
-    failed = launch.execute(commands, jobs=len(commands) if args.launcher == "slurm" else args.jobs)
+    failed = _launch(planned, args)
     for command in failed:
         print(f"failed: {command}")
     return 1 if failed else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,9 +19,14 @@ class UnknownClaimError(OptreproError, LookupError):
 
 
 def load_paper_claims(path: Path | str) -> PaperClaims:
-    """The claims of one file; its folder name is the paper name the file must declare."""
+    """The claims of one file; its folder name is the paper name the file must declare. A claim with a tuning stage
+    gets the values its tuning record chose (claims.tuning), read from the repository that holds the file."""
+    from optrepro.claims.tuning import with_tuned_values
+
     path = Path(path)
-    return parse_claims_text(path.read_text(), path, expected_paper=path.parent.name)
+    paper = parse_claims_text(path.read_text(), path, expected_paper=path.parent.name)
+    tuning_dir = path.resolve().parents[2] / "results" / "tuning"
+    return dataclasses.replace(paper, claims=tuple(with_tuned_values(claim, tuning_dir) for claim in paper.claims))
 
 
 def load_all_claims(reproductions_dir: Path | str) -> list[PaperClaims]:

@@ -80,8 +80,13 @@ def decide_claims(claims: Sequence[Claim], records: pd.DataFrame, composer: ArmC
     composer = composer or ArmComposer(CONFIG_DIR)
     if "match_key" not in records.columns:
         records = with_match_keys(records)
+    from optrepro.claims.tuning import check_grid
+
     with composer:
         keys = arm_match_keys(claims, composer)
+        for claim in claims:
+            if claim.tuning is not None:
+                check_grid(claim, composer)
     return {claim.key: evaluate_claim(claim, records, {arm: keys[(claim.key, arm)] for arm in claim.arms})
             for claim in claims}
 

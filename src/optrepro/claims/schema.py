@@ -156,6 +156,25 @@ Check = Union[ValueCheck, OrderingCheck, RatioCheck, BoundCheck]
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """A claim's tuning stage (claims.tuning): `knob` picked per arm from `grid[arm]` by the mean of `metric` over
+    `seeds` runs per value that evaluate on a validation split (`val_fraction` of the training set), best by
+    `direction`. Arms without a grid run as their overrides say (the paper fixes their knobs)."""
+
+    knob: str
+    grid: dict[str, tuple[float, ...]]
+    val_fraction: float
+    metric: str
+    direction: str
+    seeds: int
+    source: str
+
+    def value_overrides(self, value: float) -> tuple[str, ...]:
+        """The overrides of one grid point: the knob's value, evaluated on the validation split."""
+        return (f"{self.knob}={value!r}", f"++dataset.val_fraction={self.val_fraction!r}")
+
+
+@dataclass(frozen=True)
 class Claim:
     """One claim of a paper; `key` (`<paper>/<id>`) names it everywhere (CLI, RESULTS.md, CI)."""
 
@@ -174,6 +193,8 @@ class Claim:
     line: int = 0
     looks: tuple[int, ...] = ()  # pre-registered sequential looks (seeds per arm); seeds is the last one
     spending: str = "obf"  # their alpha spending (claims.sequential)
+    tuning: Tuning | None = None
+    tuned: tuple[tuple[str, float], ...] = ()  # (arm, chosen value) from the claim's tuning record (claims.tuning)
 
     @property
     def key(self) -> str:
@@ -184,8 +205,15 @@ class Claim:
         """The seeds that answer the claim: 0 .. seeds-1 (fixed up front, so no seed is cherry-picked)."""
         return tuple(range(self.seeds))
 
+    @property
+    def tuning_pending(self) -> bool:
+        """A tuning stage whose choice is not recorded yet: the arms' settings are not known, so no run answers."""
+        return self.tuning is not None and not self.tuned
+
     def arm_overrides(self, arm: str) -> list[str]:
-        return [*self.setting, *self.arms[arm].overrides]
+        chosen = dict(self.tuned)
+        tuned = [f"{self.tuning.knob}={chosen[arm]!r}"] if arm in chosen else []
+        return [*self.setting, *self.arms[arm].overrides, *tuned]
 
 
 @dataclass(frozen=True)
@@ -327,8 +355,10 @@ def _join(where: str, key: str) -> str:
 TOP_FIELDS = {"paper": True, "title": True, "citation": True, "claims": True}
 CLAIM_FIELDS = {
     "id": True, "source": True, "statement": True, "tier": True, "seeds": True, "metric": True,
-    "metric_source": False, "arms": True, "setting": False, "check": True, "reported": False,
+    "metric_source": False, "arms": True, "setting": False, "check": True, "reported": False, "tuning": False,
 }
+TUNING_FIELDS = {"knob": True, "grid": True, "val_fraction": True, "metric": True, "direction": True, "seeds": True,
+                 "source": True}
 SOURCE_FIELDS = {"where": True, "page": False}
 ARM_FIELDS = {"overrides": True}
 CHECK_FIELDS = {
@@ -401,13 +431,66 @@ def _parse_claim(reader: _Reader, raw: Any, line: int, where: str, paper: str) -
         reader.issue(mapping.lines["seeds"], f"{where}.seeds", f"looks with the exact {check.exact} test",
                      "a fixed seed count (seeds: N): the exact tests are fixed-n")
     reported = _parse_reported(reader, mapping, where, arms)
+    tuning = _parse_tuning(reader, mapping, where, arms)
     if len(reader.issues) > before:
         return None
     return Claim(
         paper=paper, id=claim_id, source=source, statement=statement, tier=tier, seeds=seeds,
         metric=metric, metric_source=metric_source, arms=arms, setting=tuple(setting), check=check,
-        reported=reported, line=line, looks=looks, spending=spending,
+        reported=reported, line=line, looks=looks, spending=spending, tuning=tuning,
     )
+
+
+def _parse_tuning(reader: _Reader, claim: LineDict, where: str, arms: dict[str, Arm]) -> Tuning | None:
+    """`tuning: {knob, grid: {arm: [values]}, val_fraction, metric, direction, seeds, source}` (claims.tuning)."""
+    if "tuning" not in claim:
+        return None
+    where = f"{where}.tuning"
+    mapping = reader.mapping(claim["tuning"], claim.lines["tuning"], where)
+    if mapping is None:
+        return None
+    before = len(reader.issues)
+    reader.fields(mapping, where, TUNING_FIELDS)
+    knob = reader.get(mapping, "knob", where, STRING)
+    fraction = reader.get(mapping, "val_fraction", where, NUMBER)
+    if fraction is not None and not 0 < fraction < 1:
+        reader.issue(mapping.lines["val_fraction"], f"{where}.val_fraction", f"{fraction} leaves no validation or "
+                     "no training samples", "a fraction strictly between 0 and 1, e.g. 0.1 (SAM: 10% of training)")
+    seeds = reader.get(mapping, "seeds", where, INTEGER)
+    if seeds is not None and seeds < 1:
+        reader.issue(mapping.lines["seeds"], f"{where}.seeds", f"{seeds} seeds per grid value", "an integer >= 1")
+    grid = _parse_grid(reader, mapping, where, arms)
+    tuning = Tuning(knob, grid, fraction, reader.get(mapping, "metric", where, STRING),
+                    reader.choice(mapping, "direction", where, DIRECTIONS), seeds,
+                    reader.get(mapping, "source", where, STRING))
+    return tuning if len(reader.issues) == before else None
+
+
+def _parse_grid(reader: _Reader, tuning: LineDict, where: str, arms: dict[str, Arm]) -> dict[str, tuple[float, ...]]:
+    """arm -> its grid; every tuned arm gets as many values as the others (one tuning budget for all)."""
+    if "grid" not in tuning:
+        return {}
+    where = f"{where}.grid"
+    mapping = reader.mapping(tuning["grid"], tuning.lines["grid"], where)
+    if mapping is None:
+        return {}
+    grid: dict[str, tuple[float, ...]] = {}
+    for arm, values in mapping.items():
+        line = mapping.lines[arm]
+        if arm not in arms:
+            reader.issue(line, f"{where}.{arm}", f"arm {arm!r} is not defined in `arms`", ", ".join(arms))
+        elif not (isinstance(values, list) and values and all(_is_number(v) for v in values)
+                  and len(set(values)) == len(values)):
+            reader.issue(line, f"{where}.{arm}", f"{values!r} is not a list of distinct numbers", "e.g. [0.05, 0.1]")
+        else:
+            grid[arm] = tuple(values)
+    if not mapping:
+        reader.issue(mapping.line, where, "no arm to tune", "arm: [values], e.g. sam: [0.01, 0.02, 0.05]")
+    if len({len(values) for values in grid.values()}) > 1:
+        reader.issue(mapping.line, where, "arms tuned with grids of different sizes "
+                     f"({', '.join(f'{a}: {len(v)}' for a, v in grid.items())})",
+                     "the same number of values for every tuned arm (one tuning budget for all arms)")
+    return grid
 
 
 SEEDS_FIELDS = {"looks": True, "spending": False}

@@ -19,6 +19,7 @@ from optrepro.data.splits import ArraySplits
 from optrepro.data.subset import with_train_subset
 from optrepro.data.synthetic_data import load_synthetic
 from optrepro.data.two_moons_data import load_two_moons
+from optrepro.data.validation import with_validation_split
 from optrepro.errors import InvalidConfigError, OptreproError, UnknownChoiceError
 from optrepro.paths import import_reproductions
 
@@ -62,9 +63,12 @@ def load_splits(dataset_cfg, data_dir: str | Path, seed: int | None = None) -> A
     subset = dataset_cfg.get("train_subset")
     if subset:
         splits = with_train_subset(splits, int(subset), int(dataset_cfg.get("train_subset_seed", 0)))
+    val_fraction = float(dataset_cfg.get("val_fraction") or 0.0)
     noise = float(dataset_cfg.get("label_noise") or 0.0)
+    if (val_fraction or noise) and seed is None:
+        raise ValueError("dataset.val_fraction and dataset.label_noise need the run seed: call load_splits(..., seed=cfg.seed)")
+    if val_fraction:
+        splits = with_validation_split(splits, val_fraction, seed)
     if noise:
-        if seed is None:
-            raise ValueError(f"dataset.label_noise={noise} needs the run seed: call load_splits(..., seed=cfg.seed)")
         splits = with_label_noise(splits, noise, seed)
     return splits

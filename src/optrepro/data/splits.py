@@ -15,6 +15,8 @@ class ArraySplits:
     Images are uint8 N x C x H x W (normalized per batch on the device); vectors are float32 N x D.
     `mean`/`std` hold one value per channel (images, in [0, 1] units) or per feature (vectors).
     `y_train_clean` is set when label noise replaced `y_train`, so the flipped fraction can be recorded.
+    `eval_split` names what `x_test`/`y_test` hold: the test set, or a validation split of the training set
+    (data.validation); runs log their evaluation metrics under that name (`test/acc`, `val/acc`).
     """
 
     x_train: Tensor
@@ -26,6 +28,7 @@ class ArraySplits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     y_train_clean: Tensor | None = None
+    eval_split: str = "test"
 
     def __post_init__(self) -> None:
         if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):

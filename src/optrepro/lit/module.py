@@ -55,6 +55,7 @@ class ClassifierModule(pl.LightningModule):
         self._train_sums = torch.zeros(3)  # loss * n, correct, n
         self._eval_sums = torch.zeros(3)
         self._last_eval: dict[str, float] = {}
+        self.eval_split = "test"  # or "val" when the data holds out a validation split (data.validation)
         self._epoch_clock: tuple[float, float] | None = None  # (wall, process CPU) when the epoch started
         self.resumed_after_epoch: int | None = None  # the last epoch the checkpoint this attempt resumed from holds
 
@@ -91,8 +92,8 @@ class ClassifierModule(pl.LightningModule):
         loss_sum, correct, count = self._train_sums.tolist()
         values = {"loss": loss_sum / count, "acc": correct / count} if count else {}
         last_test = self._last_eval or (self.history[-1] if self.history else {})
-        if "test/error" in last_test:
-            values["test_err"] = last_test["test/error"]
+        if f"{self.eval_split}/error" in last_test:
+            values[f"{self.eval_split}_err"] = last_test[f"{self.eval_split}/error"]
         return values
 
     def _stop_epoch_clock(self) -> None:
@@ -139,7 +140,7 @@ class ClassifierModule(pl.LightningModule):
             for logger in self.trainer.loggers:
                 logger.log_metrics(metrics, step=int(row["step"]))
 
-    # ---- evaluation on the test split ------------------------------------------------------------------
+    # ---- evaluation on the test split (or the validation split held out of training) ------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._stop_epoch_clock()
         self._eval_sums = torch.zeros(3, device=self.device)
@@ -154,7 +155,9 @@ class ClassifierModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         loss_sum, correct, count = self.trainer.strategy.reduce(self._eval_sums, reduce_op="sum").tolist()
         acc = correct / max(count, 1)
-        self._last_eval = {"test/loss": loss_sum / max(count, 1), "test/acc": acc, "test/error": 100.0 * (1.0 - acc)}
+        split = self.eval_split
+        self._last_eval = {f"{split}/loss": loss_sum / max(count, 1), f"{split}/acc": acc,
+                           f"{split}/error": 100.0 * (1.0 - acc)}
         if self.trainer.state.fn == "validate" and self.history:
             self.history[-1].update(self._last_eval)  # a final evaluation after fit completes the last row
         self.log_dict(self._last_eval, rank_zero_only=True)

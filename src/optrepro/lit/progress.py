@@ -21,8 +21,9 @@ def epoch_line(row: Mapping[str, Any], max_epochs: int | None, previous_train_s:
     total = f"/{max_epochs}" if max_epochs else ""
     parts = [f"epoch {int(row['epoch']) + 1}{total}",
              f"train loss {_value(row.get('train/loss'))} acc {_percent(row.get('train/acc'))}"]
-    if "test/loss" in row:
-        parts.append(f"test loss {_value(row['test/loss'])} error {_value(row.get('test/error'), '.2f')}%")
+    split = "val" if "val/loss" in row else "test"
+    if f"{split}/loss" in row:
+        parts.append(f"{split} loss {_value(row[f'{split}/loss'])} error {_value(row.get(f'{split}/error'), '.2f')}%")
     else:
         parts.append("test -")
     train_s = row.get("time/train_s")
@@ -73,7 +74,7 @@ class EpochLines(Callback):
         now = time.perf_counter()
         for index in range(self._printed, len(history)):
             row = history[index]
-            due = "test/loss" in row or now - self._last_line >= self.quiet_s or (last and index == len(history) - 1)
+            due = "test/loss" in row or "val/loss" in row or now - self._last_line >= self.quiet_s or (last and index == len(history) - 1)
             if due and trainer.is_global_zero:
                 before = history[index - 1].get("time/train_s", 0.0) if index else 0.0
                 print(epoch_line(row, trainer.max_epochs, before, now - self._started), file=self.stream or sys.stdout,

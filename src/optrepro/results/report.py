@@ -20,6 +20,7 @@ import pandas as pd
 from optrepro.claims.checks import VERDICTS, Verdict, check_metric, fmt
 from optrepro.claims.units import in_metric_unit, metric_label, metric_unit
 from optrepro.claims.explain import explanation
+from optrepro.claims.tuning import tuning_table
 from optrepro.claims.match import ArmComposer, with_match_keys
 from optrepro.claims.policy import decide_claims
 from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
@@ -237,6 +238,8 @@ def _claim_details(verdict: Verdict, plots: list[Path], base: Path) -> list[str]
              f"- verdict: **{verdict.label}**"]
     lines += [f"- {line}" for line in explanation(verdict)]
     lines.append("")
+    if claim.tuning is not None:
+        lines += tuning_table(claim)
     if plots:
         lines += [f"![{claim.key}: {path.stem}]({_relative(path, base)})" for path in plots]
         lines.append("")
