@@ -94,6 +94,18 @@ def test_dry_run_lists_the_grid_runs_on_the_validation_split_and_no_claim_run(re
     assert "after tuning: sam/tuned" in out
 
 
+def test_claims_that_share_a_tuned_arm_launch_its_grid_runs_once(repo, records, config_dir, capsys):
+    path = claims_file(repo)
+    text = path.read_text()
+    second = text[text.index("  - id: tuned"):].replace("id: tuned", "id: tuned_again")
+    path.write_text(text + second)
+    args = ["--reproductions", str(repo / "reproductions"), "--config-dir", str(config_dir),
+            "--records", str(records.root)]
+    assert main(["claims", "run", "sam", "--dry-run", *args]) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("python ")]
+    assert len(commands) == len(set(commands)) == 6
+
+
 def test_the_best_mean_is_chosen_and_the_arms_then_carry_it(repo, records, composer):
     add_grid(records, {0.01: (0.80, 0.82), 0.05: (0.90, 0.84), 0.1: (0.86, 0.85)})
     record = tune(repo, records, composer)

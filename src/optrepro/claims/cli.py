@@ -137,17 +137,19 @@ def tune_pending(claims, args: argparse.Namespace, overrides: list[str]) -> tupl
     if not pending:
         return [], False
     records = _records(args)
-    runs = []
+    runs: dict[tuple[str, int], launch.PlannedRun] = {}  # claims that share a tuned arm share its grid runs
     with ArmComposer(args.config_dir) as composer:
         for claim in pending:
             found = tuning.grid_runs(claim, records, composer, overrides)
             missing = tuning.missing_grid_runs(claim, found)
             print(f"{claim.key}: tuning {claim.tuning.knob} on the validation split, {len(missing)} of "
                   f"{len(found) * claim.tuning.seeds} grid run(s) missing")
-            runs += [launch.PlannedRun(claim.key, point.arm, seed, (*claim.arm_overrides(point.arm), *overrides,
-                                                                    *point.extra, f"seed={seed}"), key)
-                     for point, seed in missing for key in [found[point][0]]]
-    failed = _launch(runs, args)
+            for point, seed in missing:
+                key = found[point][0]
+                runs.setdefault((key, seed), launch.PlannedRun(
+                    claim.key, point.arm, seed, (*claim.arm_overrides(point.arm), *overrides, *point.extra,
+                                                 f"seed={seed}"), key))
+    failed = _launch(list(runs.values()), args)
     if args.dry_run or failed:
         return failed, False
     records = _records(args)
