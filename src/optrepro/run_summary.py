@@ -147,14 +147,6 @@ def _wandb_text(wandb: Mapping[str, Any], run_dir: Path, base: Path) -> str:
 
 
 # ---- the claims this run answers ----------------------------------------------------------------------------
-def claim_verdict(claim: Any, records: Any, arm_keys: dict[str, str]) -> Any:
-    """The claim's verdict on `records` under the project's one evidence policy (the single place this module
-    calls it, so a change of policy changes this function only)."""
-    from optrepro.claims.checks import evaluate_claim
-
-    return evaluate_claim(claim, records, arm_keys)
-
-
 @contextmanager
 def _outside_hydra_app():
     """Claim arms are composed with Hydra's compose API, which refuses to start inside a running Hydra app:
@@ -187,6 +179,7 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
     seeds of every arm that have a result in `record_roots` and the verdict on them."""
     from optrepro.claims.evidence import RESULT_STATUSES
     from optrepro.claims.match import ArmComposer, match_key, with_match_keys
+    from optrepro.claims.policy import decide_claims
     from optrepro.claims.schema import ValueCheck
     from optrepro.paths import CONFIG_DIR
     from optrepro.records.table import iter_records, records_to_frame
@@ -209,6 +202,8 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
                 found.setdefault(other["run_id"], (path, other))
     records = with_match_keys(records_to_frame(found.values()))
     results = records[records["status"].isin(RESULT_STATUSES)]
+    with _outside_hydra_app():
+        verdicts = decide_claims(answered, records, ArmComposer(config_dir or CONFIG_DIR))
     progress = []
     for claim in answered:
         arm_keys = {arm: keys[(claim.key, arm)] for arm in claim.arms}
@@ -216,7 +211,7 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
                                      "seed"].nunique()) for arm, key in arm_keys.items()}
         reported = {arm: str(value) for arm, value in claim.reported.items()} or (
             {claim.check.arm: str(claim.check.reported)} if isinstance(claim.check, ValueCheck) else {})
-        verdict = claim_verdict(claim, records, arm_keys)
+        verdict = verdicts[claim.key]
         progress.append(ClaimProgress(
             key=claim.key, source=str(claim.source), metric=claim.metric, reported=reported, seeds=claim.seeds,
             done=done, arm=next(arm for arm, key in arm_keys.items() if key == run_key), verdict=verdict.label,

@@ -10,7 +10,7 @@ import pytest
 from claimkit import write_claims
 
 from optrepro.cli import main
-from optrepro.results.regress import BaselineUnavailableError, load_baseline
+from optrepro.regression.regress import BaselineUnavailableError, load_baseline
 
 SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
 UNRUN_PAPER = """
@@ -111,8 +111,8 @@ def test_check_fails_naming_the_claim_and_the_old_and_new_numbers(workspace, rec
         records.add(SAM, seed, {"test/error": error}, commit="badc0de000", finished_at="2025-06-01T00:00:00Z")
     assert main(["results", "check", "--baseline", str(baseline), *args]) == 1
     err = capsys.readouterr().err
-    assert "REGRESSION sam/value: was reproduced (observed 2.7 ± 0.2484; sam 2.7 ± 0.1 n=3)" in err
-    assert "now not reproduced (observed 3.9 ± 0.2484; sam 3.9 ± 0.1 n=3)" in err
+    assert "REGRESSION sam/value: was reproduced: 2.7 ± 0.2484 (sam 2.7 ± 0.1 n=3)" in err
+    assert "now not reproduced: 3.9 ± 0.2484 (sam 3.9 ± 0.1 n=3)" in err
     assert "REGRESSION sam/ordering: was reproduced" in err
     assert "2 claim(s) that held" in err
 

@@ -1,14 +1,21 @@
-"""`claims regress`: run the claims' runs with the current code into a fresh store and compare the verdicts.
+"""Regressions of paper claims: one definition (`is_regression`) and one way to print a verdict (`describe`), for
+the two commands that look for them.
 
-Both verdicts come from the evidence policy every command uses (claims.policy.decide_claims): the committed one on
-the committed records, the new one on the fresh store only. The change of a claim's effect (its checked quantity) is given in units of the
-committed 95% CI half-width. A claim that was reproduced and is not now is a regression (exit 1).
+- `claims regress` runs the claims' runs with the current code into a fresh store and compares the verdicts. Both
+  come from the evidence policy every command uses (claims.policy.decide_claims): the committed one on the
+  committed records, the new one on the fresh store only. The change of a claim's effect (its checked quantity)
+  is given in units of the committed 95% CI half-width.
+- `results check` compares the verdicts recomputed now (records and claims of the working tree) with the verdicts
+  committed beside RESULTS.md (results/verdicts.json at a git revision, HEAD by default): no runs. Claims that
+  newly hold, or were removed from a claims file, are reported but do not fail.
+A claim that was reproduced and is not now is a regression (exit 1).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,9 +24,15 @@ from typing import Any
 from optrepro.claims.checks import REPRODUCED, fmt
 from optrepro.claims.match import ArmComposer
 from optrepro.claims.schema import Claim
+from optrepro.errors import OptreproError
 
 REPORT_NAME = "regress.json"
 REPORT_FORMAT = 1
+
+
+def is_regression(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
+    """Reproduced before, and now anything else (a claim removed from its file is not a regression)."""
+    return old is not None and new is not None and old["status"] == REPRODUCED and new["status"] != REPRODUCED
 
 
 @dataclass(frozen=True)
@@ -32,7 +45,7 @@ class ClaimRegress:
 
     @property
     def is_regression(self) -> bool:
-        return self.committed["status"] == REPRODUCED and self.new["status"] != REPRODUCED
+        return is_regression(self.committed, self.new)
 
     @property
     def shift_in_ci(self) -> float | None:
@@ -60,7 +73,8 @@ def compare_verdicts(committed: Mapping[str, Mapping[str, Any]], new: Mapping[st
 
 
 def describe(verdict: Mapping[str, Any]) -> str:
-    """`reproduced: 0.3 ± 0.21 (sam 11.9 ± 0.4 n=3, sgd 12.2 ± 0.2 n=3)`."""
+    """`reproduced: 0.3 ± 0.21 (sam 11.9 ± 0.4 n=3, sgd 12.2 ± 0.2 n=3 (1 diverged))`: the status with the numbers
+    behind it; the one way both commands print a verdict."""
     observed = verdict.get("observed")
     if observed is None:
         effect = "—"
@@ -71,7 +85,8 @@ def describe(verdict: Mapping[str, Any]) -> str:
     else:
         effect = fmt(observed)
     arms = ", ".join(f"{name} {_number(arm['mean'])}" + (f" ± {_number(arm['std'])}" if arm.get("std") is not None else "")
-                     + f" n={arm['n']}" for name, arm in sorted((verdict.get("arms") or {}).items()))
+                     + f" n={arm['n']}" + (f" ({len(arm['failed_seeds'])} diverged)" if arm.get("failed_seeds") else "")
+                     for name, arm in sorted((verdict.get("arms") or {}).items()))
     return f"{verdict['status']}: {effect}" + (f" ({arms})" if arms else "")
 
 
@@ -99,6 +114,59 @@ def write_report(results: Sequence[ClaimRegress], path: Path, *, store: Path, ba
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     return path
+
+
+# ---- `results check`: the committed verdicts.json against the verdicts recomputed now ------------------------
+class BaselineUnavailableError(OptreproError, RuntimeError):
+    """The committed verdicts could not be read."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A claim whose status differs between the committed verdicts and now (None: absent on that side)."""
+
+    claim: str
+    old: Mapping[str, Any] | None
+    new: Mapping[str, Any] | None
+
+    @property
+    def is_regression(self) -> bool:
+        return is_regression(self.old, self.new)
+
+    def describe(self) -> str:
+        if self.new is None:
+            return f"removed {self.claim}: was {self.old['status']}; it is no longer in any claims file"
+        if self.old is None:
+            return f"new {self.claim}: {describe(self.new)}"
+        word = "REGRESSION" if self.is_regression else "changed"
+        return f"{word} {self.claim}: was {describe(self.old)}; now {describe(self.new)}"
+
+
+def compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """Every claim whose status differs between two verdicts.json documents (sorted by claim)."""
+    old_claims, new_claims = old.get("claims", {}), new.get("claims", {})
+    changes = []
+    for key in sorted(set(old_claims) | set(new_claims)):
+        before, after = old_claims.get(key), new_claims.get(key)
+        if before is None or after is None or before["status"] != after["status"]:
+            changes.append(Change(key, before, after))
+    return changes
+
+
+def load_baseline(baseline: str, verdicts_path: Path, repo_root: Path) -> dict[str, Any]:
+    """The committed verdicts: `baseline` is a file path, or a git revision whose verdicts.json is read."""
+    as_file = Path(baseline)
+    if as_file.is_file():
+        return json.loads(as_file.read_text())
+    relative = verdicts_path.resolve().relative_to(repo_root.resolve()).as_posix()
+    shown = subprocess.run(["git", "show", f"{baseline}:{relative}"], cwd=repo_root, capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise BaselineUnavailableError(
+            f"cannot read the committed verdicts {baseline}:{relative} ({shown.stderr.strip()}). "
+            f"Commit RESULTS.md and {relative} (made by `python -m optrepro results report`), or pass "
+            f"--baseline <file or git revision>."
+        )
+    return json.loads(shown.stdout)
 
 
 def _half_width(verdict: Mapping[str, Any]) -> float | None:

@@ -102,7 +102,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    from optrepro.results.regress import compare, load_baseline
+    from optrepro.regression.regress import compare, load_baseline
     from optrepro.results.report import verdicts_document
 
     baseline = load_baseline(args.baseline, args.verdicts, REPO_ROOT)
