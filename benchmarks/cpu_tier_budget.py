@@ -42,15 +42,21 @@ def main() -> None:
     minutes = dict(zip(records["run_id"], records["timing_wall_time_s"] / 60)) if len(records) else {}
     runs: dict[str, set[str]] = defaultdict(set)
     missing = {}
+    measurements = set()  # side-by-side timing records (claims.timing): not training runs, no wall time stored
     for verdict in verdicts.values():
         for result in verdict.arms.values():
-            runs[verdict.claim.paper] |= set(result.sample.run_ids)
+            ids = set(result.sample.run_ids)
+            measurements |= {(verdict.claim.key, r) for r in ids if r not in minutes}
+            runs[verdict.claim.paper] |= ids & set(minutes)
         missing |= {(verdict.claim.key, arm): seeds for arm, seeds in missing_seeds(verdict).items() if seeds}
     print(f"{stores_banner(DEFAULT_STORES, records)}; {len(claims)} {TIER} tier claim(s)")
     for paper in sorted({claim.paper for claim in claims}):
         print(f"  {paper}: {len(runs[paper])} run(s), {sum(minutes[r] for r in runs[paper]):.1f} min")
     used = set().union(*runs.values())
     total = sum(minutes[r] for r in used)
+    if measurements:
+        print(f"{len({claim for claim, _ in measurements})} timing claim(s) decided by side-by-side measurements "
+              "(claims.timing), not counted: each is one process of a few minutes")
     print(f"{len(used)} distinct run(s) (a run shared by several claims counts once); "
           f"{sum(len(seeds) for seeds in missing.values())} claimed seed(s) without a run, not counted")
     for (claim, arm), seeds in missing.items():
