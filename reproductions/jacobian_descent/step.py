@@ -25,11 +25,12 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
+from optrepro.errors import InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.factory import build_base_optimizer
 from optrepro.optim.standard import Chunk, finish_step, forward_loss, optimizer_params
 
-from reproductions.jacobian_descent.aggregators import REG_EPS, aggregator_weights, check_aggregator
+from reproductions.jacobian_descent.aggregators import AGGREGATORS, REG_EPS, aggregator_weights, check_aggregator
 
 CONFLICT_COS_TOL = 1e-6  # a row counts as conflicting when cos(g_i, d) is below -this
 STAT_KEYS = ("worst_conflict", "conflict_frac", "cos_to_mean")
@@ -140,6 +141,30 @@ class JacobianDescentStep(StepStrategy):
         return StepOutput(losses.mean(), logits, metrics)
 
 
+def validate(cfg) -> None:
+    """The step's knobs, checked by the config check (optrepro.config_schema, rule step_config) before the run has a
+    folder: one line naming the key, the problem and the fix."""
+    optimizer = cfg.optimizer
+    aggregator = str(optimizer.get("aggregator", "upgrad"))
+    if aggregator not in AGGREGATORS:
+        raise InvalidConfigError("optimizer.aggregator", f"{aggregator!r} is not one of the choices",
+                                 f"allowed: {', '.join(AGGREGATORS)}")
+    reg_eps = optimizer.get("reg_eps", REG_EPS)
+    if not (isinstance(reg_eps, (int, float)) and reg_eps >= 0):
+        raise InvalidConfigError("optimizer.reg_eps", f"{reg_eps!r} is not a number >= 0",
+                                 "use 0 for the exact dual-cone projections, or a small ridge such as 1e-4")
+    if int(cfg.train.accumulate) != 1:
+        raise InvalidConfigError("train.accumulate", f"{cfg.train.accumulate}: the Jacobian descent step takes the "
+                                 "whole batch at once", "use 1")
+    world = int(cfg.hardware.devices) * int(cfg.hardware.num_nodes)
+    if world != 1:
+        raise InvalidConfigError("hardware", f"world size {world}: the Jacobian descent step runs on one process",
+                                 "use hardware=cpu or hardware=gpu (one device)")
+    if str(cfg.hardware.precision).startswith("16"):
+        raise InvalidConfigError("hardware.precision", f"{cfg.hardware.precision}: the Jacobian descent step does "
+                                 "not support fp16 loss scaling", "use 32-true or bf16-mixed")
+
+
 def build_jd_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """``optimizer.aggregator`` (upgrad, mean, mgda, dualproj, pcgrad), ``optimizer.track_conflict`` (default true),
     ``optimizer.reg_eps`` (UPGrad/DualProj Gramian regularization, default 1e-4 as TorchJD; aggregators.py)."""
@@ -163,3 +188,6 @@ def build_jd_step(cfg, model, *, num_train_samples, num_classes, accumulate, gra
         reg_eps=float(cfg.get("reg_eps", REG_EPS)),
     )
     return optimizer, step
+
+
+build_jd_step.validate = validate

@@ -165,3 +165,38 @@ def test_regularization_keeps_weights_bounded_on_a_singular_gramian():
     assert (aggregate("upgrad", jac) - exact).norm() <= 0.05 * jac.norm(dim=1).mean()
     with pytest.raises(ValueError, match="optimizer.reg_eps=-1.0: must be >= 0"):
         JacobianDescentStep(torch.optim.SGD(_model().parameters(), lr=0.1), aggregator="upgrad", reg_eps=-1.0)
+
+
+# (overrides on the smoke preset, the key the one-line error names, words of its problem and fix)
+BAD_KNOBS = [
+    (["optimizer.aggregator=sum"], "optimizer.aggregator", "'sum' is not one of the choices; allowed: upgrad"),
+    (["optimizer.reg_eps=-1"], "optimizer.reg_eps", "-1 is not a number >= 0"),
+    (["train.accumulate=2"], "train.accumulate", "takes the whole batch at once; use 1"),
+    (["hardware=ddp_cpu"], "hardware", "world size 2: the Jacobian descent step runs on one process"),
+]
+
+
+@pytest.mark.parametrize("overrides, key, words", BAD_KNOBS)
+def test_bad_knobs_stop_the_config_check_in_one_line(overrides, key, words):
+    from helpers.compose import compose_config
+
+    from optrepro.config_schema import validate_config
+    from optrepro.errors import InvalidConfigError
+
+    with pytest.raises(InvalidConfigError) as caught:
+        validate_config(compose_config(["+repro=jd_smoke", *overrides]))
+    assert caught.value.key == key and words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_bad_aggregator_exits_2_before_the_run_has_a_folder(tmp_path):
+    import subprocess
+    import sys
+
+    from optrepro.paths import REPO_ROOT
+
+    done = subprocess.run([sys.executable, "run.py", "+repro=jd_smoke", "optimizer.aggregator=sum", "logger=csv",
+                           f"paths.runs_dir={tmp_path / 'runs'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.aggregator: 'sum' is not one")
+    assert not (tmp_path / "runs").exists()
