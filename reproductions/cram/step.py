@@ -168,3 +168,13 @@ def build_cram_step(cfg, model, *, num_train_samples, num_classes, accumulate, g
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return optimizer, strategy
+
+
+def validate(cfg) -> None:
+    """The config check (optrepro.config_schema, rule step_config) builds the step on a one-weight stand-in model, so
+    the builder's own checks stop a bad knob in one line before the run has a folder."""
+    build_cram_step(cfg.optimizer, torch.nn.Linear(1, 1), num_train_samples=1, num_classes=1,
+              accumulate=int(cfg.train.accumulate), grad_clip=cfg.train.grad_clip)
+
+
+build_cram_step.validate = validate

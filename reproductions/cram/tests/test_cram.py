@@ -263,3 +263,23 @@ def test_cram_step_under_ddp_equals_the_single_process_step_on_the_whole_batch(t
     for rank_params in ranks:
         for got, expected in zip(rank_params, model.parameters(), strict=True):
             torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-12)
+
+
+
+BAD_STEP_KNOBS = [
+    (["+repro=cram_smoke", "optimizer.sparsities=[1.5]"], "optimizer.sparsities[0] must be a fraction of weights to prune in [0, 1)"),
+    (["+repro=cram_smoke", "optimizer.sparsities=[]"], "CrAM needs a non-empty list of sparsities"),
+]
+
+
+@pytest.mark.parametrize("overrides, words", BAD_STEP_KNOBS)
+def test_bad_step_knobs_stop_the_config_check_in_one_line(overrides, words):
+    """The step builder's own checks run in the config check (step_config), before the run has a folder."""
+    from helpers.compose import compose_config
+
+    from optrepro.config_schema import validate_config
+    from optrepro.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        validate_config(compose_config(overrides))
+    assert words in str(caught.value) and "\n" not in str(caught.value)

@@ -166,3 +166,23 @@ def test_smoke_preset_records_ritz_values_and_train_error(make_cfg):
     assert final["sfn/min_ritz_min_run"] <= final["sfn/min_ritz"] <= final["sfn/max_ritz"]
     assert final["sfn/damping"] in (0.001, 0.01, 0.1, 1.0, 10.0)
     assert [row["epoch"] for row in record["history"] if "sfn/min_ritz" in row] == [0, 1, 2]
+
+
+
+BAD_STEP_KNOBS = [
+    (["+repro=sfn_digits_smoke", "optimizer.method=newton"], "optimizer.method='newton' is not one of"),
+    (["+repro=sfn_digits_smoke", "optimizer.damping=[-1]"], "optimizer.damping must be one or more finite values"),
+]
+
+
+@pytest.mark.parametrize("overrides, words", BAD_STEP_KNOBS)
+def test_bad_step_knobs_stop_the_config_check_in_one_line(overrides, words):
+    """The step builder's own checks run in the config check (step_config), before the run has a folder."""
+    from helpers.compose import compose_config
+
+    from optrepro.config_schema import validate_config
+    from optrepro.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        validate_config(compose_config(overrides))
+    assert words in str(caught.value) and "\n" not in str(caught.value)
