@@ -181,3 +181,17 @@ def test_a_bad_tuning_block_names_its_field(old, new, field, problem):
     with pytest.raises(ClaimsFileError) as caught:
         parse_claims_text(textwrap.dedent(text).lstrip(), "claims.yaml")
     assert any(issue.field == field and problem in issue.problem for issue in caught.value.issues), str(caught.value)
+
+
+def test_the_tuning_plot_is_drawn_from_the_record_and_kept_while_it_is_unchanged(repo, records, composer, tmp_path):
+    from optrepro.results.plots import plot_tuning
+
+    add_grid(records, {0.01: (0.80, 0.82), 0.05: (0.90, 0.84), 0.1: (0.86, 0.85)})
+    tune(repo, records, composer)
+    claim = load_paper_claims(claims_file(repo)).claims[0]
+    record = tuning.read_record(claim, repo / "results" / "tuning")
+    path = plot_tuning(claim, record, tmp_path / "tuning.png")
+    assert path is not None and path.stat().st_size > 0
+    stamp = path.stat().st_mtime_ns
+    assert plot_tuning(claim, record, path) == path and path.stat().st_mtime_ns == stamp  # kept, not redrawn
+    assert plot_tuning(claim, None, tmp_path / "none.png") is None

@@ -114,6 +114,36 @@ def plot_curves(verdict: Verdict, history: pd.DataFrame, path: Path) -> Path | N
     return _save(fig, path, inputs)
 
 
+def plot_tuning(claim, record: dict | None, path: Path) -> Path | None:
+    """The tuning stage of a claim (claims.tuning): the validation metric per grid value for each tuned arm, mean
+    and each seed, the chosen value circled; None for a claim without a tuning record."""
+    if record is None:
+        return None
+    arms = {arm: [(entry["value"], entry["mean"], sorted(entry["metric_by_seed"].values())) for entry in data["values"]]
+            for arm, data in record["arms"].items()}
+    chosen = {arm: data["chosen"] for arm, data in record["arms"].items()}
+    tuning = claim.tuning
+    inputs = {"kind": "tuning", "title": f"{claim.key}: tuning on the validation split", "knob": tuning.knob,
+              "metric": tuning.metric, "arms": arms, "chosen": chosen}
+    if _kept(path, inputs):
+        return path
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for arm, points in arms.items():
+        values = [value for value, _, _ in points]
+        line = ax.plot(values, [mean for _, mean, _ in points], marker="o", label=f"{arm} (mean)")[0]
+        for value, _, per_seed in points:
+            ax.scatter([value] * len(per_seed), per_seed, color=line.get_color(), s=8, alpha=0.5)
+        best = next(mean for value, mean, _ in points if value == chosen[arm])
+        ax.scatter([chosen[arm]], [best], s=160, facecolors="none", edgecolors=line.get_color(), linewidths=1.5)
+    if all(value > 0 for points in arms.values() for value, _, _ in points):
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{tuning.knob} (circled: chosen)", fontsize=8)
+    ax.set_ylabel(metric_label(tuning.metric), fontsize=8)
+    ax.set_title(inputs["title"], fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(fig, path, inputs)
+
+
 def paper_value(verdict: Verdict, arm: str) -> float | None:
     """The paper's number for `arm` in our metric's unit: the value check's own number, or a `reported` number of
     the paper's setting that converts to our unit (a note in words is never read as a number)."""

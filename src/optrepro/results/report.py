@@ -20,13 +20,14 @@ import pandas as pd
 from optrepro.claims.checks import VERDICTS, Verdict, check_metric, fmt
 from optrepro.claims.units import in_metric_unit, metric_label, metric_unit
 from optrepro.claims.explain import explanation
+from optrepro.claims.tuning import read_record as read_tuning_record
 from optrepro.claims.tuning import tuning_table
 from optrepro.claims.match import ArmComposer, with_match_keys
 from optrepro.claims.policy import decide_claims
 from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
 from optrepro.records.table import history_frame, read_stores, records_to_frame
 from optrepro.forked import forked_map
-from optrepro.results.plots import plot_claim, plot_curves
+from optrepro.results.plots import plot_claim, plot_curves, plot_tuning
 
 COMMAND = "python -m optrepro results report"
 TIER_ORDER = ("cpu", "full", "smoke")
@@ -85,17 +86,19 @@ def verdict_counts(results: Sequence[PaperVerdicts]) -> dict[str, int]:
     return {status: statuses.count(status) for status in VERDICTS}
 
 
-def claim_plot_paths(plots_dir: Path, claim: Claim) -> tuple[Path, Path]:
-    """Where a claim's plots go: paper vs ours, and training curves."""
+def claim_plot_paths(plots_dir: Path, claim: Claim) -> tuple[Path, Path, Path]:
+    """Where a claim's plots go: paper vs ours, training curves, and its tuning stage."""
     folder = plots_dir / claim.paper
-    return folder / f"{claim.id}.png", folder / f"{claim.id}_curves.png"
+    return folder / f"{claim.id}.png", folder / f"{claim.id}_curves.png", folder / f"{claim.id}_tuning.png"
 
 
 def _draw_plots(results: Sequence[PaperVerdicts], history: pd.DataFrame, plots_dir: Path) -> dict[str, list[Path]]:
     """Each claim's two plots (drawn in forked workers: ~250 PNGs into an empty folder), stale PNGs removed."""
     def draw(verdict: Verdict) -> list[Path]:
-        comparison, curves = claim_plot_paths(plots_dir, verdict.claim)
-        return [p for p in (plot_claim(verdict, comparison), plot_curves(verdict, history, curves)) if p is not None]
+        comparison, curves, tuned = claim_plot_paths(plots_dir, verdict.claim)
+        drawn = (plot_claim(verdict, comparison), plot_curves(verdict, history, curves),
+                 plot_tuning(verdict.claim, read_tuning_record(verdict.claim), tuned))
+        return [p for p in drawn if p is not None]
 
     verdicts = [v for result in results for v in result.verdicts]
     drawn = dict(zip((v.claim.key for v in verdicts), forked_map(draw, verdicts)))
