@@ -29,13 +29,20 @@ def active_count(params: Sequence[Tensor], masks: Masks) -> int:
     return sum(p.numel() if m is None else int(m.count_nonzero()) for p, m in zip(params, masks))
 
 
+def memory_order(tensor: Tensor) -> list[int]:
+    """The dimension order in which ``tensor`` is laid out in memory (channels_last conv weights are not in their
+    logical order), so that ``tensor.permute(order)`` is contiguous and has a flat view on the same storage."""
+    return sorted(range(tensor.dim()), key=lambda d: (-tensor.stride(d), d))
+
+
 @torch.no_grad()
 def cge(loss_at: LossAt, params: Sequence[Tensor], mu: float, base: Tensor, masks: Masks) -> list[Tensor]:
     """Forward differences along each active coordinate; inactive coordinates get 0."""
-    grads = [torch.zeros_like(p) for p in params]
+    grads = [torch.zeros_like(p) for p in params]  # same memory layout as each parameter
     for param, grad, mask in zip(params, grads, masks):
-        flat, grad_flat = param.data.view(-1), grad.view(-1)
-        indices = range(flat.numel()) if mask is None else mask.reshape(-1).nonzero().flatten().tolist()
+        order = memory_order(param)
+        flat, grad_flat = param.data.permute(order).view(-1), grad.permute(order).view(-1)
+        indices = range(flat.numel()) if mask is None else mask.permute(order).reshape(-1).nonzero().flatten().tolist()
         for index in indices:
             saved = flat[index].clone()
             flat[index] += mu

@@ -51,6 +51,20 @@ def test_cge_on_a_nonlinear_function_matches_a_hand_difference():
     np.testing.assert_allclose(estimate.numpy(), by_hand, rtol=1e-9)
 
 
+def test_cge_on_a_channels_last_weight_equals_the_contiguous_one():
+    weight = torch.randn(2, 3, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mask = (torch.arange(24).reshape(2, 3, 2, 2) % 3 == 0).double()
+    scale = torch.arange(24, dtype=torch.float64).reshape(2, 3, 2, 2)
+    estimates = []
+    for candidate in (weight.clone(), weight.clone().to(memory_format=torch.channels_last)):
+        f = lambda: (scale * candidate ** 2).sum()  # noqa: E731
+        (estimate,) = cge(f, [candidate], 1e-3, f(), [mask])
+        estimates.append(estimate.contiguous())
+        assert torch.equal(candidate, weight)
+    torch.testing.assert_close(estimates[1], estimates[0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(estimates[0], (scale * (2 * weight + 1e-3)) * mask, rtol=1e-8, atol=1e-12)
+
+
 def test_rge_is_the_mean_of_directional_differences_times_directions():
     theta, f = quadratic()
     mu, queries = 0.01, 4
