@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 REAL_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "imagenet": 1_281_167,
                     "mnist10": 60_000}  # mnist10: MNIST read by saddle_free_newton's own loader, then downscaled
 # Per-device batch on the CPU for models too heavy to train at the preset's batch (None: keep the preset's).
-CPU_DEVICE_BATCH = {"wrn28_10": 8, "resnet18": 16, "resnet50": 4}
+# deepzero_resnet20: DeepZero's sparse CGE spends ~28k ResNet-20 forward passes per step, ~4 ms each at 2 images.
+CPU_DEVICE_BATCH = {"wrn28_10": 8, "resnet18": 16, "resnet50": 4, "deepzero_resnet20": 2}
 CPU_PROCESSES = 2  # a multi-device preset runs as this many gloo processes
 TEST_IMAGES_PER_PROCESS = 4
 
