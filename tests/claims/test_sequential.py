@@ -10,6 +10,7 @@ import pytest
 from test_decision_rule import claim, evidence
 
 from optrepro.claims.checks import evaluate_claim, judge, judge_sequential
+from optrepro.claims.policy import missing_seeds
 from optrepro.claims.sequential import nominal_levels, z_boundaries
 
 LOOKS = "{looks: [3, 5, 10]}"
@@ -36,14 +37,21 @@ def test_a_large_effect_is_decided_at_the_first_look_and_asks_for_no_more_seeds(
     samples = {"sam": [1.0, 1.01, 1.02], "sgd": [0.0, 0.0, 0.0]}  # t = 175 on 2 df: beyond OBF's first look
     verdict = judge_sequential(looks_claim(), evidence(samples, True))
     assert verdict.status == "reproduced" and verdict.label == "reproduced at look 1 of 3 (3 seeds)"
-    assert verdict.missing_seeds == {}
+    assert missing_seeds(verdict) == {"sam": (), "sgd": ()}  # what `claims run` launches: nothing
+
+
+def test_a_claim_still_undecided_at_its_last_look_asks_for_no_more_seeds():
+    samples = {"sam": [1.0, 0.2, 0.5, 0.4, 0.9], "sgd": [0.6, 0.3, 0.1, 0.5, 0.8]}
+    verdict = judge_sequential(looks_claim("{looks: [3, 5]}"), evidence(samples, True))
+    assert verdict.label == "inconclusive at look 2 of 2 (5 seeds)"
+    assert missing_seeds(verdict) == {"sam": (), "sgd": ()}
 
 
 def test_an_undecided_look_asks_for_exactly_the_next_looks_seeds():
     samples = {"sam": [1.0, 0.2, 0.5], "sgd": [0.6, 0.3, 0.1]}
     verdict = judge_sequential(looks_claim(), evidence(samples, True))
     assert verdict.label == "inconclusive at look 1 of 3 (3 seeds; the next look adds 2)"
-    assert verdict.missing_seeds == {"sam": (3, 4), "sgd": (3, 4)}
+    assert missing_seeds(verdict) == {"sam": (3, 4), "sgd": (3, 4)}
 
 
 def test_seeds_beyond_the_deciding_look_are_not_used():

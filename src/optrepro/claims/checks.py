@@ -480,8 +480,8 @@ def judge_sequential(claim: Claim, evidence: Evidence) -> Verdict:
             break
         look = Look(index + 1, len(claim.looks), n, level, claim.spending)
         verdict = judge(claim, evidence_up_to(evidence, n), t_critical(level))
-        if verdict.status != INCONCLUSIVE:
-            return replace(verdict, look=look, missing_seeds={}, seeds_needed=None)
+        if verdict.status != INCONCLUSIVE:  # decided: no arm needs another seed
+            return replace(verdict, look=look, missing_seeds={arm: () for arm in claim.arms}, seeds_needed=None)
     upcoming = claim.looks[look.index] if look is not None and look.index < look.of else None
     if verdict is None:  # the first look's seeds are not all there yet
         upcoming = claim.looks[0]
@@ -489,7 +489,8 @@ def judge_sequential(claim: Claim, evidence: Evidence) -> Verdict:
         verdict = judge(claim, so_far, t_critical(levels[0]))
         if not so_far.samples[claim.check.arms[0]].failed_seeds:  # only a failed seed of the method decides early
             verdict = replace(verdict, status=INCONCLUSIVE)
-    missing = {arm: tuple(s for s in range(upcoming) if s not in have[arm]) for arm in have} if upcoming else {}
+    missing = ({arm: tuple(s for s in range(upcoming) if s not in have[arm]) for arm in have} if upcoming
+               else {arm: () for arm in claim.arms})  # the last look was undecided: no seed is added after it
     return replace(verdict, look=look, missing_seeds=missing, seeds_needed=None, next_look=upcoming)
 
 
