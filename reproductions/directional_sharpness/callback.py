@@ -5,7 +5,9 @@ DirectionalSharpnessCallback, every_n_steps: 20, batch_size: 32, start_step: 0, 
 After every optimizer step the pseudo-optimizer states (directions.py) take the step's gradient; every
 ``every_n_steps`` steps (from ``start_step`` on) the directional sharpness v^T H v / ||v||^2 (sharpness.py) of each
 pseudo direction and of the run's own update (weights after the step minus before) is measured at the new weights,
-on one fixed batch of ``batch_size`` training samples (the first of the run), with the model in eval mode.
+on one fixed batch of ``batch_size`` training samples (the first of the run), with the model in eval mode. The
+gradient is read from ``.grad`` after the step: the run's optimizer must leave the loss's gradient there (torch's
+SGD and Adam do; the clipped step, step.py, puts the unclipped gradient back).
 
 History keys (each epoch's row): ``ds/<direction>``, the mean over the epoch's measurements, and
 ``ds/<a>_over_<b>`` = mean DS(a) / mean DS(b) over every measurement of the run so far (the last row: the run).

@@ -22,7 +22,10 @@ from reproductions.directional_sharpness.clipping import clip_top_coordinates_
 
 
 class CoordinateClip(BaseOptimizerWrapper):
-    """The base optimizer, stepped on gradients clipped by clip_top_coordinates_ over all its parameters."""
+    """The base optimizer, stepped on gradients clipped by clip_top_coordinates_ over all its parameters.
+
+    The unclipped gradients are put back after the update, so observers of `.grad` (the directional sharpness
+    callback's pseudo-optimizers) see the loss's gradient, whatever the training step did with it."""
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], base_optimizer: Callable[..., Optimizer], *,
                  fraction: float) -> None:
@@ -31,9 +34,13 @@ class CoordinateClip(BaseOptimizerWrapper):
 
     def step(self, closure=None):
         grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        raw = [g.clone() for g in grads]
         if grads:
             clip_top_coordinates_(grads, self.fraction)
-        return self.base_optimizer.step(closure)
+        loss = self.base_optimizer.step(closure)
+        for grad, unclipped in zip(grads, raw):
+            grad.copy_(unclipped)
+        return loss
 
 
 def check_fraction(value) -> float:
