@@ -24,7 +24,9 @@ HERE = Path(__file__).resolve().parent
 DIRECTIONS = ("sgd", "sgd_clip", "adam", "adam_clip")
 COLORS = {"sgd": "tab:red", "sgd_clip": "tab:orange", "adam": "tab:blue", "adam_clip": "tab:cyan"}
 SHARPNESS_PRESETS = {"ds_lm_adam_cpu": ("transformer", "-"), "ds_mlp_adam_cpu": ("MLP (digits)", "--")}
-LOSS_PRESETS = {"ds_lm_adam_cpu": "Adam", "ds_lm_sgd_cpu": "SGD", "ds_lm_sgdclip_cpu": "SGD + clip 10%"}
+LOSS_PRESETS = {"ds_lm_adam_cpu": ("Adam", "black"), "ds_lm_sgd_cpu": ("SGD", "tab:purple"),
+                "ds_lm_sgdclip_cpu": ("SGD + clip 10%", "tab:green")}
+BAYES_LOSS = 2.876  # entropy of a Zipf(1) row over 32 tokens: the order-1 chain's lowest expected loss
 
 
 def load_runs(folders: list[Path], seeds: set[int]) -> dict[tuple[str, float], list[list[dict]]]:
@@ -69,7 +71,11 @@ def draw(runs: dict[tuple[str, float], list[list[dict]]], out: Path) -> None:
     for (preset, lr), histories in sorted(runs.items()):
         if preset in LOSS_PRESETS:
             epochs, means = epoch_means(histories, "train/loss")
-            right.plot(epochs, means, marker="o", label=f"{LOSS_PRESETS[preset]}, lr {lr:g}")
+            label, color = LOSS_PRESETS[preset]
+            right.plot(epochs, means, ":" if lr >= 0.3 else "-", marker="o", color=color, label=f"{label}, lr {lr:g}")
+    right.axhline(BAYES_LOSS, color="grey", lw=0.8, ls="--", label="lowest expected loss (2.876)")
+    for ax in (left, right):
+        ax.set_xticks(sorted({e for h in runs.values() for run in h for e in (row["epoch"] + 1 for row in run)}))
     right.set(xlabel="epoch", ylabel="training loss (epoch running mean)", title="transformer, Markov next token")
     right.legend(fontsize=8)
     seeds = max((len(h) for h in runs.values()), default=0)
