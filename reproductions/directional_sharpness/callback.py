@@ -36,6 +36,7 @@ class DirectionalSharpnessCallback(LastRowCallback):
         self.every, self.batch_size, self.start = knobs["every_n_steps"], knobs["batch_size"], knobs["start_step"]
         self.clips = {"sgd_clip": knobs["sgd_clip"], "adam_clip": knobs["adam_clip"]}
         self.pseudo: PseudoDirections | None = None
+        self._restored_pseudo: dict | None = None
         self.fixed: tuple[torch.Tensor, torch.Tensor] | None = None
         self.before: list[torch.Tensor] | None = None
         self.epoch_values: dict[str, list[float]] = {}
@@ -45,6 +46,16 @@ class DirectionalSharpnessCallback(LastRowCallback):
     def validate(entry) -> None:
         """Called by the config check with the callback's node: its knobs stop a bad run before any work."""
         validate_knobs(**{k: v for k, v in entry.items() if k != "_target_"})
+
+    def state_dict(self) -> dict:
+        """In the checkpoint: a requeued run resumes the pseudo-optimizer states and the run's measurements."""
+        return {"pseudo": self.pseudo.state_dict() if self.pseudo is not None else None, "fixed": self.fixed,
+                "run_values": self.run_values}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._restored_pseudo = state_dict.get("pseudo")
+        self.fixed = state_dict.get("fixed")
+        self.run_values = state_dict.get("run_values", {})
 
     def _params(self, pl_module: pl.LightningModule) -> list[torch.Tensor]:
         return [p for p in pl_module.parameters() if p.requires_grad]
@@ -63,13 +74,15 @@ class DirectionalSharpnessCallback(LastRowCallback):
         params = self._params(pl_module)
         if self.pseudo is None:
             self.pseudo = PseudoDirections(params, **self.clips)
+            if self._restored_pseudo is not None:
+                self.pseudo.load_state_dict(self._restored_pseudo)
         self.pseudo.update([p.grad if p.grad is not None else torch.zeros_like(p) for p in params])
         if self.before is None:
             return
         directions = self.pseudo.directions()
         directions["update"] = [p.detach() - b for p, b in zip(params, self.before)]
         self.before = None
-        inputs, targets = self.fixed
+        inputs, targets = (t.to(pl_module.device) for t in self.fixed)  # a restored batch may be on the CPU
         was_training = pl_module.training
         pl_module.eval()
         for name, direction in directions.items():

@@ -32,6 +32,14 @@ class PseudoDirections:
                       "second": zeros()}
         self.steps = 0
 
+    def state_dict(self) -> dict:
+        return {"state": self.state, "steps": self.steps}
+
+    def load_state_dict(self, saved: dict) -> None:
+        device = self.state["sgd"][0].device
+        self.state = {key: [t.to(device) for t in tensors] for key, tensors in saved["state"].items()}
+        self.steps = int(saved["steps"])
+
     @torch.no_grad()
     def update(self, grads: Sequence[Tensor]) -> None:
         grads = [g.detach().float() for g in grads]

@@ -127,6 +127,20 @@ def test_pseudo_directions_by_hand_and_against_torch_adam():
     assert directions["adam_clip"][0].tolist() == pytest.approx((m / (v.sqrt() + 1e-8)).tolist(), rel=1e-6)
 
 
+def test_pseudo_directions_resume_from_their_state():
+    grads = [torch.tensor([4.0, -1.0, 0.5, 0.1]), torch.tensor([2.0, 1.0, -0.5, 0.3]), torch.tensor([-1.0, 2, 0, 1])]
+    whole, first = PseudoDirections([torch.zeros(4)]), PseudoDirections([torch.zeros(4)])
+    for g in grads[:2]:
+        whole.update([g])
+        first.update([g])
+    resumed = PseudoDirections([torch.zeros(4)])
+    resumed.load_state_dict(first.state_dict())
+    whole.update([grads[2]])
+    resumed.update([grads[2]])
+    for name, direction in whole.directions().items():
+        assert torch.equal(direction[0], resumed.directions()[name][0]), name
+
+
 def test_markov_data_is_fixed_by_its_seed_and_follows_zipf_rows():
     cfg = OmegaConf.create({"name": "markov_lm", "vocab": 8, "context": 6, "order": 1, "zipf": 1.0, "n_train": 50,
                             "n_test": 10, "data_seed": 3})
