@@ -175,6 +175,15 @@ def callback_entries(cfg: DictConfig) -> dict[str, DictConfig]:
         if not isinstance(entry, DictConfig) or "_target_" not in entry:
             raise InvalidConfigError(f"callbacks.{name}", "has no _target_", "give the callback class, e.g. "
                                      f"+callbacks.{name}._target_=lightning.pytorch.callbacks.LearningRateMonitor")
+        import_reproductions()
+        try:
+            callback_class = get_class(entry._target_)
+        except Exception as exc:  # Hydra wraps import and attribute errors alike
+            raise InvalidConfigError(f"callbacks.{name}._target_", f"cannot import {entry._target_!r} "
+                                     f"({type(exc).__name__})", "give the dotted path of a Callback class") from None
+        validate = getattr(callback_class, "validate", None)
+        if validate is not None:  # a paper's callback checks its own knobs before any work (DESIGN.md)
+            validate(entry)
     return entries
 
 

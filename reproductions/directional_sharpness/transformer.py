@@ -1,0 +1,77 @@
+"""TinyTransformer (``model=tiny_transformer``): a small decoder-only transformer that predicts the next token.
+
+Inputs are token ids stored as float vectors (N x T; the product's vector datasets are float); the model casts them
+to integers. Learned token and position embeddings, pre-LayerNorm blocks of causal multi-head self-attention and
+a GELU MLP, a final LayerNorm and a linear head read at the last position. Attention is written out (matmul and
+softmax) so that double backward, which directional sharpness needs, works on every backend.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from optrepro.errors import InvalidConfigError
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, t, width = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(width // self.heads)
+        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        attention = scores.masked_fill(mask, float("-inf")).softmax(dim=-1)
+        return self.out((attention @ v).transpose(1, 2).reshape(n, t, width))
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int, mlp_ratio: int) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.attention = CausalSelfAttention(width, heads)
+        self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(), nn.Linear(mlp_ratio * width, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, name: str, num_classes: int, input_shape: Sequence[int], width: int = 64, heads: int = 4,
+                 layers: int = 2, mlp_ratio: int = 4) -> None:
+        super().__init__()
+        check_shape(input_shape, width, heads, layers, mlp_ratio)
+        self.name = name  # every model node has a name (config check)
+        self.vocab = num_classes  # next-token prediction: the classes are the vocabulary
+        self.token = nn.Embedding(num_classes, width)
+        self.position = nn.Embedding(int(input_shape[0]), width)
+        self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(layers))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = x.round().long().clamp_(0, self.vocab - 1)
+        h = self.token(tokens) + self.position(torch.arange(tokens.shape[1], device=x.device))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h[:, -1]))
+
+
+def check_shape(input_shape: Sequence[int], width: int, heads: int, layers: int, mlp_ratio: int) -> None:
+    if len(input_shape) != 1:
+        raise InvalidConfigError("model", f"input shape {tuple(input_shape)} is not a token sequence",
+                                 "use a sequence dataset such as dataset=markov_lm")
+    for key, value in (("width", width), ("heads", heads), ("layers", layers), ("mlp_ratio", mlp_ratio)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidConfigError(f"model.{key}", f"{value!r} is not an integer >= 1", "e.g. model.width=64")
+    if width % heads:
+        raise InvalidConfigError("model.heads", f"{heads} heads do not split width {width}",
+                                 "choose heads dividing model.width, e.g. 4 for 64")
