@@ -99,8 +99,8 @@ def test_the_retrain_starts_from_the_weights_a_plain_run_gets(tmp_path):
 
 
 def test_patch_data_without_noise_is_the_construction():
-    cfg = OmegaConf.create(dict(n_train=400, n_test=10, dim=5, patches=3, alpha=0.75, beta_fast=1.0, beta_slow=0.2,
-                                noise_std=0.0, data_seed=0))
+    cfg = OmegaConf.create({"n_train": 400, "n_test": 10, "dim": 5, "patches": 3, "alpha": 0.75, "beta_fast": 1.0,
+                            "beta_slow": 0.2, "noise_std": 0.0, "data_seed": 0})
     splits = load_fast_slow_patches(cfg, ".")
     x = splits.x_train.reshape(400, 3, 5).double()
     sign = (2 * splits.y_train - 1).double()
@@ -119,8 +119,8 @@ def test_patch_data_without_noise_is_the_construction():
 
 TASK_KNOBS = [
     ("task.separating_epoch=0", "task.separating_epoch: 0 is not a whole number >= 1; set task.separating_epoch>=1"),
-    ("task.separating_epoch=4", "task.separating_epoch: 4 is not before the run's last epoch (train.epochs=4); "
-                                "separate after ~5-10% of train.epochs"),
+    ("task.separating_epoch=4", ("task.separating_epoch: 4 is not before the run's last epoch (train.epochs=4); "
+                                 "separate after ~5-10% of train.epochs")),
     ("task.upsample_factor=1", "task.upsample_factor: 1 is not a whole number >= 2; set task.upsample_factor>=2"),
     ("task.clusters=1.5", "task.clusters: 1.5 is not a whole number >= 2; set task.clusters>=2"),
     ("task.outputs=features", "task.outputs: 'features' is not one of the choices; allowed: logits, softmax"),
@@ -142,7 +142,8 @@ def test_bad_task_knobs_fail_the_config_check(override, line, tmp_path):
 def test_bad_knobs_stop_run_py_in_one_line(override, line, tmp_path):
     runs = tmp_path / "runs"
     done = subprocess.run([sys.executable, "run.py", "+repro=useful_smoke", override, f"paths.runs_dir={runs}",
-                           f"hydra.run.dir={tmp_path}/h"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+                           f"hydra.run.dir={tmp_path}/h"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                          check=False)
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"optrepro: error: {line}\n"
     assert not runs.exists()
