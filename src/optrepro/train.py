@@ -151,7 +151,7 @@ class ClassificationTask:
     """The product's default task (configs/task/classification.yaml): fit a classifier, evaluate, record."""
 
     def run(self, cfg: DictConfig) -> dict[str, Any] | None:
-        datamodule, data = builders.build_data(cfg)  # missing data stops the run before it has a folder
+        datamodule, data = self.build_data(cfg)  # missing data stops the run before it has a folder
         run_dir = make_run_dir(cfg.paths.runs_dir, str(cfg.name))
         is_rank_zero = process_rank() == 0
         started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info(cfg)
@@ -201,6 +201,12 @@ class ClassificationTask:
         if status == "interrupted" and is_rank_zero:
             preemption.requeue(module.history[-1]["epoch"] if module is not None and module.history else None)
         return record
+
+    def build_data(self, cfg: DictConfig):
+        """(datamodule, DataInfo) the run trains on; a paper's task may subclass this one to change the training
+        distribution before the network is built (reproductions/useful/task.py: upsample the slow-learnable
+        examples an early run finds)."""
+        return builders.build_data(cfg)
 
     def build_module(self, cfg: DictConfig, net, data):
         """The LightningModule that trains `net`; a paper's task may subclass this one to bring its own module (its
