@@ -47,7 +47,8 @@ def windows(values: torch.Tensor, length: int, horizon: int) -> tuple[torch.Tens
 
 
 def csv_path(dataset_cfg, data_dir: str | Path) -> Path:
-    """`dataset.path`, else <data_dir>/samformer/<file>; missing: one line saying where to put it and where to get it."""
+    """`dataset.path`, else <data_dir>/samformer/<file>; missing: one line saying where to put it and where to
+    get it."""
     path = Path(dataset_cfg.path) if dataset_cfg.get("path") else Path(data_dir) / "samformer" / str(dataset_cfg.file)
     if not path.is_file():
         raise DatasetUnavailableError(
