@@ -1,4 +1,5 @@
 """Shared fixtures: compose the real config tree (as run.py does) with tmp folders for runs and a fast setting."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Only Hydra loads at start-up, so `--help`, `--cfg job` and shell completion never import torch or Lightning;
 the config is checked (optrepro.config_schema) before the training code is imported.
 """
+
 import sys
 
 import hydra

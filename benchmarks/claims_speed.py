@@ -7,6 +7,7 @@ committed plots in place (kept: only changed plots are drawn, the normal case) a
 plot drawn). Wall and CPU seconds are printed: on a shared machine CPU seconds are the command's own work, wall
 seconds include waiting for a core.
 """
+
 from __future__ import annotations
 
 import resource
@@ -30,8 +31,7 @@ def run_command(arguments: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child process) of `python -m optrepro <arguments>`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "optrepro", *arguments], cwd=REPO_ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "optrepro", *arguments], cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -42,9 +42,20 @@ def main() -> None:
     describe_machine()
     scratch = Path(tempfile.mkdtemp())
     listing = ["claims", "list", "--records", str(STORE)] + (["--paper", "sam"] if args.quick else [])
+
     def report(plots: Path) -> list[str]:
-        return ["results", "report", "--records", str(STORE), "--out", str(scratch / "RESULTS.md"),
-                "--plots", str(plots), "--verdicts", str(scratch / "verdicts.json")]
+        return [
+            "results",
+            "report",
+            "--records",
+            str(STORE),
+            "--out",
+            str(scratch / "RESULTS.md"),
+            "--plots",
+            str(plots),
+            "--verdicts",
+            str(scratch / "verdicts.json"),
+        ]
 
     shutil.copytree(REPO_ROOT / "results" / "plots", scratch / "kept_plots")
     kept = scratch / "kept_cache.json"

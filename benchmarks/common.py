@@ -3,6 +3,7 @@
 Interleaving (each repetition runs every contender once, in a rotated order) makes machine noise and
 slow drift hit all contenders alike; the median over repetitions then drops the odd disturbed one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,12 @@ from optrepro.paths import CONFIG_DIR
 # The SAM-family cpu tier's data shape (Fashion-MNIST: 1x28x28, 10 classes, pad-4 crop + flip) as seeded
 # synthetic data: pixel values do not change CPU time, and it needs no download. Train size as the tier's subset.
 FASHION_MNIST_SHAPED = (
-    "dataset=synthetic", "dataset.shape=[1,28,28]", "dataset.num_classes=10", "dataset.num_samples=10000",
-    "dataset.num_test=128", "++dataset.augment={crop_padding:4,flip:true}",
+    "dataset=synthetic",
+    "dataset.shape=[1,28,28]",
+    "dataset.num_classes=10",
+    "dataset.num_samples=10000",
+    "dataset.num_test=128",
+    "++dataset.augment={crop_padding:4,flip:true}",
 )
 
 
@@ -48,8 +53,10 @@ def quiet_lightning() -> None:
 
 
 def describe_machine() -> None:
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads"
+    )
 
 
 def interleaved(contenders: dict[str, Callable[[], float]], repetitions: int) -> dict[str, list[float]]:

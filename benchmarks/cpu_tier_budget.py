@@ -20,6 +20,7 @@ Machine: any; measures nothing. Inputs: the record folders above.
 Command: `python benchmarks/cpu_tier_budget.py` (`--quick` is accepted and changes nothing: it is already quick).
 Prints the total in minutes last.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -55,10 +56,14 @@ def main() -> None:
     used = set().union(*runs.values())
     total = sum(minutes[r] for r in used)
     if measurements:
-        print(f"{len({claim for claim, _ in measurements})} timing claim(s) decided by side-by-side measurements "
-              "(claims.timing), not counted: each is one process of a few minutes")
-    print(f"{len(used)} distinct run(s) (a run shared by several claims counts once); "
-          f"{sum(len(seeds) for seeds in missing.values())} claimed seed(s) without a run, not counted")
+        print(
+            f"{len({claim for claim, _ in measurements})} timing claim(s) decided by side-by-side measurements "
+            "(claims.timing), not counted: each is one process of a few minutes"
+        )
+    print(
+        f"{len(used)} distinct run(s) (a run shared by several claims counts once); "
+        f"{sum(len(seeds) for seeds in missing.values())} claimed seed(s) without a run, not counted"
+    )
     for (claim, arm), seeds in missing.items():
         print(f"  missing: {claim} arm={arm} seed(s) {', '.join(map(str, seeds))}")
     verdict = "within" if total <= BUDGET_MINUTES else f"over by {total - BUDGET_MINUTES:.1f} min"

@@ -20,6 +20,7 @@ thread count (set OMP_NUM_THREADS to change it). Inputs: none.
 Command: `python benchmarks/data_pipeline.py` (`--quick`: 1k images, seconds, to check that it runs).
 Prints the data time as a fraction of a step (target <= 0.02), then the speedup (target >= 10) last.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -43,8 +44,14 @@ from optrepro.optim.backend import LocalBackend
 from optrepro.optim.factory import build_optimizer
 
 CIFAR_SHAPED = (
-    "dataset=synthetic", "dataset.shape=[3,32,32]", "dataset.num_classes=10", "dataset.num_test=128",
-    "++dataset.augment={crop_padding:4,flip:true}", "model=small_cnn", "optimizer=sgd", "train.batch_size=128",
+    "dataset=synthetic",
+    "dataset.shape=[3,32,32]",
+    "dataset.num_classes=10",
+    "dataset.num_test=128",
+    "++dataset.augment={crop_padding:4,flip:true}",
+    "model=small_cnn",
+    "optimizer=sgd",
+    "train.batch_size=128",
 )
 SAMPLES, REPETITIONS, STEPS = 10_000, 5, 5
 QUICK_SAMPLES, QUICK_REPETITIONS, QUICK_STEPS = 1_024, 2, 1
@@ -67,15 +74,21 @@ class PilImages(Dataset):
 
 
 def torchvision_loader(splits, batch_size: int, workers: int) -> DataLoader:
-    transform = transforms.Compose([
-        transforms.RandomCrop(32, padding=4),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(splits.mean, splits.std),
-    ])
+    transform = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(splits.mean, splits.std),
+        ]
+    )
     return DataLoader(
-        PilImages(splits.x_train, splits.y_train, transform), batch_size=batch_size, shuffle=True,
-        num_workers=workers, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0),
+        PilImages(splits.x_train, splits.y_train, transform),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(0),
     )
 
 

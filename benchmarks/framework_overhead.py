@@ -24,6 +24,7 @@ both contenders (`hardware.cpu_threads=1`, `torch.set_num_threads(1)`). Inputs: 
 Command: `python benchmarks/framework_overhead.py` (`--quick`: seconds, to check that it runs).
 Prints stack/bare steps per second by wall time and by CPU time, the small_cnn CPU-time ratio last.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -67,8 +68,16 @@ QUICK_STEPS, QUICK_REPETITIONS = 3, 2
 
 def case_config(case: Case, steps: int, runs_dir: str):
     limits = ["limits.max_epochs=2", f"limits.train_batches={steps}", "limits.eval_batches=1"]
-    return compose_config([*case.overrides, "logger=csv", "skip_finished=false", f"paths.runs_dir={runs_dir}",
-                           "hardware.cpu_threads=1", *limits])
+    return compose_config(
+        [
+            *case.overrides,
+            "logger=csv",
+            "skip_finished=false",
+            f"paths.runs_dir={runs_dir}",
+            "hardware.cpu_threads=1",
+            *limits,
+        ]
+    )
 
 
 def stack_time_per_step(cfg) -> tuple[float, float]:
@@ -111,8 +120,10 @@ def compare(case: Case, steps: int, repetitions: int, runs_dir: str) -> dict[str
     for position, clock in enumerate(("wall", "cpu")):
         stack = [pair[position] for pair in times["stack"]]
         bare = [pair[position] for pair in times["bare"]]
-        print(f"{case.name} ({steps} steps, median of {repetitions}, {clock} time): "
-              f"stack {1e3 * statistics.median(stack):.2f} ms/step, bare {1e3 * statistics.median(bare):.2f} ms/step")
+        print(
+            f"{case.name} ({steps} steps, median of {repetitions}, {clock} time): "
+            f"stack {1e3 * statistics.median(stack):.2f} ms/step, bare {1e3 * statistics.median(bare):.2f} ms/step"
+        )
         ratios[clock] = median_ratio(bare, stack)
     return ratios
 

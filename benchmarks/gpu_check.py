@@ -21,6 +21,7 @@ setting, every setting (no budget), torch.compile disabled.
 Command: `bash benchmarks/gpu_check.sh OUT_DIR` (runs `pytest -m gpu` first), or
 `python benchmarks/gpu_check.py OUT_DIR [--dry-run]`. Prints one summary table; writes OUT_DIR/gpu_check.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,16 +44,32 @@ from optrepro.optim.factory import build_optimizer
 # Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets, without sparsity), matched in order against
 # torch.cuda.get_device_name(); the first key contained in the name wins.
 BF16_PEAK_TFLOPS = {
-    "H100 PCIe": 756.5, "H100 NVL": 835.5, "H100": 989.4, "H200": 989.4, "H800": 989.4, "B200": 2250.0,
-    "A100": 312.0, "A800": 312.0, "L40S": 362.1, "L40": 181.0, "L4": 121.0, "RTX 4090": 165.2,
+    "H100 PCIe": 756.5,
+    "H100 NVL": 835.5,
+    "H100": 989.4,
+    "H200": 989.4,
+    "H800": 989.4,
+    "B200": 2250.0,
+    "A100": 312.0,
+    "A800": 312.0,
+    "L40S": 362.1,
+    "L40": 181.0,
+    "L4": 121.0,
+    "RTX 4090": 165.2,
 }
 CIFAR_TRAIN, CIFAR_TEST, EPOCHS = 50_000, 10_000, 200  # +repro=sam_cifar
 SYNTHETIC_CIFAR = (
-    "dataset=synthetic", "dataset.shape=[3,32,32]", "dataset.num_classes=10", "dataset.num_test=256",
+    "dataset=synthetic",
+    "dataset.shape=[3,32,32]",
+    "dataset.num_classes=10",
+    "dataset.num_test=256",
     "++dataset.augment={crop_padding:4,flip:true,cutout:0,pad_mode:zeros}",
 )
-METHODS = {"sgd": ("+repro=sam_cifar_sgd",), "sam": ("+repro=sam_cifar", "optimizer.m_sharpness=null"),
-           "sam_m32": ("+repro=sam_cifar",)}
+METHODS = {
+    "sgd": ("+repro=sam_cifar_sgd",),
+    "sam": ("+repro=sam_cifar", "optimizer.m_sharpness=null"),
+    "sam_m32": ("+repro=sam_cifar",),
+}
 TRAJECTORY = {"saf": ("+repro=sam_cifar_sgd", "optimizer=saf"), "mesa": ("+repro=sam_cifar_sgd", "optimizer=mesa")}
 PASSES = {"sgd": 1, "sam": 2, "sam_m32": 2}  # forward+backward passes per step
 
@@ -88,9 +105,16 @@ class Setting:
 PRESET_SETTING = Setting("fp32", True, False)  # hardware=gpu, as +repro=sam_cifar runs
 # Most informative first: the preset's own setting and the other eager ones (seconds each), then the compiled ones
 # (a minute or two of compilation each, so the budget may cut the last).
-SETTINGS = [PRESET_SETTING, Setting("bf16", True, False), Setting("fp32", False, False), Setting("bf16", False, False),
-            Setting("bf16", True, True), Setting("fp32", True, True), Setting("bf16", False, True),
-            Setting("fp32", False, True)]
+SETTINGS = [
+    PRESET_SETTING,
+    Setting("bf16", True, False),
+    Setting("fp32", False, False),
+    Setting("bf16", False, False),
+    Setting("bf16", True, True),
+    Setting("fp32", True, True),
+    Setting("bf16", False, True),
+    Setting("fp32", False, True),
+]
 
 
 @dataclass
@@ -134,9 +158,14 @@ class Stepper:
         cfg.hardware.channels_last, cfg.hardware.compile = setting.channels_last, setting.compile
         torch.manual_seed(int(cfg.seed))
         self.net = net if net is not None else builders.build_net(cfg, data).to(device).train()
-        _, self.strategy = build_optimizer(cfg.optimizer, self.net, num_train_samples=data.num_train,
-                                           num_classes=data.num_classes, accumulate=int(cfg.train.accumulate),
-                                           grad_clip=cfg.train.grad_clip)
+        _, self.strategy = build_optimizer(
+            cfg.optimizer,
+            self.net,
+            num_train_samples=data.num_train,
+            num_classes=data.num_classes,
+            accumulate=int(cfg.train.accumulate),
+            grad_clip=cfg.train.grad_clip,
+        )
         dtype = torch.bfloat16 if setting.precision == "bf16" else None
         self.backend = LocalBackend(self.net, autocast_dtype=dtype, device_type=device.type)
         layout = torch.channels_last if setting.channels_last else torch.contiguous_format
@@ -212,8 +241,16 @@ def measure(out_dir: Path, sizes: Sizes, device: torch.device, gpu_tests: dict) 
     started = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     report = Report(name, sizes is DRY, bf16_peak(name), sizes.batch, gpu_tests=gpu_tests)
-    data_cfg = compose_config([*METHODS["sgd"], *SYNTHETIC_CIFAR, *sizes.overrides, "hardware.channels_last=true",
-                               f"dataset.num_samples={sizes.samples}", f"train.batch_size={sizes.batch}"])
+    data_cfg = compose_config(
+        [
+            *METHODS["sgd"],
+            *SYNTHETIC_CIFAR,
+            *sizes.overrides,
+            "hardware.channels_last=true",
+            f"dataset.num_samples={sizes.samples}",
+            f"train.batch_size={sizes.batch}",
+        ]
+    )
     datamodule, data = builders.build_data(data_cfg)
     datamodule.place_on(device)
     batch = next(iter(datamodule.train_dataloader()))
@@ -234,8 +271,9 @@ def measure(out_dir: Path, sizes: Sizes, device: torch.device, gpu_tests: dict) 
             report.ratios.update(trajectory_ratios(sizes, batch, data, device))
         fastest = min(sam_cifar_s, key=sam_cifar_s.get)
         report.projected_sam_cifar_h = {
-            label: projected_hours(sam_cifar_s[key], report.data_ms_per_batch / 1e3, report.eval_ms_per_batch / 1e3,
-                                   sizes.batch)
+            label: projected_hours(
+                sam_cifar_s[key], report.data_ms_per_batch / 1e3, report.eval_ms_per_batch / 1e3, sizes.batch
+            )
             for label, key in (("preset (fp32 cl)", PRESET_SETTING.label), (f"fastest ({fastest})", fastest))
         }
         report.elapsed_s = time.perf_counter() - started
@@ -253,16 +291,25 @@ def measure_setting(report: Report, setting: Setting, sizes: Sizes, batch, data,
         report.flops_per_sample = flops_per_sample(net, batch)
     for stepper in steppers.values():
         stepper.seconds_per_step(sizes.warmup)
-    times = interleaved({m: lambda s=s: s.seconds_per_step(sizes.steps) for m, s in steppers.items()},
-                        sizes.repetitions)
+    times = interleaved(
+        {m: lambda s=s: s.seconds_per_step(sizes.steps) for m, s in steppers.items()}, sizes.repetitions
+    )
     eval_s = time_eval(net, steppers["sgd"].batch, setting, device, sizes.steps)
     for method, values in times.items():
         seconds = statistics.median(values)
         flops = PASSES[method] * report.flops_per_sample * sizes.batch
         mfu = flops / seconds / (report.bf16_peak_tflops * 1e12) if report.bf16_peak_tflops else None
-        report.steps.append({"method": method, **asdict(setting), "m_sharpness": 32 if method == "sam_m32" else None,
-                             "batch": sizes.batch, "ms_per_step": 1e3 * seconds, "steps_per_s": 1 / seconds,
-                             "mfu_vs_bf16_peak": mfu})
+        report.steps.append(
+            {
+                "method": method,
+                **asdict(setting),
+                "m_sharpness": 32 if method == "sam_m32" else None,
+                "batch": sizes.batch,
+                "ms_per_step": 1e3 * seconds,
+                "steps_per_s": 1 / seconds,
+                "mfu_vs_bf16_peak": mfu,
+            }
+        )
     if device.type == "cuda":
         del steppers, net
         torch.cuda.empty_cache()
@@ -271,27 +318,34 @@ def measure_setting(report: Report, setting: Setting, sizes: Sizes, batch, data,
 
 def trajectory_ratios(sizes: Sizes, batch, data, device) -> dict[str, float]:
     """SAF/SGD and MESA/SGD per step in the preset's setting (fp32, channels_last), timed interleaved."""
-    steppers = {m: Stepper(o, PRESET_SETTING, sizes, batch, data, device)
-                for m, o in {"sgd": METHODS["sgd"], **TRAJECTORY}.items()}
+    steppers = {
+        m: Stepper(o, PRESET_SETTING, sizes, batch, data, device)
+        for m, o in {"sgd": METHODS["sgd"], **TRAJECTORY}.items()
+    }
     for stepper in steppers.values():
         stepper.seconds_per_step(sizes.warmup)
-    times = interleaved({m: lambda s=s: s.seconds_per_step(sizes.steps) for m, s in steppers.items()},
-                        sizes.repetitions)
+    times = interleaved(
+        {m: lambda s=s: s.seconds_per_step(sizes.steps) for m, s in steppers.items()}, sizes.repetitions
+    )
     sgd = statistics.median(times["sgd"])
     return {f"{m}/sgd {PRESET_SETTING.label}": statistics.median(times[m]) / sgd for m in TRAJECTORY}
 
 
 def print_table(report: Report) -> None:
-    print(f"GPU check on {report.device}{' (dry run)' if report.dry_run else ''}: WRN-28-10, batch {report.batch}, "
-          f"{report.flops_per_sample / 1e9:.2f} GFLOP per sample forward+backward, bf16 peak "
-          f"{report.bf16_peak_tflops or 'unknown'} TFLOP/s")
+    print(
+        f"GPU check on {report.device}{' (dry run)' if report.dry_run else ''}: WRN-28-10, batch {report.batch}, "
+        f"{report.flops_per_sample / 1e9:.2f} GFLOP per sample forward+backward, bf16 peak "
+        f"{report.bf16_peak_tflops or 'unknown'} TFLOP/s"
+    )
     print(f"{'setting':<20} {'method':<8} {'ms/step':>9} {'steps/s':>8} {'MFU':>6}")
     for row in report.steps:
         setting = Setting(row["precision"], row["channels_last"], row["compile"]).label
         mfu = f"{100 * row['mfu_vs_bf16_peak']:.1f}%" if row["mfu_vs_bf16_peak"] is not None else "-"
         print(f"{setting:<20} {row['method']:<8} {row['ms_per_step']:>9.1f} {row['steps_per_s']:>8.2f} {mfu:>6}")
-    print(f"data: {report.data_ms_per_batch:.2f} ms/batch, {100 * report.data_fraction_of_step:.1f}% of an SGD step "
-          f"(fp32 cl); test pass {report.eval_ms_per_batch:.1f} ms/batch")
+    print(
+        f"data: {report.data_ms_per_batch:.2f} ms/batch, {100 * report.data_fraction_of_step:.1f}% of an SGD step "
+        f"(fp32 cl); test pass {report.eval_ms_per_batch:.1f} ms/batch"
+    )
     for label, hours in report.projected_sam_cifar_h.items():
         print(f"+repro=sam_cifar (200 epochs) projected, {label}: {hours:.2f} h")
     for label, ratio in report.ratios.items():
@@ -316,8 +370,9 @@ def main() -> None:
     if args.dry_run:
         torch._dynamo.config.disable = True  # torch.compile becomes a no-op: the CPU's inductor build takes minutes
     device = torch.device("cpu" if args.dry_run else "cuda")
-    gpu_tests = {} if args.gpu_tests_exit is None else {"exit_code": args.gpu_tests_exit,
-                                                         "summary": args.gpu_tests_summary}
+    gpu_tests = (
+        {} if args.gpu_tests_exit is None else {"exit_code": args.gpu_tests_exit, "summary": args.gpu_tests_summary}
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     report = measure(args.out_dir, DRY if args.dry_run else FULL, device, gpu_tests)
     print_table(report)

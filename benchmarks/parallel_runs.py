@@ -7,6 +7,7 @@ code `claims run` uses, on the digits label-noise SGD preset cut to 20 epochs, i
 Machine: an idle CPU machine with 2 cores (it measures whatever else runs too), about 2 minutes (`--quick`: 2 tiny
 runs per mode). Inputs: none. Command: `python benchmarks/parallel_runs.py`. Prints the wall-time ratio last.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,9 +20,20 @@ from optrepro.claims.launch import ENTRY_POINT, execute
 
 
 def commands(runs_dir: str, count: int, epochs: int) -> list[list[str]]:
-    return [[sys.executable, ENTRY_POINT, "+repro=sam_noise_digits_cpu_sgd", f"train.epochs={epochs}", "logger=csv",
-             "train.checkpoint=false", f"seed={seed}", f"paths.runs_dir={runs_dir}", "skip_finished=false"]
-            for seed in range(count)]
+    return [
+        [
+            sys.executable,
+            ENTRY_POINT,
+            "+repro=sam_noise_digits_cpu_sgd",
+            f"train.epochs={epochs}",
+            "logger=csv",
+            "train.checkpoint=false",
+            f"seed={seed}",
+            f"paths.runs_dir={runs_dir}",
+            "skip_finished=false",
+        ]
+        for seed in range(count)
+    ]
 
 
 def main() -> None:

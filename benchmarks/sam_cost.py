@@ -18,6 +18,7 @@ Machine: a CPU (no GPU needed); defaults sized for an idle 2-core machine, about
 thread count (set OMP_NUM_THREADS to change it). Inputs: none.
 Command: `python benchmarks/sam_cost.py` (`--quick`: seconds, to check that it runs). Prints SAM/SGD last.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -42,7 +43,10 @@ PRESETS = {
     "gam": "gam_fmnist_cpu",
 }
 TARGETS = {
-    "sam": "<= 2.05; two passes put it at 2.0 at best", "saf": "<= 1.10", "mesa": "<= 1.25", "gam": "none stated",
+    "sam": "<= 2.05; two passes put it at 2.0 at best",
+    "saf": "<= 1.10",
+    "mesa": "<= 1.25",
+    "gam": "none stated",
 }
 STEPS, REPETITIONS, WARMUP_STEPS = 8, 9, 3
 QUICK_STEPS, QUICK_REPETITIONS, QUICK_WARMUP_STEPS = 1, 2, 1
@@ -63,8 +67,10 @@ def main() -> None:
     print(f"{steps} steps per measurement, median of {len(times['sgd'])}:")
     print(f"  sgd: {1e3 * statistics.median(times['sgd']):.1f} ms/step")
     for name, ratio in ratios.items():
-        print(f"  {name}: {1e3 * statistics.median(times[name]):.1f} ms/step, {name}/sgd {ratio:.3f} "
-              f"(target {TARGETS[name]})")
+        print(
+            f"  {name}: {1e3 * statistics.median(times[name]):.1f} ms/step, {name}/sgd {ratio:.3f} "
+            f"(target {TARGETS[name]})"
+        )
     for name in ("gam", "mesa", "saf", "sam"):
         print_ratio(f"{name}/sgd time per step", ratios[name])
 

@@ -8,6 +8,7 @@ judge_sequential) on simulated per-seed gains N(effect, 1).
 Machine: any CPU, about a minute (`--quick`: seconds). Inputs: none.
 Command: `python benchmarks/sequential_power.py`. Prints the sequential/fixed power ratio at effect 1.0 last.
 """
+
 from __future__ import annotations
 
 import sys
@@ -43,8 +44,10 @@ def main() -> None:
             seeds_used += verdict.look.seeds
             fixed_hits += judge(fixed, samples).status == "reproduced"
         seq, fix = seq_hits / trials, fixed_hits / trials
-        print(f"  effect {effect:.1f} SD: reproduced sequential {seq:.3f} (mean {seeds_used / trials:.1f} seeds), "
-              f"fixed {fix:.3f} ({LOOKS[-1]} seeds)")
+        print(
+            f"  effect {effect:.1f} SD: reproduced sequential {seq:.3f} (mean {seeds_used / trials:.1f} seeds), "
+            f"fixed {fix:.3f} ({LOOKS[-1]} seeds)"
+        )
         if effect == 1.0:
             ratio = seq / fix if fix else float("nan")
     print_ratio("sequential/fixed power at 1 SD", ratio)

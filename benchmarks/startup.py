@@ -10,6 +10,7 @@ Hydra part of `--cfg job` plus the import of optrepro.train.
 Machine assumptions: any; on a loaded machine every row grows (compare rows of one run, not runs).
 Command: python benchmarks/startup.py   (--quick: 1 repetition, only checks the script works)
 """
+
 from __future__ import annotations
 
 import os
@@ -37,12 +38,24 @@ RUN_PY_CALLS = ("python run.py --help", "python run.py --cfg job", f"completion:
 
 def launcher(args: list[str]):
     """A call that runs `python <args>` from the repository root, as a user would, and checks it succeeded."""
-    env = os.environ | {"COMP_LINE": COMPLETION_LINE, "COMP_POINT": str(len(COMPLETION_LINE)),
-                        "PYTHONPATH": os.pathsep.join([str(Path(REPO_ROOT, "src")), os.environ.get("PYTHONPATH", "")])}
+    env = os.environ | {
+        "COMP_LINE": COMPLETION_LINE,
+        "COMP_POINT": str(len(COMPLETION_LINE)),
+        "PYTHONPATH": os.pathsep.join([str(Path(REPO_ROOT, "src")), os.environ.get("PYTHONPATH", "")]),
+    }
 
     def call() -> float:
-        return timed(lambda: subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, check=True,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return timed(
+            lambda: subprocess.run(
+                [sys.executable, *args],
+                cwd=REPO_ROOT,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
     return call
 
 
@@ -54,7 +67,8 @@ def main() -> None:
         call()
     seconds = {name: statistics.median(times) for name, times in interleaved(contenders, repetitions).items()}
     seconds["eager import (run.py before: --cfg job + import optrepro.train)"] = (
-        seconds["python run.py --cfg job"] + seconds["python -c 'import optrepro.train'"])
+        seconds["python run.py --cfg job"] + seconds["python -c 'import optrepro.train'"]
+    )
     width = max(map(len, seconds))
     print(f"median wall seconds over {repetitions} interleaved repetitions ({os.cpu_count()} cores)")
     for name, value in seconds.items():

@@ -50,8 +50,10 @@ def dependency_closure(root: str, extras: tuple[str, ...]) -> dict[str, str]:
             try:
                 found[canonical(requirement.name)] = metadata.version(requirement.name)
             except metadata.PackageNotFoundError:
-                sys.exit(f"refresh_lock: {requirement.name} (needed by {name}) is not installed; "
-                         f"run `pip install -e \".[test]\"` in this environment first")
+                sys.exit(
+                    f"refresh_lock: {requirement.name} (needed by {name}) is not installed; "
+                    f'run `pip install -e ".[test]"` in this environment first'
+                )
             pending.append((requirement.name, tuple(sorted(requirement.extras))))
     found.pop(canonical(root), None)
     return found
@@ -66,8 +68,8 @@ def torch_build() -> str:
 
 def render(versions: dict[str, str]) -> str:
     header = [
-        "# Exact versions of everything `pip install -e \".[test]\"` installs: a pip constraints file.",
-        "# Install: pip install -c requirements/lock.txt -e \".[test]\"",
+        '# Exact versions of everything `pip install -e ".[test]"` installs: a pip constraints file.',
+        '# Install: pip install -c requirements/lock.txt -e ".[test]"',
         f"# Made by requirements/refresh_lock.py on Python {sys.version.split()[0]}; {torch_build()}",
         "# (PyPI's default Linux torch wheel; the nvidia-* pins below are its CUDA runtime).",
     ]

@@ -37,8 +37,12 @@ def resources(element: list[str]) -> tuple[tuple[str, int], ...]:
     """The sbatch resource flags one element's composed config asks for."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         cfg = compose("train", overrides=element)
-    flags = (("--nodes", cfg.hardware.num_nodes), ("--ntasks-per-node", cfg.hardware.devices),
-             ("--cpus-per-task", cfg.cluster.cpus_per_task), ("--gpus-per-node", cfg.hardware.gpus_per_node))
+    flags = (
+        ("--nodes", cfg.hardware.num_nodes),
+        ("--ntasks-per-node", cfg.hardware.devices),
+        ("--cpus-per-task", cfg.cluster.cpus_per_task),
+        ("--gpus-per-node", cfg.hardware.gpus_per_node),
+    )
     return tuple((flag, int(value)) for flag, value in flags if not (flag == "--gpus-per-node" and not value))
 
 
@@ -68,8 +72,10 @@ def main(argv: list[str]) -> None:
     try:
         flags = sweep_resources(elements)
     except (HydraException, ValueError) as exc:
-        parser.error(f"cannot submit the sweep {args.sweep}: {str(exc).splitlines()[0]}; check the overrides with "
-                     "`python run.py <overrides> --cfg job`")
+        parser.error(
+            f"cannot submit the sweep {args.sweep}: {str(exc).splitlines()[0]}; check the overrides with "
+            "`python run.py <overrides> --cfg job`"
+        )
     output = args.output or Path("runs/sweeps") / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.txt"
     output.parent.mkdir(parents=True, exist_ok=True)
     # Shell-quoted so sweep.sbatch can split each line back into the exact arguments.
@@ -79,8 +85,18 @@ def main(argv: list[str]) -> None:
     # Logs next to the overrides file: its folder exists, and SLURM does not create folders.
     logs = output.with_name(f"{output.stem}_%A_%a.out")
     print(f"wrote {len(elements)} array elements to {output}; submit from the repository root with:", file=sys.stderr)
-    print(shlex.join(["sbatch", f"--array={array}", *(f"{flag}={value}" for flag, value in flags), f"--output={logs}",
-                      SWEEP_SCRIPT, str(output)]))
+    print(
+        shlex.join(
+            [
+                "sbatch",
+                f"--array={array}",
+                *(f"{flag}={value}" for flag, value in flags),
+                f"--output={logs}",
+                SWEEP_SCRIPT,
+                str(output),
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

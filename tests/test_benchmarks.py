@@ -1,4 +1,5 @@
 """Every benchmark runs in --quick mode and ends with its figure line; no timing is asserted (CI machines vary)."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,12 @@ def test_quick_run_ends_with_its_figure(script, tmp_path):
     env = os.environ | {"OPTREPRO_RUNS": str(tmp_path / "runs")}  # no dependence on this checkout's runs
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / script), "--quick"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     last_line = result.stdout.strip().splitlines()[-1]

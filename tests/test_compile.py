@@ -1,5 +1,6 @@
 """`hardware.compile`: the model is compiled in place, so checkpoints keep plain keys and load into an uncompiled
 model; weights saved from a `torch.compile(...)` wrapper (keys prefixed `_orig_mod.`) load too."""
+
 from __future__ import annotations
 
 import pytest

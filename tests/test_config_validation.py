@@ -1,5 +1,6 @@
 """The config checked as a layer (optrepro.config_schema): each bad input stops with one line naming its key, the
 problem and the fix; every preset and every documented command passes; run.py fails before making a run folder."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,11 @@ from optrepro.paths import REPO_ROOT, reproduction_config_dirs
 # overrides -> the key the message starts with, a fragment of the message. GPUs on this machine: see `gpus`.
 BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["seed=abc"], "seed", "'abc' is not a whole number; give an integer"),
-    (["dataset=digits", "dataset.path=/nonexistent/x"], "dataset.path",
-     "digits reads no files (it ships with a package or is generated), so the path would be ignored; remove"),
+    (
+        ["dataset=digits", "dataset.path=/nonexistent/x"],
+        "dataset.path",
+        "digits reads no files (it ships with a package or is generated), so the path would be ignored; remove",
+    ),
     (["dataset=mnist1d", "dataset.path=/data/mnist1d"], "dataset.path", "mnist1d reads no files"),
     (["seed=1.5"], "seed", "1.5 is not a whole number"),
     (["seed=-1"], "seed", "must be >= 0"),
@@ -33,13 +37,22 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["train.epochs=0"], "train.epochs", "must be >= 1, got 0"),
     (["train.batch_size=-8"], "train.batch_size", "must be >= 1"),
     (["train.accumulate=0"], "train.accumulate", "must be >= 1"),
-    (["hardware=ddp_cpu", "train.batch_size=127"], "train.batch_size",
-     "127 does not split evenly over 2 devices (hardware.devices=2 x hardware.num_nodes=1); choose a batch size"),
+    (
+        ["hardware=ddp_cpu", "train.batch_size=127"],
+        "train.batch_size",
+        "127 does not split evenly over 2 devices (hardware.devices=2 x hardware.num_nodes=1); choose a batch size",
+    ),
     (["train.accumulate=3"], "train.accumulate", "per-device batch 128 does not split into 3 micro-batches"),
-    (["optimizer=sam", "optimizer.m_sharpness=3"], "optimizer.m_sharpness",
-     "must divide every per-device micro-batch, but the per-device batch 128 gives micro-batches of 128"),
-    (["optimizer=sam", "hardware=ddp_cpu", "train.accumulate=2", "optimizer.m_sharpness=64"],
-     "optimizer.m_sharpness", "micro-batches of 32 (train.accumulate=2); choose an m dividing 32"),
+    (
+        ["optimizer=sam", "optimizer.m_sharpness=3"],
+        "optimizer.m_sharpness",
+        "must divide every per-device micro-batch, but the per-device batch 128 gives micro-batches of 128",
+    ),
+    (
+        ["optimizer=sam", "hardware=ddp_cpu", "train.accumulate=2", "optimizer.m_sharpness=64"],
+        "optimizer.m_sharpness",
+        "micro-batches of 32 (train.accumulate=2); choose an m dividing 32",
+    ),
     (["train.drop_last=yes"], "train.drop_last", "is not true or false"),
     (["optimizer=sam", "optimizer.m_sharpness=0"], "optimizer.m_sharpness", "must be >= 1"),
     (["optimizer=sam", "optimizer.rho=-1"], "optimizer.rho", "must be >= 0"),
@@ -49,12 +62,23 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["optimizer.base.lr=fast"], "optimizer.base.lr", "'fast' is not a number"),
     (["optimizer.base.momentum=1.5"], "optimizer.base.momentum", "must be <= 1"),
     (["optimizer=adam", "optimizer.base.betas=[0.9]"], "optimizer.base.betas", "has 1 items, needs 2"),
-    (["optimizer.step=three_pass"], "optimizer.step", "unknown value 'three_pass'; valid choices: <module>:<function>, gam"),
-    (["optimizer.step=reproductions.nowhere:build"], "optimizer.step", "cannot import 'build' from 'reproductions.nowhere'"),
+    (
+        ["optimizer.step=three_pass"],
+        "optimizer.step",
+        "unknown value 'three_pass'; valid choices: <module>:<function>, gam",
+    ),
+    (
+        ["optimizer.step=reproductions.nowhere:build"],
+        "optimizer.step",
+        "cannot import 'build' from 'reproductions.nowhere'",
+    ),
     (["optimizer.base._target_=torch.optim.Sgd"], "optimizer.base._target_", "cannot import 'torch.optim.Sgd'"),
     (["optimizer.base._partial_=false"], "optimizer.base", "must be a Hydra partial: add `_partial_: true`"),
-    (["optimizer=adamw", "optimizer.weight_decay_mode=coupled"], "optimizer.weight_decay_mode",
-     "AdamW applies decoupled weight decay"),
+    (
+        ["optimizer=adamw", "optimizer.weight_decay_mode=coupled"],
+        "optimizer.weight_decay_mode",
+        "AdamW applies decoupled weight decay",
+    ),
     (["model.width=0"], "model.width", "must be >= 1"),
     (["model=wrn28_10", "model.widen_factor=-2"], "model.widen_factor", "must be >= 1"),
     (["model=mlp", "model.hidden=[256,0]"], "model.hidden[1]", "must be >= 1, got 0"),
@@ -70,8 +94,11 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["dataset.label_noise=1.2"], "dataset.label_noise", "must be < 1"),
     (["dataset.val_fraction=1.0"], "dataset.val_fraction", "must be < 1"),
     (["dataset.val_fraction=0"], "dataset.val_fraction", "must be > 0"),
-    (["dataset=imagenet", "dataset.path=x", "+dataset.val_fraction=0.1"], "dataset.val_fraction",
-     "no held-out validation split"),
+    (
+        ["dataset=imagenet", "dataset.path=x", "+dataset.val_fraction=0.1"],
+        "dataset.val_fraction",
+        "no held-out validation split",
+    ),
     (["dataset.augment.pad_mode=edge"], "dataset.augment.pad_mode", "valid choices: reflect, zeros"),
     (["+dataset.augment.rotate=10"], "dataset.augment.rotate", "not a config key"),
     (["dataset=modular_addition", "dataset.operation=divide"], "dataset.operation", "valid choices: add, multiply"),
@@ -79,8 +106,7 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["scheduler.warmup_epochs=5"], "scheduler.warmup_epochs", "fill all train.epochs=2"),
     (["logger.wandb.mode=sometimes"], "logger.wandb.mode", "valid choices: 'auto'"),
     (["cluster.timeout_min=0"], "cluster.timeout_min", "must be >= 1"),
-    (["hardware=cpu", "+hardware/compression=powersgd"], "hardware.grad_compression",
-     "is a DDP communication hook"),
+    (["hardware=cpu", "+hardware/compression=powersgd"], "hardware.grad_compression", "is a DDP communication hook"),
     (["task=structure_learning"], "task", "needs a `structure` block"),
     (["+repro=notears_topo_smoke", "structure.d=1"], "structure.d", "must be >= 2"),
     (["+repro=sam_cifar"], "hardware", "no CUDA GPU; add hardware=cpu"),
@@ -92,8 +118,10 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
 @pytest.fixture
 def gpus(monkeypatch):
     """The number of CUDA GPUs validation sees: set, so the table means the same on every machine."""
+
     def set_count(count: int) -> None:
         monkeypatch.setattr(config_schema, "gpu_count", lambda: count)
+
     return set_count
 
 
@@ -141,7 +169,8 @@ def first_sweep_value(word: str) -> str:
 
 
 def documented_overrides() -> list[list[str]]:
-    """The overrides of every `python run.py ...` in the READMEs (a sweep takes its first value; placeholders such as <lr> out)."""
+    """The overrides of every `python run.py ...` in the READMEs (a sweep takes its first value; placeholders such as
+    <lr> out)."""
     commands = []
     for path in DOCUMENTED:
         for match in COMMAND.finditer(path.read_text()):
@@ -149,8 +178,9 @@ def documented_overrides() -> list[list[str]]:
                 continue
             words = shlex.split(match.group(1))  # as the shell hands them to run.py: quotes removed
             if words:
-                commands.append([first_sweep_value(w) for w in words
-                                 if w != "-m" and not w.startswith("hydra/launcher=")])
+                commands.append(
+                    [first_sweep_value(w) for w in words if w != "-m" and not w.startswith("hydra/launcher=")]
+                )
     return commands
 
 
@@ -170,20 +200,32 @@ def test_documented_commands_are_found():
 def test_run_py_prints_one_line_and_makes_no_run_folder(override, key, tmp_path):
     runs = tmp_path / "runs"
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")}
-    done = subprocess.run([sys.executable, "run.py", override, f"paths.runs_dir={runs}", f"hydra.run.dir={tmp_path}/h"],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "run.py", override, f"paths.runs_dir={runs}", f"hydra.run.dir={tmp_path}/h"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
     assert not runs.exists()
 
 
 def test_type_and_range_errors_come_without_importing_torch():
-    code = ("import sys\nfrom helpers.compose import compose_config\n"
-            "from optrepro.config_schema import validate_config\n"
-            "try: validate_config(compose_config(['seed=abc']))\nexcept Exception as e: print(e)\n"
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys\nfrom helpers.compose import compose_config\n"
+        "from optrepro.config_schema import validate_config\n"
+        "try: validate_config(compose_config(['seed=abc']))\nexcept Exception as e: print(e)\n"
+        "print('torch' in sys.modules)"
+    )
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT / "tests")])}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=True)
-    assert done.stdout.splitlines() == ["seed: 'abc' is not a whole number; give an integer from 0 to 4294967295, "
-                                        "e.g. seed=0", "False"], done.stdout + done.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "seed: 'abc' is not a whole number; give an integer from 0 to 4294967295, e.g. seed=0",
+        "False",
+    ], done.stdout + done.stderr

@@ -1,4 +1,5 @@
 """Every config in every group composes and instantiates; every repro preset composes; bad choices say what is valid."""
+
 from __future__ import annotations
 
 import subprocess
@@ -55,7 +56,9 @@ def test_every_optimizer_config_builds_over_a_model(option):
     import torch
 
     cfg = compose_config([f"optimizer={option}"])
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10))
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
+    )
     optimizer, strategy = build_optimizer(cfg.optimizer, net, num_train_samples=100, num_classes=10)
     assert optimizer.param_groups and strategy is not None
 
@@ -80,7 +83,12 @@ def test_sam_cifar_is_table1_wrn28_10_cifar10_basic():
 def test_free_composition_from_the_issue():
     cfg = compose_config(["model=wrn28_10", "optimizer=sam", "dataset=cifar100", "hardware=gpu", "seed=1"])
     assert (cfg.model.name, cfg.optimizer.name, cfg.dataset.name, cfg.hardware.name, cfg.seed) == (
-        "wrn28_10", "sam", "cifar100", "gpu", 1)
+        "wrn28_10",
+        "sam",
+        "cifar100",
+        "gpu",
+        1,
+    )
 
 
 def test_unknown_group_choice_lists_the_valid_ones():
@@ -91,12 +99,22 @@ def test_unknown_group_choice_lists_the_valid_ones():
 
 
 def test_cli_cfg_job_prints_composed_config_and_bad_choice_lists_options():
-    shown = subprocess.run([sys.executable, "run.py", "optimizer=sam", "--cfg", "job"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=120)
+    shown = subprocess.run(
+        [sys.executable, "run.py", "optimizer=sam", "--cfg", "job"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "rho: 0.05" in shown.stdout and "step: two_pass" in shown.stdout
-    bad = subprocess.run([sys.executable, "run.py", "dataset=cifar11", "--cfg", "job"], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "run.py", "dataset=cifar11", "--cfg", "job"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode != 0 and "cifar11" in bad.stderr and "fashion_mnist" in bad.stderr
 
 
@@ -120,7 +138,9 @@ def test_a_knob_at_its_neutral_default_leaves_the_hashes_of_earlier_records_unch
     del OmegaConf.select(before_the_knob, parent)[key]
     assert config_hash(current) == config_hash(before_the_knob)
     assert setting_hash(current) == setting_hash(before_the_knob)
-    override = f"+{dotted}.changed=1" if isinstance(neutral, dict) else f"{dotted}={'true' if neutral is False else 'changed'}"
+    override = (
+        f"+{dotted}.changed=1" if isinstance(neutral, dict) else f"{dotted}={'true' if neutral is False else 'changed'}"
+    )
     changed = compose_config([override])
     assert setting_hash(changed) != setting_hash(current), "a knob away from its neutral value is part of the setting"
 

@@ -22,12 +22,12 @@ from optrepro.data import (
     TensorDataModule,
     TrainBatches,
     dataset_info,
+    fashion_mnist_data,
     load_imagenet_folders,
     load_splits,
 )
 from optrepro.data.augment import cutout, horizontal_flip, random_crop
 from optrepro.data.batches import InputTransform
-from optrepro.data import fashion_mnist_data
 from optrepro.data.fashion_mnist_data import DEBIAN_DIR
 from optrepro.data.idx import IdxFormatError, read_idx
 from optrepro.data.label_noise import noisy_labels

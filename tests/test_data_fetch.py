@@ -1,6 +1,6 @@
 """`optrepro data fetch`: what a login node runs so that compute nodes read datasets offline."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 

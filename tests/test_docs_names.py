@@ -1,5 +1,6 @@
 """Every module, function and file that README.md and docs/DESIGN.md name in backticks exists: docs that name a
 `losses.build_loss` nobody wrote send the reader to nothing."""
+
 from __future__ import annotations
 
 import importlib
@@ -51,6 +52,7 @@ def config_keys() -> set[str]:
             yield f"{prefix}{key}"
             if isinstance(value, dict):
                 yield from walk(value, f"{prefix}{key}.")
+
     return set(walk(OmegaConf.to_container(compose_config([]), resolve=False)))
 
 
@@ -59,15 +61,26 @@ USER_FILES = ("configs/local/",)  # the user's own, git-ignored
 
 
 def is_config_key(token: str) -> bool:
-    return token in KEYS or token.removeprefix("config.") in KEYS or token.split(".")[0] in ("train", "paths") \
+    return (
+        token in KEYS
+        or token.removeprefix("config.") in KEYS
+        or token.split(".")[0] in ("train", "paths")
         and not resolves_as_object(token)
+    )
 
 
-CASES = [(path.name, token) for path in DOCS for token in named(path)
-         if (FILE.match(token) and "/" in token and "<" not in token
-             and not token.startswith(("runs/", "data/tensors", *USER_FILES)))
-         or (DOTTED.match(token) and not FILE.match(token) and token.split(".")[0] in PACKAGES
-             and not is_config_key(token))]
+CASES = [
+    (path.name, token)
+    for path in DOCS
+    for token in named(path)
+    if (
+        FILE.match(token)
+        and "/" in token
+        and "<" not in token
+        and not token.startswith(("runs/", "data/tensors", *USER_FILES))
+    )
+    or (DOTTED.match(token) and not FILE.match(token) and token.split(".")[0] in PACKAGES and not is_config_key(token))
+]
 
 
 @pytest.mark.parametrize("doc, token", CASES, ids=[f"{d}:{t}" for d, t in CASES])

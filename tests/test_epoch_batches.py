@@ -3,6 +3,7 @@
 CIFAR-10's 50,000 images at batch 256 leave 80 in the last batch, which m-sharpness 32 cannot split; before the
 check the main command stopped at the end of its first epoch.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -34,8 +35,14 @@ def test_per_device_batch_sizes_are_the_sizes_train_batches_yields(
     yielded = set()
     for rank in range(world_size):
         batches = TrainBatches(
-            x, y, batch_size=batch_size, seed=0, to_input=InputTransform(0.0, 1.0, False, torch.device("cpu"), False),
-            drop_last=drop_last, rank=rank, world_size=world_size,
+            x,
+            y,
+            batch_size=batch_size,
+            seed=0,
+            to_input=InputTransform(0.0, 1.0, False, torch.device("cpu"), False),
+            drop_last=drop_last,
+            rank=rank,
+            world_size=world_size,
         )
         yielded |= {len(targets) for _, targets, _ in batches}
     assert yielded == set(expected)
@@ -47,20 +54,35 @@ SAM_256 = ["optimizer=sam", "train.batch_size=256"]
 @pytest.mark.parametrize(
     "overrides, num_train, message",
     [
-        (SAM_256 + ["optimizer.m_sharpness=32"], 50_000,
-         "optimizer.m_sharpness=32 must divide every per-device micro-batch, but the per-device batch 80 of the "
-         "epoch's short last batch (50000 training samples leave 80 after full batches of 256) gives micro-batches "
-         "of 80 (train.accumulate=1); set train.drop_last=true to drop it (as google-research/sam does)"),
-        (SAM_256 + ["optimizer.m_sharpness=48"], 50_176,  # 196 full batches, no remainder: the full batch fails
-         "the per-device batch 256 gives micro-batches of 256 (train.accumulate=1); choose an m dividing 256"),
-        (SAM_256 + ["optimizer.m_sharpness=32", "train.accumulate=4"], 50_000,
-         "the per-device batch 80 of the epoch's short last batch (50000 training samples leave 80 after full batches "
-         "of 256) gives micro-batches of 20 (train.accumulate=4)"),
-        (SAM_256 + ["optimizer.m_sharpness=32", "hardware=ddp_cpu"], 50_000,
-         "the per-device batch 40 of the epoch's short last batch (50000 training samples leave 80 after full "
-         "batches of 256) gives micro-batches of 40"),
-        (["train.batch_size=256", "train.accumulate=8"], 49_925,  # 5 left over cannot make 8 micro-batches
-         "train.accumulate=8: a per-device batch of 5 of the epoch's short last batch"),
+        (
+            SAM_256 + ["optimizer.m_sharpness=32"],
+            50_000,
+            "optimizer.m_sharpness=32 must divide every per-device micro-batch, but the per-device batch 80 of the "
+            "epoch's short last batch (50000 training samples leave 80 after full batches of 256) gives micro-batches "
+            "of 80 (train.accumulate=1); set train.drop_last=true to drop it (as google-research/sam does)",
+        ),
+        (
+            SAM_256 + ["optimizer.m_sharpness=48"],
+            50_176,  # 196 full batches, no remainder: the full batch fails
+            "the per-device batch 256 gives micro-batches of 256 (train.accumulate=1); choose an m dividing 256",
+        ),
+        (
+            SAM_256 + ["optimizer.m_sharpness=32", "train.accumulate=4"],
+            50_000,
+            "the per-device batch 80 of the epoch's short last batch (50000 training samples leave 80 "
+            "after full batches of 256) gives micro-batches of 20 (train.accumulate=4)",
+        ),
+        (
+            SAM_256 + ["optimizer.m_sharpness=32", "hardware=ddp_cpu"],
+            50_000,
+            "the per-device batch 40 of the epoch's short last batch (50000 training samples leave 80 after full "
+            "batches of 256) gives micro-batches of 40",
+        ),
+        (
+            ["train.batch_size=256", "train.accumulate=8"],
+            49_925,  # 5 left over cannot make 8 micro-batches
+            "train.accumulate=8: a per-device batch of 5 of the epoch's short last batch",
+        ),
     ],
 )
 def test_a_batch_that_cannot_split_stops_with_the_fix(make_cfg, overrides, num_train, message):
@@ -86,8 +108,15 @@ def test_batches_that_split_pass(make_cfg, overrides, num_train):
 
 
 DIGITS_SAM_M8 = [
-    "dataset=digits", "model=small_cnn", "model.width=8", "logger=csv", "train.checkpoint=false",
-    "optimizer=sam", "optimizer.m_sharpness=8", "train.batch_size=128", "train.epochs=2",
+    "dataset=digits",
+    "model=small_cnn",
+    "model.width=8",
+    "logger=csv",
+    "train.checkpoint=false",
+    "optimizer=sam",
+    "optimizer.m_sharpness=8",
+    "train.batch_size=128",
+    "train.epochs=2",
 ]
 
 

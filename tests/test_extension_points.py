@@ -1,6 +1,7 @@
 """A paper brings its own code: a fixture paper outside src/ (tests/fixtures/fixture_paper) with its own loss, metric
 and callback runs end to end from its preset and its claim is decided; paper code is importable from any folder;
 records written before the paper knobs moved into their folders still answer their claims."""
+
 from __future__ import annotations
 
 import math
@@ -56,10 +57,18 @@ def test_fixture_paper_runs_end_to_end_and_its_claim_is_decided(fixture_paper_in
 def test_paper_code_is_importable_from_any_working_folder(tmp_path):
     """What a SLURM job or a DDP worker does: import optrepro's builders, then resolve a paper's `_target_`."""
     target = "reproductions.lion_k.weight_bound.WeightBoundCallback"
-    code = ("from optrepro.builders import instantiate_node; "
-            f"print(type(instantiate_node({{'_target_': '{target}'}}, 'x')).__name__)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT / "src"), "OMP_NUM_THREADS": "1"})
+    code = (
+        "from optrepro.builders import instantiate_node; "
+        f"print(type(instantiate_node({{'_target_': '{target}'}}, 'x')).__name__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT / "src"), "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "WeightBoundCallback"
 
@@ -101,14 +110,20 @@ def test_a_papers_own_step_strategy_is_named_by_module_and_function(fixture_pape
     targets = torch.tensor([0, 1, 1, 0])
     grads = torch.autograd.grad(torch.nn.functional.cross_entropy(model(inputs), targets), list(model.parameters()))
     expected = [p.detach() - 0.25 * g.sign() for p, g in zip(model.parameters(), grads)]
-    cfg = OmegaConf.create({"name": "sign", "step": "fixture_paper.step:build_sign_step",
-                            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.25}})
+    cfg = OmegaConf.create(
+        {
+            "name": "sign",
+            "step": "fixture_paper.step:build_sign_step",
+            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.25},
+        }
+    )
     optimizer, strategy = build_optimizer(cfg, model, num_train_samples=4, num_classes=2)
     strategy.training_step(LocalBackend(model), (inputs, targets, torch.arange(4)), epoch=0)
     for want, got in zip(expected, model.parameters()):
         assert torch.equal(got.detach(), want)
 
-    record = run(compose_config(["+repro=fixture_paper_smoke", "optimizer.step=fixture_paper.step:build_sign_step"],
-                                tmp_path))
+    record = run(
+        compose_config(["+repro=fixture_paper_smoke", "optimizer.step=fixture_paper.step:build_sign_step"], tmp_path)
+    )
     assert record["status"] == "finished"
     assert record["config"]["optimizer"]["step"] == "fixture_paper.step:build_sign_step"

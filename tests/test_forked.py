@@ -1,5 +1,6 @@
 """forked_map: the same results, in the items' order, whether the work is spread over forked workers or not;
 an error in a worker reaches the caller as itself."""
+
 from __future__ import annotations
 
 import os

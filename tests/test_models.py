@@ -140,9 +140,7 @@ def test_parameter_count_is_exact(preset, expected):
 
 def test_pyramidnet_bottleneck_count_without_batchnorm_rounds_to_paper_figure():
     model = PyramidNet(depth=272, alpha=200, bottleneck=True, num_classes=10)
-    batchnorm = sum(
-        count_parameters(module) for module in model.modules() if isinstance(module, nn.BatchNorm2d)
-    )
+    batchnorm = sum(count_parameters(module) for module in model.modules() if isinstance(module, nn.BatchNorm2d))
     assert round((count_parameters(model) - batchnorm) / 1e6, 1) == 26.0
 
 
@@ -150,9 +148,7 @@ def test_pyramidnet_bottleneck_count_without_batchnorm_rounds_to_paper_figure():
     ("num_blocks", "alpha", "expected_first", "expected_last"),
     [(54, 270, 21, 286), (90, 200, 18, 216), (54, 48, 17, 64)],
 )
-def test_pyramid_widths_grow_linearly_from_16_to_16_plus_alpha(
-    num_blocks, alpha, expected_first, expected_last
-):
+def test_pyramid_widths_grow_linearly_from_16_to_16_plus_alpha(num_blocks, alpha, expected_first, expected_last):
     widths = pyramid_widths(num_blocks, alpha)
     assert len(widths) == num_blocks
     assert (widths[0], widths[-1]) == (expected_first, expected_last)

@@ -1,4 +1,5 @@
 """Records name no folder of the machine that made them: committed records read the same on every clone."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,15 @@ def constructed_record(root: str, runs: str, wandb_dir: str) -> dict:
 
 
 def test_paths_inside_the_repository_become_relative_and_others_keep_only_their_name():
-    record = constructed_record("/cluster/u/optrepro", "/scratch/u/runs", "/scratch/u/runs/2026-12-02/sam_cifar/7_1_42/wandb/offline-run-x")
+    record = constructed_record(
+        "/cluster/u/optrepro", "/scratch/u/runs", "/scratch/u/runs/2026-12-02/sam_cifar/7_1_42/wandb/offline-run-x"
+    )
     made = portable(record)
     assert made["config"]["paths"] == {
-        "root_dir": ".", "data_dir": "data", "runs_dir": "<outside repository>/runs", "run_dir": None,
+        "root_dir": ".",
+        "data_dir": "data",
+        "runs_dir": "<outside repository>/runs",
+        "run_dir": None,
     }
     assert made["wandb"]["dir"] == "wandb/offline-run-x"
     assert record["config"]["paths"]["root_dir"] == "/cluster/u/optrepro"  # the input is left as it was

@@ -1,5 +1,6 @@
 """Run folders never collide; records are written whole or not at all; every producer builds the one record
 definition, older records migrate, later measurements sit beside record.json; a new config knob names its duty."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,15 @@ from optrepro.records.writer import write_json_atomic, write_record
 
 
 def minimal_record(**fields) -> RunRecord:
-    return RunRecord(run_id=fields.pop("run_id", "r1"), status=fields.pop("status", "finished"),
-                     config={"seed": 0}, config_hash="h", setting_hash="s", seed=0, **fields)
+    return RunRecord(
+        run_id=fields.pop("run_id", "r1"),
+        status=fields.pop("status", "finished"),
+        config={"seed": 0},
+        config_hash="h",
+        setting_hash="s",
+        seed=0,
+        **fields,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -86,15 +94,35 @@ def test_best_and_final_metrics_over_the_history():
 
 # --- one record definition -----------------------------------------------------------------------------------
 
+
 def test_the_training_producer_builds_a_valid_current_record():
     cfg = compose_config(["debug=smoke"])
-    record = build_record(cfg, run_id="r", status="finished", error=None, history=[{"epoch": 0, "step": 1, "x": 1.0}],
-                          timing={"time_per_step_s": 0.1}, device_names=["cpu"], wandb=None,
-                          started_at="2025-01-01T00:00:00+00:00", code={"git_commit": None})
+    record = build_record(
+        cfg,
+        run_id="r",
+        status="finished",
+        error=None,
+        history=[{"epoch": 0, "step": 1, "x": 1.0}],
+        timing={"time_per_step_s": 0.1},
+        device_names=["cpu"],
+        wandb=None,
+        started_at="2025-01-01T00:00:00+00:00",
+        code={"git_commit": None},
+    )
     assert RunRecord.from_dict(record).to_dict() == record and record["schema_version"] == SCHEMA_VERSION
     with pytest.raises(InvalidRecordError, match="status 'done' is not one of finished, failed, diverged"):
-        build_record(cfg, run_id="r", status="done", error=None, history=[], timing={}, device_names=["cpu"],
-                     wandb=None, started_at="", code={})
+        build_record(
+            cfg,
+            run_id="r",
+            status="done",
+            error=None,
+            history=[],
+            timing={},
+            device_names=["cpu"],
+            wandb=None,
+            started_at="",
+            code={},
+        )
 
 
 def test_the_structure_learning_producer_writes_a_valid_current_record(tmp_path):
@@ -109,16 +137,29 @@ def test_the_structure_learning_producer_writes_a_valid_current_record(tmp_path)
 def test_the_wandb_producer_builds_a_valid_current_record():
     from optrepro.results.wandb_runs import WandbRun, to_record
 
-    run = WandbRun("abc", "proj", {"seed": 1, "train": {"batch_size": 8}, "hardware": {"devices": 1}},
-                   {"test/error": 3.0}, [{"epoch": 0, "test/error": 3.0}], "finished", "offline")
+    run = WandbRun(
+        "abc",
+        "proj",
+        {"seed": 1, "train": {"batch_size": 8}, "hardware": {"devices": 1}},
+        {"test/error": 3.0},
+        [{"epoch": 0, "test/error": 3.0}],
+        "finished",
+        "offline",
+    )
     record = to_record(run)
     assert RunRecord.from_dict(record).to_dict() == record
     assert record["run_id"] == "wandb-abc" and record["timing"] is None and record["versions"] is None
 
 
 def test_a_version_1_record_migrates_and_a_newer_one_is_refused():
-    v1 = {"schema_version": 1, "run_id": "old", "status": "finished", "config": {"seed": 2},
-          "metrics": {"final": {"test/error": 3.0}}, "timing": None}  # v1 producers left blocks out
+    v1 = {
+        "schema_version": 1,
+        "run_id": "old",
+        "status": "finished",
+        "config": {"seed": 2},
+        "metrics": {"final": {"test/error": 3.0}},
+        "timing": None,
+    }  # v1 producers left blocks out
     migrated = RunRecord.from_dict(v1)
     assert migrated.schema_version == SCHEMA_VERSION and migrated.seed == 2
     assert migrated.metrics == {"final": {"test/error": 3.0}, "best": {}} and migrated.extra == {}
@@ -152,6 +193,7 @@ def test_a_later_measurement_leaves_record_json_byte_identical_and_is_merged_on_
 
 # --- a new config knob ---------------------------------------------------------------------------------------
 
+
 def _leaves(node, prefix=""):
     for key, value in node.items():
         if isinstance(value, dict) and value:
@@ -178,9 +220,12 @@ def omitted_knobs(neutral_defaults: dict) -> dict[str, str]:
                 continue
             if group in GROUPS and (record["config"].get(group) or {}).get("name") != choice[group]:
                 continue  # another choice of that group has other keys
-            omitted.setdefault(key, f"add `{key!r}: {value!r},` to NEUTRAL_DEFAULTS in src/optrepro/config.py if "
-                                    f"{value!r} reproduces what runs did before the knob existed (else those records "
-                                    f"answer another setting); e.g. {Path(path).relative_to(REPO_ROOT)} lacks it")
+            omitted.setdefault(
+                key,
+                f"add `{key!r}: {value!r},` to NEUTRAL_DEFAULTS in src/optrepro/config.py if "
+                f"{value!r} reproduces what runs did before the knob existed (else those records "
+                f"answer another setting); e.g. {Path(path).relative_to(REPO_ROOT)} lacks it",
+            )
     return omitted
 
 
@@ -204,8 +249,9 @@ def test_a_knob_left_out_of_neutral_defaults_is_named_with_its_fix():
     without = {k: v for k, v in NEUTRAL_DEFAULTS.items() if k != "train.drop_last"}
     omitted = omitted_knobs(without)
     assert list(omitted) == ["train.drop_last"]
-    assert omitted["train.drop_last"].startswith("add `'train.drop_last': False,` to NEUTRAL_DEFAULTS in "
-                                                 "src/optrepro/config.py if False reproduces")
+    assert omitted["train.drop_last"].startswith(
+        "add `'train.drop_last': False,` to NEUTRAL_DEFAULTS in src/optrepro/config.py if False reproduces"
+    )
 
 
 def test_a_stored_config_hashes_alike_as_a_plain_dict_and_as_an_omegaconf_config():
@@ -225,8 +271,12 @@ def test_code_version_covers_a_papers_own_code_but_not_its_tests_or_docs(tmp_pat
 
     paper = tmp_path / "reproductions" / "paper"
     (paper / "tests").mkdir(parents=True)
-    files = {"src/optrepro/train.py": "x = 1", "reproductions/paper/step.py": "lr = 1",
-             "reproductions/paper/tests/test_paper.py": "def test(): pass", "reproductions/paper/README.md": "# P"}
+    files = {
+        "src/optrepro/train.py": "x = 1",
+        "reproductions/paper/step.py": "lr = 1",
+        "reproductions/paper/tests/test_paper.py": "def test(): pass",
+        "reproductions/paper/README.md": "# P",
+    }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -246,8 +296,13 @@ def test_a_runs_code_version_covers_the_shared_code_and_its_own_papers_not_the_o
 
     from optrepro.records import provenance
 
-    files = {"src/optrepro/train.py": "x = 1", "configs/train.yaml": "a: 1", "reproductions/a/step.py": "lr = 1",
-             "reproductions/a/configs/repro/a_cpu.yaml": "x: 1", "reproductions/b/step.py": "lr = 1"}
+    files = {
+        "src/optrepro/train.py": "x = 1",
+        "configs/train.yaml": "a: 1",
+        "reproductions/a/step.py": "lr = 1",
+        "reproductions/a/configs/repro/a_cpu.yaml": "x: 1",
+        "reproductions/b/step.py": "lr = 1",
+    }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -255,7 +310,10 @@ def test_a_runs_code_version_covers_the_shared_code_and_its_own_papers_not_the_o
     run_of_a = OmegaConf.create({"repro": {"paper": "a"}, "optimizer": {"step": None}})
     uses_b = OmegaConf.create({"repro": {"paper": "a"}, "optimizer": {"step": "reproductions.b.step:build"}})
     assert provenance.papers_used(run_of_a) == ("a",) and provenance.papers_used(uses_b) == ("a", "b")
-    version = lambda cfg: provenance.code_info(cfg)["source_hash"]
+
+    def version(cfg):
+        return provenance.code_info(cfg)["source_hash"]
+
     before, before_b = version(run_of_a), version(uses_b)
     (tmp_path / "reproductions/b/step.py").write_text("lr = 2")  # another paper's edit
     (tmp_path / "reproductions/c").mkdir()

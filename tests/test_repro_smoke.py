@@ -1,4 +1,5 @@
 """The smoke variant of every reproduction that runs offline: each `cpu` preset for a few batches."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ def cpu_presets() -> list[str]:
 
 def run_entry_script(overrides: list[str], runs_dir: Path) -> dict:
     """The run's record when run.py runs it in a subprocess (multi-process presets cannot run inside pytest)."""
-    done = subprocess.run([sys.executable, "run.py", *overrides], check=False, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "run.py", *overrides], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(next(runs_dir.rglob("record.json")).read_text())
 

@@ -1,5 +1,6 @@
 """The end of a run: the summary text and the claims a run answers; per-epoch lines without a terminal, the bar's
 metrics on one; third-party notices dropped."""
+
 from __future__ import annotations
 
 import os
@@ -18,26 +19,51 @@ from optrepro.paths import REPO_ROOT
 from optrepro.run_summary import ClaimProgress, claims_progress, format_summary
 
 RECORD = {
-    "run_id": "17_0_17", "status": "finished", "error": None, "seed": 2,
+    "run_id": "17_0_17",
+    "status": "finished",
+    "error": None,
+    "seed": 2,
     "repro": {"paper": "sam", "name": "sam_fmnist_cpu", "tier": "cpu", "arm": "sam"},
     "config": {"name": "sam_fmnist_cpu"},
-    "metrics": {"final": {"test/error": 12.345, "test/acc": 0.87655, "train/loss": 0.02, "lr": 0.0},
-                "best": {"test/error": 12.1, "test/acc": 0.879}},
-    "history": [{"epoch": 0, "test/error": 20.0, "test/acc": 0.8}, {"epoch": 1, "test/error": 12.1, "test/acc": 0.879},
-                {"epoch": 2, "test/error": 12.345, "test/acc": 0.87655}],
+    "metrics": {
+        "final": {"test/error": 12.345, "test/acc": 0.87655, "train/loss": 0.02, "lr": 0.0},
+        "best": {"test/error": 12.1, "test/acc": 0.879},
+    },
+    "history": [
+        {"epoch": 0, "test/error": 20.0, "test/acc": 0.8},
+        {"epoch": 1, "test/error": 12.1, "test/acc": 0.879},
+        {"epoch": 2, "test/error": 12.345, "test/acc": 0.87655},
+    ],
     "timing": {"wall_time_s": 150.0},
-    "wandb": {"run_id": "ab12cd34", "mode": "offline", "dir": "wandb/offline-run-20261202_041506-ab12cd34",
-              "name": "sam_fmnist_cpu/sam/s2", "group": "sam_family_fmnist_cpu"},
+    "wandb": {
+        "run_id": "ab12cd34",
+        "mode": "offline",
+        "dir": "wandb/offline-run-20261202_041506-ab12cd34",
+        "name": "sam_fmnist_cpu/sam/s2",
+        "group": "sam_family_fmnist_cpu",
+    },
 }
-CLAIM = ClaimProgress(key="sam/fmnist_cpu_sam_beats_sgd", source="Table 5, p. 16", metric="test/error",
-                      reported={"sam": "5.0", "sgd": "5.5"}, seeds=3, done={"sam": 3, "sgd": 1}, arm="sam",
-                      verdict="reproduced (1/3 seeds)")
+CLAIM = ClaimProgress(
+    key="sam/fmnist_cpu_sam_beats_sgd",
+    source="Table 5, p. 16",
+    metric="test/error",
+    reported={"sam": "5.0", "sgd": "5.5"},
+    seeds=3,
+    done={"sam": 3, "sgd": 1},
+    arm="sam",
+    verdict="reproduced (1/3 seeds)",
+)
 
 
 def test_summary_shows_metrics_claims_and_where_everything_is(tmp_path):
     run_dir = tmp_path / "runs" / "2026-12-02" / "sam_fmnist_cpu" / "17_0_17"
-    text = format_summary(RECORD, record_path=run_dir / "record.json",
-                          metrics_files=[run_dir / "csv" / "attempt_0" / "metrics.csv"], claims=[CLAIM], base=tmp_path)
+    text = format_summary(
+        RECORD,
+        record_path=run_dir / "record.json",
+        metrics_files=[run_dir / "csv" / "attempt_0" / "metrics.csv"],
+        claims=[CLAIM],
+        base=tmp_path,
+    )
     folder = "runs/2026-12-02/sam_fmnist_cpu/17_0_17"
     assert text.splitlines() == [
         "optrepro: sam_fmnist_cpu/sam/s2 finished in 2.5 min (3 epochs; run 17_0_17)",
@@ -54,22 +80,36 @@ def test_summary_shows_metrics_claims_and_where_everything_is(tmp_path):
 
 
 def test_summary_says_when_the_verdict_counts_fewer_seeds_than_are_done(tmp_path):
-    older_code = ClaimProgress(**{**CLAIM.__dict__, "counted": {"sam": 1, "sgd": 1},
-                                  "notes": ("sam: two or more code versions; used the newest, 1a2b3c4d",)})
+    older_code = ClaimProgress(
+        **{
+            **CLAIM.__dict__,
+            "counted": {"sam": 1, "sgd": 1},
+            "notes": ("sam: two or more code versions; used the newest, 1a2b3c4d",),
+        }
+    )
     text = format_summary(RECORD, record_path=tmp_path / "record.json", claims=[older_code], base=tmp_path)
-    assert ("           the verdict counts sam 1, sgd 1: sam: two or more code versions; used the newest, 1a2b3c4d"
-            in text.splitlines())
+    assert (
+        "           the verdict counts sam 1, sgd 1: sam: two or more code versions; used the newest, 1a2b3c4d"
+        in text.splitlines()
+    )
 
 
 def test_summary_says_why_a_presets_run_answers_no_claim(tmp_path):
-    text = format_summary(RECORD, record_path=tmp_path / "record.json", claims_note="none: a debug limit",
-                          base=tmp_path)
+    text = format_summary(
+        RECORD, record_path=tmp_path / "record.json", claims_note="none: a debug limit", base=tmp_path
+    )
     assert text.splitlines()[3:5] == ["  claims   none: a debug limit", "  record   record.json"]
 
 
 def test_a_failed_run_says_why_and_keeps_paths_outside_the_working_folder_whole(tmp_path):
-    failed = RECORD | {"status": "failed", "error": "ValueError: boom", "metrics": {}, "history": [], "wandb": None,
-                       "timing": None}
+    failed = RECORD | {
+        "status": "failed",
+        "error": "ValueError: boom",
+        "metrics": {},
+        "history": [],
+        "wandb": None,
+        "timing": None,
+    }
     text = format_summary(failed, record_path=Path("/elsewhere/run/record.json"), base=tmp_path)
     assert text.splitlines() == [
         "optrepro: sam_fmnist_cpu/sam/s2 failed (0 epochs; run 17_0_17)",
@@ -81,9 +121,9 @@ def test_a_failed_run_says_why_and_keeps_paths_outside_the_working_folder_whole(
 # ---- which claims a run answers, and how many of their seeds are done ------------------------------------
 PRESETS = {
     "repro/tiny_sam.yaml": "# @package _global_\ndefaults:\n  - override /optimizer: sam\n"
-                           "repro: {paper: sam, name: tiny_sam, tier: cpu, arm: sam}\n",
+    "repro: {paper: sam, name: tiny_sam, tier: cpu, arm: sam}\n",
     "repro/tiny_sgd.yaml": "# @package _global_\ndefaults:\n  - override /optimizer: sgd\n"
-                           "repro: {paper: sam, name: tiny_sgd, tier: cpu, arm: sgd}\n",
+    "repro: {paper: sam, name: tiny_sgd, tier: cpu, arm: sgd}\n",
 }
 TINY_CLAIMS = """
     paper: sam
@@ -168,26 +208,56 @@ def test_a_run_off_every_claim_setting_answers_none(tiny_tree, tmp_path):
 
 
 # ---- per-epoch lines without a terminal, and the bar's metrics on one ---------------------------------------
-EPOCH_LINE = re.compile(r"epoch (\d)/2  train loss \d\.\d{4} acc \d+\.\d\d%  test loss \d+\.\d{4} error \d+\.\d\d%"
-                        r"  \d+\.\d s train  \(0:\d\d elapsed\)")
+EPOCH_LINE = re.compile(
+    r"epoch (\d)/2  train loss \d\.\d{4} acc \d+\.\d\d%  test loss \d+\.\d{4} error \d+\.\d\d%"
+    r"  \d+\.\d s train  \(0:\d\d elapsed\)"
+)
 
 
 def test_epoch_line_formats_one_history_row():
-    row = {"epoch": 2, "train/loss": 0.41234, "train/acc": 0.85214, "time/train_s": 4.9,
-           "test/loss": 0.39821, "test/error": 13.454}
+    row = {
+        "epoch": 2,
+        "train/loss": 0.41234,
+        "train/acc": 0.85214,
+        "time/train_s": 4.9,
+        "test/loss": 0.39821,
+        "test/error": 13.454,
+    }
     assert epoch_line(row, 30, previous_train_s=3.7, elapsed_s=65) == (
-        "epoch 3/30  train loss 0.4123 acc 85.21%  test loss 0.3982 error 13.45%  1.2 s train  (1:05 elapsed)")
+        "epoch 3/30  train loss 0.4123 acc 85.21%  test loss 0.3982 error 13.45%  1.2 s train  (1:05 elapsed)"
+    )
     assert epoch_line({"epoch": 0, "train/loss": 1.0, "train/acc": 0.5}, None, 0.0, 3) == (
-        "epoch 1  train loss 1.0000 acc 50.00%  test -  (0:03 elapsed)")
+        "epoch 1  train loss 1.0000 acc 50.00%  test -  (0:03 elapsed)"
+    )
 
 
 def test_a_run_without_a_terminal_prints_one_line_per_epoch_and_no_third_party_noise(tmp_path):
-    env = {**os.environ, "OPTREPRO_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(REPO_ROOT / "src")}
+    env = {
+        **os.environ,
+        "OPTREPRO_RUNS": str(tmp_path / "runs"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+    }
     result = subprocess.run(
-        [sys.executable, "run.py", "dataset=digits", "model=small_cnn", "model.width=8", "logger=csv",
-         "train.epochs=2", "limits.train_batches=3", "limits.eval_batches=2", "train.checkpoint=false"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+        [
+            sys.executable,
+            "run.py",
+            "dataset=digits",
+            "model=small_cnn",
+            "model.width=8",
+            "logger=csv",
+            "train.epochs=2",
+            "limits.train_batches=3",
+            "limits.eval_batches=2",
+            "train.checkpoint=false",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     epochs = [line for line in lines if line.startswith("epoch ")]

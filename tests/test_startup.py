@@ -1,5 +1,6 @@
 """run.py's start-up path imports neither torch nor Lightning (benchmarks/startup.py has the seconds), and `--help`
 is the app's own page: what it does and the commands, with an example each."""
+
 from __future__ import annotations
 
 import ast
@@ -26,16 +27,27 @@ COMPLETION_LINE = "python run.py optimizer=s"
 
 
 def probe(*args: str) -> tuple[str, list[str]]:
-    env = os.environ | {"PYTHONPATH": str(REPO_ROOT / "src"), "COMP_LINE": COMPLETION_LINE,
-                        "COMP_POINT": str(len(COMPLETION_LINE))}
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=True)
+    env = os.environ | {
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+        "COMP_LINE": COMPLETION_LINE,
+        "COMP_POINT": str(len(COMPLETION_LINE)),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     output, _, heavy = done.stdout.rpartition("HEAVY ")
     return output, ast.literal_eval(heavy)
 
 
-@pytest.mark.parametrize("args", [("--help",), ("--cfg", "job"), ("+repro=sam_cifar", "--cfg", "job"),
-                                  ("-sc", "query=bash")], ids=" ".join)
+@pytest.mark.parametrize(
+    "args", [("--help",), ("--cfg", "job"), ("+repro=sam_cifar", "--cfg", "job"), ("-sc", "query=bash")], ids=" ".join
+)
 def test_start_up_imports_no_torch(args):
     output, heavy = probe(*args)
     assert heavy == []
@@ -50,8 +62,14 @@ def test_cfg_job_shows_the_config_and_completion_offers_options():
 def test_help_says_what_run_py_does_with_examples():
     help_text, _ = probe("--help")
     assert "Trains and evaluates one setting" in help_text
-    for command in ("python run.py +repro=sam_fmnist_cpu", "--cfg job", "hydra/launcher=slurm", "debug=smoke",
-                    "hardware=cpu", "python -m optrepro claims run"):
+    for command in (
+        "python run.py +repro=sam_fmnist_cpu",
+        "--cfg job",
+        "hydra/launcher=slurm",
+        "debug=smoke",
+        "hardware=cpu",
+        "python -m optrepro claims run",
+    ):
         assert command in help_text
     assert "repro: " in help_text and "sam_cifar" in help_text  # the config groups, presets included
     assert len(help_text.splitlines()) < 50  # a page, not a dump of the config
@@ -59,9 +77,18 @@ def test_help_says_what_run_py_does_with_examples():
 
 @pytest.mark.parametrize("args", [("--help",), ("claims", "--help")], ids=" ".join)
 def test_optrepro_tools_list_their_commands_without_torch(args):
-    code = "import sys; from optrepro.cli import main\ntry: main(sys.argv[1:])\nexcept SystemExit: pass\n" \
-           "print('HEAVY', 'torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          env=os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")}, timeout=120, check=True)
+    code = (
+        "import sys; from optrepro.cli import main\ntry: main(sys.argv[1:])\nexcept SystemExit: pass\n"
+        "print('HEAVY', 'torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")},
+        timeout=120,
+        check=True,
+    )
     assert "landscape" in done.stdout or "list" in done.stdout
     assert done.stdout.strip().endswith("HEAVY False")

@@ -1,4 +1,5 @@
 """How a run shows up in W&B: names, claim-setting groups, job types, tags, the record's identity in the config."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,15 +18,25 @@ def init(overrides, tmp_path, choices=None, task=None, **kwargs):
     cfg = compose_config(list(overrides), tmp_path)
     run_dir = Path(cfg.paths.runs_dir) / "2026-12-02" / str(cfg.name) / "7_0_7"
     run_dir.mkdir(parents=True, exist_ok=True)
-    return cfg, tracking.wandb_init_kwargs(cfg, run_dir, mode="offline", code=CODE, choices=choices or {},
-                                           task_overrides=overrides if task is None else task, **kwargs)
+    return cfg, tracking.wandb_init_kwargs(
+        cfg,
+        run_dir,
+        mode="offline",
+        code=CODE,
+        choices=choices or {},
+        task_overrides=overrides if task is None else task,
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize(("arms", "group"), [
-    (["+repro=sam_fmnist_cpu", "+repro=sam_fmnist_cpu_sgd", "+repro=asam_fmnist_cpu"], "sam_family_fmnist_cpu"),
-    (["+repro=sam_cifar", "+repro=sam_cifar_sgd"], "sam_wrn28_10_cifar10_basic"),
-    (["+repro=lion_k_mnist1d_cpu_l1", "+repro=lion_k_mnist1d_cpu_l2"], "lion_k_mnist1d_cpu"),  # no setting file
-])
+@pytest.mark.parametrize(
+    ("arms", "group"),
+    [
+        (["+repro=sam_fmnist_cpu", "+repro=sam_fmnist_cpu_sgd", "+repro=asam_fmnist_cpu"], "sam_family_fmnist_cpu"),
+        (["+repro=sam_cifar", "+repro=sam_cifar_sgd"], "sam_wrn28_10_cifar10_basic"),
+        (["+repro=lion_k_mnist1d_cpu_l1", "+repro=lion_k_mnist1d_cpu_l2"], "lion_k_mnist1d_cpu"),  # no setting file
+    ],
+)
 def test_the_arms_of_a_claim_share_one_group(arms, group, tmp_path):
     assert {init([arm], tmp_path)[1]["group"] for arm in arms} == {group}
 
@@ -75,17 +86,27 @@ def test_run_config_is_the_resolved_config_plus_the_records_identity(tmp_path):
     identity = config.pop(IDENTITY_KEY)
     assert config["seed"] == 1 and config["optimizer"]["rho"] == 0.05
     assert identity == {
-        "run_id": "7_0_7", "run_folder": "2026-12-02/sam_fmnist_cpu/7_0_7", "config_hash": config_hash(cfg),
+        "run_id": "7_0_7",
+        "run_folder": "2026-12-02/sam_fmnist_cpu/7_0_7",
+        "config_hash": config_hash(cfg),
         "setting_hash": setting_hash(cfg),
         "repro": {"paper": "sam", "name": "sam_fmnist_cpu", "tier": "cpu", "arm": "sam"},
-        "job_type": "train", "git_commit": "abc123", "git_dirty": False, "source_hash": "5eed",
+        "job_type": "train",
+        "git_commit": "abc123",
+        "git_dirty": False,
+        "source_hash": "5eed",
     }
 
 
 def test_an_offline_wandb_run_folder_holds_name_group_type_tags_and_identity(tmp_path, monkeypatch):
     wandb = pytest.importorskip("wandb")
-    overrides = ["+repro=sam_fmnist_cpu_sgd", "dataset.augment.cutout=8", "seed=2", "logger.wandb.enabled=true",
-                 "logger.wandb.mode=offline"]
+    overrides = [
+        "+repro=sam_fmnist_cpu_sgd",
+        "dataset.augment.cutout=8",
+        "seed=2",
+        "logger.wandb.enabled=true",
+        "logger.wandb.mode=offline",
+    ]
     cfg = compose_config(overrides, tmp_path)  # sets Hydra's context, as run.py's @hydra.main does
     run_dir = tmp_path / "runs" / "2026-12-02" / "sam_fmnist_cpu_sgd" / "9_0_9"
     run_dir.mkdir(parents=True)
@@ -99,8 +120,11 @@ def test_an_offline_wandb_run_folder_holds_name_group_type_tags_and_identity(tmp
     [log] = run_dir.rglob("run-*.wandb")
     run = read_offline_run(log)
     assert (run.name, run.group, run.job_type, run.tags) == (
-        "sam_fmnist_cpu_sgd/sgd/s2", "sam_family_fmnist_cpu[dataset.augment.cutout=8]", "train",
-        ["paper:sam", "tier:cpu", "arm:sgd"])
+        "sam_fmnist_cpu_sgd/sgd/s2",
+        "sam_family_fmnist_cpu[dataset.augment.cutout=8]",
+        "train",
+        ["paper:sam", "tier:cpu", "arm:sgd"],
+    )
     assert run.config[IDENTITY_KEY]["config_hash"] == config_hash(cfg)
     record = to_record(run)  # a W&B run read back as a record: the identity block is not part of its config
     assert IDENTITY_KEY not in record["config"] and record["config_hash"] == config_hash(cfg)

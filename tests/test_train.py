@@ -1,4 +1,5 @@
 """End-to-end runs through optrepro.train.run: every offline dataset, the record, determinism, failures, DDP."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,25 @@ DATASETS = {
     "fashion_mnist": ["dataset=fashion_mnist", "model=small_cnn", "model.width=8"],
 }
 RECORD_FIELDS = {
-    "schema_version", "run_id", "status", "error", "repro", "seed", "config", "config_hash", "setting_hash",
-    "metrics", "history", "timing", "hardware", "code", "versions", "slurm", "wandb", "extra", "started_at",
+    "schema_version",
+    "run_id",
+    "status",
+    "error",
+    "repro",
+    "seed",
+    "config",
+    "config_hash",
+    "setting_hash",
+    "metrics",
+    "history",
+    "timing",
+    "hardware",
+    "code",
+    "versions",
+    "slurm",
+    "wandb",
+    "extra",
+    "started_at",
     "finished_at",
 }
 
@@ -63,13 +81,20 @@ def test_record_has_every_field_and_describes_the_run(make_cfg, tmp_path):
     assert set(record) == RECORD_FIELDS
     assert record == only_record(tmp_path / "runs") | {}  # what was returned is what was written
     hw = record["hardware"]
-    assert (hw["world_size"], hw["per_device_batch_size"], hw["global_batch_size"], hw["precision"]) == (1, 64, 64, "32-true")
+    assert (hw["world_size"], hw["per_device_batch_size"], hw["global_batch_size"], hw["precision"]) == (
+        1,
+        64,
+        64,
+        "32-true",
+    )
     assert record["seed"] == 3 and record["config"]["seed"] == 3
     assert record["code"]["git_commit"] and isinstance(record["code"]["git_dirty"], bool)
     assert record["versions"]["torch"] and record["versions"]["lightning"]
     timing = record["timing"]
     assert timing["time_per_step_s"] == pytest.approx(timing["train_time_s"] / timing["steps"])
-    assert timing["last_epoch_cpu_time_per_step_s"] == pytest.approx(record["history"][-1]["time/train_cpu_s"] / timing["steps"])
+    assert timing["last_epoch_cpu_time_per_step_s"] == pytest.approx(
+        record["history"][-1]["time/train_cpu_s"] / timing["steps"]
+    )
     assert timing["last_epoch_cpu_time_per_step_s"] > 0
     assert record["metrics"]["best"]["test/acc"] >= record["metrics"]["final"]["test/acc"] - 1e-12
     assert [row["epoch"] for row in record["history"]] == [0]
@@ -151,14 +176,22 @@ def test_wandb_is_offline_without_a_key_and_says_so_once(make_cfg, tmp_path, cap
     assert first["wandb"]["mode"] == "offline" and first["wandb"]["run_id"]
     run_dir = next((tmp_path / "runs").rglob(f"{first['run_id']}/record.json")).parent
     offline_run = run_dir / first["wandb"]["dir"]  # stored relative to the run folder
-    assert offline_run.name.startswith("offline-run-") and (offline_run / "files").is_dir(), "a real folder for `wandb sync`"
+    assert offline_run.name.startswith("offline-run-") and (offline_run / "files").is_dir(), (
+        "a real folder for `wandb sync`"
+    )
 
 
 def test_cifar_offline_stops_at_once_with_a_message_that_says_how_to_get_it(tmp_path):
     env = {**os.environ, "OPTREPRO_DATA": str(tmp_path / "data"), "OPTREPRO_RUNS": str(tmp_path / "runs")}
     env.pop("HF_HUB_OFFLINE", None)  # the real network of this machine: no route to the hub
-    result = subprocess.run([sys.executable, "run.py", "+repro=sam_cifar", "hardware=cpu"], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "run.py", "+repro=sam_cifar", "hardware=cpu"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     message = result.stderr
     assert "cifar10" in message and str(tmp_path / "data") in message and "dataset.path" in message
@@ -169,15 +202,26 @@ def test_cifar_offline_stops_at_once_with_a_message_that_says_how_to_get_it(tmp_
 # its own half-batch gradient, which is single-process m-sharpness with m = the per-device batch.
 DDP_EQUIVALENCES = {
     "sgd": (["optimizer=sgd"], ["optimizer=sgd"]),
-    "sam_per_device": (["optimizer=sam", "optimizer.m_sharpness=32"], ["optimizer=sam", "optimizer.perturbation_sync=per_device"]),
+    "sam_per_device": (
+        ["optimizer=sam", "optimizer.m_sharpness=32"],
+        ["optimizer=sam", "optimizer.perturbation_sync=per_device"],
+    ),
 }
 
 
 @pytest.mark.parametrize("method", sorted(DDP_EQUIVALENCES))
 def test_two_gloo_processes_equal_the_single_process_computation(method, tmp_path):
     """DDP on 2 CPU processes through Lightning, on a BatchNorm-free model, ends at the single-process metrics."""
-    common = ["dataset=digits", "model=mlp", "logger=csv", "train.checkpoint=false", "train.batch_size=64",
-              "limits.max_epochs=1", "limits.train_batches=5", f"paths.runs_dir={tmp_path}/RUNS"]
+    common = [
+        "dataset=digits",
+        "model=mlp",
+        "logger=csv",
+        "train.checkpoint=false",
+        "train.batch_size=64",
+        "limits.max_epochs=1",
+        "limits.train_batches=5",
+        f"paths.runs_dir={tmp_path}/RUNS",
+    ]
     single_overrides, ddp_overrides = DDP_EQUIVALENCES[method]
     results = {}
     for hardware, extra in (("cpu", single_overrides), ("ddp_cpu", ddp_overrides)):
@@ -198,8 +242,18 @@ def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tm
     (what a requeued SLURM job does) resumes from last.ckpt and ends bit-identical to an uninterrupted run, row for
     row, test metrics included, also when the test split is evaluated only every 4th epoch (the checkpoint is
     still written at every epoch end, after the epoch's row is complete)."""
-    common = [sys.executable, "run.py", "dataset=digits", "model=small_cnn", "model.width=8", "logger=csv",
-              "train.epochs=30", "train.eval_every=4", "train.batch_size=32", "optimizer=sam"]
+    common = [
+        sys.executable,
+        "run.py",
+        "dataset=digits",
+        "model=small_cnn",
+        "model.width=8",
+        "logger=csv",
+        "train.epochs=30",
+        "train.eval_every=4",
+        "train.batch_size=32",
+        "optimizer=sam",
+    ]
     control_env = {**os.environ, "OPTREPRO_RUN_DIR": str(tmp_path / "control")}
     (tmp_path / "control").mkdir()
     subprocess.run(common, cwd=REPO_ROOT, env=control_env, check=True, capture_output=True, timeout=300)
@@ -207,7 +261,9 @@ def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tm
 
     run_env = {**os.environ, "OPTREPRO_RUN_DIR": str(tmp_path / "preempted")}
     (tmp_path / "preempted").mkdir()
-    job = subprocess.Popen(common, cwd=REPO_ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        common, cwd=REPO_ROOT, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     checkpoint = tmp_path / "preempted" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     while not checkpoint.exists() and time.monotonic() < deadline:  # the end of epoch 0, before any evaluation
@@ -223,7 +279,10 @@ def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tm
     assert resumed["status"] == "finished"
     assert "resuming from a checkpoint that holds epochs 0.." in again.stdout + again.stderr
     assert len(list((tmp_path / "preempted" / "csv").glob("attempt_*"))) >= 1
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
     assert strip(resumed["history"]) == strip(control["history"])
     first, second = resumed["timing"]["attempts"]
     assert first["wall_time_s"] == interrupted["timing"]["wall_time_s"] and second["resumed_after_epoch"] >= 0
@@ -247,7 +306,9 @@ def test_gpu_presets_run_with_channels_last_and_mixed_precision(hardware, optimi
 
 @RunIf(min_gpus=1)
 def test_fp16_gradient_scaler_path_runs_sam_on_gpu(make_cfg):
-    record = run(make_cfg(FAST + DATASETS["synthetic"] + ["hardware=gpu", "hardware.precision=16-mixed", "optimizer=sam"]))
+    record = run(
+        make_cfg(FAST + DATASETS["synthetic"] + ["hardware=gpu", "hardware.precision=16-mixed", "optimizer=sam"])
+    )
     assert record["status"] == "finished"
 
 
@@ -270,14 +331,25 @@ def test_imagenet_layout_folders_train_through_the_worker_loader(make_cfg, tmp_p
             folder.mkdir(parents=True)
             for i in range(4):
                 Image.new("RGB", (40, 40), color=(60 * i, 100 if label == "n01" else 0, 30)).save(folder / f"{i}.JPEG")
-    cfg = make_cfg(["dataset=imagenet", f"dataset.path={tmp_path / 'imagenet'}", "dataset.num_workers=0",
-                    "model=timm", "model.name=resnet18", "train.batch_size=4", "debug=smoke", "logger=csv",
-                    "train.checkpoint=false"])
+    cfg = make_cfg(
+        [
+            "dataset=imagenet",
+            f"dataset.path={tmp_path / 'imagenet'}",
+            "dataset.num_workers=0",
+            "model=timm",
+            "model.name=resnet18",
+            "train.batch_size=4",
+            "debug=smoke",
+            "logger=csv",
+            "train.checkpoint=false",
+        ]
+    )
     record = run(cfg)
     assert record["status"] == "finished" and record["timing"]["steps"] == 2
 
 
 # ---- callbacks and trainer options from config (configs/callbacks, configs/trainer) ----------------------------
+
 
 def capture_trainer(monkeypatch) -> list:
     """The Trainer each run builds, kept for inspection after the run."""
@@ -300,7 +372,9 @@ def test_trainer_profiler_from_the_command_line_profiles_the_run(make_cfg, monke
 
 
 def test_a_callback_added_from_the_command_line_runs_and_logs(make_cfg, tmp_path):
-    overrides = FAST + DATASETS["digits"] + ["+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor"]
+    overrides = (
+        FAST + DATASETS["digits"] + ["+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor"]
+    )
     record = run(make_cfg(overrides))
     assert record["status"] == "finished"
     (metrics_csv,) = (tmp_path / "runs").rglob("csv/*/metrics.csv")
@@ -313,12 +387,15 @@ def test_the_lr_monitor_group_option_composes_the_same_callback(make_cfg):
     assert cfg.callbacks.lr_monitor._target_ == "lightning.pytorch.callbacks.LearningRateMonitor"
 
 
-@pytest.mark.parametrize("override, words", [
-    ("+trainer.max_epochs=3", "trainer.max_epochs: is computed by optrepro; set train.epochs"),
-    ("+trainer.precision=16", "trainer.precision: is computed by optrepro; set hardware.precision"),
-    ("+trainer.max_steps=5", "trainer.max_steps: changes what a run computes"),
-    ("+trainer.profilr=simple", "trainer.profilr: is not a Trainer option"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("+trainer.max_epochs=3", "trainer.max_epochs: is computed by optrepro; set train.epochs"),
+        ("+trainer.precision=16", "trainer.precision: is computed by optrepro; set hardware.precision"),
+        ("+trainer.max_steps=5", "trainer.max_steps: changes what a run computes"),
+        ("+trainer.profilr=simple", "trainer.profilr: is not a Trainer option"),
+    ],
+)
 def test_a_trainer_key_the_user_may_not_set_is_an_error_naming_it(override, words, make_cfg, tmp_path):
     from optrepro.errors import ConfigError
 

@@ -5,6 +5,7 @@ each history row (so to the run record): ``train/cwd_mask_frac`` (active / all c
 lambda > 0, over the epoch's steps; NaN for an optimizer without a mask, e.g. plain AdamW) and ``train/weight_norm``
 (the l2 norm of all parameters at the end of the epoch: the paper's Figures 11 and 13 compare it across lambda).
 """
+
 from __future__ import annotations
 
 import math

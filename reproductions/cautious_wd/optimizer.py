@@ -15,6 +15,7 @@ probability equal to the CWD mask's active fraction in its tensor at that step: 
 ``gradient`` (I(g_t x_t >= 0), the raw gradient instead of the update) and ``all`` (plain decoupled decay, the
 AdamW baseline run through the same code path). lambda is the group's ``cautious_decay``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -86,8 +87,13 @@ class CautiousWeightDecay(BaseOptimizerWrapper):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        decayed = [(group, p) for group in self.param_groups if group["cautious_decay"] > 0
-                   for p in group["params"] if p.grad is not None]
+        decayed = [
+            (group, p)
+            for group in self.param_groups
+            if group["cautious_decay"] > 0
+            for p in group["params"]
+            if p.grad is not None
+        ]
         before = [p.detach().clone() for _, p in decayed]
         grads = [p.grad.detach().clone() if self.mask == "gradient" else None for _, p in decayed]
         self.base_optimizer.step()

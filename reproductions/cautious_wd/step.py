@@ -7,6 +7,7 @@ base; ``no_decay_norm_and_bias`` groups keep lambda = 0. ``optimizer.cwd_mask`` 
 random, gradient, all = the ablations and the plain decoupled baseline). CWD is decoupled decay whatever the
 base's own mode: with SGD or Adam bases lambda becomes a decoupled (cautious) decay, not an L2 term.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,11 +36,17 @@ def check_knobs(optimizer_cfg: DictConfig) -> str:
     """The knobs this step reads, checked before any work; returns the mask."""
     mask = optimizer_cfg.get("cwd_mask", "update")
     if mask not in MASKS:
-        raise InvalidConfigError("optimizer.cwd_mask", f"{mask!r} is not a mask",
-                                 f"use one of {', '.join(MASKS)} (update is cautious weight decay)")
+        raise InvalidConfigError(
+            "optimizer.cwd_mask",
+            f"{mask!r} is not a mask",
+            f"use one of {', '.join(MASKS)} (update is cautious weight decay)",
+        )
     if optimizer_cfg.get("orthogonal_grad", False):
-        raise InvalidConfigError("optimizer.orthogonal_grad", "not available with cautious weight decay",
-                                 "set optimizer.orthogonal_grad=false")
+        raise InvalidConfigError(
+            "optimizer.orthogonal_grad",
+            "not available with cautious weight decay",
+            "set optimizer.orthogonal_grad=false",
+        )
     return mask
 
 

@@ -14,6 +14,7 @@ the circle's arc facing the origin (x <= 3, y <= 3) and the parabola's left bran
 
 The start is drawn uniformly in [init_low, init_high] (2-vectors) from the run seed, so seeds differ by start.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,20 +61,24 @@ def validate(cfg: DictConfig) -> DictConfig:
     """The task node's knobs, checked before any work."""
     tc = cfg.task
     if tc.get("objective") not in OBJECTIVES:
-        raise InvalidConfigError("task.objective", f"{tc.get('objective')!r} is not a toy objective",
-                                 f"use one of {', '.join(OBJECTIVES)}")
+        raise InvalidConfigError(
+            "task.objective", f"{tc.get('objective')!r} is not a toy objective", f"use one of {', '.join(OBJECTIVES)}"
+        )
     for key in ("steps", "log_every"):
         if not isinstance(tc.get(key), int) or tc.get(key) < 1:
-            raise InvalidConfigError(f"task.{key}", f"must be a whole number >= 1, got {tc.get(key)!r}",
-                                     f"set task.{key}=1000")
+            raise InvalidConfigError(
+                f"task.{key}", f"must be a whole number >= 1, got {tc.get(key)!r}", f"set task.{key}=1000"
+            )
     for key in ("init_low", "init_high"):
         value = tc.get(key)
         if value is None or len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
-            raise InvalidConfigError(f"task.{key}", f"must be two numbers (x, y), got {value!r}",
-                                     f"set task.{key}=[1.0,4.5]")
+            raise InvalidConfigError(
+                f"task.{key}", f"must be two numbers (x, y), got {value!r}", f"set task.{key}=[1.0,4.5]"
+            )
     if any(lo > hi for lo, hi in zip(tc.init_low, tc.init_high)):
-        raise InvalidConfigError("task.init_low", "is above task.init_high",
-                                 "give init_low <= init_high per coordinate")
+        raise InvalidConfigError(
+            "task.init_low", "is above task.init_high", "give init_low <= init_high per coordinate"
+        )
     return tc
 
 
@@ -103,11 +108,22 @@ def optimize(cfg: DictConfig) -> tuple[list[dict[str, float]], dict[str, float]]
         optimizer.step()
         if step % int(tc.log_every) == 0 or step == steps:
             z = point.z.detach()
-            history.append({"epoch": len(history), "step": step, "toy/f": float(objective_value(tc.objective, z)),
-                            "toy/x": float(z[0]), "toy/y": float(z[1])})
+            history.append(
+                {
+                    "epoch": len(history),
+                    "step": step,
+                    "toy/f": float(objective_value(tc.objective, z)),
+                    "toy/x": float(z[0]),
+                    "toy/y": float(z[1]),
+                }
+            )
     z = point.z.detach().numpy()
-    final = {"toy/f_final": history[-1]["toy/f"], "toy/pareto_gap": pareto_gap(str(tc.objective), z),
-             "toy/norm": float(np.linalg.norm(z)), "toy/max_abs": float(np.abs(z).max())}
+    final = {
+        "toy/f_final": history[-1]["toy/f"],
+        "toy/pareto_gap": pareto_gap(str(tc.objective), z),
+        "toy/norm": float(np.linalg.norm(z)),
+        "toy/max_abs": float(np.abs(z).max()),
+    }
     if isinstance(optimizer, CautiousWeightDecay):
         active, total = optimizer.mask_counts()
         final["toy/mask_frac"] = active / total
@@ -141,8 +157,17 @@ class ToyTask:
         finally:
             steps = int(history[-1]["step"]) if history else 0
             timing = solver_timing(time.perf_counter() - clock, wall, cpu, steps)
-            record = write_run_record(cfg, run_dir, status=status, error=error, history=history, timing=timing,
-                                      device_names=provenance.device_names("cpu", 1), wandb=None,
-                                      started_at=started_at, code=code,
-                                      extra={"task": "cautious_wd_toy", "objective": str(cfg.task.objective)})
+            record = write_run_record(
+                cfg,
+                run_dir,
+                status=status,
+                error=error,
+                history=history,
+                timing=timing,
+                device_names=provenance.device_names("cpu", 1),
+                wandb=None,
+                started_at=started_at,
+                code=code,
+                extra={"task": "cautious_wd_toy", "objective": str(cfg.task.objective)},
+            )
         return record

@@ -54,7 +54,9 @@ class OneShotPruningCallback(Callback):
     def __init__(self, sparsities: Sequence[float], bn_batches: int = 100, bn_retune: bool = True) -> None:
         if isinstance(sparsities, (int, float)) or len(sparsities) == 0:
             raise ValueError(f"callbacks.one_shot_pruning.sparsities must be a non-empty list, got {sparsities!r}")
-        self.sparsities = [check_sparsity(s, name=f"one_shot_pruning.sparsities[{i}]") for i, s in enumerate(sparsities)]
+        self.sparsities = [
+            check_sparsity(s, name=f"one_shot_pruning.sparsities[{i}]") for i, s in enumerate(sparsities)
+        ]
         tags = [sparsity_tag(s) for s in self.sparsities]
         if len(set(tags)) != len(tags):
             raise ValueError(f"one_shot_pruning.sparsities {list(sparsities)} name the same percentage twice")

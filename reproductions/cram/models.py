@@ -2,6 +2,7 @@
 (16, 32, 64) and three blocks per stage, but with projection shortcuts (1x1 convolution + BatchNorm) where the
 shape changes, not the zero-padding "option A" of the product's ``model=resnet32`` family. Built from the
 product's ``CifarResNet``; about 0.27M parameters."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
-"""The CrAM step (Peste et al., ICLR 2023, arXiv 2207.14200): ``optimizer.step: reproductions.cram.step:build_cram_step``.
+"""The CrAM step (Peste et al., ICLR 2023, arXiv 2207.14200):
+``optimizer.step: reproductions.cram.step:build_cram_step``.
 
 One update on a batch with clean weights ``w`` and loss ``f``:
 
@@ -147,11 +148,15 @@ def build_cram_step(cfg, model, *, num_train_samples, num_classes, accumulate, g
     ``sparse_grad``, ``normalize``."""
     for key in ("rho", "sparsities"):
         if cfg.get(key) is None:
-            raise ConfigError(f"optimizer.{key} is required by the CrAM step (reproductions/cram/configs/optimizer/cram.yaml)")
+            raise ConfigError(
+                f"optimizer.{key} is required by the CrAM step (reproductions/cram/configs/optimizer/cram.yaml)"
+            )
     try:
         sparsities = [float(s) for s in cfg.sparsities]
     except (TypeError, ValueError):
-        raise ConfigError(f"optimizer.sparsities must be a list of fractions in [0, 1), got {cfg.sparsities!r}") from None
+        raise ConfigError(
+            f"optimizer.sparsities must be a list of fractions in [0, 1), got {cfg.sparsities!r}"
+        ) from None
     optimizer = build_base_optimizer(cfg, model)
     try:
         strategy = CrAMStep(
@@ -173,8 +178,14 @@ def build_cram_step(cfg, model, *, num_train_samples, num_classes, accumulate, g
 def validate(cfg) -> None:
     """The config check (optrepro.config_schema, rule step_config) builds the step on a one-weight stand-in model, so
     the builder's own checks stop a bad knob in one line before the run has a folder."""
-    build_cram_step(cfg.optimizer, torch.nn.Linear(1, 1), num_train_samples=1, num_classes=1,
-              accumulate=int(cfg.train.accumulate), grad_clip=cfg.train.grad_clip)
+    build_cram_step(
+        cfg.optimizer,
+        torch.nn.Linear(1, 1),
+        num_train_samples=1,
+        num_classes=1,
+        accumulate=int(cfg.train.accumulate),
+        grad_clip=cfg.train.grad_clip,
+    )
 
 
 build_cram_step.validate = validate

@@ -52,8 +52,15 @@ def cge(loss_at: LossAt, params: Sequence[Tensor], mu: float, base: Tensor, mask
 
 
 @torch.no_grad()
-def rge(loss_at: LossAt, params: Sequence[Tensor], mu: float, base: Tensor, masks: Masks, queries: int,
-        generator: torch.Generator) -> list[Tensor]:
+def rge(
+    loss_at: LossAt,
+    params: Sequence[Tensor],
+    mu: float,
+    base: Tensor,
+    masks: Masks,
+    queries: int,
+    generator: torch.Generator,
+) -> list[Tensor]:
     """The mean over ``queries`` Gaussian directions (drawn from ``generator`` on the CPU) of the directional
     forward difference times the direction; directions are zero on inactive coordinates."""
     saved = [p.detach().clone() for p in params]

@@ -41,8 +41,18 @@ ZO_STREAM = 0xD2E0  # mixed into the run seed: masks and directions are their ow
 class ZerothOrderStep(StepStrategy):
     """One zeroth-order (or, for the baseline, first-order) update per batch around a plain base optimizer."""
 
-    def __init__(self, optimizer: Optimizer, *, estimator: str, mu: float, queries: int | None, sparsity: float,
-                 mask_interval: int, seed: int, grad_clip: float | None = None) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        estimator: str,
+        mu: float,
+        queries: int | None,
+        sparsity: float,
+        mask_interval: int,
+        seed: int,
+        grad_clip: float | None = None,
+    ) -> None:
         self.optimizer, self.estimator, self.mu, self.queries = optimizer, estimator, mu, queries
         self.sparsity, self.mask_interval, self.grad_clip = sparsity, mask_interval, grad_clip
         self.generator = seeded_generator(int(seed), ZO_STREAM)
@@ -52,8 +62,10 @@ class ZerothOrderStep(StepStrategy):
 
     def training_step(self, backend: TrainingBackend, batch: Batch, *, epoch: int) -> StepOutput:
         if backend.grad_scaler is not None or backend.world_size > 1:
-            raise ConfigError("the zeroth-order step runs in one process without fp16 loss scaling; "
-                              "use hardware.devices=1 and fp32 or bf16 (hardware.precision)")
+            raise ConfigError(
+                "the zeroth-order step runs in one process without fp16 loss scaling; "
+                "use hardware.devices=1 and fp32 or bf16 (hardware.precision)"
+            )
         inputs, targets, _ = batch
         params = [p for p in optimizer_params(self.optimizer) if p.requires_grad]
         self.optimizer.zero_grad(set_to_none=True)
@@ -69,8 +81,9 @@ class ZerothOrderStep(StepStrategy):
         metrics = finish_step(backend, self.optimizer, self.grad_clip)
         return StepOutput(loss.detach(), logits.detach(), metrics)
 
-    def _estimate(self, backend: TrainingBackend, inputs: Tensor, targets: Tensor, params: list[Tensor],
-                  epoch: int) -> tuple[Tensor, Tensor, int]:
+    def _estimate(
+        self, backend: TrainingBackend, inputs: Tensor, targets: Tensor, params: list[Tensor], epoch: int
+    ) -> tuple[Tensor, Tensor, int]:
         """Write the estimate into p.grad; return the base loss, its logits and the queries spent (base included)."""
         masks = self._masks_for(params, epoch)
 
@@ -121,41 +134,68 @@ def check_knobs(cfg) -> dict:
     estimator, mu, queries = cfg.get("estimator"), cfg.get("mu"), cfg.get("queries")
     sparsity, interval = cfg.get("sparsity", 0.0), cfg.get("mask_interval", 5)
     if estimator not in ESTIMATORS:
-        raise InvalidConfigError("optimizer.estimator", f"unknown value {estimator!r}",
-                                 f"valid choices: {', '.join(ESTIMATORS)}")
+        raise InvalidConfigError(
+            "optimizer.estimator", f"unknown value {estimator!r}", f"valid choices: {', '.join(ESTIMATORS)}"
+        )
     if not is_number(mu) or not mu > 0:
-        raise InvalidConfigError("optimizer.mu", f"{mu!r} is not a number > 0",
-                                 "give the finite-difference step, e.g. optimizer.mu=0.005 (the official default)")
+        raise InvalidConfigError(
+            "optimizer.mu",
+            f"{mu!r} is not a number > 0",
+            "give the finite-difference step, e.g. optimizer.mu=0.005 (the official default)",
+        )
     if queries is not None and (not isinstance(queries, int) or isinstance(queries, bool) or queries < 1):
-        raise InvalidConfigError("optimizer.queries", f"{queries!r} is not a whole number >= 1 or null",
-                                 "give the RGE directions per step, or null for as many as CGE's active coordinates")
+        raise InvalidConfigError(
+            "optimizer.queries",
+            f"{queries!r} is not a whole number >= 1 or null",
+            "give the RGE directions per step, or null for as many as CGE's active coordinates",
+        )
     if not is_number(sparsity) or not 0 <= sparsity < 1:
-        raise InvalidConfigError("optimizer.sparsity", f"{sparsity!r} is not a fraction in [0, 1)",
-                                 "give the masked share of each weight tensor, e.g. optimizer.sparsity=0.9 (0: dense)")
+        raise InvalidConfigError(
+            "optimizer.sparsity",
+            f"{sparsity!r} is not a fraction in [0, 1)",
+            "give the masked share of each weight tensor, e.g. optimizer.sparsity=0.9 (0: dense)",
+        )
     if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
-        raise InvalidConfigError("optimizer.mask_interval", f"{interval!r} is not a whole number >= 1",
-                                 "give the epochs between mask draws, e.g. optimizer.mask_interval=5 (official)")
-    return {"estimator": estimator, "mu": float(mu), "queries": queries, "sparsity": float(sparsity),
-            "mask_interval": interval}
+        raise InvalidConfigError(
+            "optimizer.mask_interval",
+            f"{interval!r} is not a whole number >= 1",
+            "give the epochs between mask draws, e.g. optimizer.mask_interval=5 (official)",
+        )
+    return {
+        "estimator": estimator,
+        "mu": float(mu),
+        "queries": queries,
+        "sparsity": float(sparsity),
+        "mask_interval": interval,
+    }
 
 
 def validate(cfg) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) before the run has a folder."""
     check_knobs(cfg.optimizer)
     if int(cfg.train.accumulate) != 1:
-        raise InvalidConfigError("train.accumulate", f"{cfg.train.accumulate} micro-batches per step",
-                                 "the zeroth-order step takes one: set train.accumulate=1")
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"{cfg.train.accumulate} micro-batches per step",
+            "the zeroth-order step takes one: set train.accumulate=1",
+        )
     if int(cfg.hardware.devices) * int(cfg.hardware.num_nodes) != 1:
-        raise InvalidConfigError("hardware.devices", "the zeroth-order step runs in one process",
-                                 "set hardware.devices=1 and hardware.num_nodes=1")
+        raise InvalidConfigError(
+            "hardware.devices",
+            "the zeroth-order step runs in one process",
+            "set hardware.devices=1 and hardware.num_nodes=1",
+        )
 
 
 def build_zo_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """The zeroth-order step on the ``optimizer`` node (check_knobs)."""
     knobs = check_knobs(cfg)
     if accumulate != 1:
-        raise InvalidConfigError("train.accumulate", f"{accumulate} micro-batches per step",
-                                 "the zeroth-order step takes one: set train.accumulate=1")
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"{accumulate} micro-batches per step",
+            "the zeroth-order step takes one: set train.accumulate=1",
+        )
     optimizer = build_base_optimizer(cfg, model)
     return optimizer, ZerothOrderStep(optimizer, seed=torch.initial_seed(), grad_clip=grad_clip, **knobs)
 

@@ -12,6 +12,7 @@ SGD and Adam do; the clipped step, step.py, puts the unclipped gradient back).
 History keys (each epoch's row): ``ds/<direction>``, the mean over the epoch's measurements, and
 ``ds/<a>_over_<b>`` = mean DS(a) / mean DS(b) over every measurement of the run so far (the last row: the run).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,10 +30,21 @@ RATIOS = (("adam", "sgd"), ("sgd_clip", "sgd"), ("adam_clip", "adam"), ("adam_cl
 
 
 class DirectionalSharpnessCallback(LastRowCallback):
-    def __init__(self, every_n_steps: int = 20, batch_size: int = 32, start_step: int = 0, sgd_clip: float = 0.1,
-                 adam_clip: float = 0.5) -> None:
-        knobs = validate_knobs(every_n_steps=every_n_steps, batch_size=batch_size, start_step=start_step,
-                               sgd_clip=sgd_clip, adam_clip=adam_clip)
+    def __init__(
+        self,
+        every_n_steps: int = 20,
+        batch_size: int = 32,
+        start_step: int = 0,
+        sgd_clip: float = 0.1,
+        adam_clip: float = 0.5,
+    ) -> None:
+        knobs = validate_knobs(
+            every_n_steps=every_n_steps,
+            batch_size=batch_size,
+            start_step=start_step,
+            sgd_clip=sgd_clip,
+            adam_clip=adam_clip,
+        )
         self.every, self.batch_size, self.start = knobs["every_n_steps"], knobs["batch_size"], knobs["start_step"]
         self.clips = {"sgd_clip": knobs["sgd_clip"], "adam_clip": knobs["adam_clip"]}
         self.pseudo: PseudoDirections | None = None
@@ -49,8 +61,11 @@ class DirectionalSharpnessCallback(LastRowCallback):
 
     def state_dict(self) -> dict:
         """In the checkpoint: a requeued run resumes the pseudo-optimizer states and the run's measurements."""
-        return {"pseudo": self.pseudo.state_dict() if self.pseudo is not None else None, "fixed": self.fixed,
-                "run_values": self.run_values}
+        return {
+            "pseudo": self.pseudo.state_dict() if self.pseudo is not None else None,
+            "fixed": self.fixed,
+            "run_values": self.run_values,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._restored_pseudo = state_dict.get("pseudo")
@@ -86,8 +101,9 @@ class DirectionalSharpnessCallback(LastRowCallback):
         was_training = pl_module.training
         pl_module.eval()
         for name, direction in directions.items():
-            value = directional_sharpness(lambda: F.cross_entropy(pl_module(inputs).float(), targets), params,
-                                          direction)
+            value = directional_sharpness(
+                lambda: F.cross_entropy(pl_module(inputs).float(), targets), params, direction
+            )
             self.epoch_values.setdefault(name, []).append(value)
             self.run_values.setdefault(name, []).append(value)
         pl_module.train(was_training)
@@ -117,14 +133,17 @@ def validate_knobs(**knobs) -> dict:
         if key in ("every_n_steps", "batch_size", "start_step"):
             low = 0 if key == "start_step" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidConfigError(name, f"{value!r} is not an integer >= {low}",
-                                         "give a whole number of steps or samples, e.g. 20")
+                raise InvalidConfigError(
+                    name, f"{value!r} is not an integer >= {low}", "give a whole number of steps or samples, e.g. 20"
+                )
         elif key in ("sgd_clip", "adam_clip"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise InvalidConfigError(name, f"{value!r} is not a fraction in [0, 1)",
-                                         "give the fraction of coordinates to clip, e.g. 0.1")
+                raise InvalidConfigError(
+                    name, f"{value!r} is not a fraction in [0, 1)", "give the fraction of coordinates to clip, e.g. 0.1"
+                )
         else:
-            raise InvalidConfigError(name, "unknown knob",
-                                     "use every_n_steps, batch_size, start_step, sgd_clip, adam_clip")
+            raise InvalidConfigError(
+                name, "unknown knob", "use every_n_steps, batch_size, start_step, sgd_clip, adam_clip"
+            )
         checked[key] = value
     return checked

@@ -5,6 +5,7 @@ threshold tau is the entry at 0-based index floor(k * d) of that list, and every
 clamp(g_i, -tau, tau). k = 0 leaves the gradient as it is. Only the few coordinates with the largest gradients
 are shortened: the paper's reading is that they carry the bad directional sharpness of SGD's update.
 """
+
 from __future__ import annotations
 
 import math

@@ -9,6 +9,7 @@ Directions (the sign is irrelevant to directional sharpness, a quadratic form):
 - ``adam_clip``: the first moment fed the clipped gradient (fraction ``adam_clip``, the paper's 50%), the second
   moment the unclipped one, as in the official pseudo-update.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,12 +25,19 @@ NAMES = ("sgd", "sgd_clip", "adam", "adam_clip")
 class PseudoDirections:
     """Optimizer states over a list of parameter shapes, advanced by `update(grads)`; `directions()` per name."""
 
-    def __init__(self, params: Sequence[Tensor], *, sgd_clip: float = 0.1, adam_clip: float = 0.5,
-                 momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        params: Sequence[Tensor],
+        *,
+        sgd_clip: float = 0.1,
+        adam_clip: float = 0.5,
+        momentum: float = 0.9,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.sgd_clip, self.adam_clip, self.momentum, self.betas, self.eps = sgd_clip, adam_clip, momentum, betas, eps
         zeros = lambda: [torch.zeros_like(p, dtype=torch.float32) for p in params]  # noqa: E731
-        self.state = {"sgd": zeros(), "sgd_clip": zeros(), "adam_m": zeros(), "adam_clip_m": zeros(),
-                      "second": zeros()}
+        self.state = {"sgd": zeros(), "sgd_clip": zeros(), "adam_m": zeros(), "adam_clip_m": zeros(), "second": zeros()}
         self.steps = 0
 
     def state_dict(self) -> dict:
@@ -65,7 +73,7 @@ class PseudoDirections:
     @torch.no_grad()
     def directions(self) -> dict[str, list[Tensor]]:
         beta1, beta2 = self.betas
-        c1, c2 = 1 - beta1 ** self.steps, 1 - beta2 ** self.steps
+        c1, c2 = 1 - beta1**self.steps, 1 - beta2**self.steps
         denom = [(v / c2).sqrt_().add_(self.eps) for v in self.state["second"]]
         return {
             "sgd": list(self.state["sgd"]),

@@ -6,6 +6,7 @@ vocabulary, so a few successors dominate and the rest are rare. The chain runs `
 uniform start; the first ``context`` are the input (token ids as floats, mean 0 and std 1: left as they are) and
 the last is the label. Every draw, the chain included, comes from ``data_seed``: the same for every run seed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ def transition_table(vocab: int, order: int, zipf: float, rng: np.random.Generat
     """vocab^order x vocab next-token probabilities, each row Zipf(zipf) over a random permutation of the tokens."""
     weights = np.arange(1, vocab + 1, dtype=np.float64) ** -zipf
     weights /= weights.sum()
-    rows = vocab ** order
+    rows = vocab**order
     return np.stack([weights[np.argsort(rng.permutation(vocab))] for _ in range(rows)])
 
 
@@ -48,11 +49,17 @@ def check_knobs(dataset_cfg) -> dict[str, int | float]:
             raise InvalidConfigError(f"dataset.{key}", f"{value!r} is not an integer >= 1", "e.g. dataset.vocab=32")
         knobs[key] = value
     if knobs["order"] > knobs["context"]:
-        raise InvalidConfigError("dataset.order", f"{knobs['order']} exceeds the context {knobs['context']}",
-                                 "use an order <= dataset.context")
-    if knobs["vocab"] ** knobs["order"] > 2 ** 20:
-        raise InvalidConfigError("dataset.order", f"vocab^order = {knobs['vocab'] ** knobs['order']} contexts",
-                                 "keep vocab^order <= 2^20 (a smaller vocab or order)")
+        raise InvalidConfigError(
+            "dataset.order",
+            f"{knobs['order']} exceeds the context {knobs['context']}",
+            "use an order <= dataset.context",
+        )
+    if knobs["vocab"] ** knobs["order"] > 2**20:
+        raise InvalidConfigError(
+            "dataset.order",
+            f"vocab^order = {knobs['vocab'] ** knobs['order']} contexts",
+            "keep vocab^order <= 2^20 (a smaller vocab or order)",
+        )
     zipf = dataset_cfg.get("zipf")
     if isinstance(zipf, bool) or not isinstance(zipf, (int, float)) or zipf < 0:
         raise InvalidConfigError("dataset.zipf", f"{zipf!r} is not a number >= 0", "e.g. dataset.zipf=1.0")
@@ -70,5 +77,13 @@ def load_markov_lm(dataset_cfg, data_dir) -> ArraySplits:
     test = draw_sequences(table, knobs["n_test"], length, knobs["order"], rng)
     split = [(torch.from_numpy(s[:, :-1]).float(), torch.from_numpy(s[:, -1])) for s in (train, test)]
     context = knobs["context"]
-    return ArraySplits(split[0][0], split[0][1], split[1][0], split[1][1], knobs["vocab"],
-                       str(dataset_cfg.get("name", "markov_lm")), (0.0,) * context, (1.0,) * context)
+    return ArraySplits(
+        split[0][0],
+        split[0][1],
+        split[1][0],
+        split[1][1],
+        knobs["vocab"],
+        str(dataset_cfg.get("name", "markov_lm")),
+        (0.0,) * context,
+        (1.0,) * context,
+    )

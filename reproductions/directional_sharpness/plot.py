@@ -7,6 +7,7 @@ on the transformer. Means over the seeds found.
 Reads every record.json under the folders (default results/records/directional_sharpness) of this paper's cpu
 presets; one run per (preset, lr, seed), the latest.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,11 @@ HERE = Path(__file__).resolve().parent
 DIRECTIONS = ("sgd", "sgd_clip", "adam", "adam_clip")
 COLORS = {"sgd": "tab:red", "sgd_clip": "tab:orange", "adam": "tab:blue", "adam_clip": "tab:cyan"}
 SHARPNESS_PRESETS = {"ds_lm_adam_cpu": ("transformer", "-"), "ds_mlp_adam_cpu": ("MLP (digits)", "--")}
-LOSS_PRESETS = {"ds_lm_adam_cpu": ("Adam", "black"), "ds_lm_sgd_cpu": ("SGD", "tab:purple"),
-                "ds_lm_sgdclip_cpu": ("SGD + clip 10%", "tab:green")}
+LOSS_PRESETS = {
+    "ds_lm_adam_cpu": ("Adam", "black"),
+    "ds_lm_sgd_cpu": ("SGD", "tab:purple"),
+    "ds_lm_sgdclip_cpu": ("SGD + clip 10%", "tab:green"),
+}
 BAYES_LOSS = 2.876  # entropy of a Zipf(1) row over 32 tokens: the order-1 chain's lowest expected loss
 
 
@@ -65,8 +69,12 @@ def draw(runs: dict[tuple[str, float], list[list[dict]]], out: Path) -> None:
         for direction in DIRECTIONS:
             epochs, means = epoch_means(histories, f"ds/{direction}")
             left.plot(epochs, means, style, marker="o", color=COLORS[direction], label=f"{direction}, {model}")
-    left.set(yscale="log", xlabel="epoch (Adam trajectory)", ylabel="directional sharpness v'Hv / |v|^2",
-             title="pseudo-update directions, epoch means")
+    left.set(
+        yscale="log",
+        xlabel="epoch (Adam trajectory)",
+        ylabel="directional sharpness v'Hv / |v|^2",
+        title="pseudo-update directions, epoch means",
+    )
     left.legend(fontsize=7, ncol=2)
     for (preset, lr), histories in sorted(runs.items()):
         if preset in LOSS_PRESETS:

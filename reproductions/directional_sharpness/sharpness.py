@@ -4,6 +4,7 @@ H is the Hessian of a loss over a fixed batch; H v comes from double backward (t
 Hessian is never formed. Dividing by ||v||^2 makes the number independent of the step's scale, which is what lets
 directions of optimizers with different step sizes (SGD, Adam, their clipped versions) be compared at one point.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -19,8 +20,9 @@ def hessian_vector_product(loss: Tensor, params: Sequence[Tensor], vector: Seque
     return list(torch.autograd.grad(dot, params))
 
 
-def directional_sharpness(loss_fn: Callable[[], Tensor], params: Sequence[Tensor],
-                          direction: Sequence[Tensor]) -> float:
+def directional_sharpness(
+    loss_fn: Callable[[], Tensor], params: Sequence[Tensor], direction: Sequence[Tensor]
+) -> float:
     """v^T H v / ||v||^2 of the loss `loss_fn()` (recomputed here) along `direction`; nan for a zero direction."""
     norm_sq = float(sum((v.double() ** 2).sum() for v in direction))
     if norm_sq == 0.0:

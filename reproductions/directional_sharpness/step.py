@@ -6,6 +6,7 @@ step is the paper's clipped SGD. With Adam both moments see the clipped gradient
 the unclipped one to the second moment (README: deviations). ``optimizer=sgd_clip`` and ``optimizer=adam_clip``
 (configs/optimizer here) are SGD and Adam with this step.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -27,8 +28,9 @@ class CoordinateClip(BaseOptimizerWrapper):
     The unclipped gradients are put back after the update, so observers of `.grad` (the directional sharpness
     callback's pseudo-optimizers) see the loss's gradient, whatever the training step did with it."""
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict], base_optimizer: Callable[..., Optimizer], *,
-                 fraction: float) -> None:
+    def __init__(
+        self, params: Iterable[Tensor] | Iterable[dict], base_optimizer: Callable[..., Optimizer], *, fraction: float
+    ) -> None:
         self.fraction = check_fraction(fraction)
         super().__init__(params, base_optimizer, defaults={})
 
@@ -50,8 +52,11 @@ def check_fraction(value) -> float:
     except (TypeError, ValueError):
         fraction = float("nan")
     if not 0.0 <= fraction < 1.0:
-        raise InvalidConfigError("optimizer.clip_fraction", f"{value!r} is not a fraction in [0, 1)",
-                                 "give the fraction of coordinates to clip, e.g. 0.1 (the paper's SGD) or 0 for none")
+        raise InvalidConfigError(
+            "optimizer.clip_fraction",
+            f"{value!r} is not a fraction in [0, 1)",
+            "give the fraction of coordinates to clip, e.g. 0.1 (the paper's SGD) or 0 for none",
+        )
     return fraction
 
 
@@ -59,8 +64,11 @@ def validate(cfg: DictConfig) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) with the whole run config."""
     check_fraction(cfg.optimizer.get("clip_fraction"))
     if cfg.optimizer.get("orthogonal_grad", False):
-        raise InvalidConfigError("optimizer.orthogonal_grad", "not available with coordinate-wise clipping",
-                                 "set optimizer.orthogonal_grad=false")
+        raise InvalidConfigError(
+            "optimizer.orthogonal_grad",
+            "not available with coordinate-wise clipping",
+            "set optimizer.orthogonal_grad=false",
+        )
 
 
 def build_clipped_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):

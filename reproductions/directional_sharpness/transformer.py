@@ -5,6 +5,7 @@ to integers. Learned token and position embeddings, pre-LayerNorm blocks of caus
 a GELU MLP, a final LayerNorm and a linear head read at the last position. Attention is written out (matmul and
 softmax) so that double backward, which directional sharpness needs, works on every backend.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,16 @@ class Block(nn.Module):
 
 
 class TinyTransformer(nn.Module):
-    def __init__(self, name: str, num_classes: int, input_shape: Sequence[int], width: int = 64, heads: int = 4,
-                 layers: int = 2, mlp_ratio: int = 4) -> None:
+    def __init__(
+        self,
+        name: str,
+        num_classes: int,
+        input_shape: Sequence[int],
+        width: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        mlp_ratio: int = 4,
+    ) -> None:
         super().__init__()
         check_shape(input_shape, width, heads, layers, mlp_ratio)
         self.name = name  # every model node has a name (config check)
@@ -67,11 +76,17 @@ class TinyTransformer(nn.Module):
 
 def check_shape(input_shape: Sequence[int], width: int, heads: int, layers: int, mlp_ratio: int) -> None:
     if len(input_shape) != 1:
-        raise InvalidConfigError("model", f"input shape {tuple(input_shape)} is not a token sequence",
-                                 "use a sequence dataset such as dataset=markov_lm")
+        raise InvalidConfigError(
+            "model",
+            f"input shape {tuple(input_shape)} is not a token sequence",
+            "use a sequence dataset such as dataset=markov_lm",
+        )
     for key, value in (("width", width), ("heads", heads), ("layers", layers), ("mlp_ratio", mlp_ratio)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidConfigError(f"model.{key}", f"{value!r} is not an integer >= 1", "e.g. model.width=64")
     if width % heads:
-        raise InvalidConfigError("model.heads", f"{heads} heads do not split width {width}",
-                                 "choose heads dividing model.width, e.g. 4 for 64")
+        raise InvalidConfigError(
+            "model.heads",
+            f"{heads} heads do not split width {width}",
+            "choose heads dividing model.width, e.g. 4 for 64",
+        )

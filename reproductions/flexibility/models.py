@@ -1,6 +1,7 @@
 """A small CNN for 8x8 digits and 28x28 / 32x32 images (model=tiny_cnn), whose parameter count is matched with an MLP
 by its `channels` (README: setting): conv3x3(c) -> ReLU -> max-pool 2 -> conv3x3(2c) -> ReLU -> max-pool 2 -> linear.
 No BatchNorm, so the training accuracy the EMC search checks is that of the same function it trained."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,8 +16,13 @@ class TinyCNN(nn.Module):
     def __init__(self, num_classes: int, input_shape: Sequence[int], channels: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(int(input_shape[0]), channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Conv2d(int(input_shape[0]), channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
         )
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *[int(s) for s in input_shape])).shape[1]
@@ -28,9 +34,13 @@ class TinyCNN(nn.Module):
 
 def tiny_cnn(name: str, num_classes: int, input_shape: Sequence[int], channels: int = 3) -> nn.Module:
     if len(input_shape) != 3:
-        raise InvalidConfigError("model", f"tiny_cnn takes images (C, H, W), got input_shape={tuple(input_shape)}",
-                                 "use model=mlp for vector data")
+        raise InvalidConfigError(
+            "model",
+            f"tiny_cnn takes images (C, H, W), got input_shape={tuple(input_shape)}",
+            "use model=mlp for vector data",
+        )
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise InvalidConfigError("model.channels", f"{channels!r} is not a positive integer",
-                                 "set e.g. model.channels=3")
+        raise InvalidConfigError(
+            "model.channels", f"{channels!r} is not a positive integer", "set e.g. model.channels=3"
+        )
     return TinyCNN(num_classes, input_shape, channels)

@@ -5,6 +5,7 @@ training-set size the whole training procedure fits. Assuming fitting is monoton
 the failure point [largest fitted, smallest not fitted] and bisection narrows it until the gap is at most
 max(min_gap, rel_tol x largest fitted). Every n is tried once (fits is called at most once per n).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,8 +23,9 @@ class SearchResult:
         return self.first_unfitted is None
 
 
-def largest_fitted(fits: Callable[[int], bool], *, start: int, limit: int, rel_tol: float = 0.05,
-                   min_gap: int = 1) -> SearchResult:
+def largest_fitted(
+    fits: Callable[[int], bool], *, start: int, limit: int, rel_tol: float = 0.05, min_gap: int = 1
+) -> SearchResult:
     if not 1 <= start <= limit:
         raise ValueError(f"the search needs 1 <= start <= limit, got start={start}, limit={limit}")
     trials: list[tuple[int, bool]] = []

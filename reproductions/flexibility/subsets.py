@@ -4,6 +4,7 @@ Every n of one search trains on the first n samples of one order, so the subsets
 trap: EMC must not jump with a fresh draw per n) and every prefix is class-balanced: the order takes the classes in
 turn, each class in a seeded random order.
 """
+
 from __future__ import annotations
 
 import torch

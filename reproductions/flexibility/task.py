@@ -11,6 +11,7 @@ uniformly, seeded, independent of the inputs), `lr_schedule` (constant | cosine 
 scheduler must be constant (the trial decays the lr itself); augmentation is not applied (the
 paper trains without it [secondary]).
 """
+
 from __future__ import annotations
 
 import time
@@ -46,25 +47,41 @@ def validate(cfg: DictConfig) -> None:
             raise InvalidConfigError(f"task.{key}", f"{value!r} is not a positive integer", "set it >= 1")
     rel_tol = task.get("rel_tol")
     if isinstance(rel_tol, bool) or not isinstance(rel_tol, (int, float)) or not 0 <= rel_tol < 1:
-        raise InvalidConfigError("task.rel_tol", f"{rel_tol!r} is not in [0, 1)",
-                                 "the bisection stops when the bracket is at most rel_tol x the fitted n, e.g. 0.05")
+        raise InvalidConfigError(
+            "task.rel_tol",
+            f"{rel_tol!r} is not in [0, 1)",
+            "the bisection stops when the bracket is at most rel_tol x the fitted n, e.g. 0.05",
+        )
     for key in ("full_batch", "random_labels"):
         if not isinstance(task.get(key), bool):
             raise InvalidConfigError(f"task.{key}", f"{task.get(key)!r} is not true or false", "set true or false")
     if task.get("lr_schedule") not in SCHEDULES:
-        raise InvalidConfigError("task.lr_schedule",
-                                 f"{task.get('lr_schedule')!r} is not one of {', '.join(SCHEDULES)}",
-                                 "constant (the optimizer's lr) or cosine (decayed to 0 over task.max_steps)")
+        raise InvalidConfigError(
+            "task.lr_schedule",
+            f"{task.get('lr_schedule')!r} is not one of {', '.join(SCHEDULES)}",
+            "constant (the optimizer's lr) or cosine (decayed to 0 over task.max_steps)",
+        )
     if cfg.scheduler.name != "constant":
-        raise InvalidConfigError("scheduler", f"{cfg.scheduler.name!r}: a schedule over epochs has no meaning when "
-                                 "each trial stops at its own step", "use scheduler=constant with task=emc_search")
+        raise InvalidConfigError(
+            "scheduler",
+            f"{cfg.scheduler.name!r}: a schedule over epochs has no meaning when each trial stops at its own step",
+            "use scheduler=constant with task=emc_search",
+        )
 
 
 class EMCSearchTask:
     validate = staticmethod(validate)
 
-    def __init__(self, start: int, max_steps: int, check_every: int, rel_tol: float, full_batch: bool,
-                 random_labels: bool, lr_schedule: str) -> None:
+    def __init__(
+        self,
+        start: int,
+        max_steps: int,
+        check_every: int,
+        rel_tol: float,
+        full_batch: bool,
+        random_labels: bool,
+        lr_schedule: str,
+    ) -> None:
         self.start, self.max_steps, self.check_every, self.rel_tol = start, max_steps, check_every, rel_tol
         self.full_batch, self.random_labels, self.lr_schedule = full_batch, random_labels, lr_schedule
 
@@ -90,21 +107,43 @@ class EMCSearchTask:
         def fits(n: int) -> bool:
             nonlocal steps
             idx = order[:n]
-            trial = run_trial(build, x[idx], y[idx], batch_size=None if self.full_batch else int(cfg.train.batch_size),
-                              max_steps=self.max_steps, check_every=self.check_every, seed=seed,
-                              schedule=self.lr_schedule)
+            trial = run_trial(
+                build,
+                x[idx],
+                y[idx],
+                batch_size=None if self.full_batch else int(cfg.train.batch_size),
+                max_steps=self.max_steps,
+                check_every=self.check_every,
+                seed=seed,
+                schedule=self.lr_schedule,
+            )
             steps += trial.steps
-            history.append({"epoch": len(history), "step": steps, "emc/n": n, "emc/fitted": float(trial.fitted),
-                            "emc/train_acc": trial.train_acc, "emc/train_loss": trial.train_loss,
-                            "emc/steps": trial.steps})
+            history.append(
+                {
+                    "epoch": len(history),
+                    "step": steps,
+                    "emc/n": n,
+                    "emc/fitted": float(trial.fitted),
+                    "emc/train_acc": trial.train_acc,
+                    "emc/train_loss": trial.train_loss,
+                    "emc/steps": trial.steps,
+                }
+            )
             return trial.fitted
 
         try:
             result = largest_fitted(fits, start=min(self.start, len(order)), limit=len(order), rel_tol=self.rel_tol)
             params = sum(p.numel() for p in build(1)[0].parameters())
-            history[-1].update({"emc/samples": result.emc, "emc/params": params, "emc/per_param": result.emc / params,
-                                "emc/first_unfitted": result.first_unfitted or float("nan"),
-                                "emc/trials": len(result.trials), "emc/capped": float(result.capped)})
+            history[-1].update(
+                {
+                    "emc/samples": result.emc,
+                    "emc/params": params,
+                    "emc/per_param": result.emc / params,
+                    "emc/first_unfitted": result.first_unfitted or float("nan"),
+                    "emc/trials": len(result.trials),
+                    "emc/capped": float(result.capped),
+                }
+            )
         except BaseException as exc:
             status, error = failure_status(exc)
             raise
@@ -112,7 +151,17 @@ class EMCSearchTask:
             wall, cpu = time.perf_counter() - clock, time.process_time() - cpu0
             timing = solver_timing(wall, wall, cpu, steps)
             devices = provenance.device_names(str(cfg.hardware.accelerator), 1)
-            record = write_run_record(cfg, run_dir, status=status, error=error, history=history, timing=timing,
-                                      device_names=devices, wandb=None, started_at=started_at, code=code,
-                                      extra={"task": "emc_search"})
+            record = write_run_record(
+                cfg,
+                run_dir,
+                status=status,
+                error=error,
+                history=history,
+                timing=timing,
+                device_names=devices,
+                wandb=None,
+                started_at=started_at,
+                code=code,
+                extra={"task": "emc_search"},
+            )
         return record

@@ -7,6 +7,7 @@ at the optimizer's lr (`constant`) or with the lr decayed to 0 by a half cosine 
 the fit is checked every `check_every` steps on all n samples in eval mode, and training stops at the first check
 that finds 100%. A non-finite loss ends the trial as not fitted.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,9 @@ def full_fit(model: nn.Module, x: Tensor, y: Tensor, chunk: int = 4096) -> tuple
     model.eval()
     correct, loss = 0, 0.0
     for start in range(0, len(y), chunk):
-        logits = model(x[start:start + chunk]).float()
-        correct += int((logits.argmax(-1) == y[start:start + chunk]).sum())
-        loss += float(F.cross_entropy(logits, y[start:start + chunk], reduction="sum"))
+        logits = model(x[start : start + chunk]).float()
+        correct += int((logits.argmax(-1) == y[start : start + chunk]).sum())
+        loss += float(F.cross_entropy(logits, y[start : start + chunk], reduction="sum"))
     model.train(was_training)
     return correct / len(y), loss / len(y)
 
@@ -54,8 +55,17 @@ def batches(n: int, batch_size: int | None, generator: torch.Generator):
         yield from torch.randperm(n, generator=generator).split(batch_size)
 
 
-def run_trial(build: Callable[[int], tuple[nn.Module, Optimizer, StepStrategy]], x: Tensor, y: Tensor, *,
-              batch_size: int | None, max_steps: int, check_every: int, seed: int, schedule: str = "constant") -> Trial:
+def run_trial(
+    build: Callable[[int], tuple[nn.Module, Optimizer, StepStrategy]],
+    x: Tensor,
+    y: Tensor,
+    *,
+    batch_size: int | None,
+    max_steps: int,
+    check_every: int,
+    seed: int,
+    schedule: str = "constant",
+) -> Trial:
     n = len(y)
     model, optimizer, strategy = build(n)
     cosine = schedule == "cosine"

@@ -9,6 +9,7 @@ after one warm-up round. Each block's process CPU time per step is measured (on 
 process's work, not the wait for a core); the last history row gets ``cost/<method>_cpu_s_per_step`` (medians over
 rounds) and the ratios ``cost/<a>_over_<b>`` (medians of the per-round ratios). One process, on the CPU.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,19 +25,33 @@ from optrepro.errors import InvalidConfigError
 from optrepro.optim.backend import LocalBackend
 from reproductions.grad_reg.step import METHODS, build_gr_step
 
-RATIOS = (("fd_forward", "double_backprop"), ("fd_backward", "double_backprop"), ("fd_forward", "none"),
-          ("double_backprop", "none"))
+RATIOS = (
+    ("fd_forward", "double_backprop"),
+    ("fd_backward", "double_backprop"),
+    ("fd_forward", "none"),
+    ("double_backprop", "none"),
+)
 
 
 def check_counts(**counts: int) -> None:
     for key, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidConfigError(f"callbacks.gr_cost.{key}", f"{value!r} is not a whole number >= 1",
-                                     f"give a count, e.g. callbacks.gr_cost.{key}=5")
+            raise InvalidConfigError(
+                f"callbacks.gr_cost.{key}",
+                f"{value!r} is not a whole number >= 1",
+                f"give a count, e.g. callbacks.gr_cost.{key}=5",
+            )
 
 
-def time_blocks(optimizer_node: DictConfig, net: nn.Module, batches: list, num_train: int, num_classes: int,
-                repetitions: int, steps: int) -> dict[str, list[float]]:
+def time_blocks(
+    optimizer_node: DictConfig,
+    net: nn.Module,
+    batches: list,
+    num_train: int,
+    num_classes: int,
+    repetitions: int,
+    steps: int,
+) -> dict[str, list[float]]:
     """CPU seconds per step of each method's blocks on a copy of `net`, one list per method (warm-up left out)."""
     net = copy.deepcopy(net)
     backend = LocalBackend(net)
@@ -46,11 +61,12 @@ def time_blocks(optimizer_node: DictConfig, net: nn.Module, batches: list, num_t
         node = optimizer_node.copy()
         with open_dict(node):
             node.method = method
-        strategies[method] = build_gr_step(node, net, num_train_samples=num_train, num_classes=num_classes,
-                                           accumulate=1, grad_clip=None)[1]
+        strategies[method] = build_gr_step(
+            node, net, num_train_samples=num_train, num_classes=num_classes, accumulate=1, grad_clip=None
+        )[1]
     seconds: dict[str, list[float]] = {method: [] for method in METHODS}
     for round_index in range(repetitions + 1):
-        order = METHODS[round_index % len(METHODS):] + METHODS[:round_index % len(METHODS)]
+        order = METHODS[round_index % len(METHODS) :] + METHODS[: round_index % len(METHODS)]
         for method in order:
             net.load_state_dict(start)
             clock = time.process_time()
@@ -72,12 +88,25 @@ class GRCostCallback(Callback):
     """Preset node ``callbacks.gr_cost: {_target_: reproductions.grad_reg.cost.GRCostCallback, gamma, epsilon, lr,
     momentum, repetitions, steps, batches}``; the steps are timed around torch SGD with that lr and momentum."""
 
-    def __init__(self, gamma: float, epsilon: float, lr: float, momentum: float = 0.0, repetitions: int = 5,
-                 steps: int = 20, batches: int = 4) -> None:
+    def __init__(
+        self,
+        gamma: float,
+        epsilon: float,
+        lr: float,
+        momentum: float = 0.0,
+        repetitions: int = 5,
+        steps: int = 20,
+        batches: int = 4,
+    ) -> None:
         check_counts(repetitions=repetitions, steps=steps, batches=batches)
-        self.optimizer = OmegaConf.create({
-            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": lr, "momentum": momentum},
-            "method": "none", "gamma": gamma, "epsilon": epsilon})
+        self.optimizer = OmegaConf.create(
+            {
+                "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": lr, "momentum": momentum},
+                "method": "none",
+                "gamma": gamma,
+                "epsilon": epsilon,
+            }
+        )
         self.repetitions, self.steps, self.batches = repetitions, steps, batches
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -85,8 +114,17 @@ class GRCostCallback(Callback):
             return
         data = trainer.datamodule
         size = data.batch_size
-        batches = [(data.to_input(data.x_train[i * size:(i + 1) * size]), data.y_train[i * size:(i + 1) * size], None)
-                   for i in range(self.batches)]
-        seconds = time_blocks(self.optimizer, pl_module.net, batches, data.num_train_samples,
-                              int(data.splits.num_classes), self.repetitions, self.steps)
+        batches = [
+            (data.to_input(data.x_train[i * size : (i + 1) * size]), data.y_train[i * size : (i + 1) * size], None)
+            for i in range(self.batches)
+        ]
+        seconds = time_blocks(
+            self.optimizer,
+            pl_module.net,
+            batches,
+            data.num_train_samples,
+            int(data.splits.num_classes),
+            self.repetitions,
+            self.steps,
+        )
         pl_module.add_to_last_history_row(cost_row(seconds))

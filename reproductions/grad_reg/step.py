@@ -15,6 +15,7 @@ of a finite difference see the same batch, and BatchNorm running statistics are 
 around the second). The base optimizer (torch SGD) then steps along the direction at w; its coupled weight decay is
 not part of the penalty. One process, one micro-batch per step, fp32/bf16 (no fp16 loss scaling).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,15 +41,18 @@ def batch_loss(backend: TrainingBackend, batch: Batch) -> tuple[torch.Tensor, to
 class GradRegStep(StepStrategy):
     """One GR update per batch (module docstring) around a plain base optimizer."""
 
-    def __init__(self, optimizer: Optimizer, *, method: str, gamma: float, epsilon: float,
-                 grad_clip: float | None = None) -> None:
+    def __init__(
+        self, optimizer: Optimizer, *, method: str, gamma: float, epsilon: float, grad_clip: float | None = None
+    ) -> None:
         self.optimizer, self.method, self.grad_clip = optimizer, method, grad_clip
         self.gamma, self.epsilon = float(gamma), float(epsilon)
 
     def training_step(self, backend: TrainingBackend, batch: Batch, *, epoch: int) -> StepOutput:
         if backend.grad_scaler is not None or backend.world_size > 1:
-            raise ConfigError("the gradient-regularization step runs in one process without fp16 loss scaling; "
-                              "use hardware.devices=1 and fp32 or bf16 (hardware.precision)")
+            raise ConfigError(
+                "the gradient-regularization step runs in one process without fp16 loss scaling; "
+                "use hardware.devices=1 and fp32 or bf16 (hardware.precision)"
+            )
         params = [p for p in optimizer_params(self.optimizer) if p.requires_grad]
         self.optimizer.zero_grad(set_to_none=True)
         loss, logits = batch_loss(backend, batch)
@@ -90,18 +94,27 @@ def check_knobs(cfg, accumulate: int) -> tuple[str, float, float]:
     the finite-difference step; unused by double_backprop and none); one micro-batch per step."""
     method, gamma, epsilon = cfg.get("method"), cfg.get("gamma"), cfg.get("epsilon")
     if method not in METHODS:
-        raise InvalidConfigError("optimizer.method", f"unknown value {method!r}",
-                                 f"valid choices: {', '.join(METHODS)}")
+        raise InvalidConfigError(
+            "optimizer.method", f"unknown value {method!r}", f"valid choices: {', '.join(METHODS)}"
+        )
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
-        raise InvalidConfigError("optimizer.gamma", f"{gamma!r} is not a number >= 0",
-                                 "give the penalty strength (gamma / 2) ||grad L||^2, e.g. optimizer.gamma=0.05")
+        raise InvalidConfigError(
+            "optimizer.gamma",
+            f"{gamma!r} is not a number >= 0",
+            "give the penalty strength (gamma / 2) ||grad L||^2, e.g. optimizer.gamma=0.05",
+        )
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-        raise InvalidConfigError("optimizer.epsilon", f"{epsilon!r} is not a number > 0",
-                                 "give the finite-difference step, e.g. optimizer.epsilon=0.05 (fd_backward steps by "
-                                 "-epsilon)")
+        raise InvalidConfigError(
+            "optimizer.epsilon",
+            f"{epsilon!r} is not a number > 0",
+            "give the finite-difference step, e.g. optimizer.epsilon=0.05 (fd_backward steps by -epsilon)",
+        )
     if accumulate != 1:
-        raise InvalidConfigError("train.accumulate", f"{accumulate} micro-batches per step",
-                                 "the gradient-regularization step takes one: set train.accumulate=1")
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"{accumulate} micro-batches per step",
+            "the gradient-regularization step takes one: set train.accumulate=1",
+        )
     return method, float(gamma), float(epsilon)
 
 

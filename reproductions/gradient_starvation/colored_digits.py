@@ -49,8 +49,9 @@ def grey_images(base: str, dataset_cfg, data_dir: str | Path) -> tuple[np.ndarra
     raise UnknownChoiceError("dataset.base", base, BASES)
 
 
-def color_environment(images: np.ndarray, classes: np.ndarray, label_flip: float, color_flip: float,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def color_environment(
+    images: np.ndarray, classes: np.ndarray, label_flip: float, color_flip: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 N x 2 x H x W coloured images, int64 binary labels) of one environment (steps 1-3 above)."""
     labels = (classes < 5).astype(np.int64) ^ (rng.random(len(classes)) < label_flip)
     colors = labels ^ (rng.random(len(classes)) < color_flip)
@@ -66,31 +67,49 @@ def check_probability(name: str, value: float) -> float:
     return value
 
 
-def colored_digits_splits(images: np.ndarray, classes: np.ndarray, *, n_test: int, n_train: int | None,
-                          label_flip: float, color_flip_train: Sequence[float], color_flip_test: float,
-                          downsample: int, data_seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def colored_digits_splits(
+    images: np.ndarray,
+    classes: np.ndarray,
+    *,
+    n_test: int,
+    n_train: int | None,
+    label_flip: float,
+    color_flip_train: Sequence[float],
+    color_flip_test: float,
+    downsample: int,
+    data_seed: int,
+) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """((x_train, y_train), (x_test, y_test)) of the construction above, from grey `images` and their `classes`."""
     label_flip = check_probability("label_flip", label_flip)
     color_flip_test = check_probability("color_flip_test", color_flip_test)
     if isinstance(color_flip_train, (str, int, float)) or not len(color_flip_train):
-        raise ConfigError(f"dataset.color_flip_train={color_flip_train!r}: give a list with one colour-flip "
-                          "probability per training environment, e.g. [0.2, 0.1]")
+        raise ConfigError(
+            f"dataset.color_flip_train={color_flip_train!r}: give a list with one colour-flip "
+            "probability per training environment, e.g. [0.2, 0.1]"
+        )
     train_flips = [check_probability("color_flip_train", e) for e in color_flip_train]
     if int(downsample) < 1:
         raise ConfigError(f"dataset.downsample={downsample}: keep every k-th pixel row and column with k >= 1")
     available = len(images) - int(n_test)
     n_train = available if n_train is None else int(n_train)
     if int(n_test) < 1 or n_train < len(train_flips) or n_train > available:
-        raise ConfigError(f"dataset.n_test={n_test}, dataset.n_train={n_train}: the base has {len(images)} images; "
-                          f"need n_test >= 1 and {len(train_flips)} <= n_train <= {len(images)} - n_test")
+        raise ConfigError(
+            f"dataset.n_test={n_test}, dataset.n_train={n_train}: the base has {len(images)} images; "
+            f"need n_test >= 1 and {len(train_flips)} <= n_train <= {len(images)} - n_test"
+        )
     rng = np.random.default_rng(int(data_seed))
     order = rng.permutation(len(images))
     images = images[order][:, :: int(downsample), :: int(downsample)]
     classes = classes[order]
     test = color_environment(images[: int(n_test)], classes[: int(n_test)], label_flip, color_flip_test, rng)
-    train_images, train_classes = images[int(n_test): int(n_test) + n_train], classes[int(n_test): int(n_test) + n_train]
+    train_images, train_classes = (
+        images[int(n_test) : int(n_test) + n_train],
+        classes[int(n_test) : int(n_test) + n_train],
+    )
     parts = np.array_split(np.arange(n_train), len(train_flips))
-    envs = [color_environment(train_images[p], train_classes[p], label_flip, e, rng) for p, e in zip(parts, train_flips)]
+    envs = [
+        color_environment(train_images[p], train_classes[p], label_flip, e, rng) for p, e in zip(parts, train_flips)
+    ]
     train = (np.concatenate([x for x, _ in envs]), np.concatenate([y for _, y in envs]))
     return train, test
 
@@ -100,7 +119,8 @@ def load_colored_digits(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     base = str(dataset_cfg.get("base", "digits"))
     images, classes = grey_images(base, dataset_cfg, data_dir)
     (x_train, y_train), (x_test, y_test) = colored_digits_splits(
-        images, classes,
+        images,
+        classes,
         n_test=int(dataset_cfg.get("n_test", 450)),
         n_train=dataset_cfg.get("n_train"),
         label_flip=dataset_cfg.get("label_flip", 0.25),
@@ -110,6 +130,12 @@ def load_colored_digits(dataset_cfg, data_dir: str | Path) -> ArraySplits:
         data_seed=int(dataset_cfg.get("data_seed", 0)),
     )
     return ArraySplits(
-        torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test), torch.from_numpy(y_test),
-        2, str(dataset_cfg.get("name", "colored_digits")), (0.0, 0.0), (1.0, 1.0),
+        torch.from_numpy(x_train),
+        torch.from_numpy(y_train),
+        torch.from_numpy(x_test),
+        torch.from_numpy(y_test),
+        2,
+        str(dataset_cfg.get("name", "colored_digits")),
+        (0.0, 0.0),
+        (1.0, 1.0),
     )

@@ -43,11 +43,20 @@ class AnnealedSpectralDecoupling:
     ||logits||^2).
     """
 
-    def __init__(self, sd_lambda: float, anneal_step: int, anneal_lambda: float, anneal_scale: float = 1.0,
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        sd_lambda: float,
+        anneal_step: int,
+        anneal_lambda: float,
+        anneal_scale: float = 1.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
         if int(anneal_step) < 0:
-            raise InvalidConfigError("loss.anneal_step", f"{anneal_step} is negative",
-                                     "give the optimizer step (>= 0) from which the annealed loss applies")
+            raise InvalidConfigError(
+                "loss.anneal_step",
+                f"{anneal_step} is negative",
+                "give the optimizer step (>= 0) from which the annealed loss applies",
+            )
         self.sd_lambda, self.anneal_step = float(sd_lambda), int(anneal_step)
         self.anneal_lambda, self.anneal_scale = float(anneal_lambda), float(anneal_scale)
         self.label_smoothing = float(label_smoothing)

@@ -86,8 +86,15 @@ def main() -> None:
         limit = float(abs(mean).max())
         ax.contourf(ga.numpy(), gb.numpy(), mean, levels=20, cmap="RdBu", vmin=-limit, vmax=limit, alpha=0.7)
         ax.contour(ga.numpy(), gb.numpy(), mean, levels=[0.0], colors="k", linewidths=2.0)
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap=matplotlib.colors.ListedColormap(["#C82506", "#0365C0"]),
-                   edgecolors="k", linewidths=0.4, s=14)
+        ax.scatter(
+            x[:, 0],
+            x[:, 1],
+            c=y,
+            cmap=matplotlib.colors.ListedColormap(["#C82506", "#0365C0"]),
+            edgecolors="k",
+            linewidths=0.4,
+            s=14,
+        )
         ax.axvline(0.0, ls="--", lw=0.7, color="k", alpha=0.5)
         mean_margin = sum(margins[arm]) / len(margins[arm])
         ax.set_title(f"{titles.get(arm, arm)}\nseeds {sorted(seeds[arm])}, test margin {mean_margin:.3f}", fontsize=10)

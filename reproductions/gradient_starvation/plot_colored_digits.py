@@ -101,8 +101,10 @@ def main() -> None:
     args = parser.parse_args()
     runs = args.runs or default_runs()
     if not runs:
-        raise SystemExit("no finished gs_cdigits cpu run with checkpoints/last.ckpt under runs/: run "
-                         "`python run.py +repro=gs_cdigits_erm_cpu train.checkpoint=true` (and _sd_) first")
+        raise SystemExit(
+            "no finished gs_cdigits cpu run with checkpoints/last.ckpt under runs/: run "
+            "`python run.py +repro=gs_cdigits_erm_cpu train.checkpoint=true` (and _sd_) first"
+        )
     by_arm: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for run_dir in runs:
         net, record, x_test, y_test = load_run(run_dir)

@@ -41,8 +41,10 @@ SHIFT = 0.5
 def predict(model: nn.Module, x: Tensor, batch: int = 65536) -> Tensor:
     """Predicted classes of the rows of x (in the model's dtype and device)."""
     param = next(model.parameters())
-    out = [model(x[i:i + batch].to(device=param.device, dtype=param.dtype)).argmax(dim=-1).cpu()
-           for i in range(0, len(x), batch)]
+    out = [
+        model(x[i : i + batch].to(device=param.device, dtype=param.dtype)).argmax(dim=-1).cpu()
+        for i in range(0, len(x), batch)
+    ]
     return torch.cat(out)
 
 
@@ -80,8 +82,17 @@ def easy_direction(x_train: Tensor, y_train: Tensor) -> tuple[int, Tensor]:
     return coord, toward
 
 
-def two_moons_margin_metrics(model: nn.Module, x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor,
-                             *, grid: int = GRID, pad: float = PAD, shift: float = SHIFT) -> dict[str, float]:
+def two_moons_margin_metrics(
+    model: nn.Module,
+    x_train: Tensor,
+    y_train: Tensor,
+    x_test: Tensor,
+    y_test: Tensor,
+    *,
+    grid: int = GRID,
+    pad: float = PAD,
+    shift: float = SHIFT,
+) -> dict[str, float]:
     """The three metrics of the module docstring for a binary classifier on 2-D inputs."""
     if x_train.dim() != 2 or x_train.shape[1] != 2:
         raise ValueError(f"the two-moons margin callback needs 2-D vector inputs, got shape {tuple(x_train.shape[1:])}")

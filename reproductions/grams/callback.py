@@ -3,6 +3,7 @@ training-loss curve per epoch), added to each history row. It measures descent s
 quantity the Grams paper's loss curves compare; the final row's value is the run's. Preset node
 ``callbacks.loss_auc: {_target_: reproductions.grams.callback.LossAUCCallback}``.
 """
+
 from __future__ import annotations
 
 import lightning.pytorch as pl

@@ -18,6 +18,7 @@ at f91a375 [repo]):
 The gradient itself is never modified (the official code overwrites ``p.grad`` in place; nothing here reads it later,
 but a logger or clipper after the step would).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,14 @@ from torch.optim import Optimizer
 class _AdamSkeleton(Optimizer):
     """Steps 1-4 of the module docstring; subclasses give the direction (step 5)."""
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+    ) -> None:
         if not lr >= 0.0:
             raise ValueError(f"lr must be >= 0, got {lr}")
         if not all(0.0 <= b < 1.0 for b in betas):

@@ -6,8 +6,8 @@ J^T w. Definitions (paper, Section 2.3 and Appendix C):
 
 * ``mean``     w = 1/m                                                     (eq. 25; IWRM with it is ERM with SGD)
 * ``upgrad``   w = (1/m) sum_i w_i,  w_i = argmin_{v >= e_i} v^T G v       (eqs. 4-6, Proposition 1)
-* ``dualproj`` w = (1/m) argmin_{v >= 1} v^T G v                           (eq. 29: the mean projected onto the dual cone)
-* ``mgda``     w = argmin_{v >= 0, 1^T v = 1} v^T G v                      (eqs. 26-27; Frank-Wolfe, Sener & Koltun Alg. 2)
+* ``dualproj`` w = (1/m) argmin_{v >= 1} v^T G v                    (eq. 29: the mean projected onto the dual cone)
+* ``mgda``     w = argmin_{v >= 0, 1^T v = 1} v^T G v               (eqs. 26-27; Frank-Wolfe, Sener & Koltun Alg. 2)
 * ``pcgrad``   sum_i of g_i projected in turn, in a random order, onto the half-spaces of the other rows it
                conflicts with (eqs. 30-33; the paper's definition sums, so PCGrad = m * UPGrad when m = 2)
 
@@ -24,6 +24,7 @@ whose float32 update J^T w is round-off dominated, conflicts with the rows and d
 for G + reg_eps * trace(G) * I, i.e. <g_i, d> >= -reg_eps * trace(G) * w_i: a small conflict is possible when the
 rows are tiny compared with the Frobenius norm of J; ``train/jd_worst_conflict`` measures it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -77,7 +78,8 @@ def dualproj_weights(gramian: np.ndarray, reg_eps: float = REG_EPS) -> np.ndarra
 
 
 def mgda_weights(gramian: np.ndarray, *, tol: float = 1e-6, max_iters: int = 250) -> np.ndarray:
-    """Min-norm point of the convex hull of the rows: Frank-Wolfe with exact line search (Sener & Koltun 2018, Alg. 2)."""
+    """Min-norm point of the convex hull of the rows: Frank-Wolfe with exact line search (Sener & Koltun 2018,
+    Alg. 2)."""
     m = len(gramian)
     w = np.full(m, 1.0 / m)
     for _ in range(max_iters):
@@ -141,4 +143,4 @@ def aggregate(
     """A(J) = J^T w for a Jacobian J (m x n); the Gramian is formed in float64."""
     j64 = jacobian.to(torch.float64)
     weights = aggregator_weights(name, j64 @ j64.T, rng, reg_eps)
-    return (weights.to(jacobian.dtype) @ jacobian)
+    return weights.to(jacobian.dtype) @ jacobian

@@ -13,6 +13,7 @@ each epoch's history row (see ``step.py`` for the per-step quantities):
 
 The module fills the epoch's row through ``complete_last_row`` right after writing it (``optrepro.lit.last_row``).
 """
+
 from __future__ import annotations
 
 import math

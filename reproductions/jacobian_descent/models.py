@@ -5,6 +5,7 @@ normalization layers, PyTorch's default initialization.
 3 x 32 x 32), ``svhn`` (Table 2; 3 x 32 x 32). ``scale`` scales every channel and hidden count (1.0: the paper's;
 the cpu tier may use less).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,7 +25,9 @@ def _scaled(channels: int, scale: float, groups: int) -> int:
     return max(groups, int(round(channels * scale)))
 
 
-def paper_cnn(name: str, num_classes: int, input_shape: Sequence[int], variant: str = "mnist", scale: float = 1.0) -> nn.Module:
+def paper_cnn(
+    name: str, num_classes: int, input_shape: Sequence[int], variant: str = "mnist", scale: float = 1.0
+) -> nn.Module:
     if variant not in VARIANTS:
         raise ValueError(f"model.variant={variant!r} is not one of the choices; allowed: {', '.join(VARIANTS)}")
     if not scale > 0:
@@ -41,9 +44,15 @@ def paper_cnn(name: str, num_classes: int, input_shape: Sequence[int], variant: 
     hidden = _scaled(hidden, scale, 1)
     channels = int(input_shape[0])
     features = nn.Sequential(
-        nn.Conv2d(channels, c1, 3), nn.ELU(),
-        nn.Conv2d(c1, c2, 3, groups=g2), nn.MaxPool2d(2, 2), nn.ELU(),
-        nn.Conv2d(c2, c3, 3, groups=g3), nn.MaxPool2d(3, 3), nn.ELU(), nn.Flatten(),
+        nn.Conv2d(channels, c1, 3),
+        nn.ELU(),
+        nn.Conv2d(c1, c2, 3, groups=g2),
+        nn.MaxPool2d(2, 2),
+        nn.ELU(),
+        nn.Conv2d(c2, c3, 3, groups=g3),
+        nn.MaxPool2d(3, 3),
+        nn.ELU(),
+        nn.Flatten(),
     )
     with torch.no_grad():
         flat = features(torch.zeros(1, *[int(s) for s in input_shape])).shape[1]

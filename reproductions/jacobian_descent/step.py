@@ -18,6 +18,7 @@ aggregator keeps it <= 0 up to round-off), ``conflict_frac`` = share of rows wit
 that round-off on a nearly zero row (a fitted example) does not read as a large cosine.
 ``JDStatsCallback`` (callback.py) writes them into the history rows, so they reach the run record.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,6 @@ from optrepro.errors import InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.factory import build_base_optimizer
 from optrepro.optim.standard import Chunk, finish_step, forward_loss, optimizer_params
-
 from reproductions.jacobian_descent.aggregators import AGGREGATORS, REG_EPS, aggregator_weights, check_aggregator
 
 CONFLICT_COS_TOL = 1e-6  # a row counts as conflicting when cos(g_i, d) is below -this
@@ -147,22 +147,35 @@ def validate(cfg) -> None:
     optimizer = cfg.optimizer
     aggregator = str(optimizer.get("aggregator", "upgrad"))
     if aggregator not in AGGREGATORS:
-        raise InvalidConfigError("optimizer.aggregator", f"{aggregator!r} is not one of the choices",
-                                 f"allowed: {', '.join(AGGREGATORS)}")
+        raise InvalidConfigError(
+            "optimizer.aggregator", f"{aggregator!r} is not one of the choices", f"allowed: {', '.join(AGGREGATORS)}"
+        )
     reg_eps = optimizer.get("reg_eps", REG_EPS)
     if not (isinstance(reg_eps, (int, float)) and reg_eps >= 0):
-        raise InvalidConfigError("optimizer.reg_eps", f"{reg_eps!r} is not a number >= 0",
-                                 "use 0 for the exact dual-cone projections, or a small ridge such as 1e-4")
+        raise InvalidConfigError(
+            "optimizer.reg_eps",
+            f"{reg_eps!r} is not a number >= 0",
+            "use 0 for the exact dual-cone projections, or a small ridge such as 1e-4",
+        )
     if int(cfg.train.accumulate) != 1:
-        raise InvalidConfigError("train.accumulate", f"{cfg.train.accumulate}: the Jacobian descent step takes the "
-                                 "whole batch at once", "use 1")
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"{cfg.train.accumulate}: the Jacobian descent step takes the whole batch at once",
+            "use 1",
+        )
     world = int(cfg.hardware.devices) * int(cfg.hardware.num_nodes)
     if world != 1:
-        raise InvalidConfigError("hardware", f"world size {world}: the Jacobian descent step runs on one process",
-                                 "use hardware=cpu or hardware=gpu (one device)")
+        raise InvalidConfigError(
+            "hardware",
+            f"world size {world}: the Jacobian descent step runs on one process",
+            "use hardware=cpu or hardware=gpu (one device)",
+        )
     if str(cfg.hardware.precision).startswith("16"):
-        raise InvalidConfigError("hardware.precision", f"{cfg.hardware.precision}: the Jacobian descent step does "
-                                 "not support fp16 loss scaling", "use 32-true or bf16-mixed")
+        raise InvalidConfigError(
+            "hardware.precision",
+            f"{cfg.hardware.precision}: the Jacobian descent step does not support fp16 loss scaling",
+            "use 32-true or bf16-mixed",
+        )
 
 
 def build_jd_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
@@ -170,7 +183,9 @@ def build_jd_step(cfg, model, *, num_train_samples, num_classes, accumulate, gra
     ``optimizer.reg_eps`` (UPGrad/DualProj Gramian regularization, default 1e-4 as TorchJD; aggregators.py)."""
     aggregator = check_aggregator(str(cfg.get("aggregator", "upgrad")))
     if accumulate != 1:
-        raise ValueError(f"train.accumulate={accumulate}: the Jacobian descent step takes the whole batch at once; use 1")
+        raise ValueError(
+            f"train.accumulate={accumulate}: the Jacobian descent step takes the whole batch at once; use 1"
+        )
     norm_layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if norm_layers:
         raise ValueError(

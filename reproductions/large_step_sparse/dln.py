@@ -8,6 +8,7 @@ points. Model h(x) = <x, u * v>, loss ||X (u * v) - y||^2 / (2 n). From u0 = ini
 The step is divided by `decay_factor` once, after iteration decay_at * iterations (the notebooks' "large step, then
 decay at 10/30/50%"); decay_at null keeps it constant.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,18 @@ def decay_iteration(iterations: int, decay_at: float | None) -> int | None:
     return None if decay_at is None else int(decay_at * iterations)
 
 
-def train(problem: Problem, rng: np.random.Generator, *, algorithm: str, lr: float, iterations: int,
-          decay_at: float | None, decay_factor: float, init_scale: float, log_every: int) -> list[dict[str, float]]:
+def train(
+    problem: Problem,
+    rng: np.random.Generator,
+    *,
+    algorithm: str,
+    lr: float,
+    iterations: int,
+    decay_at: float | None,
+    decay_factor: float,
+    init_scale: float,
+    log_every: int,
+) -> list[dict[str, float]]:
     """Run SGD or GD; one history row every `log_every` iterations and at the end (losses, sparsity, step size)."""
     x, y = problem.x, problem.y
     n, d = x.shape
@@ -72,7 +83,12 @@ def train(problem: Problem, rng: np.random.Generator, *, algorithm: str, lr: flo
 def row(problem: Problem, u: np.ndarray, v: np.ndarray, *, epoch: int, step: int, lr: float) -> dict[str, float]:
     beta = u * v
     with np.errstate(over="ignore", invalid="ignore"):
-        out = {"epoch": epoch, "step": step, "lr": lr, "train/loss": half_mse(problem.x, beta, problem.y),
-               "test/loss": half_mse(problem.x_test, beta, problem.y_test)}
+        out = {
+            "epoch": epoch,
+            "step": step,
+            "lr": lr,
+            "train/loss": half_mse(problem.x, beta, problem.y),
+            "test/loss": half_mse(problem.x_test, beta, problem.y_test),
+        }
         out.update(beta_sparsity(u, v))
     return out

@@ -6,6 +6,7 @@ not go through Lightning; the run gets the product's run folder, provenance and 
 structure-learning task does. The seed draws the data (stream 0) and the SGD sample order (stream 1), so every
 schedule of one seed sees the same data and the same samples.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,15 +41,19 @@ def validate(cfg: DictConfig) -> DictConfig:
     if tc.r > tc.d:
         raise InvalidConfigError("task.r", f"{tc.r} nonzero coordinates do not fit in d = {tc.d}", "set r <= d")
     if tc.algorithm not in ALGORITHMS:
-        raise InvalidConfigError("task.algorithm", f"{tc.algorithm!r} is not one of the choices",
-                                 f"allowed: {', '.join(ALGORITHMS)}")
+        raise InvalidConfigError(
+            "task.algorithm", f"{tc.algorithm!r} is not one of the choices", f"allowed: {', '.join(ALGORITHMS)}"
+        )
     for key in ("lr", "decay_factor", "init_scale"):
         if not (_number(tc.get(key)) and tc.get(key) > 0):
             raise InvalidConfigError(f"task.{key}", f"{tc.get(key)!r} is not a number > 0", "give a positive number")
     decay_at = tc.get("decay_at")
     if decay_at is not None and not (_number(decay_at) and 0 < decay_at < 1):
-        raise InvalidConfigError("task.decay_at", f"{decay_at!r} is not a fraction in (0, 1)",
-                                 "give the share of the iterations at the large step, e.g. 0.5, or null")
+        raise InvalidConfigError(
+            "task.decay_at",
+            f"{decay_at!r} is not a fraction in (0, 1)",
+            "give the share of the iterations at the large step, e.g. 0.5, or null",
+        )
     return tc
 
 
@@ -69,10 +74,17 @@ class DiagonalNetTask:
             seed = int(cfg.seed)
             problem = make_problem(np.random.default_rng([seed, 0]), int(tc.n), int(tc.d), int(tc.r), int(tc.n_test))
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            history = train(problem, np.random.default_rng([seed, 1]), algorithm=str(tc.algorithm), lr=float(tc.lr),
-                            iterations=int(tc.iterations), decay_at=tc.get("decay_at"),
-                            decay_factor=float(tc.decay_factor), init_scale=float(tc.init_scale),
-                            log_every=int(tc.log_every))
+            history = train(
+                problem,
+                np.random.default_rng([seed, 1]),
+                algorithm=str(tc.algorithm),
+                lr=float(tc.lr),
+                iterations=int(tc.iterations),
+                decay_at=tc.get("decay_at"),
+                decay_factor=float(tc.decay_factor),
+                init_scale=float(tc.init_scale),
+                log_every=int(tc.log_every),
+            )
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             if not all(math.isfinite(history[-1][k]) for k in ("train/loss", "test/loss")):
                 status, error = "diverged", "the training loss became NaN or infinite; the run was stopped"
@@ -82,7 +94,17 @@ class DiagonalNetTask:
         finally:
             steps = int(history[-1]["step"]) if history else 0
             timing = solver_timing(time.perf_counter() - clock, wall, cpu, steps)
-            record = write_run_record(cfg, run_dir, status=status, error=error, history=history, timing=timing,
-                                      device_names=provenance.device_names("cpu", 1), wandb=None,
-                                      started_at=started_at, code=code, extra={"task": "diag_net"})
+            record = write_run_record(
+                cfg,
+                run_dir,
+                status=status,
+                error=error,
+                history=history,
+                timing=timing,
+                device_names=provenance.device_names("cpu", 1),
+                wandb=None,
+                started_at=started_at,
+                code=code,
+                extra={"task": "diag_net"},
+            )
         return record

@@ -36,7 +36,10 @@ def trajectory(k: str):
     A = root @ root.T / 5 + 0.5 * torch.eye(5, dtype=torch.float64)
     b = 4.0 * torch.randn(5, generator=gen, dtype=torch.float64)
     x = nn.Parameter(3 * 4.0 * torch.randn(5, generator=gen, dtype=torch.float64))
-    f = lambda z: 0.5 * (z - b) @ A @ (z - b)
+
+    def f(z):
+        return 0.5 * (z - b) @ A @ (z - b)
+
     opt = Lion([x], lr=DT, betas=(1 - EPS * GAMMA, 1 - DT * GAMMA), weight_decay=LAM, k=k)
     coef = (1 - EPS * GAMMA) / (1 + EPS * LAM)
     bound, fs, hs = [], [], []

@@ -1,7 +1,8 @@
 """The README figure: 2-D loss contours of measured runs side by side, drawn from their records' extra.landscape.
 
-    python reproductions/loss_landscape/contour_figure.py OUT.png LABEL=RUN_FOLDER ...
+python reproductions/loss_landscape/contour_figure.py OUT.png LABEL=RUN_FOLDER ...
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,9 @@ def main(out: str, panels: list[str]) -> None:
         plane, alphas = block["slice_2d"], block["slice_2d"]["alphas"]
         grid = [list(row) for row in zip(*plane["loss"])]
         low = min(min(row) for row in grid)
-        contours = axis.contour(alphas, alphas, grid, levels=[low + 5 * (k + 1) / 20 for k in range(20)], cmap="viridis")
+        contours = axis.contour(
+            alphas, alphas, grid, levels=[low + 5 * (k + 1) / 20 for k in range(20)], cmap="viridis"
+        )
         axis.clabel(contours, fontsize=5, fmt="%.1f")
         axis.plot([0], [0], marker="*", color="red")
         eig = block["metrics"]["landscape/hessian_max_eig"]

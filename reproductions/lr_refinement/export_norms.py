@@ -7,6 +7,7 @@ reads ``<run folder>/grad_norms.json`` (grad_norms.GradNormRecorder) and its ``r
 norms inline, so the schedule is part of the config (and of every run's config hash) and ``scheduler=<config name>``
 composes it with any preset. The header names the source run (preset, arm, seed, lr, run id).
 """
+
 from __future__ import annotations
 
 import argparse

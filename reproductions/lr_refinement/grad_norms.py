@@ -7,6 +7,7 @@ weights) and the l1 norm (Adam-type weights). When training ends the sequences g
 ({"format": 1, "l2": [...], "l1": [...]}); ``export_norms`` turns them into a scheduler config. Assumes one backward
 per optimizer step (the standard step, ``train.accumulate: 1``) and one process.
 """
+
 from __future__ import annotations
 
 import json

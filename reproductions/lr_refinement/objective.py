@@ -6,6 +6,7 @@ history row ``train/last_loss`` (mean cross-entropy) and ``train/objective`` (th
 (wd / 2) * ||w||^2 that torch's coupled weight decay minimises, per parameter group). The epoch's ``train/loss`` is
 instead the mean over the epoch's mini-batches, taken while the weights moved. One process.
 """
+
 from __future__ import annotations
 
 import lightning.pytorch as pl
@@ -30,8 +31,8 @@ def l2_penalty(optimizer: torch.optim.Optimizer) -> float:
 def mean_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, to_input) -> float:
     total = 0.0
     for start in range(0, len(targets), EVAL_BATCH):
-        logits = model(to_input(inputs[start:start + EVAL_BATCH]))
-        total += float(F.cross_entropy(logits.double(), targets[start:start + EVAL_BATCH], reduction="sum"))
+        logits = model(to_input(inputs[start : start + EVAL_BATCH]))
+        total += float(F.cross_entropy(logits.double(), targets[start : start + EVAL_BATCH], reduction="sum"))
     return total / len(targets)
 
 
@@ -45,4 +46,5 @@ class FinalObjective(Callback):
         loss = mean_loss(pl_module, data.x_train, data.y_train, data.to_input)
         pl_module.train(was_training)
         pl_module.add_to_last_history_row(
-            {"train/last_loss": loss, "train/objective": loss + l2_penalty(trainer.optimizers[0])})
+            {"train/last_loss": loss, "train/objective": loss + l2_penalty(trainer.optimizers[0])}
+        )

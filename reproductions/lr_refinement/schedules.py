@@ -11,6 +11,7 @@ run's steps per epoch and epochs, they return the multiplier of the base LR at e
   first by a median filter of width ~tau * resolution (the official README's right-only reflect padding) and the
   schedule is interpolated to the run's own step count.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -49,8 +50,9 @@ def smooth(norms: np.ndarray, tau: float, resolution: int) -> np.ndarray:
     return median_filter(np.pad(norms, (0, pad), mode="reflect"), size=width, mode="nearest")[:-pad]
 
 
-def refined_schedule(norms: Sequence[float], *, weighting: str = "l2", tau: float = 0.1, trim: int = 2,
-                     resolution: int = 10_000) -> np.ndarray:
+def refined_schedule(
+    norms: Sequence[float], *, weighting: str = "l2", tau: float = 0.1, trim: int = 2, resolution: int = 10_000
+) -> np.ndarray:
     """The refined schedule on `resolution` points (or on the raw length, if longer) from recorded norms:
     non-finite norms and `trim` steps at each end dropped, upsampled to `resolution`, smoothed, closed form."""
     values = np.asarray(norms, dtype=np.float64)
@@ -65,8 +67,11 @@ def refined_schedule(norms: Sequence[float], *, weighting: str = "l2", tau: floa
 def _check_keys(cfg: DictConfig, allowed: set[str]) -> None:
     for key in cfg:
         if key not in allowed:
-            raise InvalidConfigError(f"scheduler.{key}", f"not a key of {cfg._target_}",
-                                     f"the keys are {', '.join(sorted(allowed - {'_target_'}))}")
+            raise InvalidConfigError(
+                f"scheduler.{key}",
+                f"not a key of {cfg._target_}",
+                f"the keys are {', '.join(sorted(allowed - {'_target_'}))}",
+            )
 
 
 def _total_steps(steps_per_epoch: int, epochs: int) -> int:
@@ -83,27 +88,45 @@ def linear_decay(cfg: DictConfig, *, steps_per_epoch: int, epochs: int, base_lr:
 def _checked_refined_options(cfg: DictConfig) -> dict:
     _check_keys(cfg, REFINED_KEYS)
     norms = cfg.get("norms")
-    fix = ("record a run with callbacks.grad_norms (reproductions/lr_refinement/grad_norms.py), then write its norms "
-           "with python -m reproductions.lr_refinement.export_norms")
+    fix = (
+        "record a run with callbacks.grad_norms (reproductions/lr_refinement/grad_norms.py), then write its norms "
+        "with python -m reproductions.lr_refinement.export_norms"
+    )
     if norms is None or len(norms) < 8:
         raise InvalidConfigError("scheduler.norms", "needs a previous run's per-step gradient norms (8 or more)", fix)
     values = np.asarray(list(norms), dtype=np.float64)
     if not np.all(values[np.isfinite(values)] > 0) or np.isfinite(values).sum() < 8:
         raise InvalidConfigError("scheduler.norms", "holds a norm <= 0 or fewer than 8 finite norms", fix)
-    options = {"weighting": cfg.get("weighting", "l2"), "tau": float(cfg.get("tau", 0.1)),
-               "trim": int(cfg.get("trim", 2)), "resolution": int(cfg.get("resolution", 10_000))}
+    options = {
+        "weighting": cfg.get("weighting", "l2"),
+        "tau": float(cfg.get("tau", 0.1)),
+        "trim": int(cfg.get("trim", 2)),
+        "resolution": int(cfg.get("resolution", 10_000)),
+    }
     if options["weighting"] not in WEIGHTINGS:
-        raise InvalidConfigError("scheduler.weighting", f"unknown value {options['weighting']!r}",
-                                 "l2 (w = ||g||_2^-2, SGD-type problems) or l1 (w = ||g||_1^-1, Adam-type)")
+        raise InvalidConfigError(
+            "scheduler.weighting",
+            f"unknown value {options['weighting']!r}",
+            "l2 (w = ||g||_2^-2, SGD-type problems) or l1 (w = ||g||_1^-1, Adam-type)",
+        )
     if not 0 <= options["tau"] < 1:
-        raise InvalidConfigError("scheduler.tau", f"{options['tau']} is not in [0, 1)",
-                                 "give the median filter's width as a fraction of the run, e.g. 0.1 (0: no filter)")
+        raise InvalidConfigError(
+            "scheduler.tau",
+            f"{options['tau']} is not in [0, 1)",
+            "give the median filter's width as a fraction of the run, e.g. 0.1 (0: no filter)",
+        )
     if options["trim"] < 0 or np.isfinite(values).sum() - 2 * options["trim"] < 2:
-        raise InvalidConfigError("scheduler.trim", f"{options['trim']} leaves fewer than 2 norms",
-                                 "give the steps dropped at each end, 0 or more (2: the official code's)")
+        raise InvalidConfigError(
+            "scheduler.trim",
+            f"{options['trim']} leaves fewer than 2 norms",
+            "give the steps dropped at each end, 0 or more (2: the official code's)",
+        )
     if options["resolution"] < 2:
-        raise InvalidConfigError("scheduler.resolution", f"{options['resolution']} < 2",
-                                 "give the points the schedule is computed on, e.g. 10000")
+        raise InvalidConfigError(
+            "scheduler.resolution",
+            f"{options['resolution']} < 2",
+            "give the points the schedule is computed on, e.g. 10000",
+        )
     return {"norms": values, **options}
 
 

@@ -6,6 +6,7 @@ F = lambda I + G^T G / m densely from the window it used (float64, O(d^2) memory
 ``mfac/ihvp_rel_error`` = ||d - F^{-1}_dense g|| / ||F^{-1}_dense g|| to the epoch's history row (so to the run
 record). The window has then seen thousands of insertions, so this also checks the ring buffer's bookkeeping.
 """
+
 from __future__ import annotations
 
 import lightning.pytorch as pl

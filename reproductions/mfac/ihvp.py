@@ -12,6 +12,7 @@ window; this is the same matrix (tests compare both with a dense solve). The Gra
 and factored in float64 whatever the window's dtype (they are m x m, and K's condition number grows as 1/lambda);
 the products with the window itself are in the window's dtype.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,9 @@ from torch import Tensor
 class SlidingWindowIHVP:
     """A ring buffer of the last ``m`` gradients (oldest replaced first) and F^{-1} v for the current window."""
 
-    def __init__(self, dim: int, m: int, damp: float, *, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, dim: int, m: int, damp: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    ) -> None:
         if m < 1 or dim < 1:
             raise ValueError(f"need m >= 1 and dim >= 1, got m={m}, dim={dim}")
         if not damp > 0.0:

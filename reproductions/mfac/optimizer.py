@@ -10,6 +10,7 @@ With a base SGD without momentum this is the official step theta <- theta - lr d
 v <- beta v + (1 - beta) d; torch SGD's is v <- beta v + d (README: deviations). ``last`` keeps (g, d) of the
 latest step, so a measurement can compare d with a dense solve over the same window (``callback.py``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -42,8 +43,9 @@ class MFAC(BaseOptimizerWrapper):
         super().__init__(params, base_optimizer, dict(mfac_decay=float(decay)))
         self.require_base_without_weight_decay("M-FAC adds it to the gradient before the window")
         params = [p for group in self.param_groups for p in group["params"]]
-        self.window = SlidingWindowIHVP(sum(p.numel() for p in params), ngrads, damp,
-                                        dtype=DTYPES[window_dtype], device=params[0].device)
+        self.window = SlidingWindowIHVP(
+            sum(p.numel() for p in params), ngrads, damp, dtype=DTYPES[window_dtype], device=params[0].device
+        )
         self.last: tuple[Tensor, Tensor] | None = None
 
     def _decayed_gradient(self) -> Tensor:
@@ -67,7 +69,7 @@ class MFAC(BaseOptimizerWrapper):
         offset = 0
         for group in self.param_groups:
             for p in group["params"]:
-                piece = direction[offset:offset + p.numel()].view_as(p).to(p.dtype)
+                piece = direction[offset : offset + p.numel()].view_as(p).to(p.dtype)
                 offset += p.numel()
                 if p.grad is None:
                     p.grad = piece.clone()

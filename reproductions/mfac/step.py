@@ -5,6 +5,7 @@ optimizer.step=reproductions.mfac.step:build_mfac_step``. Knobs on the optimizer
 ``damp`` (lambda, added to the Fisher), ``window_dtype`` (float32 | float64). The base's ``weight_decay`` is moved
 into the gradient before the window (coupled, as officially); ``no_decay_norm_and_bias`` groups keep 0.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,19 +22,25 @@ def check_knobs(optimizer_cfg: DictConfig) -> tuple[int, float, str]:
     """The knobs this step reads, checked before any work: (ngrads, damp, window_dtype)."""
     ngrads = optimizer_cfg.get("ngrads")
     if isinstance(ngrads, bool) or not isinstance(ngrads, int) or ngrads < 1:
-        raise InvalidConfigError("optimizer.ngrads", f"must be a whole number >= 1 (the window m), got {ngrads!r}",
-                                 "set optimizer.ngrads=32")
+        raise InvalidConfigError(
+            "optimizer.ngrads", f"must be a whole number >= 1 (the window m), got {ngrads!r}", "set optimizer.ngrads=32"
+        )
     damp = optimizer_cfg.get("damp")
     if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not damp > 0:
-        raise InvalidConfigError("optimizer.damp", f"must be a number > 0 (lambda in F = lambda I + G^T G / m), "
-                                 f"got {damp!r}", "set optimizer.damp=1e-5")
+        raise InvalidConfigError(
+            "optimizer.damp",
+            f"must be a number > 0 (lambda in F = lambda I + G^T G / m), got {damp!r}",
+            "set optimizer.damp=1e-5",
+        )
     dtype = optimizer_cfg.get("window_dtype", "float32")
     if dtype not in DTYPES:
-        raise InvalidConfigError("optimizer.window_dtype", f"{dtype!r} is not a dtype",
-                                 f"use one of {', '.join(DTYPES)}")
+        raise InvalidConfigError(
+            "optimizer.window_dtype", f"{dtype!r} is not a dtype", f"use one of {', '.join(DTYPES)}"
+        )
     if optimizer_cfg.get("orthogonal_grad", False):
-        raise InvalidConfigError("optimizer.orthogonal_grad", "not available with M-FAC",
-                                 "set optimizer.orthogonal_grad=false")
+        raise InvalidConfigError(
+            "optimizer.orthogonal_grad", "not available with M-FAC", "set optimizer.orthogonal_grad=false"
+        )
     return ngrads, float(damp), dtype
 
 

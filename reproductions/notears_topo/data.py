@@ -3,6 +3,7 @@
 Everything is drawn from one numpy Generator seeded by (seed, setting): the solver never touches it, so
 every solver run with the same seed and setting sees the same graph and the same samples.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 from optrepro.errors import UnknownChoiceError
 from reproductions.notears_topo import GRAPH_TYPES, NOISE_TYPES
 
-DATA_STREAM = 0     # rng stream of the data; solvers use other streams of the same seed
+DATA_STREAM = 0  # rng stream of the data; solvers use other streams of the same seed
 WEIGHT_RANGE = (0.5, 2.0)
 
 
@@ -76,8 +77,9 @@ def simulate_dag(rng: np.random.Generator, d: int, k: float, graph_type: str) ->
     raise UnknownChoiceError("structure.graph_type", graph_type, GRAPH_TYPES)
 
 
-def simulate_weights(rng: np.random.Generator, support: np.ndarray, low: float = WEIGHT_RANGE[0],
-                     high: float = WEIGHT_RANGE[1]) -> np.ndarray:
+def simulate_weights(
+    rng: np.random.Generator, support: np.ndarray, low: float = WEIGHT_RANGE[0], high: float = WEIGHT_RANGE[1]
+) -> np.ndarray:
     magnitude = rng.uniform(low, high, size=support.shape)
     sign = np.where(rng.random(support.shape) < 0.5, -1.0, 1.0)
     return support * magnitude * sign
@@ -105,9 +107,9 @@ def simulate_linear_sem(rng: np.random.Generator, weights: np.ndarray, n: int, n
 
 @dataclass(frozen=True)
 class SemData:
-    x: np.ndarray          # n x d samples (not centered)
-    weights: np.ndarray    # d x d true weighted adjacency
-    support: np.ndarray    # d x d true binary adjacency
+    x: np.ndarray  # n x d samples (not centered)
+    weights: np.ndarray  # d x d true weighted adjacency
+    support: np.ndarray  # d x d true binary adjacency
 
 
 def make_data(seed: int, *, d: int, n: int, k: float, graph_type: str, noise: str) -> SemData:

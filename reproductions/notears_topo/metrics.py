@@ -1,4 +1,5 @@
 """Graph recovery metrics (the official NOTEARS convention) and the l1-penalized least-squares score."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ def count_accuracy(true_support: np.ndarray, estimate: np.ndarray) -> dict[str, 
 def squared_loss(x: np.ndarray, weights: np.ndarray) -> float:
     """1/(2n) ||X - X W||_F^2 (X centered by the caller)."""
     residual = x - x @ weights
-    return 0.5 / x.shape[0] * float((residual ** 2).sum())
+    return 0.5 / x.shape[0] * float((residual**2).sum())
 
 
 def score(x: np.ndarray, weights: np.ndarray, lambda1: float) -> float:

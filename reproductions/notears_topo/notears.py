@@ -4,6 +4,7 @@ h(W) = tr(exp(W∘W)) - d, solved by an augmented Lagrangian whose subproblems L
 grows x10 until h drops below a quarter of its previous value, h_tol 1e-8, rho_max 1e16, 100 dual steps,
 edges with |w| < 0.3 dropped at the end.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,26 +22,33 @@ def acyclicity(weights: np.ndarray) -> tuple[float, np.ndarray]:
 
 @dataclass
 class NotearsResult:
-    weights: np.ndarray            # thresholded output
-    raw_weights: np.ndarray        # before the threshold
-    h: float                       # h of the raw solution
+    weights: np.ndarray  # thresholded output
+    raw_weights: np.ndarray  # before the threshold
+    h: float  # h of the raw solution
     rho: float
     dual_steps: int
     lbfgs_solves: int
 
 
-def notears_linear(x: np.ndarray, lambda1: float, *, max_iter: int = 100, h_tol: float = 1e-8,
-                   rho_max: float = 1e16, w_threshold: float = 0.3) -> NotearsResult:
+def notears_linear(
+    x: np.ndarray,
+    lambda1: float,
+    *,
+    max_iter: int = 100,
+    h_tol: float = 1e-8,
+    rho_max: float = 1e16,
+    w_threshold: float = 0.3,
+) -> NotearsResult:
     n, d = x.shape
     x = x - x.mean(axis=0, keepdims=True)
     gram = x.T @ x / n
 
     def unpack(w: np.ndarray) -> np.ndarray:
-        return (w[: d * d] - w[d * d:]).reshape(d, d)
+        return (w[: d * d] - w[d * d :]).reshape(d, d)
 
     def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
         weights = unpack(w)
-        residual_cov = gram - gram @ weights          # X^T (X - XW) / n
+        residual_cov = gram - gram @ weights  # X^T (X - XW) / n
         loss = 0.5 * float(np.trace((np.eye(d) - weights).T @ (gram - gram @ weights)))
         grad_loss = -residual_cov
         h, grad_h = acyclicity(weights)
@@ -70,5 +78,6 @@ def notears_linear(x: np.ndarray, lambda1: float, *, max_iter: int = 100, h_tol:
     raw = unpack(w_est)
     thresholded = raw.copy()
     thresholded[np.abs(thresholded) < w_threshold] = 0.0
-    return NotearsResult(weights=thresholded, raw_weights=raw, h=float(h), rho=rho, dual_steps=steps,
-                         lbfgs_solves=solves)
+    return NotearsResult(
+        weights=thresholded, raw_weights=raw, h=float(h), rho=rho, dual_steps=steps, lbfgs_solves=solves
+    )

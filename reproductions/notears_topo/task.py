@@ -5,6 +5,7 @@ after seeding and the skip_finished check, and calls `run(cfg)`. The run gets th
 and record writer (`optrepro.train.write_run_record`) as a classification run; its single history row holds
 the graph metrics and scores, so they land in record["metrics"]["final"].
 """
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,10 @@ def validate(cfg: DictConfig) -> DictConfig:
     """The `structure` block, checked before any work: unknown choices list the valid ones."""
     sc = cfg.get("structure")
     if sc is None:
-        raise ConfigError("task=structure_learning needs a `structure` block: add `+structure=linear_sem` "
-                          "or use a preset such as `+repro=notears_topo_smoke`.")
+        raise ConfigError(
+            "task=structure_learning needs a `structure` block: add `+structure=linear_sem` "
+            "or use a preset such as `+repro=notears_topo_smoke`."
+        )
     if sc.solver not in SOLVERS:
         raise UnknownChoiceError("structure.solver", sc.solver, SOLVERS)
     if sc.graph_type not in GRAPH_TYPES:
@@ -44,8 +47,9 @@ def validate(cfg: DictConfig) -> DictConfig:
         value = float(sc[key])
         if value < low or (strict and value == low):
             bound = f"{'>' if strict else '>='} {low}"
-            raise InvalidConfigError(f"structure.{key}", f"must be {bound}, got {sc[key]}",
-                                     f"set structure.{key} {bound}")
+            raise InvalidConfigError(
+                f"structure.{key}", f"must be {bound}, got {sc[key]}", f"set structure.{key} {bound}"
+            )
     return sc
 
 
@@ -61,11 +65,23 @@ def solve(sc: DictConfig, x: np.ndarray, seed: int) -> tuple[np.ndarray, dict[st
     xc = x - x.mean(axis=0, keepdims=True)
     metrics: dict[str, float] = {}
     if sc.solver in ("notears", "notears_then_topo"):
-        nt = notears_linear(x, lambda1, max_iter=int(sc.notears.max_iter), h_tol=float(sc.notears.h_tol),
-                            rho_max=float(sc.notears.rho_max), w_threshold=threshold)
-        metrics.update({"notears/h": nt.h, "notears/rho": nt.rho, "notears/dual_steps": float(nt.dual_steps),
-                        "score/notears": score(xc, nt.weights, lambda1),
-                        "score/notears_unthresholded": score(xc, nt.raw_weights, lambda1)})
+        nt = notears_linear(
+            x,
+            lambda1,
+            max_iter=int(sc.notears.max_iter),
+            h_tol=float(sc.notears.h_tol),
+            rho_max=float(sc.notears.rho_max),
+            w_threshold=threshold,
+        )
+        metrics.update(
+            {
+                "notears/h": nt.h,
+                "notears/rho": nt.rho,
+                "notears/dual_steps": float(nt.dual_steps),
+                "score/notears": score(xc, nt.weights, lambda1),
+                "score/notears_unthresholded": score(xc, nt.raw_weights, lambda1),
+            }
+        )
         if sc.solver == "notears":
             return nt.weights, metrics
         start = nt.weights
@@ -78,8 +94,13 @@ def solve(sc: DictConfig, x: np.ndarray, seed: int) -> tuple[np.ndarray, dict[st
         order = [int(v) for v in np.random.default_rng([int(seed), SOLVER_STREAM]).permutation(int(sc.d))]
     result = TopoSearch(x, lambda1).run(order)
     metrics.setdefault("score/start", result.start_score)
-    metrics.update({"topo/iterations": float(result.iterations), "topo/large_searches": float(result.large_searches),
-                    "score/topo_start_fit": result.start_score})
+    metrics.update(
+        {
+            "topo/iterations": float(result.iterations),
+            "topo/large_searches": float(result.large_searches),
+            "score/topo_start_fit": result.start_score,
+        }
+    )
     return result.weights, metrics
 
 
@@ -98,8 +119,9 @@ def run_structure(cfg: DictConfig) -> dict[str, Any]:
     started_at, clock, code = utc_now(), time.perf_counter(), provenance.code_info(cfg)
     status, error, history, solve_wall, solve_cpu = "finished", None, [], float("nan"), float("nan")
     try:
-        data = make_data(int(cfg.seed), d=int(sc.d), n=int(sc.n), k=float(sc.k), graph_type=str(sc.graph_type),
-                         noise=str(sc.noise))
+        data = make_data(
+            int(cfg.seed), d=int(sc.d), n=int(sc.n), k=float(sc.k), graph_type=str(sc.graph_type), noise=str(sc.noise)
+        )
         wall0, cpu0 = time.perf_counter(), time.process_time()
         weights, extra_metrics = solve(sc, data.x, int(cfg.seed))
         solve_wall, solve_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -109,10 +131,16 @@ def run_structure(cfg: DictConfig) -> dict[str, Any]:
         row: dict[str, float] = {"epoch": 0, "step": 1}
         row.update({f"graph/{name}": value for name, value in accuracy.items()})
         row["graph/miss_rate"] = 1.0 - accuracy["tpr"]  # bound checks are upper bounds: TPR >= t is miss_rate <= 1 - t
-        row.update({"graph/is_dag": float(is_dag(graph)), "graph/true_edges": float(data.support.sum()),
-                    "score/final": score(xc, weights, float(sc.lambda1)),
-                    "score/true_weights": score(xc, data.weights, float(sc.lambda1)),
-                    "time/train_s": solve_wall, "time/train_cpu_s": solve_cpu})
+        row.update(
+            {
+                "graph/is_dag": float(is_dag(graph)),
+                "graph/true_edges": float(data.support.sum()),
+                "score/final": score(xc, weights, float(sc.lambda1)),
+                "score/true_weights": score(xc, data.weights, float(sc.lambda1)),
+                "time/train_s": solve_wall,
+                "time/train_cpu_s": solve_cpu,
+            }
+        )
         row.update(extra_metrics)
         history.append(row)
         if not np.isfinite(row["score/final"]):
@@ -123,8 +151,16 @@ def run_structure(cfg: DictConfig) -> dict[str, Any]:
     finally:
         timing = solver_timing(time.perf_counter() - clock, solve_wall, solve_cpu, 1 if history else 0)
         record = write_run_record(
-            cfg, run_dir, status=status, error=error, history=history, timing=timing,
-            device_names=provenance.device_names("cpu", 1), wandb=None, started_at=started_at, code=code,
+            cfg,
+            run_dir,
+            status=status,
+            error=error,
+            history=history,
+            timing=timing,
+            device_names=provenance.device_names("cpu", 1),
+            wandb=None,
+            started_at=started_at,
+            code=code,
             extra={"task": "structure_learning", "solver": str(sc.solver)},
         )
     return record

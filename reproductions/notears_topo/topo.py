@@ -9,6 +9,7 @@ larger candidate set is tried a limited number of times; then the search stops. 
 the official linear code's automatic choice (size_small ~ 1.5 d, size_large ~ sqrt(d) (d-1) log10 d, one
 large search for d >= 10).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,14 @@ def search_sizes(d: int) -> tuple[int, int, int]:
     return small, large, min(d // 10, 1)
 
 
-def lasso_gram(gram: np.ndarray, target: int, predecessors: tuple[int, ...], lambda1: float,
-               tol: float = 1e-10, max_sweeps: int = 5000) -> np.ndarray:
+def lasso_gram(
+    gram: np.ndarray,
+    target: int,
+    predecessors: tuple[int, ...],
+    lambda1: float,
+    tol: float = 1e-10,
+    max_sweeps: int = 5000,
+) -> np.ndarray:
     """argmin_w 1/(2n)||x_t - X_P w||^2 + lambda1 ||w||_1 from the Gram matrix X^T X / n (coordinate descent)."""
     idx = list(predecessors)
     if not idx:
@@ -117,15 +124,16 @@ class TopoSearch:
         """Backward pairs (i after j) whose gradient of h_ldet at W is among the `size` smallest (ties kept)."""
         position = np.empty(self.d, dtype=int)
         position[order] = np.arange(self.d)
-        backward = position[:, None] > position[None, :]          # i after j: edge i -> j not allowed now
+        backward = position[:, None] > position[None, :]  # i after j: edge i -> j not allowed now
         grad_h = np.linalg.inv(np.eye(self.d) - np.abs(weights)).T
         values = np.sort(grad_h[backward])
         threshold = values[size - 1]
         rows, cols = np.nonzero(backward & (grad_h <= threshold))
         return [(int(i), int(j)) for i, j in zip(rows, cols)]
 
-    def apply_greedy(self, order: list[int], pairs: list[tuple[int, int]], scores: np.ndarray,
-                     current: float) -> list[int]:
+    def apply_greedy(
+        self, order: list[int], pairs: list[tuple[int, int]], scores: np.ndarray, current: float
+    ) -> list[int]:
         """Apply the improving swaps best first, skipping any whose position range overlaps one applied."""
         taken = np.zeros(self.d, dtype=bool)
         positions = {node: pos for pos, node in enumerate(order)}
@@ -135,9 +143,9 @@ class TopoSearch:
                 break
             i, j = pairs[k]
             lo, hi = positions[j], positions[i]
-            if taken[lo:hi + 1].any():
+            if taken[lo : hi + 1].any():
                 continue
-            taken[lo:hi + 1] = True
+            taken[lo : hi + 1] = True
             new_order = self.swapped(new_order, i, j)
         return new_order
 
@@ -168,8 +176,15 @@ class TopoSearch:
             current = self.score(weights)
             history.append(current)
             iterations += 1
-        return TopoResult(weights=weights, order=order, score=current, start_score=start,
-                          iterations=iterations, large_searches=large_used, scores=history)
+        return TopoResult(
+            weights=weights,
+            order=order,
+            score=current,
+            start_score=start,
+            iterations=iterations,
+            large_searches=large_used,
+            scores=history,
+        )
 
 
 def topo_linear(x: np.ndarray, lambda1: float, order: list[int]) -> TopoResult:

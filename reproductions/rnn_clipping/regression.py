@@ -29,7 +29,9 @@ PAPER_MAX_SQ_ERROR = 0.04  # paper Section 4.1.2 and RNN.py
 def squared_errors(outputs: Tensor, targets: Tensor) -> Tensor:
     """Per-sequence squared error summed over the outputs (N x K outputs and targets -> N)."""
     if outputs.shape != targets.shape:
-        raise ValueError(f"regression outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)} differ in shape")
+        raise ValueError(
+            f"regression outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)} differ in shape"
+        )
     return (outputs.float() - targets.float()).pow(2).flatten(1).sum(dim=1)
 
 
@@ -43,7 +45,9 @@ class SquaredError:
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         if label_smoothing:
-            raise ConfigError(f"train.label_smoothing={label_smoothing}: the squared-error loss has no labels to smooth")
+            raise ConfigError(
+                f"train.label_smoothing={label_smoothing}: the squared-error loss has no labels to smooth"
+            )
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return squared_errors(outputs, targets).mean()
@@ -63,13 +67,17 @@ class RegressionModule(ClassifierModule):
         targets = batch[1]
         n = len(targets)
         correct = within_tolerance(output.logits.detach(), targets, self.max_sq_error).sum()
-        self._train_sums += torch.stack([output.loss.float() * n, correct.float(), torch.tensor(float(n), device=self.device)])
+        self._train_sums += torch.stack(
+            [output.loss.float() * n, correct.float(), torch.tensor(float(n), device=self.device)]
+        )
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         inputs, targets, _ = batch
         errors = squared_errors(self(inputs), targets)
         correct = (errors <= self.max_sq_error).sum()
-        self._eval_sums += torch.stack([errors.sum(), correct.float(), torch.tensor(float(len(targets)), device=self.device)])
+        self._eval_sums += torch.stack(
+            [errors.sum(), correct.float(), torch.tensor(float(len(targets)), device=self.device)]
+        )
 
 
 class RegressionTask(ClassificationTask):

@@ -48,8 +48,9 @@ class RecurrentNormRegularizer(LastRowCallback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not getattr(pl_module.net, "keep_states", False):
-            raise ConfigError("callbacks.vanishing_reg needs the hidden states: use model=tanh_rnn with "
-                              "model.keep_states=true")
+            raise ConfigError(
+                "callbacks.vanishing_reg needs the hidden states: use model=tanh_rnn with model.keep_states=true"
+            )
 
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         net = pl_module.net

@@ -9,7 +9,8 @@ h_t = tanh(W_in u_t + W_rec h_{t-1} + b), h_0 = 0; logits = W_out h_L + b_out (s
 With ``keep_states`` the recurrence runs step by step (same parameters, same function) and, in training, keeps
 h_1..h_L in ``states`` with their gradients retained: the vanishing-gradient regulariser (``regularizer.py``)
 reads dE/dh_t from them after the backward pass.
-Every draw comes from torch's global generator (seeded by the run seed). torch's nn.RNN runs the recurrence (one bias vector set to zero, the other learned: the same function).
+Every draw comes from torch's global generator (seeded by the run seed). torch's nn.RNN runs the recurrence (one
+bias vector set to zero, the other learned: the same function).
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ def sparse_recurrent(hidden: int, fan_in: int, radius: float, std: float) -> Ten
 
 
 class TanhRNN(nn.Module):
-    def __init__(self, name: str, num_classes: int, input_shape: tuple[int, ...], units: int = 50, init: str = "basic_tanh",
-                 sparse_fan_in: int = 15, spectral_radius: float = 0.95, keep_states: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        num_classes: int,
+        input_shape: tuple[int, ...],
+        units: int = 50,
+        init: str = "basic_tanh",
+        sparse_fan_in: int = 15,
+        spectral_radius: float = 0.95,
+        keep_states: bool = False,
+    ) -> None:
         super().__init__()
         self.name = name  # every model node has a name (config check); kept for repr and debugging
         self.keep_states = keep_states

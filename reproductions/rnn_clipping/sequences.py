@@ -1,5 +1,6 @@
 """The one loader of the paper's synthetic problems: train and test sequences drawn in memory from one seeded
 generator (the test set follows the training set in the draw, as in the official code's separate draws)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,6 +26,12 @@ def load_sequences(dataset_cfg, draw: Draw, *, outputs: int, channels: int, name
     x_train, y_train = draw(n_train, length, rng)
     x_test, y_test = draw(n_test, length, rng)
     return ArraySplits(
-        torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test), torch.from_numpy(y_test),
-        outputs, str(dataset_cfg.get("name", name)), (0.0,) * channels, (1.0,) * channels,
+        torch.from_numpy(x_train),
+        torch.from_numpy(y_train),
+        torch.from_numpy(x_test),
+        torch.from_numpy(y_test),
+        outputs,
+        str(dataset_cfg.get("name", name)),
+        (0.0,) * channels,
+        (1.0,) * channels,
     )

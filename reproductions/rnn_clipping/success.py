@@ -49,7 +49,10 @@ class SolvedCallback(LastRowCallback):
     def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if pl_module.history and "test/error" in pl_module.history[-1]:
             best = best_error([row["test/error"] for row in pl_module.history if "test/error" in row])
-            pl_module.add_to_last_history_row({
-                SOLVED_KEY: solved(pl_module.history[-1]["test/error"], self.max_error_pct),
-                BEST_ERROR_KEY: best, SOLVED_BEST_KEY: solved(best, self.max_error_pct),
-            })
+            pl_module.add_to_last_history_row(
+                {
+                    SOLVED_KEY: solved(pl_module.history[-1]["test/error"], self.max_error_pct),
+                    BEST_ERROR_KEY: best,
+                    SOLVED_BEST_KEY: solved(best, self.max_error_pct),
+                }
+            )

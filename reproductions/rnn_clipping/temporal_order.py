@@ -42,4 +42,6 @@ def temporal_order_sequences(n: int, length: int, rng: np.random.Generator) -> t
 
 def load_temporal_order(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     """Built in memory; knobs in configs/dataset/temporal_order.yaml."""
-    return load_sequences(dataset_cfg, temporal_order_sequences, outputs=CLASSES, channels=SYMBOLS, name="temporal_order")
+    return load_sequences(
+        dataset_cfg, temporal_order_sequences, outputs=CLASSES, channels=SYMBOLS, name="temporal_order"
+    )

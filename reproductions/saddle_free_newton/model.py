@@ -16,8 +16,14 @@ from torch import Tensor, nn
 
 
 class TanhMLP(nn.Module):
-    def __init__(self, num_classes: int, input_shape: Sequence[int], hidden: Sequence[int] = (32,),
-                 init_scale: float = 1.0, **_: object) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        input_shape: Sequence[int],
+        hidden: Sequence[int] = (32,),
+        init_scale: float = 1.0,
+        **_: object,
+    ) -> None:
         super().__init__()
         if not init_scale > 0:
             raise ValueError(f"model.init_scale must be > 0, got {init_scale}")

@@ -107,15 +107,23 @@ def check_dampings(dampings: Sequence[float]) -> list[float]:
 class KrylovNewtonStep(StepStrategy):
     """One (saddle-free or damped) Newton step in a k-dimensional Krylov subspace of the batch Hessian."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, method: str = "sfn", krylov_dim: int = 20,
-                 damping: Sequence[float] | float = (1e-3, 1e-2, 1e-1, 1.0, 10.0)) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        method: str = "sfn",
+        krylov_dim: int = 20,
+        damping: Sequence[float] | float = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
+    ) -> None:
         check_method(method)
         if int(krylov_dim) < 1:
             raise ConfigError(f"optimizer.krylov_dim must be >= 1, got {krylov_dim}")
         for group in optimizer.param_groups:
             if group.get("momentum", 0) or group.get("weight_decay", 0):
-                raise ConfigError("saddle-free Newton applies its step through plain SGD: "
-                                  "set optimizer.base.momentum=0 and optimizer.base.weight_decay=0")
+                raise ConfigError(
+                    "saddle-free Newton applies its step through plain SGD: "
+                    "set optimizer.base.momentum=0 and optimizer.base.weight_decay=0"
+                )
         self.optimizer = optimizer
         self.method = method
         self.krylov_dim = int(krylov_dim)
@@ -149,8 +157,12 @@ class KrylovNewtonStep(StepStrategy):
             coords[0] = grad_norm  # g is V's first row times ||g||
             directions, ritz = subspace_directions(T, coords, self.method, self.dampings)
             step, damping = self._line_search(backend, inputs, targets, params, V, directions, lr)
-            stats.update(min_ritz=float(ritz.min()), max_ritz=float(ritz.max()),
-                         negative_ritz=float((ritz < 0).sum()), damping=damping)
+            stats.update(
+                min_ritz=float(ritz.min()),
+                max_ritz=float(ritz.max()),
+                negative_ritz=float((ritz < 0).sum()),
+                damping=damping,
+            )
         offset = 0
         for p in params:
             n = p.numel()
@@ -170,7 +182,7 @@ class KrylovNewtonStep(StepStrategy):
         for damping, coords in zip(self.dampings, directions):
             if not torch.isfinite(coords).all():
                 continue
-            step = (coords.to(V.dtype) @ V)
+            step = coords.to(V.dtype) @ V
             self._set(params, originals, lr * step)
             trial, _ = forward_loss(backend, Chunk(inputs, targets, 1.0))
             value = float(trial)
@@ -199,8 +211,9 @@ def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, gr
     method = cfg.get("method", "sfn")
     check_method(method)
     if accumulate != 1:
-        raise ConfigError(f"saddle-free Newton takes the whole batch at once: train.accumulate must be 1, "
-                          f"got {accumulate}")
+        raise ConfigError(
+            f"saddle-free Newton takes the whole batch at once: train.accumulate must be 1, got {accumulate}"
+        )
     if grad_clip is not None:
         raise ConfigError("saddle-free Newton has no gradient clipping: set train.grad_clip=null")
     damping = cfg.get("damping", [1e-3, 1e-2, 1e-1, 1.0, 10.0])
@@ -213,8 +226,14 @@ def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, gr
 def validate(cfg) -> None:
     """The config check (optrepro.config_schema, rule step_config) builds the step on a one-weight stand-in model, so
     the builder's own checks stop a bad knob in one line before the run has a folder."""
-    build_sfn_step(cfg.optimizer, torch.nn.Linear(1, 1), num_train_samples=1, num_classes=1,
-              accumulate=int(cfg.train.accumulate), grad_clip=cfg.train.grad_clip)
+    build_sfn_step(
+        cfg.optimizer,
+        torch.nn.Linear(1, 1),
+        num_train_samples=1,
+        num_classes=1,
+        accumulate=int(cfg.train.accumulate),
+        grad_clip=cfg.train.grad_clip,
+    )
 
 
 build_sfn_step.validate = validate

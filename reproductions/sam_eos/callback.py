@@ -11,6 +11,7 @@ examples, all when null: the full batch), with the run's training loss at the cu
   the two ratios and of SE eta / 2, and ``eos/peak_lambda_over_two_over_lr`` (the largest over the run).
 The official code measures on the training batch at wall-clock intervals (hours); here the interval is in epochs.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,28 +32,44 @@ def _count(name: str, value, minimum: int = 1, allow_none: bool = False) -> int 
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is not an integer >= {minimum}",
-                                 f"give a whole number >= {minimum}" + (" or null" if allow_none else ""))
+        raise InvalidConfigError(
+            f"{KEY}.{name}",
+            f"{value!r} is not an integer >= {minimum}",
+            f"give a whole number >= {minimum}" + (" or null" if allow_none else ""),
+        )
     return value
 
 
 def _fraction(name: str, value, low_open: bool = True) -> float:
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not number or not (0 < value <= 1 if low_open else 0 < value < 1):
-        raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is not a fraction in (0, 1]" if low_open
-                                 else f"{value!r} is not in (0, 1)", "give e.g. 0.5")
+        raise InvalidConfigError(
+            f"{KEY}.{name}",
+            f"{value!r} is not a fraction in (0, 1]" if low_open else f"{value!r} is not in (0, 1)",
+            "give e.g. 0.5",
+        )
     return float(value)
 
 
 class EdgeOfStabilityCallback(LastRowCallback):
-    def __init__(self, edge_every: int = 1, hessian_every: int = 10, power_iterations: int = 20,
-                 tolerance: float = 1e-3, samples: int | None = None, late_fraction: float = 0.5,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        edge_every: int = 1,
+        hessian_every: int = 10,
+        power_iterations: int = 20,
+        tolerance: float = 1e-3,
+        samples: int | None = None,
+        late_fraction: float = 0.5,
+        seed: int = 0,
+    ) -> None:
         self.edge_every = _count("edge_every", edge_every)
         self.hessian_every = _count("hessian_every", hessian_every)
         if self.hessian_every % self.edge_every:
-            raise InvalidConfigError(f"{KEY}.hessian_every", f"{hessian_every} is not a multiple of edge_every "
-                                     f"{edge_every}", "lambda_max is compared with the SE of the same epoch")
+            raise InvalidConfigError(
+                f"{KEY}.hessian_every",
+                f"{hessian_every} is not a multiple of edge_every {edge_every}",
+                "lambda_max is compared with the SE of the same epoch",
+            )
         self.power_iterations = _count("power_iterations", power_iterations)
         self.tolerance = _fraction("tolerance", tolerance, low_open=False)
         self.samples = _count("samples", samples, allow_none=True)
@@ -71,9 +88,14 @@ class EdgeOfStabilityCallback(LastRowCallback):
             return
         values = self.measure(trainer, pl_module, with_hessian=(epoch + 1) % self.hessian_every == 0)
         if "eos/lambda_max" in values:
-            self._measured.append({"epoch": epoch, "ratio": values["eos/lambda_over_edge"],
-                                   "gd_ratio": values["eos/lambda_over_two_over_lr"],
-                                   "edge_ratio": values["eos/sam_edge"] / values["eos/two_over_lr"]})
+            self._measured.append(
+                {
+                    "epoch": epoch,
+                    "ratio": values["eos/lambda_over_edge"],
+                    "gd_ratio": values["eos/lambda_over_two_over_lr"],
+                    "edge_ratio": values["eos/sam_edge"] / values["eos/two_over_lr"],
+                }
+            )
             values.update(self.summaries(int(trainer.max_epochs)))
         pl_module.add_to_last_history_row(values)
 
@@ -87,9 +109,14 @@ class EdgeOfStabilityCallback(LastRowCallback):
         pl_module.eval()
         try:
             values, vector = measure_edge(
-                lambda: pl_module.backend.loss(pl_module(inputs), targets), params, float(group["lr"]),
-                float(group.get("rho", 0.0)), self._start(params) if with_hessian else None,
-                iterations=self.power_iterations, tolerance=self.tolerance)
+                lambda: pl_module.backend.loss(pl_module(inputs), targets),
+                params,
+                float(group["lr"]),
+                float(group.get("rho", 0.0)),
+                self._start(params) if with_hessian else None,
+                iterations=self.power_iterations,
+                tolerance=self.tolerance,
+            )
         finally:
             pl_module.train(was_training)
         self._vector = vector if vector is not None else self._vector
@@ -108,16 +135,30 @@ class EdgeOfStabilityCallback(LastRowCallback):
         late = [m for m in self._measured if m["epoch"] >= first_late]
         out = {"eos/peak_lambda_over_two_over_lr": max(m["gd_ratio"] for m in self._measured)}
         if late:
-            out.update({f"eos/late_{name}": sum(m[key] for m in late) / len(late) for name, key in
-                        (("lambda_over_edge", "ratio"), ("lambda_over_two_over_lr", "gd_ratio"),
-                         ("edge_over_two_over_lr", "edge_ratio"))})
+            out.update(
+                {
+                    f"eos/late_{name}": sum(m[key] for m in late) / len(late)
+                    for name, key in (
+                        ("lambda_over_edge", "ratio"),
+                        ("lambda_over_two_over_lr", "gd_ratio"),
+                        ("edge_over_two_over_lr", "edge_ratio"),
+                    )
+                }
+            )
             out["eos/late_measurements"] = float(len(late))
         return out
 
 
-def measure_edge(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], lr: float, rho: float,
-                 start: list[torch.Tensor] | None, *, iterations: int = 20, tolerance: float = 1e-3,
-                 ) -> tuple[dict[str, float], list[torch.Tensor] | None]:
+def measure_edge(
+    loss_fn: Callable[[], torch.Tensor],
+    params: list[torch.Tensor],
+    lr: float,
+    rho: float,
+    start: list[torch.Tensor] | None,
+    *,
+    iterations: int = 20,
+    tolerance: float = 1e-3,
+) -> tuple[dict[str, float], list[torch.Tensor] | None]:
     """||g||, SE(lr, rho, ||g||) and 2/lr at the current weights; with a `start` direction also lambda_max (power
     iteration from it) and the two ratios. Returns the values and the eigenvector (None without `start`)."""
     loss = loss_fn()
@@ -130,7 +171,12 @@ def measure_edge(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor]
     if start is None:
         return values, None
     pair = top_eigenpair(loss_fn, params, start, iterations=iterations, tolerance=tolerance)
-    values.update({"eos/lambda_max": pair.eigenvalue, "eos/power_iterations": float(pair.iterations),
-                   "eos/lambda_over_edge": pair.eigenvalue / values["eos/sam_edge"],
-                   "eos/lambda_over_two_over_lr": pair.eigenvalue * lr / 2.0})
+    values.update(
+        {
+            "eos/lambda_max": pair.eigenvalue,
+            "eos/power_iterations": float(pair.iterations),
+            "eos/lambda_over_edge": pair.eigenvalue / values["eos/sam_edge"],
+            "eos/lambda_over_two_over_lr": pair.eigenvalue * lr / 2.0,
+        }
+    )
     return values, pair.vector

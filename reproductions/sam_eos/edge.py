@@ -6,6 +6,7 @@ Along an eigenvector with eigenvalue lam a SAM step (radius rho, learning rate e
 SE = (||g|| / (2 rho)) (sqrt(1 + 8 rho / (eta ||g||)) - 1) (the official sam_edge.py computes the same). As rho -> 0
 it tends to GD's edge 2/eta, so rho = 0 returns 2/eta: one "edge of the method" for both.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ One panel per (preset, lr, rho): each seed's lambda_max (blue), its SAM-edge (gr
 2/eta (dashed). Records are read with the product's reader (optrepro.records.record.read_record); nothing is
 recomputed.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ direction, so a callback that measures every few steps starts from the previous 
 products where a random start needs tens. Like the official code (hessian_norm.py) it returns v^T H v for the
 eigenvalue of largest magnitude, with its sign.
 """
+
 from __future__ import annotations
 
 from optrepro.landscape.hessian import PowerIteration as Eigenpair

@@ -45,8 +45,9 @@ class ForecastModule(ClassifierModule):
         output = self.strategy.training_step(self.backend, batch, epoch=self.current_epoch)
         self.lr_schedulers().step()
         n = float(len(batch[1]))
-        self._train_sums += torch.stack([output.loss.float() * n, torch.zeros((), device=self.device),
-                                         torch.tensor(n, device=self.device)])
+        self._train_sums += torch.stack(
+            [output.loss.float() * n, torch.zeros((), device=self.device), torch.tensor(n, device=self.device)]
+        )
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
@@ -62,17 +63,27 @@ class ForecastModule(ClassifierModule):
         errors = self(inputs).float() - targets.float()
         attention = getattr(self.net, "attention_of_inputs", lambda x: None)(inputs)
         entropy = attention_entropy(attention.float()).mean(dim=-1).sum() if attention is not None else math.nan
-        self._eval_sums += torch.stack([
-            errors.pow(2).sum(), errors.abs().sum(), torch.tensor(float(errors.numel()), device=self.device),
-            torch.as_tensor(entropy, dtype=torch.float32, device=self.device),
-            torch.tensor(float(len(inputs)), device=self.device)])
+        self._eval_sums += torch.stack(
+            [
+                errors.pow(2).sum(),
+                errors.abs().sum(),
+                torch.tensor(float(errors.numel()), device=self.device),
+                torch.as_tensor(entropy, dtype=torch.float32, device=self.device),
+                torch.tensor(float(len(inputs)), device=self.device),
+            ]
+        )
 
     def on_validation_epoch_end(self) -> None:
         squared, absolute, entries, entropy, count = self.trainer.strategy.reduce(
-            self._eval_sums, reduce_op="sum").tolist()
+            self._eval_sums, reduce_op="sum"
+        ).tolist()
         mse = squared / max(entries, 1)
-        self._last_eval = {"test/loss": mse, "test/mse": mse, "test/mae": absolute / max(entries, 1),
-                           ENTROPY_KEY: entropy / max(count, 1)}
+        self._last_eval = {
+            "test/loss": mse,
+            "test/mse": mse,
+            "test/mae": absolute / max(entries, 1),
+            ENTROPY_KEY: entropy / max(count, 1),
+        }
         if self.trainer.state.fn == "validate" and self.history:
             self.history[-1].update(self._last_eval)
         self.log_dict(self._last_eval, rank_zero_only=True)
@@ -86,13 +97,19 @@ def _positive_int(key: str, value) -> None:
 def validate_model(model: DictConfig) -> None:
     _positive_int("model.d_model", model.get("d_model"))
     if model.get("attention") not in ATTENTION_KINDS:
-        raise InvalidConfigError("model.attention", f"{model.get('attention')!r} is not one of "
-                                 f"{', '.join(ATTENTION_KINDS)}", "channel (SAMformer) or none (the linear model)")
+        raise InvalidConfigError(
+            "model.attention",
+            f"{model.get('attention')!r} is not one of {', '.join(ATTENTION_KINDS)}",
+            "channel (SAMformer) or none (the linear model)",
+        )
     if model.get("value_dim") is not None:
         _positive_int("model.value_dim", model.get("value_dim"))
     if not isinstance(model.get("revin"), bool):
-        raise InvalidConfigError("model.revin", f"{model.get('revin')!r} is not true or false",
-                                 "true (the paper's real datasets) or false (its toy problem)")
+        raise InvalidConfigError(
+            "model.revin",
+            f"{model.get('revin')!r} is not true or false",
+            "true (the paper's real datasets) or false (its toy problem)",
+        )
 
 
 def validate_dataset(dataset: DictConfig) -> None:
@@ -100,18 +117,23 @@ def validate_dataset(dataset: DictConfig) -> None:
         _positive_int(f"dataset.{key}", dataset.get(key))
     if "split" in dataset:  # a CSV of series.py
         if dataset.split not in SPLITS:
-            raise InvalidConfigError("dataset.split", f"{dataset.split!r} is not one of {', '.join(SPLITS)}",
-                                     "ett_hour (ETTh*), ett_minute (ETTm*) or ratio (70/10/20 %)")
+            raise InvalidConfigError(
+                "dataset.split",
+                f"{dataset.split!r} is not one of {', '.join(SPLITS)}",
+                "ett_hour (ETTh*), ett_minute (ETTm*) or ratio (70/10/20 %)",
+            )
         return
     if dataset.get("path"):
-        raise InvalidConfigError("dataset.path", f"{dataset.name} generates its data, so the path would be ignored",
-                                 "remove dataset.path")
+        raise InvalidConfigError(
+            "dataset.path", f"{dataset.name} generates its data, so the path would be ignored", "remove dataset.path"
+        )
     for key in ("channels", "n_train", "n_test"):
         _positive_int(f"dataset.{key}", dataset.get(key))
     noise = dataset.get("noise_std")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
-        raise InvalidConfigError("dataset.noise_std", f"{noise!r} is not a finite number >= 0", "set it to 1.0 "
-                                 "(the paper's noise)")
+        raise InvalidConfigError(
+            "dataset.noise_std", f"{noise!r} is not a finite number >= 0", "set it to 1.0 (the paper's noise)"
+        )
 
 
 class ForecastTask(ClassificationTask):

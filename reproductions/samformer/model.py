@@ -49,8 +49,16 @@ def attention_entropy(attention: Tensor) -> Tensor:
 class SAMformer(nn.Module):
     """The model of the module docstring; `num_classes` is the horizon H (the builder's output count)."""
 
-    def __init__(self, name: str, num_classes: int, input_shape: tuple[int, ...], d_model: int = 16,
-                 revin: bool = True, attention: str = "channel", value_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        num_classes: int,
+        input_shape: tuple[int, ...],
+        d_model: int = 16,
+        revin: bool = True,
+        attention: str = "channel",
+        value_dim: int | None = None,
+    ) -> None:
         super().__init__()
         if attention not in ATTENTION_KINDS:
             raise ValueError(f"model.attention={attention!r}: choose one of {', '.join(ATTENTION_KINDS)}")
@@ -59,8 +67,11 @@ class SAMformer(nn.Module):
         self.d_model = d_model
         if attention == "channel":
             self.query, self.key = nn.Linear(length, d_model), nn.Linear(length, d_model)
-            self.value = nn.Linear(length, length) if value_dim is None else nn.Sequential(
-                nn.Linear(length, value_dim), nn.Linear(value_dim, length))
+            self.value = (
+                nn.Linear(length, length)
+                if value_dim is None
+                else nn.Sequential(nn.Linear(length, value_dim), nn.Linear(value_dim, length))
+            )
         self.has_attention = attention == "channel"
         self.head = nn.Linear(length, num_classes)
 

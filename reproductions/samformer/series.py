@@ -19,15 +19,25 @@ import torch
 from optrepro.data.splits import ArraySplits
 from optrepro.errors import DatasetUnavailableError
 
-SOURCES = ("ETT*.csv: https://github.com/zhouhaoyi/ETDataset (ETT-small); weather, electricity, traffic, "
-           "exchange_rate: the Autoformer bundle (https://github.com/thuml/Autoformer, 'all_six_datasets')")
+SOURCES = (
+    "ETT*.csv: https://github.com/zhouhaoyi/ETDataset (ETT-small); weather, electricity, traffic, "
+    "exchange_rate: the Autoformer bundle (https://github.com/thuml/Autoformer, 'all_six_datasets')"
+)
 HOURS_PER_MONTH = 30 * 24
 ROWS_PER_HOUR = {"ett_hour": 1, "ett_minute": 4}
 SPLITS = ("ett_hour", "ett_minute", "ratio")
 # Rows of each real CSV (ETTh1.csv: 17420 in the official repo; the others as the TSMixer / Autoformer bundles list
 # them, not checked here): only the full-tier test's plan reads them, for the real epoch's short last batch.
-REAL_ROWS = {"ETTh1.csv": 17420, "ETTh2.csv": 17420, "ETTm1.csv": 69680, "ETTm2.csv": 69680, "weather.csv": 52696,
-             "electricity.csv": 26304, "traffic.csv": 17544, "exchange_rate.csv": 7588}
+REAL_ROWS = {
+    "ETTh1.csv": 17420,
+    "ETTh2.csv": 17420,
+    "ETTm1.csv": 69680,
+    "ETTm2.csv": 69680,
+    "weather.csv": 52696,
+    "electricity.csv": 26304,
+    "traffic.csv": 17544,
+    "exchange_rate.csv": 7588,
+}
 
 
 def split_rows(rows: int, split: str) -> tuple[int, int, int]:
@@ -53,7 +63,8 @@ def csv_path(dataset_cfg, data_dir: str | Path) -> Path:
     if not path.is_file():
         raise DatasetUnavailableError(
             f"{dataset_cfg.name}: {path} does not exist; put {dataset_cfg.file} there or set dataset.path=<file>. "
-            f"To get it (internet): {SOURCES}")
+            f"To get it (internet): {SOURCES}"
+        )
     return path
 
 
@@ -62,8 +73,10 @@ def read_channels(path: Path) -> np.ndarray:
     with path.open() as handle:
         header = handle.readline().strip().split(",")
     if header[0] != "date":
-        raise DatasetUnavailableError(f"{path}: the first column is {header[0]!r}, not 'date'; use the standard CSV "
-                                      f"(date, then one column per channel). To get it: {SOURCES}")
+        raise DatasetUnavailableError(
+            f"{path}: the first column is {header[0]!r}, not 'date'; use the standard CSV "
+            f"(date, then one column per channel). To get it: {SOURCES}"
+        )
     return np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(1, len(header)), dtype=np.float64, ndmin=2)
 
 
@@ -76,10 +89,12 @@ def load_series(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     mean, std = train.mean(axis=0), train.std(axis=0)
     scaled = torch.from_numpy(((values - mean) / np.where(std > 0, std, 1.0)).astype(np.float32))
     x_train, y_train = windows(scaled[:train_end], length, horizon)
-    x_test, y_test = windows(scaled[val_end - length: test_end], length, horizon)
+    x_test, y_test = windows(scaled[val_end - length : test_end], length, horizon)
     if len(x_train) < 1 or len(x_test) < 1:
-        raise DatasetUnavailableError(f"{dataset_cfg.name}: {len(values)} rows give no window of {length} + "
-                                      f"{horizon} rows in the training or test split; use the full CSV ({SOURCES})")
+        raise DatasetUnavailableError(
+            f"{dataset_cfg.name}: {len(values)} rows give no window of {length} + "
+            f"{horizon} rows in the training or test split; use the full CSV ({SOURCES})"
+        )
     return ArraySplits(x_train, y_train, x_test, y_test, horizon, str(dataset_cfg.name), (0.0,), (1.0,))
 
 
@@ -95,8 +110,11 @@ def write_sample(folder: Path, dataset_cfg, num_train: int) -> Path:
     from reproductions.samformer.tests.csv_sample import write_csv
 
     length, horizon, split = int(dataset_cfg.length), int(dataset_cfg.horizon), str(dataset_cfg.split)
-    rows = 20 * HOURS_PER_MONTH * ROWS_PER_HOUR[split] if split in ROWS_PER_HOUR else math.ceil(
-        max((num_train + length + horizon) / 0.7, horizon / 0.2 + 10))
+    rows = (
+        20 * HOURS_PER_MONTH * ROWS_PER_HOUR[split]
+        if split in ROWS_PER_HOUR
+        else math.ceil(max((num_train + length + horizon) / 0.7, horizon / 0.2 + 10))
+    )
     channels = 7 if split in ROWS_PER_HOUR else 3
     return write_csv(Path(folder) / str(dataset_cfg.file), rows=rows, channels=channels, seed=0)
 

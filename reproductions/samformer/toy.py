@@ -15,8 +15,9 @@ import torch
 from optrepro.data.splits import ArraySplits
 
 
-def linear_problem(n: int, weights: np.ndarray, channels: int, noise_std: float,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def linear_problem(
+    n: int, weights: np.ndarray, channels: int, noise_std: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(n x D x L inputs, n x D x H targets = inputs @ W + noise_std * N(0, 1)), float32."""
     x = rng.standard_normal((n, channels, weights.shape[0]))
     y = x @ weights + noise_std * rng.standard_normal((n, channels, weights.shape[1]))
@@ -33,12 +34,23 @@ def draw_toy(dataset_cfg) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], tu
     """(W, train, test) from `data_seed`: W first, then the training and the test windows."""
     rng = np.random.default_rng(int(dataset_cfg.data_seed))
     weights = rng.standard_normal((int(dataset_cfg.length), int(dataset_cfg.horizon)))
-    draw = (lambda n: linear_problem(n, weights, int(dataset_cfg.channels), float(dataset_cfg.noise_std), rng))
+
+    def draw(n):
+        return linear_problem(n, weights, int(dataset_cfg.channels), float(dataset_cfg.noise_std), rng)
+
     return weights, draw(int(dataset_cfg.n_train)), draw(int(dataset_cfg.n_test))
 
 
 def load_toy(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     """Built in memory (knobs in configs/dataset/samformer_toy.yaml, checked by the task before any work)."""
     _, (x_train, y_train), (x_test, y_test) = draw_toy(dataset_cfg)
-    return ArraySplits(torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test),
-                       torch.from_numpy(y_test), int(dataset_cfg.horizon), str(dataset_cfg.name), (0.0,), (1.0,))
+    return ArraySplits(
+        torch.from_numpy(x_train),
+        torch.from_numpy(y_train),
+        torch.from_numpy(x_test),
+        torch.from_numpy(y_test),
+        int(dataset_cfg.horizon),
+        str(dataset_cfg.name),
+        (0.0,),
+        (1.0,),
+    )

@@ -14,6 +14,7 @@ bytes over fp32, summed over the matrices).
 ``StateBytesCallback`` (``callbacks.shampoo4bit_bytes``) adds ``q4/preconditioner_state_bytes`` of a LowBitShampoo
 run (optimizer.py: ``state_bytes``) to the last epoch's row.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,38 +39,61 @@ KEY = "callbacks.shampoo4bit_error"
 
 def _integer(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is not an integer in [{low}, {high}]",
-                                 f"give a whole number from {low} to {high}")
+        raise InvalidConfigError(
+            f"{KEY}.{name}",
+            f"{value!r} is not an integer in [{low}, {high}]",
+            f"give a whole number from {low} to {high}",
+        )
     return value
 
 
 def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is not one of the choices",
-                                 f"use one of {', '.join(allowed)}")
+        raise InvalidConfigError(
+            f"{KEY}.{name}", f"{value!r} is not one of the choices", f"use one of {', '.join(allowed)}"
+        )
     return value
 
 
 def shampoo_statistics(optimizer: torch.optim.Optimizer, min_order: int) -> list[torch.Tensor]:
     """The statistics of a Shampoo optimizer's matrix (or higher-order) parameters of order >= min_order."""
     if not isinstance(optimizer, Shampoo):
-        raise InvalidConfigError(KEY, f"needs optimizer=shampoo, the run has {type(optimizer).__name__}",
-                                 "use optimizer=shampoo or drop the callback")
-    return [stat for p, state in optimizer.state.items() if p.dim() >= 2
-            for stat in state.get("statistics", []) if stat is not None and stat.shape[0] >= min_order]
+        raise InvalidConfigError(
+            KEY,
+            f"needs optimizer=shampoo, the run has {type(optimizer).__name__}",
+            "use optimizer=shampoo or drop the callback",
+        )
+    return [
+        stat
+        for p, state in optimizer.state.items()
+        if p.dim() >= 2
+        for stat in state.get("statistics", [])
+        if stat is not None and stat.shape[0] >= min_order
+    ]
 
 
 class QuantizationErrorCallback(LastRowCallback):
     """Adds the ``q4/*`` errors to the last epoch's history row (module docstring)."""
 
-    def __init__(self, target: str = "eigenvectors_rectified", mapping: str = "linear2", bits: int = 4,
-                 block: int = 64, rectify_steps: int = 1, epsilon: float = 1e-6, min_order: int = 64) -> None:
+    def __init__(
+        self,
+        target: str = "eigenvectors_rectified",
+        mapping: str = "linear2",
+        bits: int = 4,
+        block: int = 64,
+        rectify_steps: int = 1,
+        epsilon: float = 1e-6,
+        min_order: int = 64,
+    ) -> None:
         self.target = _choice("target", target, TARGETS)
         self.mapping = _choice("mapping", mapping, MAPPINGS)
         self.bits = _integer("bits", bits, 2, 8)
         if self.mapping == "dynamic_tree" and self.bits != 4:
-            raise InvalidConfigError(f"{KEY}.bits", f"{bits} with the dynamic-tree map, given for 4 bits only",
-                                     "set bits=4 or mapping=linear2")
+            raise InvalidConfigError(
+                f"{KEY}.bits",
+                f"{bits} with the dynamic-tree map, given for 4 bits only",
+                "set bits=4 or mapping=linear2",
+            )
         self.block = _integer("block", block, 1, 1 << 20)
         self.rectify_steps = _integer("rectify_steps", rectify_steps, 0, 100)
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon < 1:
@@ -107,10 +131,16 @@ class QuantizationErrorCallback(LastRowCallback):
         if not matrices:
             return {"q4/nre": math.nan, "q4/ae": math.nan, "q4/matrices": 0.0}
         out = {f"q4/{name}": sum(values) / len(values) for name, values in errors.items()}
-        out.update({"q4/nre": out[f"q4/nre_{self.target}"], "q4/ae": out[f"q4/ae_{self.target}"],
-                    "q4/nre_ratio": out["q4/nre_eigenvectors_rectified"] / out["q4/nre_preconditioner"],
-                    "q4/matrices": float(len(matrices)), "q4/log10_cond": sum(conds) / len(conds),
-                    "q4/state_bytes_ratio": quantized_bytes / full_bytes})
+        out.update(
+            {
+                "q4/nre": out[f"q4/nre_{self.target}"],
+                "q4/ae": out[f"q4/ae_{self.target}"],
+                "q4/nre_ratio": out["q4/nre_eigenvectors_rectified"] / out["q4/nre_preconditioner"],
+                "q4/matrices": float(len(matrices)),
+                "q4/log10_cond": sum(conds) / len(conds),
+                "q4/state_bytes_ratio": quantized_bytes / full_bytes,
+            }
+        )
         return out
 
 
@@ -120,7 +150,10 @@ class StateBytesCallback(LastRowCallback):
     def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = pl_module.history
         optimizer = trainer.optimizers[0]
-        if not history or int(history[-1]["epoch"]) + 1 < int(trainer.max_epochs) \
-                or not hasattr(optimizer, "state_bytes"):
+        if (
+            not history
+            or int(history[-1]["epoch"]) + 1 < int(trainer.max_epochs)
+            or not hasattr(optimizer, "state_bytes")
+        ):
             return
         pl_module.add_to_last_history_row({"q4/preconditioner_state_bytes": float(optimizer.state_bytes())})

@@ -10,6 +10,7 @@ Both keep the exact eigenvalues' shift of the practical algorithm: (A + max(lamb
 Errors of g against the exact f = A^{-1/4}: NRE = ||f - g||_F / ||f||_F and AE = the angle between f and g as
 vectors, arccos(<f, g> / (||f||_F ||g||_F)), in degrees (the standard definitions; the notes do not spell them out).
 """
+
 from __future__ import annotations
 
 import math

@@ -15,6 +15,7 @@ The inverse roots are kept in fp32 (the paper also quantizes their off-diagonal 
 below ``min_order`` stay fp32 (the paper: matrices under 4096 entries); 1-D parameters take the plain SGD step.
 ``state_bytes()`` counts the stored preconditioner state (A's storage, packed b/8 bytes per code, plus fp32 roots).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -50,8 +51,9 @@ class Side:
             self.codes, self.scales = quantize(eigenvectors.T, "linear2", self.bits, self.block)
         else:
             self.diagonal = torch.diagonal(matrix).float().clone()
-            self.codes, self.scales = quantize(matrix - torch.diag(torch.diagonal(matrix)), "linear2", self.bits,
-                                               self.block)
+            self.codes, self.scales = quantize(
+                matrix - torch.diag(torch.diagonal(matrix)), "linear2", self.bits, self.block
+            )
 
     def _eigenvectors(self) -> Tensor:
         stored = dequantize(self.codes, self.scales, self.order, "linear2", self.bits).T
@@ -77,9 +79,9 @@ class Side:
             self.root = exact_root(self.load(), self.epsilon)
 
     def state_bytes(self) -> float:
-        root = 4.0 * self.order ** 2
+        root = 4.0 * self.order**2
         if self.storage == "fp32":
-            return root + 4.0 * self.order ** 2
+            return root + 4.0 * self.order**2
         extra = 4.0 * self.order  # eigenvalues or diagonal, fp32
         return root + extra + stored_bytes(self.order, self.order, self.bits, self.block)
 
@@ -92,23 +94,55 @@ def _check(name: str, ok: bool, value, fix: str) -> None:
 class LowBitShampoo(PerParameterOptimizer):
     """4-bit Shampoo (module docstring); ``storage=fp32`` is the same algorithm at 32 bits."""
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 0.1, beta: float = 0.95,
-                 epsilon: float = 1e-6, update_freq: int = 10, storage: str = "eigenvectors", bits: int = 4,
-                 block: int = 64, rectify_steps: int = 1, min_order: int = 64, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.1,
+        beta: float = 0.95,
+        epsilon: float = 1e-6,
+        update_freq: int = 10,
+        storage: str = "eigenvectors",
+        bits: int = 4,
+        block: int = 64,
+        rectify_steps: int = 1,
+        min_order: int = 64,
+        weight_decay: float = 0.0,
+    ) -> None:
         _check("lr", isinstance(lr, (int, float)) and lr >= 0, lr, "give lr >= 0")
         _check("beta", isinstance(beta, (int, float)) and 0 <= beta < 1, beta, "give beta in [0, 1), e.g. 0.95")
         _check("epsilon", isinstance(epsilon, (int, float)) and 0 < epsilon < 1, epsilon, "give e.g. 1e-6")
-        for name, value, low in (("update_freq", update_freq, 1), ("bits", bits, 2), ("block", block, 1),
-                                 ("rectify_steps", rectify_steps, 0), ("min_order", min_order, 1)):
-            _check(name, isinstance(value, int) and not isinstance(value, bool) and value >= low
-                   and (name != "bits" or value <= 8), value, f"give a whole number >= {low}"
-                   + (" and <= 8" if name == "bits" else ""))
+        for name, value, low in (
+            ("update_freq", update_freq, 1),
+            ("bits", bits, 2),
+            ("block", block, 1),
+            ("rectify_steps", rectify_steps, 0),
+            ("min_order", min_order, 1),
+        ):
+            _check(
+                name,
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and value >= low
+                and (name != "bits" or value <= 8),
+                value,
+                f"give a whole number >= {low}" + (" and <= 8" if name == "bits" else ""),
+            )
         if storage not in STORAGES:
-            raise InvalidConfigError(f"{KEY}.storage", f"{storage!r} is not one of the choices",
-                                     f"use one of {', '.join(STORAGES)}")
-        defaults = {"lr": lr, "beta": beta, "epsilon": epsilon, "update_freq": update_freq, "storage": storage,
-                    "bits": bits, "block": block, "rectify_steps": rectify_steps, "min_order": min_order,
-                    "weight_decay": weight_decay}
+            raise InvalidConfigError(
+                f"{KEY}.storage", f"{storage!r} is not one of the choices", f"use one of {', '.join(STORAGES)}"
+            )
+        defaults = {
+            "lr": lr,
+            "beta": beta,
+            "epsilon": epsilon,
+            "update_freq": update_freq,
+            "storage": storage,
+            "bits": bits,
+            "block": block,
+            "rectify_steps": rectify_steps,
+            "min_order": min_order,
+            "weight_decay": weight_decay,
+        }
         super().__init__(params, defaults)
 
     def state_bytes(self) -> float:
@@ -123,8 +157,17 @@ class LowBitShampoo(PerParameterOptimizer):
         state = self.state[p]
         if not state:
             state["step"] = 0
-            state["sides"] = [Side(n, group["storage"] if n >= group["min_order"] else "fp32", group["epsilon"],
-                                   group["bits"], group["block"], group["rectify_steps"]) for n in g.shape]
+            state["sides"] = [
+                Side(
+                    n,
+                    group["storage"] if n >= group["min_order"] else "fp32",
+                    group["epsilon"],
+                    group["bits"],
+                    group["block"],
+                    group["rectify_steps"],
+                )
+                for n in g.shape
+            ]
         if state["step"] % group["update_freq"] == 0:
             left, right = state["sides"]
             left.update(g @ g.T, group["beta"])

@@ -9,14 +9,31 @@ value of a fixed 2^b-point map of [-1, 1]:
 The stored bytes are b/8 per entry plus 4 per block (``stored_bytes``): about 32/(4 + 0.5) ~ 7x below fp32 at b = 4,
 block 64 [paper, App. G].
 """
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
 MAPPINGS = ("linear2", "dynamic_tree")
-DYNAMIC_TREE_4BIT = (-0.8875, -0.6625, -0.4375, -0.2125, -0.0775, -0.0325, -0.0055, 0.0,
-                     0.0055, 0.0325, 0.0775, 0.2125, 0.4375, 0.6625, 0.8875, 1.0)
+DYNAMIC_TREE_4BIT = (
+    -0.8875,
+    -0.6625,
+    -0.4375,
+    -0.2125,
+    -0.0775,
+    -0.0325,
+    -0.0055,
+    0.0,
+    0.0055,
+    0.0325,
+    0.0775,
+    0.2125,
+    0.4375,
+    0.6625,
+    0.8875,
+    1.0,
+)
 
 
 def codebook(mapping: str, bits: int) -> Tensor:
@@ -27,9 +44,9 @@ def codebook(mapping: str, bits: int) -> Tensor:
         return torch.tensor(DYNAMIC_TREE_4BIT, dtype=torch.float64)
     if mapping != "linear2":
         raise ValueError(f"unknown mapping {mapping!r}; valid: {', '.join(MAPPINGS)}")
-    j = torch.arange(2 ** bits, dtype=torch.float64)
-    base = -1.0 + 2.0 * j / (2 ** bits - 1)
-    values = torch.where(j < 2 ** (bits - 1) - 1, -base ** 2, base ** 2)
+    j = torch.arange(2**bits, dtype=torch.float64)
+    base = -1.0 + 2.0 * j / (2**bits - 1)
+    values = torch.where(j < 2 ** (bits - 1) - 1, -(base**2), base**2)
     values[2 ** (bits - 1) - 1] = 0.0
     return values
 

@@ -3,6 +3,7 @@ SimpleConvNet (full tier). No biases, ReLU, raw weights drawn with each layer's 
 
 Both expose `width` and `lr_multiplier` (read by step.py and sharpness.py).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -35,8 +36,9 @@ class ScaledLinear(nn.Module):
 
 
 class ScaledConv2d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, parametrisation: str, role: str, stride: int,
-                 padding: int) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, parametrisation: str, role: str, stride: int, padding: int
+    ) -> None:
         super().__init__()
         scale = layer_scale(parametrisation, role, in_channels * 9)
         self.multiplier, self.stride, self.padding = scale.multiplier, stride, padding
@@ -49,8 +51,9 @@ class ScaledConv2d(nn.Module):
 class ScaledMLP(nn.Module):
     """Flatten, `depth` hidden layers of `width` ReLU units, readout."""
 
-    def __init__(self, num_classes: int, input_shape: Sequence[int], width: int, depth: int,
-                 parametrisation: str) -> None:
+    def __init__(
+        self, num_classes: int, input_shape: Sequence[int], width: int, depth: int, parametrisation: str
+    ) -> None:
         super().__init__()
         check_parametrisation(parametrisation)
         self.width = check_width(width)
@@ -85,9 +88,11 @@ class ScaledConvNet(nn.Module):
         with torch.no_grad():
             spatial = self._features(torch.zeros(1, *[int(s) for s in input_shape])).shape[-1]
         if spatial != 1:
-            raise InvalidConfigError("model", f"scaled_convnet's features are {spatial}x{spatial} for input "
-                                     f"{tuple(input_shape)}",
-                                     "use 28x28 to 32x32 images (the paper's SimpleConvNet) or model=scaled_mlp")
+            raise InvalidConfigError(
+                "model",
+                f"scaled_convnet's features are {spatial}x{spatial} for input {tuple(input_shape)}",
+                "use 28x28 to 32x32 images (the paper's SimpleConvNet) or model=scaled_mlp",
+            )
         self.readout = ScaledLinear(width, num_classes, parametrisation, "readout")
 
     def _features(self, x: Tensor) -> Tensor:
@@ -98,15 +103,24 @@ class ScaledConvNet(nn.Module):
         return self.readout(self._features(x).flatten(1))
 
 
-def scaled_mlp(name: str, num_classes: int, input_shape: Sequence[int], width: int = 64, depth: int = 2,
-               parametrisation: str = "mup") -> nn.Module:
+def scaled_mlp(
+    name: str,
+    num_classes: int,
+    input_shape: Sequence[int],
+    width: int = 64,
+    depth: int = 2,
+    parametrisation: str = "mup",
+) -> nn.Module:
     return ScaledMLP(num_classes, tuple(input_shape), width, depth, parametrisation)
 
 
-def scaled_convnet(name: str, num_classes: int, input_shape: Sequence[int], width: int = 64,
-                   parametrisation: str = "mup") -> nn.Module:
+def scaled_convnet(
+    name: str, num_classes: int, input_shape: Sequence[int], width: int = 64, parametrisation: str = "mup"
+) -> nn.Module:
     if len(input_shape) != 3:
-        raise InvalidConfigError("model",
-                                 f"scaled_convnet takes images (C, H, W), got input_shape={tuple(input_shape)}",
-                                 "use model=scaled_mlp for vector data")
+        raise InvalidConfigError(
+            "model",
+            f"scaled_convnet takes images (C, H, W), got input_shape={tuple(input_shape)}",
+            "use model=scaled_mlp for vector data",
+        )
     return ScaledConvNet(num_classes, tuple(input_shape), width, parametrisation)

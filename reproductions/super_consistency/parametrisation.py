@@ -7,6 +7,7 @@ every weight tensor, under NTP it is eta_0. SP (PyTorch's default, not in the pa
 with no multiplier and one lr for all widths. Sharpness is compared across widths after multiplying lambda_max by the
 lr multiplier (N under muP): the step on the raw weights is eta_0 * N, so N lambda_max is what meets 2 / eta_0.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,23 +27,27 @@ class LayerScale:
 
 def check_parametrisation(parametrisation: str) -> str:
     if parametrisation not in PARAMETRISATIONS:
-        raise InvalidConfigError("model.parametrisation",
-                                 f"{parametrisation!r} is not one of {', '.join(PARAMETRISATIONS)}",
-                                 "mup (maximal update), ntp (neural tangent) or sp (PyTorch standard)")
+        raise InvalidConfigError(
+            "model.parametrisation",
+            f"{parametrisation!r} is not one of {', '.join(PARAMETRISATIONS)}",
+            "mup (maximal update), ntp (neural tangent) or sp (PyTorch standard)",
+        )
     return parametrisation
 
 
 def check_width(width: object) -> int:
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise InvalidConfigError("model.width", f"{width!r} is not a positive integer",
-                                 "set model.width=64 (or any >= 1)")
+        raise InvalidConfigError(
+            "model.width", f"{width!r} is not a positive integer", "set model.width=64 (or any >= 1)"
+        )
     return width
 
 
 def check_depth(depth: object) -> int:
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise InvalidConfigError("model.depth", f"{depth!r} is not a positive integer",
-                                 "set the number of hidden layers, e.g. model.depth=2")
+        raise InvalidConfigError(
+            "model.depth", f"{depth!r} is not a positive integer", "set the number of hidden layers, e.g. model.depth=2"
+        )
     return depth
 
 

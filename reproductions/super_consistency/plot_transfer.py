@@ -6,6 +6,7 @@ lambda_max trajectories per width (x N under muP), for muP (top) and NTP (bottom
 Reads every record.json under the folders (default results/records/super_consistency) whose preset is a
 super_consistency cpu preset; a diverged run is drawn as a cross at the top of its lr panel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,10 +35,15 @@ def load_runs(folders: list[Path], seeds: set[int]) -> list[dict]:
             preset = (record.get("repro") or {}).get("name")
             if preset in PRESETS and record["seed"] in seeds:
                 config = record["config"]
-                run = {"param": PRESETS[preset], "width": int(config["model"]["width"]),
-                       "lr": float(config["optimizer"]["base"]["lr"]), "status": record["status"],
-                       "loss": record["metrics"]["final"].get("train/loss"), "history": record["history"],
-                       "init": record["metrics"]["final"].get("sharpness/scaled_init")}
+                run = {
+                    "param": PRESETS[preset],
+                    "width": int(config["model"]["width"]),
+                    "lr": float(config["optimizer"]["base"]["lr"]),
+                    "status": record["status"],
+                    "loss": record["metrics"]["final"].get("train/loss"),
+                    "history": record["history"],
+                    "init": record["metrics"]["final"].get("sharpness/scaled_init"),
+                }
                 key = (run["param"], run["width"], run["lr"], record["seed"])
                 if key not in latest or record["finished_at"] > latest[key][0]:
                     latest[key] = (record["finished_at"], run)
@@ -70,8 +76,11 @@ def plot_lr_curves(ax, runs: list[dict], param: str, colors: dict[int, str]) -> 
 
 def plot_trajectories(ax, runs: list[dict], param: str, lr: float, colors: dict[int, str]) -> None:
     for width in sorted({r["width"] for r in runs if r["param"] == param}):
-        chosen = [r for r in runs if r["param"] == param and r["width"] == width and r["lr"] == lr
-                  and r["status"] == "finished"]
+        chosen = [
+            r
+            for r in runs
+            if r["param"] == param and r["width"] == width and r["lr"] == lr and r["status"] == "finished"
+        ]
         if not chosen:
             continue
         epochs = len(chosen[0]["history"])
@@ -87,8 +96,9 @@ def plot_trajectories(ax, runs: list[dict], param: str, lr: float, colors: dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="*", type=Path,
-                        default=[HERE.parents[1] / "results/records/super_consistency"])
+    parser.add_argument(
+        "folders", nargs="*", type=Path, default=[HERE.parents[1] / "results/records/super_consistency"]
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=HERE / "super_consistency_cpu.png")
     args = parser.parse_args()

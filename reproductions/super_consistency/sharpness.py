@@ -11,6 +11,7 @@ eigenvector. Logged per measured epoch, and at step 0 into the first row:
 - ``sharpness/edge_ratio``: lambda_max times the physical lr over 2 (1 = the edge of stability of full-batch GD);
 - ``sharpness/scaled_init`` (step 0) and ``sharpness/scaled_mean`` (mean over the measurements after step 0).
 """
+
 from __future__ import annotations
 
 import lightning.pytorch as pl
@@ -44,8 +45,9 @@ class SharpnessCallback(LastRowCallback):
         knobs = {"batch_size": batch_size, "every_n_epochs": every_n_epochs, "iterations": iterations}
         for key, value in knobs.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfigError(f"callbacks.sharpness.{key}", f"{value!r} is not a positive integer",
-                                         "set it >= 1")
+                raise InvalidConfigError(
+                    f"callbacks.sharpness.{key}", f"{value!r} is not a positive integer", "set it >= 1"
+                )
         self.batch_size, self.every, self.iterations, self.seed = batch_size, every_n_epochs, iterations, seed
         self._vector: list[Tensor] | None = None
         self._init: dict[str, float] = {}
@@ -83,14 +85,21 @@ class SharpnessCallback(LastRowCallback):
         was_training = model.training
         model.eval()
         with torch.enable_grad(), torch.inference_mode(False):
-            loss_fn = lambda: F.cross_entropy(model(inputs).float(), targets)
-            lam, self._vector = power_iteration(lambda v: hessian_vector_product(loss_fn, params, v),
-                                                self._vector, self.iterations)
+
+            def loss_fn():
+                return F.cross_entropy(model(inputs).float(), targets)
+
+            lam, self._vector = power_iteration(
+                lambda v: hessian_vector_product(loss_fn, params, v), self._vector, self.iterations
+            )
         model.train(was_training)
         multiplier = float(getattr(model, "lr_multiplier", 1.0))
         physical_lr = float(trainer.optimizers[0].param_groups[0]["lr"])
-        return {"sharpness/lambda_max": lam, "sharpness/scaled": lam * multiplier,
-                "sharpness/edge_ratio": lam * physical_lr / 2.0}
+        return {
+            "sharpness/lambda_max": lam,
+            "sharpness/scaled": lam * multiplier,
+            "sharpness/edge_ratio": lam * physical_lr / 2.0,
+        }
 
 
 def fixed_batch(trainer: pl.Trainer, size: int) -> tuple[Tensor, Tensor]:

@@ -1,6 +1,7 @@
 """`task=width_scaling`: the product's classification task, with the model's parametrisation knobs and the sharpness
 callback's checked before any work (config_schema calls a task's `validate(cfg)`), so a bad value stops with one
 line and no run folder. Training is the default task's."""
+
 from __future__ import annotations
 
 from omegaconf import DictConfig

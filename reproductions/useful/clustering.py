@@ -11,8 +11,9 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 
-def slow_learnable(outputs: np.ndarray, labels: np.ndarray, losses: np.ndarray, *, clusters: int = 2,
-                   seed: int = 0) -> np.ndarray:
+def slow_learnable(
+    outputs: np.ndarray, labels: np.ndarray, losses: np.ndarray, *, clusters: int = 2, seed: int = 0
+) -> np.ndarray:
     """Sorted indices of the examples in their class's highest-mean-loss k-means cluster of `outputs` (N x K)."""
     chosen = []
     for label in np.unique(labels):
@@ -20,7 +21,8 @@ def slow_learnable(outputs: np.ndarray, labels: np.ndarray, losses: np.ndarray, 
         if len(members) < clusters:  # too few examples to split: nothing in this class is called slow
             continue
         assignment = KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(outputs[members])
-        mean_loss = [losses[members[assignment == c]].mean() if (assignment == c).any() else -np.inf
-                     for c in range(clusters)]
+        mean_loss = [
+            losses[members[assignment == c]].mean() if (assignment == c).any() else -np.inf for c in range(clusters)
+        ]
         chosen.append(members[assignment == int(np.argmax(mean_loss))])
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)

@@ -24,14 +24,17 @@ def check_knobs(cfg) -> None:
     for key, low in (("n_train", 2), ("n_test", 1), ("dim", 2), ("patches", 2)):
         value = cfg.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InvalidConfigError(f"dataset.{key}", f"{value!r} is not a whole number >= {low}",
-                                     f"set dataset.{key}>={low}")
+            raise InvalidConfigError(
+                f"dataset.{key}", f"{value!r} is not a whole number >= {low}", f"set dataset.{key}>={low}"
+            )
     alpha = cfg.get("alpha")
     if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         raise InvalidConfigError("dataset.alpha", f"{alpha!r} is not a probability", "set it in [0, 1]")
     for key in ("beta_fast", "beta_slow", "noise_std"):
         if not isinstance(cfg.get(key), (int, float)) or cfg.get(key) < 0:
-            raise InvalidConfigError(f"dataset.{key}", f"{cfg.get(key)!r} is not a number >= 0", f"set dataset.{key}>=0")
+            raise InvalidConfigError(
+                f"dataset.{key}", f"{cfg.get(key)!r} is not a number >= 0", f"set dataset.{key}>=0"
+            )
 
 
 def draw(n: int, rng: np.random.Generator, directions: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +57,13 @@ def load_fast_slow_patches(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     x_train, y_train = draw(int(dataset_cfg.n_train), rng, directions.T, dataset_cfg)
     x_test, y_test = draw(int(dataset_cfg.n_test), rng, directions.T, dataset_cfg)
     features = x_train.shape[1]
-    return ArraySplits(torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test),
-                       torch.from_numpy(y_test), num_classes=2, name="fast_slow_patches",
-                       mean=(0.0,) * features, std=(1.0,) * features)
+    return ArraySplits(
+        torch.from_numpy(x_train),
+        torch.from_numpy(y_train),
+        torch.from_numpy(x_test),
+        torch.from_numpy(y_test),
+        num_classes=2,
+        name="fast_slow_patches",
+        mean=(0.0,) * features,
+        std=(1.0,) * features,
+    )

@@ -49,16 +49,21 @@ def validate(cfg: DictConfig) -> None:
     tc = cfg.task
     epochs = int(cfg.train.epochs)
     if _whole(tc.get("separating_epoch"), "separating_epoch", 1) >= epochs:
-        raise InvalidConfigError("task.separating_epoch", f"{tc.separating_epoch} is not before the run's last "
-                                 f"epoch (train.epochs={epochs})", "separate after ~5-10% of train.epochs")
+        raise InvalidConfigError(
+            "task.separating_epoch",
+            f"{tc.separating_epoch} is not before the run's last epoch (train.epochs={epochs})",
+            "separate after ~5-10% of train.epochs",
+        )
     _whole(tc.get("upsample_factor"), "upsample_factor", 2)
     _whole(tc.get("clusters"), "clusters", 2)
     if tc.get("outputs") not in OUTPUTS:
-        raise InvalidConfigError("task.outputs", f"{tc.get('outputs')!r} is not one of the choices",
-                                 f"allowed: {', '.join(OUTPUTS)}")
+        raise InvalidConfigError(
+            "task.outputs", f"{tc.get('outputs')!r} is not one of the choices", f"allowed: {', '.join(OUTPUTS)}"
+        )
     if int(cfg.hardware.devices) * int(cfg.hardware.num_nodes) != 1:
-        raise InvalidConfigError("hardware.devices", "USEFUL's early run and clustering run in one process",
-                                 "run task=useful on one device")
+        raise InvalidConfigError(
+            "hardware.devices", "USEFUL's early run and clustering run in one process", "run task=useful on one device"
+        )
 
 
 class UsefulTask(ClassificationTask):
@@ -66,8 +71,9 @@ class UsefulTask(ClassificationTask):
 
     validate = staticmethod(validate)
 
-    def __init__(self, separating_epoch: int, upsample_factor: int = 2, clusters: int = 2,
-                 outputs: str = "logits") -> None:
+    def __init__(
+        self, separating_epoch: int, upsample_factor: int = 2, clusters: int = 2, outputs: str = "logits"
+    ) -> None:
         self.separating_epoch, self.upsample_factor = separating_epoch, upsample_factor
         self.clusters, self.outputs = clusters, outputs
 
@@ -77,17 +83,28 @@ class UsefulTask(ClassificationTask):
         logits = self.early_logits(cfg, datamodule, data)
         losses = F.cross_entropy(logits, splits.y_train, reduction="none")
         features = logits if self.outputs == "logits" else logits.softmax(dim=1)
-        slow = slow_learnable(features.numpy(), splits.y_train.numpy(), losses.numpy(), clusters=self.clusters,
-                              seed=int(cfg.seed))
-        log.info("USEFUL: %d of %d training examples are slow-learnable at epoch %d (mean loss %.3f vs %.3f)",
-                 len(slow), splits.num_train, self.separating_epoch, float(losses[slow].mean()),
-                 float(np.delete(losses.numpy(), slow).mean()))
+        slow = slow_learnable(
+            features.numpy(), splits.y_train.numpy(), losses.numpy(), clusters=self.clusters, seed=int(cfg.seed)
+        )
+        log.info(
+            "USEFUL: %d of %d training examples are slow-learnable at epoch %d (mean loss %.3f vs %.3f)",
+            len(slow),
+            splits.num_train,
+            self.separating_epoch,
+            float(losses[slow].mean()),
+            float(np.delete(losses.numpy(), slow).mean()),
+        )
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # the retrain starts as a plain run would
         changed = upsampled(splits, slow, self.upsample_factor)
         check_epoch_batches(cfg, changed.num_train)
-        module = TensorDataModule(changed, batch_size=datamodule.batch_size, augment=cfg.dataset.augment,
-                                  seed=int(cfg.seed), drop_last=bool(cfg.train.drop_last),
-                                  channels_last=bool(cfg.hardware.channels_last))
+        module = TensorDataModule(
+            changed,
+            batch_size=datamodule.batch_size,
+            augment=cfg.dataset.augment,
+            seed=int(cfg.seed),
+            drop_last=bool(cfg.train.drop_last),
+            channels_last=bool(cfg.hardware.channels_last),
+        )
         return module, dataclasses.replace(data, num_train=changed.num_train)
 
     def early_logits(self, cfg: DictConfig, datamodule, data) -> torch.Tensor:
@@ -95,13 +112,15 @@ class UsefulTask(ClassificationTask):
 
         The module gets the run's config (its schedule spans the whole run); only the trainer stops early, without
         evaluation, checkpoints or loggers."""
-        early = OmegaConf.merge(cfg, {"limits": {"max_epochs": self.separating_epoch, "eval_batches": 0},
-                                      "train": {"checkpoint": False}})
+        early = OmegaConf.merge(
+            cfg, {"limits": {"max_epochs": self.separating_epoch, "eval_batches": 0}, "train": {"checkpoint": False}}
+        )
         module = self.build_module(cfg, builders.build_net(cfg, data), data)
         with tempfile.TemporaryDirectory() as folder:
             builders.build_trainer(early, Path(folder), [], []).fit(module, datamodule=datamodule)
         net = module.net.eval()
-        batches = EvalBatches(datamodule.x_train, datamodule.y_train, batch_size=datamodule.eval_batch_size,
-                              to_input=datamodule.to_input)
+        batches = EvalBatches(
+            datamodule.x_train, datamodule.y_train, batch_size=datamodule.eval_batch_size, to_input=datamodule.to_input
+        )
         with torch.no_grad():
             return torch.cat([net(x).float().cpu() for x, _, _ in batches])

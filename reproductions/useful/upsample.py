@@ -17,5 +17,6 @@ def upsampled(splits: ArraySplits, indices: np.ndarray, factor: int) -> ArraySpl
     def grown(tensor):
         return None if tensor is None else torch.cat([tensor, tensor[extra]])
 
-    return dataclasses.replace(splits, x_train=grown(splits.x_train), y_train=grown(splits.y_train),
-                               y_train_clean=grown(splits.y_train_clean))
+    return dataclasses.replace(
+        splits, x_train=grown(splits.x_train), y_train=grown(splits.y_train), y_train_clean=grown(splits.y_train_clean)
+    )

@@ -4,6 +4,7 @@ Printed by run.py before Hydra starts: Hydra's own help page lists its config gr
 once per group (about 2 s here), while the folders below name the same options in milliseconds.
 Hydra's flags stay behind `--hydra-help`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """From a composed config to the objects of one run: data, network, Lightning module, trainer."""
+
 from __future__ import annotations
 
 import functools
@@ -44,9 +45,11 @@ def instantiate_node(node, key: str, **kwargs):
         if isinstance(err.__cause__, OptreproError):  # the target's own check: its message names the key
             raise err.__cause__ from None
         cause = " ".join(str(err.__cause__ or err).split())
-        raise InvalidConfigError(key, f"could not build {node.get('_target_')!r} ({cause})",
-                                 "check its _target_ (a paper's own code: reproductions.<paper>.<module>.<name>) "
-                                 "and its arguments") from err
+        raise InvalidConfigError(
+            key,
+            f"could not build {node.get('_target_')!r} ({cause})",
+            "check its _target_ (a paper's own code: reproductions.<paper>.<module>.<name>) and its arguments",
+        ) from err
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,12 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
     batch_size = per_device_batch_size(cfg)
     if cfg.dataset.name in FOLDER_DATASETS:
         folders = ImageFolderDataModule(
-            cfg.dataset.path, batch_size, seed=int(cfg.seed), num_workers=int(cfg.dataset.num_workers),
-            data_dir=cfg.paths.data_dir, drop_last=bool(cfg.train.drop_last),
+            cfg.dataset.path,
+            batch_size,
+            seed=int(cfg.seed),
+            num_workers=int(cfg.dataset.num_workers),
+            data_dir=cfg.paths.data_dir,
+            drop_last=bool(cfg.train.drop_last),
         )
         folders.setup()
         check_epoch_batches(cfg, folders.num_train_samples)
@@ -75,11 +82,16 @@ def build_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, DataInfo]:
     check_epoch_batches(cfg, splits.num_train)
     num_classes, input_shape = dataset_info(splits)
     datamodule = TensorDataModule(
-        splits, batch_size=batch_size, augment=cfg.dataset.augment, seed=int(cfg.seed),
-        drop_last=bool(cfg.train.drop_last), channels_last=bool(cfg.hardware.channels_last),
+        splits,
+        batch_size=batch_size,
+        augment=cfg.dataset.augment,
+        seed=int(cfg.seed),
+        drop_last=bool(cfg.train.drop_last),
+        channels_last=bool(cfg.hardware.channels_last),
     )
-    return datamodule, DataInfo(num_classes, input_shape, splits.num_train, splits.noisy_label_fraction,
-                                splits.eval_split)
+    return datamodule, DataInfo(
+        num_classes, input_shape, splits.num_train, splits.noisy_label_fraction, splits.eval_split
+    )
 
 
 def build_net(cfg: DictConfig, data: DataInfo) -> nn.Module:
@@ -102,8 +114,13 @@ def epochs_to_run(cfg: DictConfig) -> int:
     return int(cfg.limits.max_epochs or cfg.train.epochs)
 
 
-def build_module(cfg: DictConfig, net: nn.Module, data: DataInfo, module_class: type[ClassifierModule] = ClassifierModule,
-                 **module_kwargs) -> ClassifierModule:
+def build_module(
+    cfg: DictConfig,
+    net: nn.Module,
+    data: DataInfo,
+    module_class: type[ClassifierModule] = ClassifierModule,
+    **module_kwargs,
+) -> ClassifierModule:
     """The run's LightningModule; a paper's task may pass a ClassifierModule subclass and its own keyword arguments
     (reproductions/rnn_clipping/regression.py: regression metrics)."""
     optimizer_builder = functools.partial(
@@ -156,13 +173,23 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         # The newest epoch-end checkpoint, with last.ckpt linking to it: what a preempted run resumes from.
         # At every epoch end, also when the test split is evaluated only every train.eval_every epochs (Lightning
         # would otherwise save at evaluation only); save_top_k=0 would never write last.ckpt before training ends.
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link", save_top_k=1,
-                                         every_n_epochs=1, save_on_train_epoch_end=True))
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                save_last="link",
+                save_top_k=1,
+                every_n_epochs=1,
+                save_on_train_epoch_end=True,
+            )
+        )
     for name, entry in callback_entries(cfg).items():
         callback = instantiate_node(entry, f"callbacks.{name}")
         if not isinstance(callback, Callback):
-            raise InvalidConfigError(f"callbacks.{name}", f"{entry._target_} is not a Lightning Callback",
-                                     "give a subclass of lightning.pytorch.callbacks.Callback")
+            raise InvalidConfigError(
+                f"callbacks.{name}",
+                f"{entry._target_} is not a Lightning Callback",
+                "give a subclass of lightning.pytorch.callbacks.Callback",
+            )
         callbacks.append(callback)
     callbacks.append(progress_callback())  # a loss/accuracy bar on a terminal, one line per epoch otherwise
     return callbacks
@@ -173,14 +200,21 @@ def callback_entries(cfg: DictConfig) -> dict[str, DictConfig]:
     entries = dict((cfg.get("callbacks") or {}).items())
     for name, entry in entries.items():
         if not isinstance(entry, DictConfig) or "_target_" not in entry:
-            raise InvalidConfigError(f"callbacks.{name}", "has no _target_", "give the callback class, e.g. "
-                                     f"+callbacks.{name}._target_=lightning.pytorch.callbacks.LearningRateMonitor")
+            raise InvalidConfigError(
+                f"callbacks.{name}",
+                "has no _target_",
+                "give the callback class, e.g. "
+                f"+callbacks.{name}._target_=lightning.pytorch.callbacks.LearningRateMonitor",
+            )
         import_reproductions()
         try:
             callback_class = get_class(entry._target_)
         except Exception as exc:  # Hydra wraps import and attribute errors alike
-            raise InvalidConfigError(f"callbacks.{name}._target_", f"cannot import {entry._target_!r} "
-                                     f"({type(exc).__name__})", "give the dotted path of a Callback class") from None
+            raise InvalidConfigError(
+                f"callbacks.{name}._target_",
+                f"cannot import {entry._target_!r} ({type(exc).__name__})",
+                "give the dotted path of a Callback class",
+            ) from None
         validate = getattr(callback_class, "validate", None)
         if validate is not None:  # a paper's callback checks its own knobs before any work (DESIGN.md)
             validate(entry)
@@ -218,8 +252,9 @@ def trainer_options(cfg: DictConfig) -> dict:
     options = {k: v for k, v in node.items() if k != "_target_"}
     for key in options:
         if key in DERIVED_TRAINER_ARGS:
-            raise InvalidConfigError(f"trainer.{key}", "is computed by optrepro",
-                                     f"set {DERIVED_TRAINER_ARGS[key]} instead")
+            raise InvalidConfigError(
+                f"trainer.{key}", "is computed by optrepro", f"set {DERIVED_TRAINER_ARGS[key]} instead"
+            )
         if key not in USER_TRAINER_ARGS:
             known = key in inspect.signature(pl.Trainer.__init__).parameters
             what = "changes what a run computes, so optrepro does not take it" if known else "is not a Trainer option"
@@ -254,7 +289,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger], callbac
         use_distributed_sampler=cfg.dataset.name in FOLDER_DATASETS,  # the tensor loader shards by rank itself
         logger=loggers or False,
         callbacks=callbacks,
-        enable_checkpointing=bool(cfg.train.checkpoint),  # else Lightning adds its own, writing under the logger's folder
+        enable_checkpointing=bool(
+            cfg.train.checkpoint
+        ),  # else Lightning adds its own, writing under the logger's folder
         default_root_dir=run_dir,
         **options,
     )

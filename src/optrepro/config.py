@@ -1,4 +1,5 @@
 """Checks and derived values of a composed config, and the hashes that identify a run and a setting."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,9 +12,20 @@ from optrepro.errors import ConfigError, InvalidConfigError
 
 # Keys that change where or how a run is shown, never what it computes.
 # `trainer` takes only observing options (builders.USER_TRAINER_ARGS); the callbacks named here only observe.
-NON_SEMANTIC_KEYS = ("paths", "logger", "cluster", "hydra", "skip_finished", "train.checkpoint", "train.ckpt_path",
-                     "trainer", "callbacks.lr_monitor", "callbacks.device_stats", "callbacks.model_summary",
-                     "callbacks.progress_bar")
+NON_SEMANTIC_KEYS = (
+    "paths",
+    "logger",
+    "cluster",
+    "hydra",
+    "skip_finished",
+    "train.checkpoint",
+    "train.ckpt_path",
+    "trainer",
+    "callbacks.lr_monitor",
+    "callbacks.device_stats",
+    "callbacks.model_summary",
+    "callbacks.progress_bar",
+)
 
 # Knobs added after runs were recorded, with the value that reproduces what runs did before the knob existed.
 # At that value a knob is left out of the hashes, so adding it keeps every earlier record matching its claim;
@@ -37,8 +49,10 @@ _SD = "reproductions.gradient_starvation.losses."
 MOVED_LOSSES = {"cross_entropy": None, "stablemax": "reproductions.grokking.losses.StableMaxCrossEntropy"}
 MOVED_CALLBACKS = {
     "log_weight_bound": ("weight_bound", "reproductions.lion_k.weight_bound.WeightBoundCallback"),
-    "log_two_moons_margin": ("two_moons_margin",
-                             "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback"),
+    "log_two_moons_margin": (
+        "two_moons_margin",
+        "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback",
+    ),
 }
 MOVED_TASKS = {"classification": None, "structure_learning": "reproductions.notears_topo.task.StructureLearningTask"}
 MOVED_DATASETS = {"colored_digits": "reproductions.gradient_starvation.colored_digits.load_colored_digits"}
@@ -55,9 +69,13 @@ def _as_moved(container: dict | DictConfig) -> None:
         if name == "spectral_decoupling" and sd["anneal_step"] is None:
             container["loss"] = {"_target_": _SD + "SpectralDecoupling", "sd_lambda": sd["lambda"]}
         elif name == "spectral_decoupling":
-            container["loss"] = {"_target_": _SD + "AnnealedSpectralDecoupling", "sd_lambda": sd["lambda"],
-                                 "anneal_step": sd["anneal_step"], "anneal_lambda": sd["anneal_lambda"],
-                                 "anneal_scale": sd["anneal_scale"]}
+            container["loss"] = {
+                "_target_": _SD + "AnnealedSpectralDecoupling",
+                "sd_lambda": sd["lambda"],
+                "anneal_step": sd["anneal_step"],
+                "anneal_lambda": sd["anneal_lambda"],
+                "anneal_scale": sd["anneal_scale"],
+            }
         elif MOVED_LOSSES[name] is not None:
             container["loss"] = {"_target_": MOVED_LOSSES[name]}
     for flag, (name, target) in MOVED_CALLBACKS.items():
@@ -177,9 +195,14 @@ def check_epoch_batches(cfg: DictConfig, num_train: int) -> None:
     if limit and int(limit) <= num_train // (per_device * world_size(cfg)):
         sizes = sizes[:1]  # a debug limit ends every epoch before its short last batch
     for size in sizes:
-        last = "" if size == per_device else (
-            f" of the epoch's short last batch ({num_train} training samples leave {num_train % (per_device * world_size(cfg))} "
-            f"after full batches of {per_device * world_size(cfg)})"
+        last = (
+            ""
+            if size == per_device
+            else (
+                f" of the epoch's short last batch ({num_train} training samples leave "
+                f"{num_train % (per_device * world_size(cfg))} "
+                f"after full batches of {per_device * world_size(cfg)})"
+            )
         )
         fix = "; set train.drop_last=true to drop it (as google-research/sam does)" if last else ""
         if size < accumulate:

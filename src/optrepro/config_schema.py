@@ -8,6 +8,7 @@ their messages come before any work too. A new config key needs a field here.
 
 Valid choices come from the modules that define them (imported when a value is checked: many import torch).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -35,6 +36,7 @@ SEED_MAX = 2**32 - 1  # numpy's and Lightning's seed range
 
 def choice(source: str) -> AfterValidator:
     """A value that must be one of `module:NAME` (a tuple or a dict's keys), looked up when a value is checked."""
+
     def check(value: str, info: ValidationInfo) -> str:
         if info.context.get("types_only"):
             return value
@@ -44,6 +46,7 @@ def choice(source: str) -> AfterValidator:
         if value not in valid:
             raise ValueError(f"unknown value {value!r}; valid choices: {', '.join(sorted(valid))}")
         return value
+
     return AfterValidator(check)
 
 
@@ -62,11 +65,13 @@ def step_builder(value: str, info: ValidationInfo) -> str:
 
 class Section(BaseModel):
     """A config block whose keys are all known: a misspelled or invented key is an error, not ignored."""
+
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, populate_by_name=True)
 
 
 class OpenSection(Section):
     """A block that also passes keyword arguments on (model factories, optimizers, dataset loaders)."""
+
     model_config = ConfigDict(extra="allow")
 
 
@@ -182,6 +187,7 @@ class Optimizer(OpenSection):
 class Scheduler(Section):
     """A product schedule by `name` (optrepro.schedulers.SCHEDULES), or a paper's own: `_target_` names its function
     and the node's other keys are that function's, checked by it (rule `paper_schedule`); `name` is then free."""
+
     model_config = ConfigDict(extra="allow")
     target: Text | None = Field(None, alias="_target_")
     name: Text
@@ -196,15 +202,20 @@ class Scheduler(Section):
             return self
         if self.model_extra:
             key = next(iter(self.model_extra))
-            raise InvalidConfigError(f"scheduler.{key}", "not a key of the product's schedules",
-                                     "check the spelling, or give a paper's schedule function in scheduler._target_")
+            raise InvalidConfigError(
+                f"scheduler.{key}",
+                "not a key of the product's schedules",
+                "check the spelling, or give a paper's schedule function in scheduler._target_",
+            )
         if not info.context.get("types_only"):
             from optrepro.schedulers import SCHEDULES
 
             if self.name not in SCHEDULES:
-                raise InvalidConfigError("scheduler.name", f"unknown value {self.name!r}",
-                                         f"valid choices: {', '.join(sorted(SCHEDULES))}, or a paper's schedule "
-                                         "(scheduler._target_)")
+                raise InvalidConfigError(
+                    "scheduler.name",
+                    f"unknown value {self.name!r}",
+                    f"valid choices: {', '.join(sorted(SCHEDULES))}, or a paper's schedule (scheduler._target_)",
+                )
         return self
 
 
@@ -260,6 +271,7 @@ class Cluster(Section):
 
 class RunConfig(Section):
     """The whole config of `python run.py`; the rules across blocks run after every block is valid."""
+
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)]
     skip_finished: bool
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.+=-]+$")]  # a folder name of the run
@@ -277,7 +289,7 @@ class RunConfig(Section):
     paths: Paths
     cluster: Cluster
     structure: dict[str, Any] | None = None  # the structure-learning task's block, checked by that task
-    trainer: dict[str, Any] | None = None    # Lightning Trainer options and `_target_` callbacks: open blocks,
+    trainer: dict[str, Any] | None = None  # Lightning Trainer options and `_target_` callbacks: open blocks,
     callbacks: dict[str, Any] | None = None  # checked by the trainer_and_callbacks rule
 
     @model_validator(mode="after")
@@ -290,6 +302,7 @@ class RunConfig(Section):
 
 # ---------------------------------------------------------------------------------------------------- rules
 # Each takes the composed DictConfig (every value already well typed) and raises an OptreproError.
+
 
 def batch_split(cfg: DictConfig) -> None:
     """Global batch over devices and micro-batches, and the full batches' m-sharpness groups (config.py's checks);
@@ -307,12 +320,16 @@ def gpus_present(cfg: DictConfig) -> None:
     if found == 0:
         gpus = f"{wanted} GPU{'s' if wanted > 1 else ''}"
         raise InvalidConfigError(
-            "hardware", f"hardware={cfg.hardware.name} runs on {gpus}, but this machine has no CUDA GPU",
-            "add hardware=cpu to run on the CPU (or hardware=ddp_cpu for 2 processes), or run on a GPU node")
+            "hardware",
+            f"hardware={cfg.hardware.name} runs on {gpus}, but this machine has no CUDA GPU",
+            "add hardware=cpu to run on the CPU (or hardware=ddp_cpu for 2 processes), or run on a GPU node",
+        )
     if found < wanted:
         raise InvalidConfigError(
-            "hardware.devices", f"{wanted} GPUs asked for, this machine has {found}",
-            f"set hardware.devices={found} (train.batch_size stays the global batch), or run on a larger node")
+            "hardware.devices",
+            f"{wanted} GPUs asked for, this machine has {found}",
+            f"set hardware.devices={found} (train.batch_size stays the global batch), or run on a larger node",
+        )
 
 
 def gpu_count() -> int:
@@ -323,29 +340,40 @@ def gpu_count() -> int:
 
 def cpu_precision(cfg: DictConfig) -> None:
     if cfg.hardware.accelerator == "cpu" and cfg.hardware.precision in ("16-mixed", "16-true"):
-        raise InvalidConfigError("hardware.precision", f"{cfg.hardware.precision} (float16) needs a GPU",
-                                 "on the CPU use hardware.precision=bf16-mixed or 32-true")
+        raise InvalidConfigError(
+            "hardware.precision",
+            f"{cfg.hardware.precision} (float16) needs a GPU",
+            "on the CPU use hardware.precision=bf16-mixed or 32-true",
+        )
 
 
 def epochs_cover_schedule(cfg: DictConfig) -> None:
     if cfg.scheduler.get("warmup_epochs", 0) >= cfg.train.epochs:
         raise InvalidConfigError(
-            "scheduler.warmup_epochs", f"{cfg.scheduler.warmup_epochs} warm-up epochs fill all "
-            f"train.epochs={cfg.train.epochs}", "set warmup_epochs below train.epochs (0: no warm-up)")
+            "scheduler.warmup_epochs",
+            f"{cfg.scheduler.warmup_epochs} warm-up epochs fill all train.epochs={cfg.train.epochs}",
+            "set warmup_epochs below train.epochs (0: no warm-up)",
+        )
 
 
 def slurm_signal(cfg: DictConfig) -> None:
     if cfg.cluster.signal_delay_s >= cfg.cluster.timeout_min * 60:
         raise InvalidConfigError(
-            "cluster.signal_delay_s", f"{cfg.cluster.signal_delay_s} s before the time limit is before the job "
-            f"starts (cluster.timeout_min={cfg.cluster.timeout_min})", "set it well below timeout_min * 60")
+            "cluster.signal_delay_s",
+            f"{cfg.cluster.signal_delay_s} s before the time limit is before the job "
+            f"starts (cluster.timeout_min={cfg.cluster.timeout_min})",
+            "set it well below timeout_min * 60",
+        )
 
 
 def checkpoint_exists(cfg: DictConfig) -> None:
     path = cfg.train.ckpt_path
     if path is not None and not Path(path).is_file():
-        raise InvalidConfigError("train.ckpt_path", f"no file at {path}",
-                                 "give the path of a .ckpt file, e.g. <run folder>/checkpoints/last.ckpt")
+        raise InvalidConfigError(
+            "train.ckpt_path",
+            f"no file at {path}",
+            "give the path of a .ckpt file, e.g. <run folder>/checkpoints/last.ckpt",
+        )
 
 
 def importable_targets(cfg: DictConfig) -> None:
@@ -357,8 +385,11 @@ def importable_targets(cfg: DictConfig) -> None:
         try:
             get_object(target)
         except Exception as exc:  # Hydra wraps import and attribute errors alike
-            raise InvalidConfigError(key, f"cannot import {target!r} ({type(exc).__name__})",
-                                     "give a dotted path to a class or function, e.g. torch.optim.SGD") from None
+            raise InvalidConfigError(
+                key,
+                f"cannot import {target!r} ({type(exc).__name__})",
+                "give a dotted path to a class or function, e.g. torch.optim.SGD",
+            ) from None
 
 
 def paper_schedule(cfg: DictConfig) -> None:
@@ -395,15 +426,24 @@ def dataset_source(cfg: DictConfig) -> None:
     if cfg.dataset.get("loader") is not None:
         dataset_loader(cfg.dataset.loader)
     elif cfg.dataset.name not in DATASET_NAMES:
-        raise InvalidConfigError("dataset.name", f"unknown dataset {cfg.dataset.name!r}",
-                                 f"valid choices: {', '.join(sorted(DATASET_NAMES))}")
+        raise InvalidConfigError(
+            "dataset.name",
+            f"unknown dataset {cfg.dataset.name!r}",
+            f"valid choices: {', '.join(sorted(DATASET_NAMES))}",
+        )
     elif cfg.dataset.get("val_fraction") and cfg.dataset.name in FOLDER_DATASETS:
-        raise InvalidConfigError("dataset.val_fraction", f"{cfg.dataset.name} is read from folders, which have no "
-                                 "held-out validation split here", "remove dataset.val_fraction")
+        raise InvalidConfigError(
+            "dataset.val_fraction",
+            f"{cfg.dataset.name} is read from folders, which have no held-out validation split here",
+            "remove dataset.val_fraction",
+        )
     elif cfg.dataset.get("path") and cfg.dataset.name not in PATH_DATASETS:
-        raise InvalidConfigError("dataset.path", f"{cfg.dataset.name} reads no files (it ships with a package or is "
-                                 "generated), so the path would be ignored",
-                                 f"remove dataset.path, or choose a dataset that reads one: {', '.join(PATH_DATASETS)}")
+        raise InvalidConfigError(
+            "dataset.path",
+            f"{cfg.dataset.name} reads no files (it ships with a package or is "
+            "generated), so the path would be ignored",
+            f"remove dataset.path, or choose a dataset that reads one: {', '.join(PATH_DATASETS)}",
+        )
 
 
 def trainer_and_callbacks(cfg: DictConfig) -> None:
@@ -439,13 +479,26 @@ def step_config(cfg: DictConfig) -> None:
 
 
 RULES: tuple[Callable[[DictConfig], None], ...] = (
-    batch_split, cpu_precision, epochs_cover_schedule, slurm_signal, checkpoint_exists, importable_targets,
-    paper_schedule, base_optimizer, step_config, training_loss, dataset_source, trainer_and_callbacks, grad_compression,
-    task_config, gpus_present,
+    batch_split,
+    cpu_precision,
+    epochs_cover_schedule,
+    slurm_signal,
+    checkpoint_exists,
+    importable_targets,
+    paper_schedule,
+    base_optimizer,
+    step_config,
+    training_loss,
+    dataset_source,
+    trainer_and_callbacks,
+    grad_compression,
+    task_config,
+    gpus_present,
 )
 
 
 # ------------------------------------------------------------------------------------------- entry point
+
 
 def validate_config(cfg: DictConfig) -> RunConfig:
     """Check the whole config; raises InvalidConfigError (one line: key, problem, fix) or the rule's own error."""
@@ -453,8 +506,11 @@ def validate_config(cfg: DictConfig) -> RunConfig:
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or "config"
-        raise InvalidConfigError(key, f"cannot be resolved ({str(exc).splitlines()[0]})",
-                                 "fix the ${...} interpolation or the environment variable it reads") from None
+        raise InvalidConfigError(
+            key,
+            f"cannot be resolved ({str(exc).splitlines()[0]})",
+            "fix the ${...} interpolation or the environment variable it reads",
+        ) from None
     try:  # types and ranges first: their errors come without importing torch (choices and rules may)
         RunConfig.model_validate(data, context={"cfg": cfg, "types_only": True})
         return RunConfig.model_validate(data, context={"cfg": cfg})
@@ -473,16 +529,22 @@ def as_config_error(error: ErrorDetails, data: dict[str, Any]) -> OptreproError:
     if kind == "extra_forbidden":
         section = OmegaConf.select(OmegaConf.create(data), key.rpartition(".")[0]) if "." in key else data
         known = sorted(set(section) - {key.rpartition(".")[2]})
-        return InvalidConfigError(key, "not a config key (misspelled, or added with + where nothing reads it)",
-                                  f"check the spelling; the keys here are {', '.join(known)}")
+        return InvalidConfigError(
+            key,
+            "not a config key (misspelled, or added with + where nothing reads it)",
+            f"check the spelling; the keys here are {', '.join(known)}",
+        )
     if kind == "missing":
         return InvalidConfigError(key, "missing", f"add it: +{key}=<value>")
     problem, fix = PROBLEMS.get(kind, (None, None))
     if problem is None:
         message = str(ctx["error"]) if "error" in ctx else error["msg"]
         problem, _, fix = message.partition("; ")
-        return InvalidConfigError(key, f"{value!r}: {problem}" if kind != "value_error" else problem,
-                                  fix or f"see configs/ for the values {key} takes")
+        return InvalidConfigError(
+            key,
+            f"{value!r}: {problem}" if kind != "value_error" else problem,
+            fix or f"see configs/ for the values {key} takes",
+        )
     fix = FIXES.get(key, fix)
     ctx = {name: int(v) if isinstance(v, float) and v.is_integer() else v for name, v in ctx.items()}  # 0, not 0.0
     return InvalidConfigError(key, problem.format(value=value, **ctx), fix.format(key=key, value=value, **ctx))
@@ -513,8 +575,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "less_than": ("must be < {lt}, got {value}", "set {key} below {lt}"),
     "literal_error": ("unknown value {value!r}", "valid choices: {expected}"),
     "dict_type": ("{value!r} is not a block of keys", "give a mapping, e.g. {key}={{a: 1}}, or pick a group option"),
-    "model_type": ("{value!r} is not a block of keys",
-                   "set the keys inside it ({key}.<key>=<value>) or pick a group option"),
+    "model_type": (
+        "{value!r} is not a block of keys",
+        "set the keys inside it ({key}.<key>=<value>) or pick a group option",
+    ),
     "list_type": ("{value!r} is not a list", "give a list, e.g. {key}=[1,2]"),
     "too_short": ("has {actual_length} items, needs {min_length}", "give {min_length} items"),
     "too_long": ("has {actual_length} items, at most {max_length}", "give {max_length} items"),

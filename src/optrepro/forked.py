@@ -5,6 +5,7 @@ The function and the items reach the workers by fork, not by pickling (a Hydra c
 closures all come along); only the results travel back. Where fork is unavailable or the work is small, it runs
 in this process. Results come back in the items' order, so output does not depend on the number of workers.
 """
+
 from __future__ import annotations
 
 import multiprocessing

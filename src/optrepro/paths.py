@@ -1,4 +1,5 @@
 """Where the repository's folders are, found from this file rather than the working directory."""
+
 import sys
 from pathlib import Path
 

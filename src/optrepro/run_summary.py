@@ -4,6 +4,7 @@ of the claim's seeds are done, and where the record, the metrics and the W&B run
 A run ends with this text instead of paths only, so the reader sees the number beside the paper's at once.
 `format_summary` is pure (tested on constructed records); `claims_progress` reads the claims files and the records.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,16 @@ from typing import Any
 
 log = logging.getLogger("optrepro")
 
-HEADLINE_METRICS = ("test/error", "test/acc", "test/loss", "val/error", "val/acc", "val/loss", "train/loss", "train/acc")
+HEADLINE_METRICS = (
+    "test/error",
+    "test/acc",
+    "test/loss",
+    "val/error",
+    "val/acc",
+    "val/loss",
+    "train/loss",
+    "train/acc",
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,10 @@ def _headline(record: Mapping[str, Any], wandb: Mapping[str, Any]) -> str:
     epochs = len(record.get("history") or [])
     wall = (record.get("timing") or {}).get("wall_time_s")
     took = f" in {_duration(wall)}" if isinstance(wall, (int, float)) and math.isfinite(wall) else ""
-    return (f"optrepro: {preset}/{arm}/s{record.get('seed')} {record.get('status')}{took} "
-            f"({epochs} epoch{'s' if epochs != 1 else ''}; run {record.get('run_id')})")
+    return (
+        f"optrepro: {preset}/{arm}/s{record.get('seed')} {record.get('status')}{took} "
+        f"({epochs} epoch{'s' if epochs != 1 else ''}; run {record.get('run_id')})"
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -119,9 +131,11 @@ def _best_line(best: Mapping[str, Any], history: Sequence[Mapping[str, Any]], na
 def _claim_lines(claim: ClaimProgress) -> list[str]:
     paper = ", ".join(f"{arm} {value}" for arm, value in claim.reported.items()) or "no number stated"
     seeds = ", ".join(f"{arm} {claim.done.get(arm, 0)}/{claim.seeds}" for arm in claim.done)
-    lines = [f"  claim    {claim.key} [{claim.metric}] (this run: arm {claim.arm})",
-             f"           paper: {paper} ({claim.source})",
-             f"           seeds done: {seeds}; verdict now: {claim.verdict}"]
+    lines = [
+        f"  claim    {claim.key} [{claim.metric}] (this run: arm {claim.arm})",
+        f"           paper: {paper} ({claim.source})",
+        f"           seeds done: {seeds}; verdict now: {claim.verdict}",
+    ]
     if claim.counted and claim.counted != claim.done:
         counted = ", ".join(f"{arm} {n}" for arm, n in claim.counted.items())
         lines.append(f"           the verdict counts {counted}: {'; '.join(claim.notes)}")
@@ -137,11 +151,15 @@ def _show(path: Path, base: Path) -> str:
 
 
 def _wandb_text(wandb: Mapping[str, Any], run_dir: Path, base: Path) -> str:
-    where = f"run {wandb.get('name') or wandb.get('run_id')} in group {wandb.get('group')}" if wandb.get("group") \
+    where = (
+        f"run {wandb.get('name') or wandb.get('run_id')} in group {wandb.get('group')}"
+        if wandb.get("group")
         else f"run {wandb.get('path') or wandb.get('run_id')}"
+    )
     if wandb.get("mode") == "offline":
-        folder = (_show(run_dir / wandb["dir"], base) if wandb.get("dir")
-                  else f"{_show(run_dir, base)}/wandb/offline-run-*")
+        folder = (
+            _show(run_dir / wandb["dir"], base) if wandb.get("dir") else f"{_show(run_dir, base)}/wandb/offline-run-*"
+        )
         return f"offline {where}; upload: wandb sync {folder}"
     return f"{wandb.get('mode')} {where}" + (f": {wandb['url']}" if wandb.get("url") else "")
 
@@ -169,12 +187,20 @@ def preset_claims(preset: str | None, reproductions_dir: Path | None = None) -> 
 
     if not preset:
         return []
-    return [claim for paper in load_all_claims(reproductions_dir or REPRODUCTIONS_DIR) for claim in paper.claims
-            if any(f"+repro={preset}" in claim.arm_overrides(arm) for arm in claim.arms)]
+    return [
+        claim
+        for paper in load_all_claims(reproductions_dir or REPRODUCTIONS_DIR)
+        for claim in paper.claims
+        if any(f"+repro={preset}" in claim.arm_overrides(arm) for arm in claim.arms)
+    ]
 
 
-def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], reproductions_dir: Path | None = None,
-                    config_dir: Path | None = None) -> list[ClaimProgress]:
+def claims_progress(
+    record: Mapping[str, Any],
+    record_roots: Sequence[Path],
+    reproductions_dir: Path | None = None,
+    config_dir: Path | None = None,
+) -> list[ClaimProgress]:
     """Each claim whose arm this run's config is (same match key as the arm composed from claims.yaml), with the
     seeds of every arm that have a result in `record_roots` and the verdict on them."""
     from optrepro.claims.evidence import RESULT_STATUSES
@@ -193,8 +219,13 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
     answered = [claim for claim in candidates if run_key in {keys[(claim.key, arm)] for arm in claim.arms}]
     if not answered:
         return []
-    presets = {override.split("=", 1)[1] for claim in answered for arm in claim.arms
-               for override in claim.arm_overrides(arm) if override.startswith("+repro=")}
+    presets = {
+        override.split("=", 1)[1]
+        for claim in answered
+        for arm in claim.arms
+        for override in claim.arm_overrides(arm)
+        if override.startswith("+repro=")
+    }
     found: dict[str, tuple[Path, dict[str, Any]]] = {}
     for root in record_roots:
         for path, other in iter_records(root) if Path(root).exists() else ():
@@ -207,33 +238,57 @@ def claims_progress(record: Mapping[str, Any], record_roots: Sequence[Path], rep
     progress = []
     for claim in answered:
         arm_keys = {arm: keys[(claim.key, arm)] for arm in claim.arms}
-        done = {arm: int(results.loc[(results["match_key"] == key) & results["seed"].isin(claim.seed_values),
-                                     "seed"].nunique()) for arm, key in arm_keys.items()}
+        done = {
+            arm: int(
+                results.loc[(results["match_key"] == key) & results["seed"].isin(claim.seed_values), "seed"].nunique()
+            )
+            for arm, key in arm_keys.items()
+        }
         reported = {arm: str(value) for arm, value in claim.reported.items()} or (
-            {claim.check.arm: str(claim.check.reported)} if isinstance(claim.check, ValueCheck) else {})
+            {claim.check.arm: str(claim.check.reported)} if isinstance(claim.check, ValueCheck) else {}
+        )
         verdict = verdicts[claim.key]
-        progress.append(ClaimProgress(
-            key=claim.key, source=str(claim.source), metric=claim.metric, reported=reported, seeds=claim.seeds,
-            done=done, arm=next(arm for arm, key in arm_keys.items() if key == run_key), verdict=verdict.label,
-            counted={arm: result.sample.n_runs for arm, result in verdict.arms.items()}, notes=verdict.notes))
+        progress.append(
+            ClaimProgress(
+                key=claim.key,
+                source=str(claim.source),
+                metric=claim.metric,
+                reported=reported,
+                seeds=claim.seeds,
+                done=done,
+                arm=next(arm for arm, key in arm_keys.items() if key == run_key),
+                verdict=verdict.label,
+                counted={arm: result.sample.n_runs for arm, result in verdict.arms.items()},
+                notes=verdict.notes,
+            )
+        )
     return progress
 
 
-def print_run_summary(record: Mapping[str, Any], record_path: Path, *, metrics_files: Sequence[Path] = (),
-                      record_roots: Sequence[Path] = ()) -> None:
+def print_run_summary(
+    record: Mapping[str, Any],
+    record_path: Path,
+    *,
+    metrics_files: Sequence[Path] = (),
+    record_roots: Sequence[Path] = (),
+) -> None:
     """Print the summary; the claims part is best effort (a broken claims file must not fail a finished run)."""
     note = ""
     try:
         claims = claims_progress(record, record_roots)
         preset = (record.get("repro") or {}).get("name")
         if not claims and preset_claims(preset):
-            note = (f"none: this config is no claim's arm, though claims use +repro={preset} (an override or a "
-                    f"debug limit changed the setting)")
+            note = (
+                f"none: this config is no claim's arm, though claims use +repro={preset} (an override or a "
+                f"debug limit changed the setting)"
+            )
     except Exception as err:  # noqa: BLE001 - the run is over; say why the claims are missing and go on
         log.warning("end-of-run summary: claims not shown (%s: %s)", type(err).__name__, err)
         claims = []
-    print(format_summary(record, record_path=record_path, metrics_files=metrics_files, claims=claims,
-                         claims_note=note), flush=True)
+    print(
+        format_summary(record, record_path=record_path, metrics_files=metrics_files, claims=claims, claims_note=note),
+        flush=True,
+    )
 
 
 def summary_roots(runs_dir: str | os.PathLike) -> list[Path]:
@@ -241,4 +296,3 @@ def summary_roots(runs_dir: str | os.PathLike) -> list[Path]:
     from optrepro.paths import REPO_ROOT
 
     return [Path(runs_dir), REPO_ROOT / "results" / "records"]
-

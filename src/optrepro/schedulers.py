@@ -3,6 +3,7 @@
 Schedules are defined in epochs (as papers state them) and converted to steps here, so a run's
 schedule does not change when the batch size or device count changes the steps per epoch.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,9 +47,11 @@ def paper_schedule(target: str) -> Callable[..., Callable[[int], float]]:
     try:
         return get_object(target)
     except Exception as exc:  # Hydra wraps import and attribute errors alike
-        raise InvalidConfigError("scheduler._target_", f"cannot import {target!r} ({type(exc).__name__})",
-                                 "give a dotted path to a schedule function (reproductions.<paper>.<module>.<name>)"
-                                 ) from None
+        raise InvalidConfigError(
+            "scheduler._target_",
+            f"cannot import {target!r} ({type(exc).__name__})",
+            "give a dotted path to a schedule function (reproductions.<paper>.<module>.<name>)",
+        ) from None
 
 
 def lr_multiplier(cfg: DictConfig, *, steps_per_epoch: int, epochs: int, base_lr: float) -> Callable[[int], float]:
@@ -56,7 +59,9 @@ def lr_multiplier(cfg: DictConfig, *, steps_per_epoch: int, epochs: int, base_lr
     if cfg.get("_target_") is not None:
         factor = paper_schedule(cfg._target_)(cfg, steps_per_epoch=steps_per_epoch, epochs=epochs, base_lr=base_lr)
     elif cfg.name == "constant":
-        factor = lambda step: 1.0
+
+        def factor(step):
+            return 1.0
     elif cfg.name == "cosine":
         factor = _cosine(cfg, steps_per_epoch * epochs, base_lr, warmup_steps)
     elif cfg.name == "multistep":

@@ -4,6 +4,7 @@ A W&B run is named `<preset>/<arm>/s<seed>`, grouped by its claim setting (so a 
 typed `train | smoke | debug`, and carries the resolved config plus the record's identity fields. A requeued
 SLURM job finds its W&B run id in the run folder and continues the same W&B run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -122,7 +123,8 @@ def claim_setting(cfg: DictConfig, task_overrides: Sequence[str]) -> str:
     name; plus the setting overrides of the command line in brackets."""
     paper = cfg.repro.paper
     base = preset_setting(cfg.repro.name) or (
-        f"{paper}_{cfg.dataset.name}_{cfg.repro.tier}" if paper else str(cfg.name))
+        f"{paper}_{cfg.dataset.name}_{cfg.repro.tier}" if paper else str(cfg.name)
+    )
     extras = setting_overrides(task_overrides)
     group = f"{base}[{','.join(extras)}]" if extras else base
     if len(group) > MAX_GROUP_LENGTH:
@@ -142,8 +144,11 @@ def run_tags(cfg: DictConfig, kind: str) -> list[str]:
     """Configured tags, then `paper:<p>`, `tier:<t>`, `arm:<a>` (prefixed: paper `sam` and arm `sam` stay apart in
     W&B's filters) and, for smoke/debug runs, the job type; each once."""
     repro = cfg.repro
-    candidates = [*cfg.logger.wandb.tags, *(f"{key}:{repro[key]}" for key in ("paper", "tier", "arm") if repro[key]),
-                  kind if kind != "train" else None]
+    candidates = [
+        *cfg.logger.wandb.tags,
+        *(f"{key}:{repro[key]}" for key in ("paper", "tier", "arm") if repro[key]),
+        kind if kind != "train" else None,
+    ]
     return list(dict.fromkeys(str(tag) for tag in candidates if tag))
 
 
@@ -186,8 +191,10 @@ def wandb_init_kwargs(
         "group": run_group(cfg, kind, task_overrides),
         "job_type": kind,
         "tags": run_tags(cfg, kind),
-        "config": {**OmegaConf.to_container(cfg, resolve=True),
-                   IDENTITY_KEY: record_identity(cfg, run_dir, code, kind)},
+        "config": {
+            **OmegaConf.to_container(cfg, resolve=True),
+            IDENTITY_KEY: record_identity(cfg, run_dir, code, kind),
+        },
         "dir": str(run_dir),
         "id": _wandb_run_id(run_dir),
         "resume": "allow",
@@ -206,8 +213,9 @@ def _wandb_logger(init_kwargs: dict[str, Any]) -> WandbLogger:
     return WandbLogger(experiment=run, save_dir=init_kwargs["dir"], project=init_kwargs["project"])
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, *, is_global_zero: bool, code: Mapping[str, Any] | None = None
-                  ) -> list[Logger]:
+def build_loggers(
+    cfg: DictConfig, run_dir: Path, *, is_global_zero: bool, code: Mapping[str, Any] | None = None
+) -> list[Logger]:
     loggers: list[Logger] = []
     if cfg.logger.csv:
         # One CSV per attempt: a requeued job appends a new file instead of overwriting the earlier epochs.
@@ -219,8 +227,13 @@ def build_loggers(cfg: DictConfig, run_dir: Path, *, is_global_zero: bool, code:
         if mode != "disabled":
             os.environ.setdefault("WANDB_SILENT", "true")
             choices, task_overrides = hydra_context()
-            loggers.append(_wandb_logger(wandb_init_kwargs(
-                cfg, run_dir, mode=mode, code=code, choices=choices, task_overrides=task_overrides)))
+            loggers.append(
+                _wandb_logger(
+                    wandb_init_kwargs(
+                        cfg, run_dir, mode=mode, code=code, choices=choices, task_overrides=task_overrides
+                    )
+                )
+            )
     return loggers
 
 
@@ -263,5 +276,8 @@ def finish_wandb(loggers: list[Logger]) -> None:
             try:
                 wandb.finish()
             except Exception as exc:  # noqa: BLE001 - the run's own outcome is already recorded
-                log.warning("W&B: closing the run failed (%s: %s); its offline folder keeps what was logged",
-                            type(exc).__name__, exc)
+                log.warning(
+                    "W&B: closing the run failed (%s: %s); its offline folder keeps what was logged",
+                    type(exc).__name__,
+                    exc,
+                )

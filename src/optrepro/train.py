@@ -1,4 +1,5 @@
 """One run: data, model, fit, evaluate, and a run record whatever happens (finished, failed, diverged)."""
+
 from __future__ import annotations
 
 import logging
@@ -20,9 +21,9 @@ from optrepro.lit.preemption import Preempted, PreemptionCallback
 from optrepro.lit.quiet import silence_third_party_noise
 from optrepro.records import provenance
 from optrepro.records.lookup import finished_run
+from optrepro.records.record import read_record
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, failure_status, utc_now
-from optrepro.records.record import read_record
 from optrepro.records.writer import write_record
 
 log = logging.getLogger("optrepro")
@@ -85,8 +86,11 @@ def timing_info(module, wall_time_s: float, global_batch: int, earlier: list[dic
     steps = module.global_step if module is not None else 0
     train_time = module.train_time_s if module is not None else 0.0
     history = module.history if module is not None else []
-    this_attempt = {"attempt": len(earlier), "wall_time_s": wall_time_s,
-                    "resumed_after_epoch": module.resumed_after_epoch if module is not None else None}
+    this_attempt = {
+        "attempt": len(earlier),
+        "wall_time_s": wall_time_s,
+        "resumed_after_epoch": module.resumed_after_epoch if module is not None else None,
+    }
     attempts = [*earlier, this_attempt]
     return {
         "wall_time_s": sum(a["wall_time_s"] for a in attempts),
@@ -104,9 +108,15 @@ def solver_timing(wall_time_s: float, train_time_s: float, train_cpu_s: float, s
     """The timing block of a run that trains outside Lightning (a paper's own task: a solver, a NumPy loop, a
     search): no epochs, so its last-epoch figures are the whole run's."""
     per_step = train_time_s / max(steps, 1)
-    return {"wall_time_s": wall_time_s, "train_time_s": train_time_s, "steps": steps, "time_per_step_s": per_step,
-            "last_epoch_time_per_step_s": per_step, "last_epoch_cpu_time_per_step_s": train_cpu_s / max(steps, 1),
-            "samples_per_s": float("nan")}
+    return {
+        "wall_time_s": wall_time_s,
+        "train_time_s": train_time_s,
+        "steps": steps,
+        "time_per_step_s": per_step,
+        "last_epoch_time_per_step_s": per_step,
+        "last_epoch_cpu_time_per_step_s": train_cpu_s / max(steps, 1),
+        "samples_per_s": float("nan"),
+    }
 
 
 def earlier_attempts(run_dir: Path) -> list[dict[str, Any]]:
@@ -115,17 +125,21 @@ def earlier_attempts(run_dir: Path) -> list[dict[str, Any]]:
     if not record or record.get("status") != "interrupted":
         return []
     timing = record.get("timing") or {}
-    return list(timing.get("attempts") or [{"attempt": 0, "wall_time_s": timing.get("wall_time_s", 0.0),
-                                            "resumed_after_epoch": None}])
+    return list(
+        timing.get("attempts")
+        or [{"attempt": 0, "wall_time_s": timing.get("wall_time_s", 0.0), "resumed_after_epoch": None}]
+    )
 
 
-def write_run_record(cfg: DictConfig, run_dir: Path, *, metrics_files: list | None = None,
-                     **fields: Any) -> dict[str, Any]:
+def write_run_record(
+    cfg: DictConfig, run_dir: Path, *, metrics_files: list | None = None, **fields: Any
+) -> dict[str, Any]:
     """Every task ends here: the record (build_record's fields) written into the run folder, then the run summary."""
     record = build_record(cfg, run_id=run_dir.name, **fields)
     path = write_record(run_dir, record)
-    run_summary.print_run_summary(record, path, metrics_files=metrics_files or [],
-                                  record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
+    run_summary.print_run_summary(
+        record, path, metrics_files=metrics_files or [], record_roots=run_summary.summary_roots(cfg.paths.runs_dir)
+    )
     return record
 
 
@@ -141,8 +155,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         if done is not None:
             log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
             record = read_record(done)
-            run_summary.print_run_summary(record, done / "record.json",
-                                          record_roots=run_summary.summary_roots(cfg.paths.runs_dir))
+            run_summary.print_run_summary(
+                record, done / "record.json", record_roots=run_summary.summary_roots(cfg.paths.runs_dir)
+            )
             return record
     return task.run(cfg)
 
@@ -181,7 +196,7 @@ class ClassificationTask:
             raise
         finally:
             record = None
-            if (trainer.is_global_zero if trainer is not None else is_rank_zero):
+            if trainer.is_global_zero if trainer is not None else is_rank_zero:
                 record = write_run_record(
                     cfg,
                     run_dir,

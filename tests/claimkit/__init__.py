@@ -109,24 +109,41 @@ def make_record(
 ) -> dict[str, Any]:
     """A record (records.record.RunRecord, validated) for the composed `cfg`; hardware fields follow cfg.hardware."""
     world = int(cfg.hardware.devices) * int(cfg.hardware.num_nodes)
-    return RunRecord.from_dict({
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "status": status, "error": None,
-        "repro": {"paper": "sam", "name": None, "tier": None, "arm": None},
-        "seed": int(cfg.seed), "config": semantic_config(cfg),
-        "config_hash": config_hash(cfg), "setting_hash": setting_hash(cfg),
-        "metrics": {"final": metrics, "best": metrics}, "history": history or [],
-        "timing": timing or {"time_per_step_s": 0.1},
-        "hardware": {
-            "accelerator": cfg.hardware.accelerator, "device_names": [device] * world, "world_size": world,
-            "num_nodes": int(cfg.hardware.num_nodes), "devices_per_node": int(cfg.hardware.devices),
-            "per_device_batch_size": int(cfg.train.batch_size) // world, "global_batch_size": int(cfg.train.batch_size),
-            "precision": cfg.hardware.precision, "hostname": "test", "cpu_count": 2,
-        },
-        "code": {"git_commit": commit, "git_dirty": False, "package_version": "0.1.0"}
-                | ({"source_hash": source_hash} if source_hash else {}),
-        "versions": {"python": "3.11"}, "slurm": None, "wandb": wandb,
-        "started_at": finished_at, "finished_at": finished_at,
-    }).to_dict()
+    return RunRecord.from_dict(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "status": status,
+            "error": None,
+            "repro": {"paper": "sam", "name": None, "tier": None, "arm": None},
+            "seed": int(cfg.seed),
+            "config": semantic_config(cfg),
+            "config_hash": config_hash(cfg),
+            "setting_hash": setting_hash(cfg),
+            "metrics": {"final": metrics, "best": metrics},
+            "history": history or [],
+            "timing": timing or {"time_per_step_s": 0.1},
+            "hardware": {
+                "accelerator": cfg.hardware.accelerator,
+                "device_names": [device] * world,
+                "world_size": world,
+                "num_nodes": int(cfg.hardware.num_nodes),
+                "devices_per_node": int(cfg.hardware.devices),
+                "per_device_batch_size": int(cfg.train.batch_size) // world,
+                "global_batch_size": int(cfg.train.batch_size),
+                "precision": cfg.hardware.precision,
+                "hostname": "test",
+                "cpu_count": 2,
+            },
+            "code": {"git_commit": commit, "git_dirty": False, "package_version": "0.1.0"}
+            | ({"source_hash": source_hash} if source_hash else {}),
+            "versions": {"python": "3.11"},
+            "slurm": None,
+            "wandb": wandb,
+            "started_at": finished_at,
+            "finished_at": finished_at,
+        }
+    ).to_dict()
 
 
 def store(root: Path, record: dict[str, Any]) -> Path:
@@ -148,4 +165,3 @@ class RecordFactory:
         record = make_record(cfg, run_id=fields.pop("run_id", f"run{self.count:03d}"), metrics=metrics, **fields)
         store(self.root, record)
         return record
-

@@ -1,5 +1,6 @@
 """The match keys of claim arms: composed in forked workers when many are missing, they equal the keys composed one
 by one in this process, and a bad arm still fails with the claim's own one-line error."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, 
 
 class CountedPool(ProcessPoolExecutor):
     """The executor the keys are composed in, counting how often it is started."""
+
     started = 0
 
     def __init__(self, *args, **kwargs) -> None:

@@ -18,8 +18,14 @@ SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
 @pytest.fixture
 def cli_args(tmp_path, config_dir, records):
     write_claims(tmp_path / "reproductions")
-    return ["--reproductions", str(tmp_path / "reproductions"), "--config-dir", str(config_dir),
-            "--records", str(records.root)]
+    return [
+        "--reproductions",
+        str(tmp_path / "reproductions"),
+        "--config-dir",
+        str(config_dir),
+        "--records",
+        str(records.root),
+    ]
 
 
 def dry_run_lines(capsys, cli_args, *extra):
@@ -30,8 +36,8 @@ def dry_run_lines(capsys, cli_args, *extra):
 def test_dry_run_lists_exactly_the_missing_runs(capsys, cli_args, records):
     records.add(SAM, 0, {"test/error": 2.7})
     records.add(SAM, 1, {"test/error": 2.7})
-    records.add(SGD, 0, {"test/error": 9.9}, status="diverged")   # a result: not relaunched
-    records.add(SGD, 1, {"test/error": 3.5}, status="failed")     # not a result: relaunched
+    records.add(SGD, 0, {"test/error": 9.9}, status="diverged")  # a result: not relaunched
+    records.add(SGD, 1, {"test/error": 3.5}, status="failed")  # not a result: relaunched
     records.add(SGD, 2, {"test/error": 3.5}, status="interrupted")
     lines = dry_run_lines(capsys, cli_args, "sam")
     # sam seed 2 is needed by both claims of the paper and is launched once
@@ -91,9 +97,11 @@ def test_claims_list_filters_by_status(capsys, cli_args, records):
 
 def _meet(mine: Path, theirs: Path) -> list[str]:
     """A command that leaves `mine` and succeeds only if `theirs` appears within 20 s: it needs a partner running."""
-    code = (f"import pathlib, sys, time; pathlib.Path({str(mine)!r}).touch(); end = time.time() + 20\n"
-            f"while time.time() < end and not pathlib.Path({str(theirs)!r}).exists(): time.sleep(0.05)\n"
-            f"sys.exit(0 if pathlib.Path({str(theirs)!r}).exists() else 1)")
+    code = (
+        f"import pathlib, sys, time; pathlib.Path({str(mine)!r}).touch(); end = time.time() + 20\n"
+        f"while time.time() < end and not pathlib.Path({str(theirs)!r}).exists(): time.sleep(0.05)\n"
+        f"sys.exit(0 if pathlib.Path({str(theirs)!r}).exists() else 1)"
+    )
     return [sys.executable, "-c", code]
 
 

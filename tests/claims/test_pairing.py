@@ -32,8 +32,10 @@ def semantic(overrides: list[str], tmp_path) -> dict:
     return OmegaConf.to_container(compose_config([*BASE, *overrides], tmp_path), resolve=True)
 
 
-@pytest.mark.parametrize("arm_a, arm_b", [(["optimizer=sam"], ["optimizer=sgd"]),
-                                          (["optimizer=sam", "optimizer.rho=0.5"], ["optimizer=lion"])])
+@pytest.mark.parametrize(
+    "arm_a, arm_b",
+    [(["optimizer=sam"], ["optimizer=sgd"]), (["optimizer=sam", "optimizer.rho=0.5"], ["optimizer=lion"])],
+)
 def test_arms_the_policy_pairs_share_initial_weights_and_batch_order(tmp_path, arm_a, arm_b):
     assert shares_init_and_order([semantic(arm_a, tmp_path), semantic(arm_b, tmp_path)])
     weights_a, order_a = start_of_run(arm_a, 3, tmp_path)

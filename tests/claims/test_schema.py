@@ -61,8 +61,14 @@ SCHEMA_ERRORS = [
     ("seeds: 3", "seeds: three", 9, "claims[0].seeds", "'three'", "an integer"),
     ("seeds: 3", "seeds: 0", 9, "claims[0].seeds", "0 seeds", ">= 1"),
     ("direction: lower", "direction: smaller", 18, "claims[0].check.direction", "'smaller'", "lower, higher"),
-    ("direction: lower", "direction: lower\n      reference_divergence: loose", 19, "claims[0].check.reference_divergence",
-     "'loose'", "no_evidence, loses"),
+    (
+        "direction: lower",
+        "direction: lower\n      reference_divergence: loose",
+        19,
+        "claims[0].check.reference_divergence",
+        "'loose'",
+        "no_evidence, loses",
+    ),
     ("metric: test/error", "metrc: test/error", 10, "claims[0].metrc", "unknown field", "metric"),
     ("[optimizer=sam]", "optimizer=sam", 12, "claims[0].arms.sam.overrides", "not a list of strings", "[optimizer=sam"),
     ("than: sgd", "than: sam", 17, "claims[0].check.than", "same arm as `better`", "sgd"),
@@ -127,12 +133,19 @@ def test_reported_numbers_are_data_and_words_stay_words():
     assert claim.reported["sgd"] == "3.5 (no spread printed)"
 
 
-@pytest.mark.parametrize("bad, field, problem, allowed", [
-    ("unit: percent", "claims[0].reported.sam.unit", "'furlongs' is not one of the choices", "percent, fraction"),
-    ("source: paper", "claims[0].reported.sam.source", "'blog' is not one of the choices",
-     "paper, submission, repo, secondary"),
-    ("spread_kind: ci95", "claims[0].reported.sam", "spread and spread_kind go together", "both or neither"),
-])
+@pytest.mark.parametrize(
+    "bad, field, problem, allowed",
+    [
+        ("unit: percent", "claims[0].reported.sam.unit", "'furlongs' is not one of the choices", "percent, fraction"),
+        (
+            "source: paper",
+            "claims[0].reported.sam.source",
+            "'blog' is not one of the choices",
+            "paper, submission, repo, secondary",
+        ),
+        ("spread_kind: ci95", "claims[0].reported.sam", "spread and spread_kind go together", "both or neither"),
+    ],
+)
 def test_a_reported_number_without_its_unit_source_or_spread_kind_is_refused(bad, field, problem, allowed):
     replacement = {"unit: percent": "unit: furlongs", "source: paper": "source: blog", "spread_kind: ci95": ""}[bad]
     text = VALID_CLAIM.replace("    arms:\n", REPORTED.lstrip("\n").replace(bad, replacement) + "    arms:\n", 1)

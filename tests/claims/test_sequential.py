@@ -113,8 +113,11 @@ def test_the_sequential_rule_keeps_false_reproductions_at_the_fixed_rate_where_o
 def test_the_claims_schema_refuses_bad_looks():
     from optrepro.claims.schema import ClaimsFileError
 
-    for looks, words in [("{looks: [10, 5]}", "is not two or more increasing"), ("{looks: [5]}", "increasing"),
-                         ("{looks: [5, 10], spending: fast}", "'fast' is not one of the choices")]:
+    for looks, words in [
+        ("{looks: [10, 5]}", "is not two or more increasing"),
+        ("{looks: [5]}", "increasing"),
+        ("{looks: [5, 10], spending: fast}", "'fast' is not one of the choices"),
+    ]:
         with pytest.raises(ClaimsFileError, match=words):
             looks_claim(looks)
     with pytest.raises(ClaimsFileError, match="the exact tests are fixed-n"):

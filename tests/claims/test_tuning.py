@@ -80,15 +80,24 @@ def test_a_claim_whose_tuning_has_not_run_is_not_run_and_names_the_command(repo,
 
 def test_dry_run_lists_the_grid_runs_on_the_validation_split_and_no_claim_run(repo, records, config_dir, capsys):
     add_grid(records, {0.01: (0.8,)})  # one of six grid runs exists
-    args = ["--reproductions", str(repo / "reproductions"), "--config-dir", str(config_dir),
-            "--records", str(records.root)]
+    args = [
+        "--reproductions",
+        str(repo / "reproductions"),
+        "--config-dir",
+        str(config_dir),
+        "--records",
+        str(records.root),
+    ]
     assert main(["claims", "run", "sam/tuned", "--dry-run", *args]) == 0
     out = capsys.readouterr().out
     commands = [line for line in out.splitlines() if line.startswith("python ")]
     assert commands == [
         f"python run.py optimizer=sam optimizer.rho=0.01 {GRID} seed=1",
-        *(f"python run.py optimizer=sam optimizer.rho={rho} {GRID} seed={seed}" for rho in (0.05, 0.1)
-          for seed in (0, 1)),
+        *(
+            f"python run.py optimizer=sam optimizer.rho={rho} {GRID} seed={seed}"
+            for rho in (0.05, 0.1)
+            for seed in (0, 1)
+        ),
     ]
     assert "5 of 6 grid run(s) missing" in out
     assert "after tuning: sam/tuned" in out
@@ -97,10 +106,16 @@ def test_dry_run_lists_the_grid_runs_on_the_validation_split_and_no_claim_run(re
 def test_claims_that_share_a_tuned_arm_launch_its_grid_runs_once(repo, records, config_dir, capsys):
     path = claims_file(repo)
     text = path.read_text()
-    second = text[text.index("  - id: tuned"):].replace("id: tuned", "id: tuned_again")
+    second = text[text.index("  - id: tuned") :].replace("id: tuned", "id: tuned_again")
     path.write_text(text + second)
-    args = ["--reproductions", str(repo / "reproductions"), "--config-dir", str(config_dir),
-            "--records", str(records.root)]
+    args = [
+        "--reproductions",
+        str(repo / "reproductions"),
+        "--config-dir",
+        str(config_dir),
+        "--records",
+        str(records.root),
+    ]
     assert main(["claims", "run", "sam", "--dry-run", *args]) == 0
     commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("python ")]
     assert len(commands) == len(set(commands)) == 6
@@ -148,8 +163,13 @@ def test_the_tuning_table_shows_each_value_and_the_choice(repo, records, compose
     tune(repo, records, composer)
     claim = load_paper_claims(claims_file(repo)).claims[0]
     table = tuning.tuning_table(claim, repo / "results" / "tuning")
-    assert table[2:7] == ["| optimizer.rho | sam |", "|---|---|", "| 0.01 | 0.81 |", "| 0.05 | **0.87** |",
-                          "| 0.1 | 0.855 |"]
+    assert table[2:7] == [
+        "| optimizer.rho | sam |",
+        "|---|---|",
+        "| 0.01 | 0.81 |",
+        "| 0.05 | **0.87** |",
+        "| 0.1 | 0.855 |",
+    ]
     stored = json.loads(tuning.record_path(claim, repo / "results" / "tuning").read_text())
     assert stored["arms"]["sam"]["values"][1]["runs"] == {"0": "run003", "1": "run004"}
 
@@ -157,24 +177,39 @@ def test_the_tuning_table_shows_each_value_and_the_choice(repo, records, compose
 def test_a_knob_missing_from_the_arms_config_stops_claims_list_in_one_line(repo, records, config_dir, capsys):
     path = claims_file(repo)
     path.write_text(path.read_text().replace("knob: optimizer.rho", "knob: optimizer.rhoo"))
-    args = ["--reproductions", str(repo / "reproductions"), "--config-dir", str(config_dir),
-            "--records", str(records.root)]
+    args = [
+        "--reproductions",
+        str(repo / "reproductions"),
+        "--config-dir",
+        str(config_dir),
+        "--records",
+        str(records.root),
+    ]
     assert main(["claims", "list", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["optrepro: error: sam/tuned tuning.knob: 'optimizer.rhoo' is not a key of the arms' composed "
-                   "config; name an existing key, e.g. optimizer.rho"]
+    assert err == [
+        "optrepro: error: sam/tuned tuning.knob: 'optimizer.rhoo' is not a key of the arms' composed "
+        "config; name an existing key, e.g. optimizer.rho"
+    ]
 
 
-@pytest.mark.parametrize("old, new, field, problem", [
-    ("val_fraction: 0.1", "val_fraction: 1", "claims[0].tuning.val_fraction", "leaves no validation"),
-    ("val_fraction: 0.1", "val_fraction: 0", "claims[0].tuning.val_fraction", "leaves no validation"),
-    ("grid: {sam: [0.01, 0.05, 0.1]}", "grid: {sam: [0.01], sgd: [0.1, 0.2]}", "claims[0].tuning.grid",
-     "grids of different sizes"),
-    ("grid: {sam: [0.01, 0.05, 0.1]}", "grid: {asam: [0.5]}", "claims[0].tuning.grid.asam", "not defined"),
-    ("grid: {sam: [0.01, 0.05, 0.1]}", "grid: {sam: [0.1, 0.1]}", "claims[0].tuning.grid.sam", "distinct numbers"),
-    ("seeds: 2", "seeds: 0", "claims[0].tuning.seeds", "0 seeds per grid value"),
-    ("          direction: higher", "          direction: up", "claims[0].tuning.direction", "'up'"),
-])
+@pytest.mark.parametrize(
+    "old, new, field, problem",
+    [
+        ("val_fraction: 0.1", "val_fraction: 1", "claims[0].tuning.val_fraction", "leaves no validation"),
+        ("val_fraction: 0.1", "val_fraction: 0", "claims[0].tuning.val_fraction", "leaves no validation"),
+        (
+            "grid: {sam: [0.01, 0.05, 0.1]}",
+            "grid: {sam: [0.01], sgd: [0.1, 0.2]}",
+            "claims[0].tuning.grid",
+            "grids of different sizes",
+        ),
+        ("grid: {sam: [0.01, 0.05, 0.1]}", "grid: {asam: [0.5]}", "claims[0].tuning.grid.asam", "not defined"),
+        ("grid: {sam: [0.01, 0.05, 0.1]}", "grid: {sam: [0.1, 0.1]}", "claims[0].tuning.grid.sam", "distinct numbers"),
+        ("seeds: 2", "seeds: 0", "claims[0].tuning.seeds", "0 seeds per grid value"),
+        ("          direction: higher", "          direction: up", "claims[0].tuning.direction", "'up'"),
+    ],
+)
 def test_a_bad_tuning_block_names_its_field(old, new, field, problem):
     text = TUNED_CLAIMS.replace(old, new, 1)
     assert text != TUNED_CLAIMS

@@ -36,56 +36,148 @@ def add_runs(records, overrides, values, **fields):
 
 # (name, runs: [(overrides, values per seed 0.., extra record fields)], claim id, expected label, words in detail/notes)
 CASES = [
-    ("reproduced", [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.7], {})],
-     "ordering", "reproduced", ["sam beats sgd by 0.8", "95% CI", "decided by: paired t over 3 seeds"]),
-    ("not reproduced", [(SAM, [3.6, 3.7, 3.8], {}), (SGD, [3.4, 3.45, 3.6], {})],
-     "ordering", "not reproduced", ["sam does not beat sgd by -0.2"]),
+    (
+        "reproduced",
+        [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.7], {})],
+        "ordering",
+        "reproduced",
+        ["sam beats sgd by 0.8", "95% CI", "decided by: paired t over 3 seeds"],
+    ),
+    (
+        "not reproduced",
+        [(SAM, [3.6, 3.7, 3.8], {}), (SGD, [3.4, 3.45, 3.6], {})],
+        "ordering",
+        "not reproduced",
+        ["sam does not beat sgd by -0.2"],
+    ),
     ("not run", [], "ordering", "not run", ["no runs of arm(s) sam, sgd", "missing seeds: sam [0, 1, 2]"]),
     ("missing arm", [(SAM, [2.6, 2.7, 2.8], {})], "ordering", "not run", ["no runs of arm(s) sgd"]),
-    ("one seed only", [(SAM, [2.7], {}), (SGD, [3.5], {})],
-     "ordering", "inconclusive (1/3 seeds)", ["95% CI undefined", "no CI (one seed so far)",
-                                              "missing seeds: sam [1, 2]; sgd [1, 2]"]),
-    ("NaN metric of the method", [(SAM, [2.6, NAN, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
-     "ordering", "not reproduced", ["sam diverged (or gave a non-finite test/error) on seed(s) 1 of 3"]),
-    ("diverged method run", [(SAM, [2.6, 2.7, DIVERGED], {}), (SGD, [3.4, 3.5, 3.6], {})],
-     "ordering", "not reproduced", ["on seed(s) 2 of 3"]),
-    ("NaN metric of the baseline", [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, NAN, 3.7], {})],
-     "ordering", "reproduced", ["sgd: seed(s) 1 diverged; left out of its statistics", "paired t over 2 seeds"]),
-    ("newest of two complete code versions", [(SAM, [3.9, 3.9, 3.9], OLD), (SAM, [2.6, 2.7, 2.8], NEW),
-                                               (SGD, [3.4, 3.5, 3.6], OLD)],
-     "ordering", "reproduced", ["not used: run001 (sam, seed 0): other code version 0ld00000 (older than 9e900000)",
-                                "used for sam (code 9e900000): run004 (seed 0), run005 (seed 1), run006 (seed 2)"]),
-    ("a source change splits an arm even within one commit (uncommitted edits)",
-     [(SAM, [3.9, 3.9, 3.9], {"source_hash": "1" * 16, "finished_at": "2025-01-01T00:00:00Z"}),
-      (SAM, [2.6, 2.7, 2.8], {"source_hash": "2" * 16, "finished_at": "2025-02-01T00:00:00Z"}),
-      (SGD, [3.4, 3.5, 3.6], {})],
-     "ordering", "reproduced", ["other code version 11111111 (older than 22222222)"]),
-    ("newest code version can break a claim",
-     [(SAM, [3.9, 3.9, 3.9], NEW), (SAM, [2.6, 2.7, 2.8], OLD), (SGD, [3.4, 3.5, 3.6], OLD)],
-     "ordering", "not reproduced", ["used for sam (code 9e900000)"]),
-    ("a pending newer version does not replace a complete older one",
-     [(SAM, [2.6, 2.7, 2.8], OLD), (SAM, [3.9], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
-     "ordering", "reproduced", ["pending: sam: code version 9e900000 has 1 of 3 seeds (pending; the complete "
-                                "0ld00000 is used until it has all)",
-                                "not used: run004 (sam, seed 0): other code version 9e900000 (pending: 1 of 3 seeds)"]),
-    ("with no complete version the newest is used", [(SAM, [2.6, 2.7], OLD), (SAM, [2.6], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
-     "ordering", "inconclusive (1/3 seeds)", ["used for sam (code 9e900000): run003 (seed 0)",
-                                              "missing seeds: sam [1, 2]"]),
-    ("mixed hardware is split, tier cpu uses the cpu runs", [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {}),
-                                                             (SAM + GPU, [4.0, 4.0, 4.0], {}), (SGD + GPU, [3.0, 3.0, 3.0], {})],
-     "ordering", "reproduced", ["mixed hardware, not pooled; used cpu ×1, 32-true",
-                                "x86_64 ×8, bf16-mixed: sam 3 seed(s), sgd 3 seed(s)",
-                                "not used: run007 (sam, seed 0): other hardware (x86_64 ×8, bf16-mixed; used cpu"]),
-    ("arms on different hardware are not compared", [(SAM + GPU, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
-     "ordering", "not run", ["no hardware class has runs of every arm"]),
+    (
+        "one seed only",
+        [(SAM, [2.7], {}), (SGD, [3.5], {})],
+        "ordering",
+        "inconclusive (1/3 seeds)",
+        ["95% CI undefined", "no CI (one seed so far)", "missing seeds: sam [1, 2]; sgd [1, 2]"],
+    ),
+    (
+        "NaN metric of the method",
+        [(SAM, [2.6, NAN, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
+        "ordering",
+        "not reproduced",
+        ["sam diverged (or gave a non-finite test/error) on seed(s) 1 of 3"],
+    ),
+    (
+        "diverged method run",
+        [(SAM, [2.6, 2.7, DIVERGED], {}), (SGD, [3.4, 3.5, 3.6], {})],
+        "ordering",
+        "not reproduced",
+        ["on seed(s) 2 of 3"],
+    ),
+    (
+        "NaN metric of the baseline",
+        [(SAM, [2.6, 2.7, 2.8], {}), (SGD, [3.4, NAN, 3.7], {})],
+        "ordering",
+        "reproduced",
+        ["sgd: seed(s) 1 diverged; left out of its statistics", "paired t over 2 seeds"],
+    ),
+    (
+        "newest of two complete code versions",
+        [(SAM, [3.9, 3.9, 3.9], OLD), (SAM, [2.6, 2.7, 2.8], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
+        "ordering",
+        "reproduced",
+        [
+            "not used: run001 (sam, seed 0): other code version 0ld00000 (older than 9e900000)",
+            "used for sam (code 9e900000): run004 (seed 0), run005 (seed 1), run006 (seed 2)",
+        ],
+    ),
+    (
+        "a source change splits an arm even within one commit (uncommitted edits)",
+        [
+            (SAM, [3.9, 3.9, 3.9], {"source_hash": "1" * 16, "finished_at": "2025-01-01T00:00:00Z"}),
+            (SAM, [2.6, 2.7, 2.8], {"source_hash": "2" * 16, "finished_at": "2025-02-01T00:00:00Z"}),
+            (SGD, [3.4, 3.5, 3.6], {}),
+        ],
+        "ordering",
+        "reproduced",
+        ["other code version 11111111 (older than 22222222)"],
+    ),
+    (
+        "newest code version can break a claim",
+        [(SAM, [3.9, 3.9, 3.9], NEW), (SAM, [2.6, 2.7, 2.8], OLD), (SGD, [3.4, 3.5, 3.6], OLD)],
+        "ordering",
+        "not reproduced",
+        ["used for sam (code 9e900000)"],
+    ),
+    (
+        "a pending newer version does not replace a complete older one",
+        [(SAM, [2.6, 2.7, 2.8], OLD), (SAM, [3.9], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
+        "ordering",
+        "reproduced",
+        [
+            "pending: sam: code version 9e900000 has 1 of 3 seeds (pending; the complete "
+            "0ld00000 is used until it has all)",
+            "not used: run004 (sam, seed 0): other code version 9e900000 (pending: 1 of 3 seeds)",
+        ],
+    ),
+    (
+        "with no complete version the newest is used",
+        [(SAM, [2.6, 2.7], OLD), (SAM, [2.6], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
+        "ordering",
+        "inconclusive (1/3 seeds)",
+        ["used for sam (code 9e900000): run003 (seed 0)", "missing seeds: sam [1, 2]"],
+    ),
+    (
+        "mixed hardware is split, tier cpu uses the cpu runs",
+        [
+            (SAM, [2.6, 2.7, 2.8], {}),
+            (SGD, [3.4, 3.5, 3.6], {}),
+            (SAM + GPU, [4.0, 4.0, 4.0], {}),
+            (SGD + GPU, [3.0, 3.0, 3.0], {}),
+        ],
+        "ordering",
+        "reproduced",
+        [
+            "mixed hardware, not pooled; used cpu ×1, 32-true",
+            "x86_64 ×8, bf16-mixed: sam 3 seed(s), sgd 3 seed(s)",
+            "not used: run007 (sam, seed 0): other hardware (x86_64 ×8, bf16-mixed; used cpu",
+        ],
+    ),
+    (
+        "arms on different hardware are not compared",
+        [(SAM + GPU, [2.6, 2.7, 2.8], {}), (SGD, [3.4, 3.5, 3.6], {})],
+        "ordering",
+        "not run",
+        ["no hardware class has runs of every arm"],
+    ),
     ("value within tolerance", [(SAM, [2.8, 2.9, 3.0], {})], "value", "reproduced", ["off by 0.2, tolerance 0.3"]),
-    ("value outside tolerance, CI reaching into it", [(SAM, [3.0, 3.1, 3.2], {})], "value", "inconclusive",
-     ["off by 0.4", "needs about"]),
-    ("value outside tolerance, CI excluding it", [(SAM, [3.5, 3.6, 3.7], {})], "value", "not reproduced", ["off by 0.9"]),
-    ("failed runs are not results", [(SAM, [2.6, 2.7, 2.8], {"status": "failed"})], "value", "not run",
-     ["not used: run001 (sam, seed 0): failed: not a result (relaunch it)"]),
-    ("a seed outside the claim's range is not used", [(SAM, [2.6, 2.7, 2.8, 9.9], {})], "value", "reproduced",
-     ["not used: run004 (sam, seed 3): seed 3 out of range (the claim uses seeds 0..2)"]),
+    (
+        "value outside tolerance, CI reaching into it",
+        [(SAM, [3.0, 3.1, 3.2], {})],
+        "value",
+        "inconclusive",
+        ["off by 0.4", "needs about"],
+    ),
+    (
+        "value outside tolerance, CI excluding it",
+        [(SAM, [3.5, 3.6, 3.7], {})],
+        "value",
+        "not reproduced",
+        ["off by 0.9"],
+    ),
+    (
+        "failed runs are not results",
+        [(SAM, [2.6, 2.7, 2.8], {"status": "failed"})],
+        "value",
+        "not run",
+        ["not used: run001 (sam, seed 0): failed: not a result (relaunch it)"],
+    ),
+    (
+        "a seed outside the claim's range is not used",
+        [(SAM, [2.6, 2.7, 2.8, 9.9], {})],
+        "value",
+        "reproduced",
+        ["not used: run004 (sam, seed 3): seed 3 out of range (the claim uses seeds 0..2)"],
+    ),
 ]
 
 
@@ -188,10 +280,13 @@ RATIO_AND_BOUND = """
     """
 
 
-@pytest.mark.parametrize("saf_time, saf_error, ratio_label, bound_label", [
-    (0.105, 2.5, "reproduced", "reproduced"),
-    (0.2, 3.5, "not reproduced", "not reproduced"),
-])
+@pytest.mark.parametrize(
+    "saf_time, saf_error, ratio_label, bound_label",
+    [
+        (0.105, 2.5, "reproduced", "reproduced"),
+        (0.2, 3.5, "not reproduced", "not reproduced"),
+    ],
+)
 def test_ratio_and_bound_checks(records, composer, saf_time, saf_error, ratio_label, bound_label):
     for seed in range(2):
         records.add(SAM, seed, {"test/error": saf_error}, timing={"time_per_step_s": saf_time})

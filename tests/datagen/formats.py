@@ -99,8 +99,10 @@ def write_fashion_mnist_idx(folder: Path, num_train: int, num_test: int) -> Path
     """The four gzipped IDX files of Fashion-MNIST's distribution (28 x 28 greyscale, labels 0-9)."""
     folder.mkdir(parents=True, exist_ok=True)
     for offset, (prefix, count) in enumerate((("train", num_train), ("t10k", num_test))):
-        arrays = {"images-idx3-ubyte": random_images(count, 28, 28, 1, SEED + offset),
-                  "labels-idx1-ubyte": cyclic_labels(count, 10).astype(np.uint8)}
+        arrays = {
+            "images-idx3-ubyte": random_images(count, 28, 28, 1, SEED + offset),
+            "labels-idx1-ubyte": cyclic_labels(count, 10).astype(np.uint8),
+        }
         for stem, array in arrays.items():
             (folder / f"{prefix}-{stem}.gz").write_bytes(gzip.compress(idx_bytes(array)))
     return folder

@@ -7,6 +7,7 @@ min_compression_rate 1, so every count can be done by hand (float32, 4 bytes):
   biases 6 and 3: 1-D, viewed as n x 1, never smaller -> sent whole, 9
   dense 48 + 18 + 9 = 75 numbers = 300 bytes; compressed 28 + 18 + 9 = 55 numbers = 220 bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,14 @@ def batch_of(rank: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def powersgd_state() -> PowerSGDState:
-    return PowerSGDState(process_group=None, matrix_approximation_rank=2, start_powerSGD_iter=START_ITER,
-                         min_compression_rate=1, use_error_feedback=True, warm_start=True)
+    return PowerSGDState(
+        process_group=None,
+        matrix_approximation_rank=2,
+        start_powerSGD_iter=START_ITER,
+        min_compression_rate=1,
+        use_error_feedback=True,
+        warm_start=True,
+    )
 
 
 def synced_grads(model: DistributedDataParallel, step: int) -> list[torch.Tensor]:
@@ -157,8 +164,9 @@ POWERSGD = ["+hardware/compression=powersgd"]
 
 
 def test_compression_on_ddp_cpu_builds_the_hooked_strategy_with_the_configured_state(make_cfg):
-    cfg = make_cfg(["hardware=ddp_cpu", *POWERSGD, "hardware.grad_compression.rank=4",
-                    "hardware.grad_compression.start_iter=7"])
+    cfg = make_cfg(
+        ["hardware=ddp_cpu", *POWERSGD, "hardware.grad_compression.rank=4", "hardware.grad_compression.start_iter=7"]
+    )
     strategy, callbacks = build_ddp_strategy(cfg)
     assert isinstance(strategy, HookedDDPStrategy) and len(callbacks) == 1
     state = strategy._ddp_comm_state
@@ -177,15 +185,21 @@ def test_neutral_default_keeps_the_hash_and_the_plain_strategy(make_cfg):
     assert config_hash(make_cfg(["hardware=ddp_cpu", *POWERSGD])) != config_hash(plain)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["hardware=cpu", *POWERSGD], "hardware=ddp_cpu"),
-    (["hardware=ddp_cpu", "optimizer=gam", *POWERSGD], "all-reduces gradients itself"),
-    (["hardware=ddp_cpu", "optimizer=sam", "optimizer.perturbation_sync=global", *POWERSGD], "perturbation_sync=per_device"),
-    (["hardware=ddp_cpu", *POWERSGD, "hardware.grad_compression.start_iter=1"], "start_iter >= 2"),
-    (["hardware=ddp_cpu", *POWERSGD, "hardware.grad_compression.rank=0"], "at least 1"),
-    (["hardware=ddp_cpu", *POWERSGD, "+hardware.grad_compression.ranks=2"], "unknown keys ['ranks']"),
-    (["hardware=ddp_cpu", "hardware.grad_compression={name: powersgd}"], "+hardware/compression=powersgd"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["hardware=cpu", *POWERSGD], "hardware=ddp_cpu"),
+        (["hardware=ddp_cpu", "optimizer=gam", *POWERSGD], "all-reduces gradients itself"),
+        (
+            ["hardware=ddp_cpu", "optimizer=sam", "optimizer.perturbation_sync=global", *POWERSGD],
+            "perturbation_sync=per_device",
+        ),
+        (["hardware=ddp_cpu", *POWERSGD, "hardware.grad_compression.start_iter=1"], "start_iter >= 2"),
+        (["hardware=ddp_cpu", *POWERSGD, "hardware.grad_compression.rank=0"], "at least 1"),
+        (["hardware=ddp_cpu", *POWERSGD, "+hardware.grad_compression.ranks=2"], "unknown keys ['ranks']"),
+        (["hardware=ddp_cpu", "hardware.grad_compression={name: powersgd}"], "+hardware/compression=powersgd"),
+    ],
+)
 def test_bad_compression_configs_say_what_to_change(make_cfg, overrides, message):
     with pytest.raises(ConfigError) as error:
         check_grad_compression(make_cfg(overrides))
@@ -206,9 +220,21 @@ def test_sam_per_device_is_accepted(make_cfg):
 def test_a_lightning_ddp_run_records_measured_and_expected_bytes(tmp_path):
     """2 gloo processes through run.py: the first epoch mixes dense and compressed steps, the second is all
     compressed and its measured fraction equals the expected one exactly."""
-    cmd = [sys.executable, "run.py", "hardware=ddp_cpu", *POWERSGD, "hardware.grad_compression.start_iter=3",
-           "dataset=digits", "model=mlp", "logger=csv", "train.checkpoint=false", "train.batch_size=64",
-           "limits.max_epochs=2", "limits.train_batches=6", f"paths.runs_dir={tmp_path}"]
+    cmd = [
+        sys.executable,
+        "run.py",
+        "hardware=ddp_cpu",
+        *POWERSGD,
+        "hardware.grad_compression.start_iter=3",
+        "dataset=digits",
+        "model=mlp",
+        "logger=csv",
+        "train.checkpoint=false",
+        "train.batch_size=64",
+        "limits.max_epochs=2",
+        "limits.train_batches=6",
+        f"paths.runs_dir={tmp_path}",
+    ]
     done = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(next(tmp_path.rglob("record.json")).read_text())

@@ -2,6 +2,7 @@
 only Hydra knows it. ~100 compositions take 10-20 s, so the names are kept in .cache/full_presets.json while the
 config files are byte-identical (the digest of the arm match-key cache). A paper's new full preset is picked up
 without editing any shared file."""
+
 from __future__ import annotations
 
 import json

@@ -35,7 +35,9 @@ SUBPROCESS_TIMEOUT_S = 1800
 def test_full_presets_are_those_whose_composed_tier_is_full():
     """The tier comes from the composed config: sam_cifar inherits it from its setting, sam_fmnist_cpu is cpu."""
     assert compose_full_presets(["sam_cifar", "sam_fmnist_cpu", "grokking_stablemax", "rnn_torder_clip_smoke"]) == (
-        "sam_cifar", "grokking_stablemax")
+        "sam_cifar",
+        "grokking_stablemax",
+    )
     assert {"sam_cifar", "notears_topo_er2_d50", "rnn_torder_clipreg_full"} <= set(full_presets())
 
 
@@ -57,8 +59,14 @@ def generate_data(plan: CpuPlan, dataset: str, folder: Path) -> str | None:
 
 def run_in_subprocess(overrides: list[str], runs_dir: Path) -> dict:
     """Multi-process presets: Lightning re-launches the entry script for each gloo rank, so run.py runs them."""
-    done = subprocess.run([sys.executable, "run.py", *overrides], check=False, cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "run.py", *overrides],
+        check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(next(runs_dir.rglob("record.json")).read_text())
 
@@ -84,18 +92,25 @@ def dict_of(node):
     return OmegaConf.to_container(node, resolve=True)
 
 
-@pytest.mark.parametrize("preset", [p if p in FAST else pytest.param(p, marks=pytest.mark.slow) for p in full_presets()])
+@pytest.mark.parametrize(
+    "preset", [p if p in FAST else pytest.param(p, marks=pytest.mark.slow) for p in full_presets()]
+)
 def test_full_preset_crosses_an_epoch_boundary_on_generated_data(preset, tmp_path):
     cfg = compose_config([f"+repro={preset}"])
-    if cfg.task._target_.endswith(".StructureLearningTask"):  # no data files, no epochs: the solver on the product's linear-SEM data
+    if cfg.task._target_.endswith(
+        ".StructureLearningTask"
+    ):  # no data files, no epochs: the solver on the product's linear-SEM data
         record = run(compose_config([f"+repro={preset}", "logger=csv", *STRUCTURE_LIMITS], tmp_path))
         assert record["status"] == "finished", record["error"]
         assert record["repro"]["tier"] == "full" and "graph/shd" in record["metrics"]["final"]
         return
     plan = plan_for(preset, cfg)
     paper_files = paper_file_loader(cfg)
-    data_path = (str(paper_files.write_sample(tmp_path / "dataset", cfg.dataset, plan.num_train)) if paper_files
-                 else generate_data(plan, cfg.dataset.name, tmp_path / "dataset"))
+    data_path = (
+        str(paper_files.write_sample(tmp_path / "dataset", cfg.dataset, plan.num_train))
+        if paper_files
+        else generate_data(plan, cfg.dataset.name, tmp_path / "dataset")
+    )
     record = run_preset(plan.overrides(data_path), plan.processes, tmp_path)
     print(f"\nFULLTIER {preset} {json.dumps({'plan': plan.__dict__, 'timing': record['timing']})}")
     assert record["status"] == "finished", record["error"]

@@ -1,4 +1,5 @@
 """A full preset started offline without its dataset stops at once, in one line that says how to get the data."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Compose the real config tree as run.py does, for tests."""
+
 from __future__ import annotations
 
 from pathlib import Path

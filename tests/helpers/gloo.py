@@ -1,4 +1,5 @@
 """Teardown shared by the tests that spawn gloo ranks with torch.multiprocessing."""
+
 from __future__ import annotations
 
 import torch.distributed as dist

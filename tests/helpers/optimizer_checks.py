@@ -1,4 +1,5 @@
 """Checks every optimizer must pass, shared by the optimizer test modules."""
+
 from __future__ import annotations
 
 import copy
@@ -9,8 +10,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 
-def assert_resume_is_exact(make: Callable[[], tuple[nn.Module, Optimizer]], inputs: Tensor,
-                           before: int = 4, after: int = 5) -> None:
+def assert_resume_is_exact(
+    make: Callable[[], tuple[nn.Module, Optimizer]], inputs: Tensor, before: int = 4, after: int = 5
+) -> None:
     """Train `before` steps, save the optimizer's state_dict as a checkpoint would (a deep copy: state_dict()
     aliases the live tensors), load it into a fresh model and optimizer, then train both `after` more steps:
     the weights must stay bit-identical."""

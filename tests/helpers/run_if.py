@@ -1,6 +1,7 @@
 """`RunIf`: skip a test, with the reason, when the machine lacks what it needs (a GPU, bf16 on CUDA, ...).
 
 A test that needs a GPU also carries the `gpu` marker, so `pytest -m gpu` (benchmarks/gpu_check.sh) selects it."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """A claim on a landscape metric says "not measured" (and how to measure) instead of counting failed seeds."""
+
 from __future__ import annotations
 
 import textwrap

@@ -1,4 +1,5 @@
 """`optrepro landscape` on a tiny real run: PNGs, record fields, an intact record on failure, clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -14,18 +15,46 @@ from optrepro.records.record import read_record
 from optrepro.records.table import load_records
 from optrepro.train import run
 
-SMALL = ["--samples", "64", "--points", "5", "--points-2d", "3", "--directions", "2", "--hessian-iterations", "3",
-         "--ascent-steps", "2", "--batch-size", "32"]
-METRICS = ("landscape/hessian_max_eig", "landscape/adaptive_sharpness", "landscape/loss_rise_1d",
-           "landscape/loss_at_center")
+SMALL = [
+    "--samples",
+    "64",
+    "--points",
+    "5",
+    "--points-2d",
+    "3",
+    "--directions",
+    "2",
+    "--hessian-iterations",
+    "3",
+    "--ascent-steps",
+    "2",
+    "--batch-size",
+    "32",
+]
+METRICS = (
+    "landscape/hessian_max_eig",
+    "landscape/adaptive_sharpness",
+    "landscape/loss_rise_1d",
+    "landscape/loss_at_center",
+)
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """One smoke run on the 8x8 digits with its checkpoint kept."""
     tmp = tmp_path_factory.mktemp("landscape_run")
-    cfg = compose_config(["debug=smoke", "logger=csv", "train.checkpoint=true", "train.batch_size=32",
-                          "dataset=digits", "model=small_cnn", "model.width=8"], tmp)
+    cfg = compose_config(
+        [
+            "debug=smoke",
+            "logger=csv",
+            "train.checkpoint=true",
+            "train.batch_size=32",
+            "dataset=digits",
+            "model=small_cnn",
+            "model.width=8",
+        ],
+        tmp,
+    )
     record = run(cfg)
     assert record["status"] == "finished"
     (record_path,) = (tmp / "runs").rglob("record.json")
@@ -55,11 +84,15 @@ def test_cli_writes_pngs_and_landscape_figures_beside_an_untouched_record(run_co
     center = block["slice_1d"][0]["loss"][2]
     assert after["metrics"]["final"]["landscape/loss_at_center"] == pytest.approx(center, rel=1e-5)
     # everything the run recorded is kept; only metrics.final and extra gained entries
-    assert {k: v for k, v in after.items() if k not in ("metrics", "extra")} == \
-           {k: v for k, v in before.items() if k not in ("metrics", "extra")}
+    assert {k: v for k, v in after.items() if k not in ("metrics", "extra")} == {
+        k: v for k, v in before.items() if k not in ("metrics", "extra")
+    }
     assert before["metrics"]["final"].items() <= after["metrics"]["final"].items()
     table = load_records(run_copy)
-    assert len(table) == 1 and table["m_final_landscape/hessian_max_eig"].iloc[0] == after["metrics"]["final"]["landscape/hessian_max_eig"]
+    assert (
+        len(table) == 1
+        and table["m_final_landscape/hessian_max_eig"].iloc[0] == after["metrics"]["final"]["landscape/hessian_max_eig"]
+    )
     assert "hessian_max_eig=" in capsys.readouterr().out
 
 

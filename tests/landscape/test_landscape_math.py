@@ -1,4 +1,5 @@
 """Filter normalization, slices, power iteration and adaptive sharpness against hand computations."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,9 @@ def small_net() -> nn.Module:
 
 def small_subset() -> EvalSubset:
     generator = torch.Generator().manual_seed(1)
-    return EvalSubset(torch.randn(10, 1, 6, 6, generator=generator), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0]), batch_size=4)
+    return EvalSubset(
+        torch.randn(10, 1, 6, 6, generator=generator), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0]), batch_size=4
+    )
 
 
 def test_every_filter_of_a_normalized_direction_has_its_weight_filters_norm():
@@ -33,7 +36,9 @@ def test_every_filter_of_a_normalized_direction_has_its_weight_filters_norm():
             for d_filter, w_filter in zip(d, w):
                 torch.testing.assert_close(d_filter.norm(), w_filter.norm())
     conv_direction = direction[0]
-    assert not torch.allclose(conv_direction / weights[0], conv_direction[0, 0, 0, 0] / weights[0][0, 0, 0, 0])  # not just a copy of w
+    assert not torch.allclose(
+        conv_direction / weights[0], conv_direction[0, 0, 0, 0] / weights[0][0, 0, 0, 0]
+    )  # not just a copy of w
 
 
 def test_filter_normalization_keeps_the_direction_within_each_filter():
@@ -68,8 +73,8 @@ def test_the_1d_slice_at_zero_is_the_models_loss_and_leaves_the_weights_unchange
 
 def test_loss_rise_reads_the_slice_symmetrically():
     slice_ = {"alphas": [-1.0, -0.5, 0.0, 0.5, 1.0], "loss": [9.0, 3.0, 1.0, 5.0, 9.0]}
-    assert loss_rise(slice_, 0.5) == pytest.approx(3.0)      # (3 + 5) / 2 - 1
-    assert loss_rise(slice_, 0.75) == pytest.approx(5.5)     # (6 + 7) / 2 - 1, interpolated
+    assert loss_rise(slice_, 0.5) == pytest.approx(3.0)  # (3 + 5) / 2 - 1
+    assert loss_rise(slice_, 0.75) == pytest.approx(5.5)  # (6 + 7) / 2 - 1, interpolated
     with pytest.raises(ValueError, match="does not contain"):
         loss_rise(slice_, 2.0)
 
@@ -80,8 +85,9 @@ def test_power_iteration_finds_the_top_eigenvalue_of_a_known_quadratic():
     eigenvalues = torch.tensor([7.0, 3.0, 2.0, -1.0, 0.5, 0.0], dtype=torch.float64)
     hessian = rotation @ torch.diag(eigenvalues) @ rotation.T
     w = torch.randn(6, generator=generator, dtype=torch.float64, requires_grad=True)
-    result = top_hessian_eigenvalue(lambda: 0.5 * w @ hessian @ w + w.sum(), [w], iterations=200, tolerance=1e-10,
-                                    generator=generator)
+    result = top_hessian_eigenvalue(
+        lambda: 0.5 * w @ hessian @ w + w.sum(), [w], iterations=200, tolerance=1e-10, generator=generator
+    )
     assert result.eigenvalue == pytest.approx(7.0, rel=1e-6)
     assert result.converged
 
@@ -98,7 +104,10 @@ def test_adaptive_sharpness_of_a_linear_loss_is_rho_times_sum_of_abs_a_w():
 def test_adaptive_sharpness_of_a_quadratic_bowl_scales_every_weight_outward():
     c = torch.tensor([1.0, 4.0], dtype=torch.float64)
     w = torch.tensor([1.0, -0.5], dtype=torch.float64, requires_grad=True)
-    loss = lambda: 0.5 * (c * w * w).sum()
+
+    def loss():
+        return 0.5 * (c * w * w).sum()
+
     result = adaptive_sharpness(loss, [w], rho=0.2, steps=10)
     # worst case w -> 1.2 w: rise = (1.2^2 - 1) * L(w) = 0.44 * 1.0
     assert result.value == pytest.approx(0.44, rel=1e-9)

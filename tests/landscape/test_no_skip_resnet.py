@@ -1,4 +1,5 @@
 """model.skip=false: the ResNet without shortcuts that Li et al. compare against (same layers and parameters)."""
+
 from __future__ import annotations
 
 import torch

@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from helpers.gloo import end_process_group
 from helpers.compose import compose_optimizer
+from helpers.gloo import end_process_group
 from helpers.optimizer_checks import assert_resume_is_exact
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -56,8 +56,10 @@ def dense_block_step(grads, epsilon, beta2=1.0):
     correction = 1.0 if beta2 == 1.0 else 1 - beta2**t
     factors = []
     for i, n in enumerate(shape):
-        h = sum(w * g.movedim(i, 0).reshape(n, -1) @ g.movedim(i, 0).reshape(n, -1).T
-                for w, g in zip(weights, grads, strict=True))
+        h = sum(
+            w * g.movedim(i, 0).reshape(n, -1) @ g.movedim(i, 0).reshape(n, -1).T
+            for w, g in zip(weights, grads, strict=True)
+        )
         factors.append(h / correction + epsilon * torch.eye(n, dtype=F64))
     full = functools.reduce(torch.kron, factors)
     return (dense_power(full, -1.0 / (2 * len(shape))) @ grads[-1].reshape(-1)).reshape(shape)
@@ -116,8 +118,14 @@ def test_every_block_steps_as_the_dense_kronecker_reference(case):
 
 @pytest.mark.parametrize(
     ("shape", "size", "merged"),
-    [((64, 3, 3, 3), 1024, (576, 3)), ((3, 4, 5), 20, (12, 5)), ((1, 7, 1), 4, (7,)), ((), 5, (1,)),
-     ((5, 7), 3, (5, 7)), ((2, 2, 9), 4, (4, 9))],
+    [
+        ((64, 3, 3, 3), 1024, (576, 3)),
+        ((3, 4, 5), 20, (12, 5)),
+        ((1, 7, 1), 4, (7,)),
+        ((), 5, (1,)),
+        ((5, 7), 3, (5, 7)),
+        ((2, 2, 9), 4, (4, 9)),
+    ],
 )
 def test_small_dimensions_merge_left_to_right_while_they_fit(shape, size, merged):
     assert merged_shape(shape, size) == merged
@@ -142,8 +150,18 @@ def test_scalar_parameter_is_a_vector_of_length_one():
 @pytest.mark.parametrize(
     ("shape", "size", "blocks"),
     [
-        ((5, 7), 3, [((0, 3), (0, 3)), ((0, 3), (3, 6)), ((0, 3), (6, 7)),
-                     ((3, 5), (0, 3)), ((3, 5), (3, 6)), ((3, 5), (6, 7))]),
+        (
+            (5, 7),
+            3,
+            [
+                ((0, 3), (0, 3)),
+                ((0, 3), (3, 6)),
+                ((0, 3), (6, 7)),
+                ((3, 5), (0, 3)),
+                ((3, 5), (3, 6)),
+                ((3, 5), (6, 7)),
+            ],
+        ),
         ((4,), 4, [((0, 4),)]),
         ((2, 9), 4, [((0, 2), (0, 4)), ((0, 2), (4, 8)), ((0, 2), (8, 9))]),
     ],
@@ -183,8 +201,10 @@ def test_precondition_frequency_reuses_the_roots_until_a_multiple_of_it():
     epsilon, grads = 0.05, random_grads((3, 2), 4, seed=4)
     seen, _ = run((3, 2), grads, lr=1.0, epsilon=epsilon, precondition_frequency=2, **PURE)
     steps = [-seen[0]] + [seen[t - 1] - seen[t] for t in range(1, 4)]
-    left, right = (sum(g.T @ g if i else g @ g.T for g in grads[:2]) + epsilon * torch.eye(n, dtype=F64)
-                   for i, n in enumerate((3, 2)))
+    left, right = (
+        sum(g.T @ g if i else g @ g.T for g in grads[:2]) + epsilon * torch.eye(n, dtype=F64)
+        for i, n in enumerate((3, 2))
+    )
     stale = dense_power(left, -0.25) @ grads[2] @ dense_power(right, -0.25)
     torch.testing.assert_close(steps[2], stale, rtol=0, atol=1e-12)
     torch.testing.assert_close(steps[3], dense_step(grads, epsilon, 8), rtol=0, atol=1e-12)
@@ -212,8 +232,17 @@ GRAFTS = ("sgd", "adagrad", "rmsprop", "adam")
 def test_before_start_preconditioning_step_the_step_is_the_graft_methods(kind):
     graft_eps, graft_beta2, lr = 1e-3, 0.9, 0.5
     grads = random_grads((4, 3), 3, seed=5)
-    seen, opt = run((4, 3), grads, lr=lr, betas=(0.0, 1.0), grafting_type=kind, grafting_epsilon=graft_eps,
-                    grafting_beta2=graft_beta2, start_preconditioning_step=4, precondition_frequency=2)
+    seen, opt = run(
+        (4, 3),
+        grads,
+        lr=lr,
+        betas=(0.0, 1.0),
+        grafting_type=kind,
+        grafting_epsilon=graft_eps,
+        grafting_beta2=graft_beta2,
+        start_preconditioning_step=4,
+        precondition_frequency=2,
+    )
     expected = torch.zeros(4, 3, dtype=F64)
     for t, step in enumerate(graft_steps(kind, grads, graft_eps, graft_beta2)):
         expected = expected - lr * step
@@ -225,9 +254,18 @@ def test_before_start_preconditioning_step_the_step_is_the_graft_methods(kind):
 def test_grafted_step_has_the_graft_norm_per_block_and_shampoos_direction(kind):
     graft_eps, graft_beta2, epsilon, size = 1e-2, 0.9, 0.05, 2
     grads = random_grads((3, 4), 3, seed=6)
-    seen, _ = run((3, 4), grads, lr=1.0, epsilon=epsilon, betas=(0.0, 1.0), max_preconditioner_dim=size,
-                  grafting_type=kind, grafting_epsilon=graft_eps, grafting_beta2=graft_beta2,
-                  start_preconditioning_step=0)
+    seen, _ = run(
+        (3, 4),
+        grads,
+        lr=1.0,
+        epsilon=epsilon,
+        betas=(0.0, 1.0),
+        max_preconditioner_dim=size,
+        grafting_type=kind,
+        grafting_epsilon=graft_eps,
+        grafting_beta2=graft_beta2,
+        start_preconditioning_step=0,
+    )
     step = seen[1] - seen[2]
     graft = graft_steps(kind, grads, graft_eps, graft_beta2)[-1]
     shampoo = dense_step(grads, epsilon, size)
@@ -248,8 +286,9 @@ def test_decoupled_weight_decay_and_momentum_act_on_the_grafted_direction(nester
     lr, wd, mu, epsilon = 0.1, 0.3, 0.9, 0.05
     grads = random_grads((2, 3), 3, seed=7)
     w0 = torch.randn(2, 3, generator=torch.Generator().manual_seed(8), dtype=F64)
-    seen, _ = run((2, 3), grads, w0, lr=lr, weight_decay=wd, momentum=mu, use_nesterov=nesterov, epsilon=epsilon,
-                  **PURE)
+    seen, _ = run(
+        (2, 3), grads, w0, lr=lr, weight_decay=wd, momentum=mu, use_nesterov=nesterov, epsilon=epsilon, **PURE
+    )
     w, buf = w0.clone(), torch.zeros_like(w0)
     for t in range(3):
         d = dense_step(grads[: t + 1], epsilon, 8) + wd * w
@@ -270,9 +309,18 @@ def test_state_dict_round_trip():
     def make():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(5, 3), nn.Tanh(), nn.Linear(3, 2)).double()
-        return model, DistributedShampoo(model.parameters(), lr=0.05, betas=(0.9, 0.99), momentum=0.5,
-                                         weight_decay=0.01, max_preconditioner_dim=2, precondition_frequency=3,
-                                         start_preconditioning_step=3, grafting_type="adam", grafting_beta2=0.99)
+        return model, DistributedShampoo(
+            model.parameters(),
+            lr=0.05,
+            betas=(0.9, 0.99),
+            momentum=0.5,
+            weight_decay=0.01,
+            max_preconditioner_dim=2,
+            precondition_frequency=3,
+            start_preconditioning_step=3,
+            grafting_type="adam",
+            grafting_beta2=0.99,
+        )
 
     # saved after 4 steps: past the start, mid-way between two root recomputations
     assert_resume_is_exact(make, torch.randn(8, 5, dtype=F64, generator=torch.Generator().manual_seed(1)))
@@ -305,7 +353,9 @@ def test_bad_hyperparameters_fail_with_the_rule(bad, message):
 def test_shipped_config_builds_distributed_shampoo_with_decoupled_decay():
     assert KNOWN_WEIGHT_DECAY_MODES[DistributedShampoo] == "decoupled"
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-    opt, strategy = build_optimizer(compose_optimizer("distributed_shampoo"), model, num_train_samples=10, num_classes=2)
+    opt, strategy = build_optimizer(
+        compose_optimizer("distributed_shampoo"), model, num_train_samples=10, num_classes=2
+    )
     assert isinstance(opt, DistributedShampoo) and isinstance(strategy, StandardStep)
     group = opt.param_groups[0]
     assert (group["grafting_type"], group["betas"], group["epsilon"]) == ("adam", (0.9, 0.999), 1e-12)
@@ -321,9 +371,18 @@ def test_config_with_coupled_decay_is_rejected():
 
 # ---- two gloo processes -----------------------------------------------------------------------------------------
 WORLD_SIZE, STEPS, RESUMED_STEPS = 2, 5, 3
-DIST_KWARGS = {"lr": 0.1, "betas": (0.9, 0.99), "momentum": 0.5, "weight_decay": 0.01, "max_preconditioner_dim": 3,
-               "precondition_frequency": 2, "start_preconditioning_step": 2, "grafting_type": "adam",
-               "grafting_beta2": 0.99, "grafting_epsilon": 1e-8}
+DIST_KWARGS = {
+    "lr": 0.1,
+    "betas": (0.9, 0.99),
+    "momentum": 0.5,
+    "weight_decay": 0.01,
+    "max_preconditioner_dim": 3,
+    "precondition_frequency": 2,
+    "start_preconditioning_step": 2,
+    "grafting_type": "adam",
+    "grafting_beta2": 0.99,
+    "grafting_epsilon": 1e-8,
+}
 
 
 def dist_model():
@@ -365,8 +424,12 @@ def run_rank(rank, init_file, out_dir):
     # a collective: every block's state on every rank; taken before the ownership checks, which it must not change
     checkpoint = copy.deepcopy(opt.state_dict())
     owned = {(i, block) for i, p in enumerate(model.parameters()) for block in opt.state[p]["blocks"]}
-    rooted = {(i, block) for i, p in enumerate(model.parameters()) for block, s in opt.state[p]["blocks"].items()
-              if s["inverse_roots"] is not None}
+    rooted = {
+        (i, block)
+        for i, p in enumerate(model.parameters())
+        for block, s in opt.state[p]["blocks"].items()
+        if s["inverse_roots"] is not None
+    }
     mine = {key for key, owner in opt.block_owners().items() if owner == rank}
     resumed = dist_model()
     resumed.load_state_dict(model.state_dict())
@@ -376,10 +439,19 @@ def run_rank(rank, init_file, out_dir):
     resumed_params = train(resumed, resumed_opt, slice(STEPS, None))
     ddp = DistributedDataParallel(dist_model())
     ddp_params = train_on_a_batch(ddp, DistributedShampoo(ddp.parameters(), **DIST_KWARGS))
-    torch.save({"params": params, "owned": sorted(owned), "rooted": sorted(rooted), "assigned": sorted(mine),
-                "ddp_params": ddp_params, "checkpoint_blocks": sorted((i, b) for i, s in checkpoint["state"].items()
-                                                                      for b in s["blocks"]),
-                "kept": sorted(kept), "resumed_params": resumed_params}, Path(out_dir) / f"rank{rank}.pt")
+    torch.save(
+        {
+            "params": params,
+            "owned": sorted(owned),
+            "rooted": sorted(rooted),
+            "assigned": sorted(mine),
+            "ddp_params": ddp_params,
+            "checkpoint_blocks": sorted((i, b) for i, s in checkpoint["state"].items() for b in s["blocks"]),
+            "kept": sorted(kept),
+            "resumed_params": resumed_params,
+        },
+        Path(out_dir) / f"rank{rank}.pt",
+    )
     del ddp  # its reducer goes before the group it uses
     end_process_group()
 

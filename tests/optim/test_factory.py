@@ -107,7 +107,13 @@ def test_weight_decay_in_perturbation_reaches_the_optimizer():
 @pytest.mark.parametrize(
     ("name", "key", "value", "error", "message"),
     [
-        ("sam", "step", "three_pass", UnknownChoiceError, "valid choices: <module>:<function>, gam, standard, trajectory, two_pass"),
+        (
+            "sam",
+            "step",
+            "three_pass",
+            UnknownChoiceError,
+            "valid choices: <module>:<function>, gam, standard, trajectory, two_pass",
+        ),
         ("sam", "perturb", "conv_layers", UnknownChoiceError, "valid choices: all, norm_layers"),
         ("sam", "perturbation_sync", "sometimes", ValueError, "valid: per_device, global"),
         ("sgd", "weight_decay_mode", "sideways", UnknownChoiceError, "valid choices: coupled, decoupled"),

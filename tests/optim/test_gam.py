@@ -81,7 +81,9 @@ def test_official_rule_on_a_quadratic_equals_the_hand_computation():
     m_orthogonal_to_u = m - (m @ u) / (u @ u) * u
     expected = w - LR * (u - gamma * m_orthogonal_to_u)
 
-    rule = OfficialFiniteDifferenceGAM(grad_rho=grad_rho, grad_norm_rho=grad_norm_rho, alpha=alpha, beta=beta, gamma=gamma)
+    rule = OfficialFiniteDifferenceGAM(
+        grad_rho=grad_rho, grad_norm_rho=grad_norm_rho, alpha=alpha, beta=beta, gamma=gamma
+    )
     GAMStep(torch.optim.SGD(model.parameters(), lr=LR), rule).training_step(backend, batch, epoch=0)
 
     torch.testing.assert_close(model.w.detach(), expected, rtol=1e-12, atol=1e-12)
@@ -120,7 +122,10 @@ def test_hessian_vector_product_agrees_with_finite_differences_to_first_order():
 
 @pytest.mark.parametrize(
     "rule",
-    [PaperGAM(rho=0.1, alpha=0.5), OfficialFiniteDifferenceGAM(grad_rho=0.02, grad_norm_rho=0.2, alpha=0.6, beta=0.5, gamma=0.03)],
+    [
+        PaperGAM(rho=0.1, alpha=0.5),
+        OfficialFiniteDifferenceGAM(grad_rho=0.02, grad_norm_rho=0.2, alpha=0.6, beta=0.5, gamma=0.03),
+    ],
     ids=["paper", "official_fd"],
 )
 def test_batchnorm_statistics_are_those_of_the_clean_pass_only(rule):
@@ -163,4 +168,6 @@ def test_config_builds_each_variant(variant, rule_type):
     optimizer, step = build_gam_step(cfg, small_network(), num_train_samples=8, num_classes=4)
     assert isinstance(optimizer, torch.optim.SGD) and isinstance(step.rule, rule_type)
     if variant == "official_fd":
-        assert step.rule == OfficialFiniteDifferenceGAM(grad_rho=0.02, grad_norm_rho=0.2, alpha=0.6, beta=0.5, gamma=0.03)
+        assert step.rule == OfficialFiniteDifferenceGAM(
+            grad_rho=0.02, grad_norm_rho=0.2, alpha=0.6, beta=0.5, gamma=0.03
+        )

@@ -1,4 +1,5 @@
-"""Lion-K (Chen et al., ICLR 2024, arXiv 2310.05898) against hand computations and the paper's two guarantees, in float64.
+"""Lion-K (Chen et al., ICLR 2024, arXiv 2310.05898) against hand computations and the paper's two guarantees, in
+float64.
 
 * each step equals the paper's update written in the paper's sign convention (momentum of the negative gradient);
 * Phase 1: with decoupled weight decay lambda, ||lambda x||_dual - 1 shrinks at least by (1 - lr lambda) per step
@@ -86,8 +87,8 @@ def test_each_step_equals_the_paper_update(case):
     ew, emw = M.clone(), torch.zeros_like(M)
     for _ in range(5):
         opt.zero_grad()
-        (f(x) + (w ** 3).sum()).backward()
-        gx, gw = A @ (ex - b), 3 * ew ** 2
+        (f(x) + (w**3).sum()).backward()
+        gx, gw = A @ (ex - b), 3 * ew**2
         ex, em = paper_step(ex, em, gx, lr=lr, beta1=b1, beta2=b2, lam=lam, k=k)
         ew, emw = paper_step(ew, emw, gw, lr=lr, beta1=b1, beta2=b2, lam=lam, k=k)
         opt.step()
@@ -145,7 +146,10 @@ def test_iterates_enter_the_constraint_set_at_rate_one_minus_lr_lambda_and_stay(
     x = nn.Parameter(x0.clone())
     opt = Lion([x], lr=lr, betas=(0.9, 0.99), weight_decay=lam, k=k)
     rate = 1 - lr * lam
-    value = lambda: lam * float(dual_norm(x, k))
+
+    def value():
+        return lam * float(dual_norm(x, k))
+
     excess0 = value() - 1
     assert excess0 > 10
     entered_at, trace = None, []
@@ -273,7 +277,9 @@ def test_shipped_config_builds_a_decoupled_lion():
     assert isinstance(opt, Lion) and isinstance(strategy, StandardStep)
     group = opt.param_groups[0]
     assert (group["lr"], group["betas"], group["weight_decay"], group["k"]) == (1e-4, (0.9, 0.99), 0.5, "l1")
-    opt, _ = build_optimizer(compose_optimizer("lion", "optimizer.base.k=l2"), model, num_train_samples=10, num_classes=2)
+    opt, _ = build_optimizer(
+        compose_optimizer("lion", "optimizer.base.k=l2"), model, num_train_samples=10, num_classes=2
+    )
     assert opt.param_groups[0]["k"] == "l2"
 
 

@@ -6,8 +6,8 @@ import copy
 from pathlib import Path
 
 import pytest
-from helpers.gloo import end_process_group
 import torch
+from helpers.gloo import end_process_group
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -42,7 +42,9 @@ def batch_of(idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x[idx_t], y[idx_t], idx_t
 
 
-def saf_step(model: nn.Module, *, epochs_ago: int = 2, start_epoch: int = 2, accumulate: int = 1, momentum: float = 0.0):
+def saf_step(
+    model: nn.Module, *, epochs_ago: int = 2, start_epoch: int = 2, accumulate: int = 1, momentum: float = 0.0
+):
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=momentum)
     memory = OutputMemory(N, C, epochs_ago, torch.float64)
     step = TrajectoryStep(

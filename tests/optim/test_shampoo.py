@@ -1,4 +1,5 @@
-"""Shampoo (Gupta et al., ICML 2018) against a dense full-matrix reference, a hand computation and its contracts, in float64.
+"""Shampoo (Gupta et al., ICML 2018) against a dense full-matrix reference, a hand computation and its contracts, in
+float64.
 
 The dense reference builds the full statistic of the flattened (row-major) gradient as a Kronecker product,
 H = H_1 ⊗ ... ⊗ H_k, and applies H^{-1/(2k)} to vec(G) by an eigendecomposition of the whole

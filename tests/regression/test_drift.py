@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import json
 
-from optrepro.regression.drift import (ABSENT, UNKNOWN_KERNELS, Mismatch, baseline_dir, bless, compare_runs, cpu_kernels,
-                                       describe_drift, version_changes)
+from optrepro.regression.drift import (
+    ABSENT,
+    UNKNOWN_KERNELS,
+    Mismatch,
+    baseline_dir,
+    bless,
+    compare_runs,
+    cpu_kernels,
+    describe_drift,
+    version_changes,
+)
 
 VERSIONS = {"python": "3.11.7", "torch": "2.14.1", "torch_build": "2.14.1+cu130", "numpy": "2.4.6"}
 
@@ -32,7 +41,8 @@ def test_a_metric_present_on_one_side_only_is_drift():
     committed = record({"train/loss": 1.0}, best={})
     new = record({"train/loss": 1.0, "landscape/hessian_max_eig": 3.5}, best={})
     assert compare_runs("landscape", committed, new) == [
-        Mismatch("landscape", "final/landscape/hessian_max_eig", ABSENT, 3.5)]
+        Mismatch("landscape", "final/landscape/hessian_max_eig", ABSENT, 3.5)
+    ]
 
 
 def test_message_names_run_metric_both_values_and_both_version_sets():
@@ -72,15 +82,28 @@ def test_a_machine_is_compared_with_the_baseline_of_its_own_cpu_kernels(tmp_path
 
 def test_version_changes_lists_added_and_changed_packages_only():
     assert version_changes(record({}), record({}, versions={**VERSIONS, "numpy": "2.5.0", "scipy": "1.17.1"})) == {
-        "numpy": ("2.4.6", "2.5.0"), "scipy": (None, "1.17.1")}
+        "numpy": ("2.4.6", "2.5.0"),
+        "scipy": (None, "1.17.1"),
+    }
 
 
 def test_blessed_runs_hold_no_path_of_this_machine(tmp_path):
     run_dir = tmp_path / "2026-12-02" / "sam" / "local_0"
     run_dir.mkdir(parents=True)
-    (run_dir / "landscape.json").write_text(json.dumps(
-        {"measurement": "landscape", "metrics": {}, "artifacts": [str(run_dir / "landscape" / "slice_1d.png")],
-         "note": "not/a/path"}))
+    (run_dir / "landscape.json").write_text(
+        json.dumps(
+            {
+                "measurement": "landscape",
+                "metrics": {},
+                "artifacts": [str(run_dir / "landscape" / "slice_1d.png")],
+                "note": "not/a/path",
+            }
+        )
+    )
     blessed = bless("sam_step", run_dir, drift_dir=tmp_path / "drift")
     assert json.loads((blessed / "landscape.json").read_text()) == {
-        "measurement": "landscape", "metrics": {}, "artifacts": ["landscape/slice_1d.png"], "note": "not/a/path"}
+        "measurement": "landscape",
+        "metrics": {},
+        "artifacts": ["landscape/slice_1d.png"],
+        "note": "not/a/path",
+    }

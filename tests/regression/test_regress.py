@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from claimkit import write_claims
 
 from optrepro.claims.load import load_paper_claims
@@ -22,8 +21,19 @@ def verdict(status, observed=None, ci95=None):
 
 def test_reproduced_to_anything_else_is_a_regression_and_the_reverse_is_not():
     results = regress.compare_verdicts(
-        {"a": verdict("reproduced"), "b": verdict("not reproduced"), "c": verdict("reproduced"), "d": verdict("reproduced")},
-        {"a": verdict("not reproduced"), "b": verdict("reproduced"), "c": verdict("not run"), "d": verdict("reproduced")})
+        {
+            "a": verdict("reproduced"),
+            "b": verdict("not reproduced"),
+            "c": verdict("reproduced"),
+            "d": verdict("reproduced"),
+        },
+        {
+            "a": verdict("not reproduced"),
+            "b": verdict("reproduced"),
+            "c": verdict("not run"),
+            "d": verdict("reproduced"),
+        },
+    )
     assert [r.claim for r in results if r.is_regression] == ["a", "c"]
 
 
@@ -46,19 +56,25 @@ def test_sam_ordering_that_no_longer_holds_on_the_fresh_store_is_reported(tmp_pa
     for seed, (sam, sgd) in enumerate([(4.6, 3.5), (4.8, 3.6), (4.5, 3.4)]):  # a broken step: SAM worse
         fresh.add(SAM, seed, {"test/error": sam})
         fresh.add(SGD, seed, {"test/error": sgd})
-    results = regress.compare_verdicts(regress.decide_on_store(claims, committed.root, composer),
-                                       regress.decide_on_store(claims, fresh.root, composer))
+    results = regress.compare_verdicts(
+        regress.decide_on_store(claims, committed.root, composer), regress.decide_on_store(claims, fresh.root, composer)
+    )
     by_claim = {r.claim: r for r in results}
     assert [r.claim for r in results if r.is_regression] == ["sam/ordering", "sam/value"]
     assert by_claim["sam/ordering"].committed["status"] == "reproduced"
     assert by_claim["sam/ordering"].new["status"] == "not reproduced"
     assert math.isclose(by_claim["sam/ordering"].new["observed"], -(1.1 + 1.2 + 1.1) / 3)
-    assert math.isclose(by_claim["sam/ordering"].shift_in_ci,
-                        (-(1.1 + 1.2 + 1.1) / 3 - 0.8) / by_claim["sam/ordering"].committed["ci95"])
+    assert math.isclose(
+        by_claim["sam/ordering"].shift_in_ci,
+        (-(1.1 + 1.2 + 1.1) / 3 - 0.8) / by_claim["sam/ordering"].committed["ci95"],
+    )
     lines = regress.render(results)
     assert lines[lines.index("REGRESSION sam/ordering") + 1].startswith("  committed: reproduced: 0.8 ± ")
-    report = json.loads(regress.write_report(results, tmp_path / "regress.json", store=fresh.root,
-                                             baseline=committed.root, failed_runs=[]).read_text())
+    report = json.loads(
+        regress.write_report(
+            results, tmp_path / "regress.json", store=fresh.root, baseline=committed.root, failed_runs=[]
+        ).read_text()
+    )
     assert report["regressions"] == ["sam/ordering", "sam/value"]
     assert report["claims"]["sam/ordering"]["regression"] is True
 
@@ -67,8 +83,10 @@ def test_guard_claims_check_the_committed_value_within_the_relative_tolerance():
     run = SharedPathRun("sam_step", "SAM step", ("optimizer=sam",), ("train/loss", "test/loss"))
     claims = guard_claims((run,), {"sam_step": {"metrics": {"final": {"train/loss": 2.0, "test/loss": -0.5}}}})
     assert [c.key for c in claims] == ["shared_paths/sam_step:train/loss", "shared_paths/sam_step:test/loss"]
-    assert [(c.check.reported, c.check.tolerance) for c in claims] == [(2.0, 2.0 * GUARD_TOLERANCE),
-                                                                       (-0.5, 0.5 * GUARD_TOLERANCE)]
+    assert [(c.check.reported, c.check.tolerance) for c in claims] == [
+        (2.0, 2.0 * GUARD_TOLERANCE),
+        (-0.5, 0.5 * GUARD_TOLERANCE),
+    ]
     assert claims[0].arms["sam_step"].overrides == ("optimizer=sam",)
 
 
@@ -80,8 +98,10 @@ def test_a_killed_check_resumes_only_the_runs_without_a_record(tmp_path, compose
     launched = []
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # run_shared_paths pins it for its runs; restored after the test
     monkeypatch.setattr(runner, "execute", lambda planned, launcher: launched.extend(planned) or [])
-    runs = (SharedPathRun("done", "SAM", tuple(SAM), ("train/loss",)),
-            SharedPathRun("todo", "SGD", tuple(SGD), ("train/loss",)))
+    runs = (
+        SharedPathRun("done", "SAM", tuple(SAM), ("train/loss",)),
+        SharedPathRun("todo", "SGD", tuple(SGD), ("train/loss",)),
+    )
     found, failed = runner.run_shared_paths(runs, store, composer, "local")
     assert [(p.arm, p.overrides[0], p.overrides[-1]) for p in launched] == [("todo", "optimizer=sgd", "seed=0")]
     assert f"paths.runs_dir={store.resolve()}" in launched[0].overrides
@@ -97,4 +117,5 @@ def test_regress_without_committed_drift_runs_stops_before_running_anything(monk
     assert main(["claims", "regress", "--store", str(tmp_path / "store")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "optrepro: error: no committed drift run for sam_step, saf_step, mesa_step, standard_step, ddp_sam_step, "
-        "structure_learning, landscape; make them with `python -m optrepro drift record`"]
+        "structure_learning, landscape; make them with `python -m optrepro drift record`"
+    ]

@@ -20,8 +20,10 @@ from optrepro.results.wandb_runs import read_offline_run
 
 SAM = ["optimizer=sam"]
 CONFIG = {
-    "seed": 1, "repro": {"paper": "sam", "name": None, "tier": "cpu", "arm": None},
-    "optimizer": {"name": "sam", "lr": 0.1, "rho": 0.05}, "train": {"epochs": 2, "batch_size": 128},
+    "seed": 1,
+    "repro": {"paper": "sam", "name": None, "tier": "cpu", "arm": None},
+    "optimizer": {"name": "sam", "lr": 0.1, "rho": 0.05},
+    "train": {"epochs": 2, "batch_size": 128},
     "hardware": {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "precision": "32-true"},
 }
 
@@ -90,7 +92,10 @@ def test_parquet_table_round_trips_with_mixed_type_columns(tmp_path):
 def test_collect_command_writes_table_and_record_store(records, tmp_path, capsys):
     records.add(SAM, 0, {"test/error": 2.7})
     into = tmp_path / "store"
-    assert main(["results", "collect", str(records.root), "--table", str(tmp_path / "t.parquet"), "--into", str(into)]) == 0
+    assert (
+        main(["results", "collect", str(records.root), "--table", str(tmp_path / "t.parquet"), "--into", str(into)])
+        == 0
+    )
     assert pd.read_parquet(tmp_path / "t.parquet")["run_id"].tolist() == ["run001"]
     stored = into / "sam" / "run001" / "record.json"
     assert json.loads(stored.read_text())["metrics"]["final"]["test/error"] == 2.7

@@ -1,6 +1,7 @@
 """Every reporting command on the committed claims and records, as a user meets them after a fresh clone (the
 fixtures elsewhere are smaller than the real data: a real claim carries `Reported` numbers, notes in words, paper
 code, records from many code versions). RESULTS.md's own byte-for-byte check is in test_results_md.py."""
+
 from __future__ import annotations
 
 import re

@@ -15,8 +15,14 @@ NEW = {"commit": "9e90000000", "finished_at": "2025-02-01T00:00:00Z"}
 
 
 def test_every_command_defaults_to_the_same_stores():
-    commands = [["claims", "list"], ["claims", "explain", "sam"], ["claims", "run", "sam"],
-                ["results", "report"], ["results", "check"], ["results", "wandb"]]
+    commands = [
+        ["claims", "list"],
+        ["claims", "explain", "sam"],
+        ["claims", "run", "sam"],
+        ["results", "report"],
+        ["results", "check"],
+        ["results", "wandb"],
+    ]
     for command in commands:
         assert record_stores(build_parser(command).parse_args(command).records) == DEFAULT_STORES, command
 
@@ -32,10 +38,24 @@ def test_list_report_check_and_dry_run_agree_with_one_extra_run(tmp_path, config
     # The README's first command, after a code change: one new run of seed 0 at a newer code version.
     RecordFactory(config_dir, runs).add(SAM, 0, {"test/error": 3.9}, run_id="new_sam0", **NEW)
 
-    common = ["--reproductions", str(tmp_path / "reproductions"), "--config-dir", str(config_dir),
-              "--records", str(runs), "--records", str(committed)]
-    report = ["--out", str(tmp_path / "scratch" / "RESULTS.md"), "--plots", str(tmp_path / "scratch" / "plots"),
-              "--verdicts", str(tmp_path / "scratch" / "verdicts.json")]
+    common = [
+        "--reproductions",
+        str(tmp_path / "reproductions"),
+        "--config-dir",
+        str(config_dir),
+        "--records",
+        str(runs),
+        "--records",
+        str(committed),
+    ]
+    report = [
+        "--out",
+        str(tmp_path / "scratch" / "RESULTS.md"),
+        "--plots",
+        str(tmp_path / "scratch" / "plots"),
+        "--verdicts",
+        str(tmp_path / "scratch" / "verdicts.json"),
+    ]
 
     def output(*command):
         assert main([*command, *common]) == 0, command
@@ -48,12 +68,17 @@ def test_list_report_check_and_dry_run_agree_with_one_extra_run(tmp_path, config
     banners = {lines[0] for lines in (listed, reported, checked, planned)}
     assert banners == {f"record stores: {runs} (1 record), {committed} (5 records)"}
 
-    pending = ("  [pending: sam: code version 9e900000 has 1 of 3 seeds (pending; the complete 0ld00000 is used "
-               "until it has all)]")
+    pending = (
+        "  [pending: sam: code version 9e900000 has 1 of 3 seeds (pending; the complete 0ld00000 is used "
+        "until it has all)]"
+    )
     statuses = {line.split()[0]: line.split(None, 3)[3] for line in listed[2:]}
     assert statuses == {"sam/ordering": "reproduced (2/3 seeds)" + pending, "sam/value": "reproduced" + pending}
     document = json.loads((tmp_path / "scratch" / "verdicts.json").read_text())["claims"]
-    assert {key: v["status"] for key, v in document.items()} == {"sam/ordering": "reproduced", "sam/value": "reproduced"}
+    assert {key: v["status"] for key, v in document.items()} == {
+        "sam/ordering": "reproduced",
+        "sam/value": "reproduced",
+    }
     assert document["sam/value"]["arms"]["sam"]["run_ids"] == ["sam0", "sam1", "sam2"], "the new run is pending"
     assert not document["sam/ordering"]["complete"] and document["sam/value"]["complete"]
     assert "no claim regressed" in checked[-1] and "(0 change(s))" in checked[-1]

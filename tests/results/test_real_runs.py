@@ -34,7 +34,14 @@ SMOKE_CLAIMS = """
 def test_claim_from_real_runs(tmp_path, capsys):
     write_claims(tmp_path / "reproductions", SMOKE_CLAIMS, paper="smoke")
     runs, store = tmp_path / "runs", tmp_path / "results" / "records"
-    claims = ["--reproductions", str(tmp_path / "reproductions"), "--config-dir", str(CONFIG_DIR), "--records", str(runs)]
+    claims = [
+        "--reproductions",
+        str(tmp_path / "reproductions"),
+        "--config-dir",
+        str(CONFIG_DIR),
+        "--records",
+        str(runs),
+    ]
     assert main(["claims", "run", "smoke", f"paths.runs_dir={runs}", *claims]) == 0
     assert len(list(runs.rglob("record.json"))) == 2
     capsys.readouterr()
@@ -42,9 +49,18 @@ def test_claim_from_real_runs(tmp_path, capsys):
     assert "0 run(s) missing" in capsys.readouterr().out
 
     assert main(["results", "collect", str(runs), "--table", str(tmp_path / "t.parquet"), "--into", str(store)]) == 0
-    report = ["--reproductions", str(tmp_path / "reproductions"), "--records", str(store),
-              "--out", str(tmp_path / "RESULTS.md"), "--plots", str(tmp_path / "results" / "plots"),
-              "--verdicts", str(tmp_path / "results" / "verdicts.json")]
+    report = [
+        "--reproductions",
+        str(tmp_path / "reproductions"),
+        "--records",
+        str(store),
+        "--out",
+        str(tmp_path / "RESULTS.md"),
+        "--plots",
+        str(tmp_path / "results" / "plots"),
+        "--verdicts",
+        str(tmp_path / "results" / "verdicts.json"),
+    ]
     assert main(["results", "report", *report]) == 0
     verdict = json.loads((tmp_path / "results" / "verdicts.json").read_text())["claims"]["smoke/sam_runs"]
     assert verdict["status"] == "reproduced" and verdict["arms"]["sam"]["n"] == 1

@@ -43,11 +43,25 @@ def workspace(tmp_path, config_dir, records):
         records.add(SAM, seed, {"test/error": error}, history=curve(error))
     for seed, error in enumerate([3.4, 3.6]):
         records.add(SGD, seed, {"test/error": error}, history=curve(error))
-    paths = {"out": tmp_path / "RESULTS.md", "plots": tmp_path / "results" / "plots",
-             "verdicts": tmp_path / "results" / "verdicts.json"}
-    args = ["--reproductions", str(tmp_path / "reproductions"), "--config-dir", str(config_dir),
-            "--records", str(records.root), "--out", str(paths["out"]), "--plots", str(paths["plots"]),
-            "--verdicts", str(paths["verdicts"])]
+    paths = {
+        "out": tmp_path / "RESULTS.md",
+        "plots": tmp_path / "results" / "plots",
+        "verdicts": tmp_path / "results" / "verdicts.json",
+    }
+    args = [
+        "--reproductions",
+        str(tmp_path / "reproductions"),
+        "--config-dir",
+        str(config_dir),
+        "--records",
+        str(records.root),
+        "--out",
+        str(paths["out"]),
+        "--plots",
+        str(paths["plots"]),
+        "--verdicts",
+        str(paths["verdicts"]),
+    ]
     return paths, args
 
 
@@ -70,10 +84,15 @@ def test_results_md_tables_and_plots(workspace):
     main(["results", "report", *args])
     text = paths["out"].read_text()
     assert "**2 reproduced · 0 inconclusive · 0 not reproduced · 1 not run** (3 claims)" in text
-    assert "| `ordering` | Table 1, p. 6 | cpu | test/error (error, %) | sam: “2.7±0.1”<br>sgd: “3.5±0.1” | " \
-           "sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 32-true; code c0ffee00 | " \
-           "**reproduced (2/3 seeds)** |" in text
-    assert "| `cost` | Table 3 | cpu | timing/time_per_step_s (time, s/step) | saf/sgd ≤ 1.1 | — | — | **not run** |" in text
+    assert (
+        "| `ordering` | Table 1, p. 6 | cpu | test/error (error, %) | sam: “2.7±0.1”<br>sgd: “3.5±0.1” | "
+        "sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 32-true; code c0ffee00 | "
+        "**reproduced (2/3 seeds)** |" in text
+    )
+    assert (
+        "| `cost` | Table 3 | cpu | timing/time_per_step_s (time, s/step) | saf/sgd ≤ 1.1 | — | — | **not run** |"
+        in text
+    )
     assert "| paper | tier | reproduced | inconclusive | not reproduced | not run |" in text  # the overview
     assert "| [sam](#sam-sharpness-aware-minimization) | cpu | 2 |  |  |  |" in text
     assert "\n## sam: Sharpness-Aware Minimization\n" in text

@@ -9,9 +9,11 @@ from optrepro.claims.match import ArmComposer
 from optrepro.paths import CONFIG_DIR, REPO_ROOT, REPRODUCTIONS_DIR
 from optrepro.results.report import write_report
 
-FIX = ("regenerate with `python -m optrepro results report --records results/records` and commit RESULTS.md, "
-       "results/verdicts.json, results/plots (claims turning 'not run' after a new config knob: "
-       "tests/test_records.py::test_every_new_config_knob_has_a_neutral_default names the key and the fix)")
+FIX = (
+    "regenerate with `python -m optrepro results report --records results/records` and commit RESULTS.md, "
+    "results/verdicts.json, results/plots (claims turning 'not run' after a new config knob: "
+    "tests/test_records.py::test_every_new_config_knob_has_a_neutral_default names the key and the fix)"
+)
 
 
 def test_committed_results_md_is_what_the_records_give(tmp_path):
@@ -20,9 +22,19 @@ def test_committed_results_md_is_what_the_records_give(tmp_path):
     records = REPO_ROOT / "results" / "records"
     if records.exists():  # same relative layout as the repository, so links and paths match
         shutil.copytree(records, tmp_path / "results" / "records")
-    out, plots, verdicts = tmp_path / "RESULTS.md", tmp_path / "results" / "plots", tmp_path / "results" / "verdicts.json"
-    write_report(load_all_claims(REPRODUCTIONS_DIR), [tmp_path / "results" / "records"], out, plots, verdicts,
-                 ArmComposer(CONFIG_DIR))
+    out, plots, verdicts = (
+        tmp_path / "RESULTS.md",
+        tmp_path / "results" / "plots",
+        tmp_path / "results" / "verdicts.json",
+    )
+    write_report(
+        load_all_claims(REPRODUCTIONS_DIR),
+        [tmp_path / "results" / "records"],
+        out,
+        plots,
+        verdicts,
+        ArmComposer(CONFIG_DIR),
+    )
     assert out.read_text() == committed.read_text(), f"RESULTS.md differs from what the records and claims give: {FIX}"
     assert verdicts.read_text() == (REPO_ROOT / "results" / "verdicts.json").read_text(), FIX
     new_plots = {p.relative_to(plots): p.read_bytes() for p in plots.rglob("*.png")}

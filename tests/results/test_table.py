@@ -13,8 +13,13 @@ SAM = ["optimizer=sam"]
 
 
 def test_one_row_per_record_with_prefixed_columns(records):
-    records.add(SAM, 0, {"test/error": 2.7}, wandb={"run_id": "w1", "mode": "offline", "dir": "/x"},
-                history=[{"epoch": 0, "step": 10, "train/loss": 1.0}, {"epoch": 1, "step": 20, "train/loss": 0.5}])
+    records.add(
+        SAM,
+        0,
+        {"test/error": 2.7},
+        wandb={"run_id": "w1", "mode": "offline", "dir": "/x"},
+        history=[{"epoch": 0, "step": 10, "train/loss": 1.0}, {"epoch": 1, "step": 20, "train/loss": 0.5}],
+    )
     records.add(SAM, 1, {"test/error": float("nan")}, status="diverged")
     table = load_records(records.root)
     assert list(table["run_id"]) == ["run001", "run002"]
@@ -29,9 +34,15 @@ def test_one_row_per_record_with_prefixed_columns(records):
 
 
 def test_history_is_long_format(records):
-    records.add(SAM, 0, {"test/error": 2.7},
-                history=[{"epoch": 0, "step": 10, "train/loss": 1.0, "test/error": 5.0},
-                         {"epoch": 1, "step": 20, "train/loss": 0.5, "test/error": 4.0}])
+    records.add(
+        SAM,
+        0,
+        {"test/error": 2.7},
+        history=[
+            {"epoch": 0, "step": 10, "train/loss": 1.0, "test/error": 5.0},
+            {"epoch": 1, "step": 20, "train/loss": 0.5, "test/error": 4.0},
+        ],
+    )
     history = load_history(records.root)
     assert list(history.columns) == ["run_id", "epoch", "step", "metric", "value"]
     assert history[history["metric"] == "train/loss"][["epoch", "value"]].values.tolist() == [[0, 1.0], [1, 0.5]]

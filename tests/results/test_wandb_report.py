@@ -21,11 +21,20 @@ SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
 @pytest.fixture
 def evaluated(records, composer):
     for seed in range(2):
-        offline = {"run_id": f"ws{seed}", "mode": "offline", "dir": f"wandb/offline-run-20261202_0000{seed}-ws{seed}",
-                   "name": f"sam/sam/s{seed}", "group": "tiny"}
+        offline = {
+            "run_id": f"ws{seed}",
+            "mode": "offline",
+            "dir": f"wandb/offline-run-20261202_0000{seed}-ws{seed}",
+            "name": f"sam/sam/s{seed}",
+            "group": "tiny",
+        }
         records.add(SAM, seed, {"test/error": 2.7}, wandb=offline)
-        records.add(SGD, seed, {"test/error": 3.5 + 0.1 * seed},  # seeds that vary: arms constant on every seed
-                    wandb={"run_id": f"wg{seed}", "mode": "online", "dir": "wandb/x"})  # give no CI (checks.py)
+        records.add(
+            SGD,
+            seed,
+            {"test/error": 3.5 + 0.1 * seed},  # seeds that vary: arms constant on every seed
+            wandb={"run_id": f"wg{seed}", "mode": "online", "dir": "wandb/x"},
+        )  # give no CI (checks.py)
     table = load_records(records.root)
     paper = parse_claims_text(textwrap.dedent(SAM_CLAIMS).lstrip(), "claims.yaml")
     return evaluate_papers([paper], table, composer), table
@@ -36,12 +45,15 @@ def test_local_comparison_shows_units_spreads_the_ci_and_runs_by_name(evaluated,
     plot = tmp_path / "plots" / "sam" / "ordering.png"
     plot.parent.mkdir(parents=True)
     plot.write_bytes(b"png")
-    page = wandb_report.write_local_comparison(results[0], table, {"sam/ordering": [plot]},
-                                               tmp_path / "wandb" / "sam.html", publish="To publish: step 1 & 2")
+    page = wandb_report.write_local_comparison(
+        results[0], table, {"sam/ordering": [plot]}, tmp_path / "wandb" / "sam.html", publish="To publish: step 1 & 2"
+    )
     html = page.read_text()
     assert "<th>ours: test/error (error, %)</th>" in html
-    assert ("<tr><td><b>sam</b></td><td>2.7 ± 0 (mean ± SD over 2 seeds)</td><td>“2.7±0.1”</td>"
-            "<td><code>sam/sam/s0</code><code>sam/sam/s1</code></td></tr>") in html
+    assert (
+        "<tr><td><b>sam</b></td><td>2.7 ± 0 (mean ± SD over 2 seeds)</td><td>“2.7±0.1”</td>"
+        "<td><code>sam/sam/s0</code><code>sam/sam/s1</code></td></tr>"
+    ) in html
     # runs without a W&B name are named as W&B would name them, never by their id
     assert "<td><code>sgd/s0</code><code>sgd/s1</code></td></tr>" in html
     assert "wg0" not in html and "ws0" not in html
@@ -91,7 +103,8 @@ def test_publish_lists_only_offline_runs_whose_folder_exists(evaluated):
 def test_the_sync_pattern_finds_the_run_folders_under_a_runs_folder(tmp_path):
     for run_id in ("ws0", "ws1", "other"):
         (tmp_path / "2026-12-02" / "sam" / f"local_{run_id}" / "wandb" / f"offline-run-20261202_000000-{run_id}").mkdir(
-            parents=True)
+            parents=True
+        )
     pattern = wandb_report.sync_pattern(["ws0", "ws1"])
     found = subprocess.run(["bash", "-c", f"printf '%s\\n' {pattern}"], cwd=tmp_path, capture_output=True, text=True)
     assert found.stdout.splitlines() == [
@@ -107,7 +120,8 @@ def test_online_report_has_one_runset_per_arm_with_the_verdicts_runs(evaluated):
     grids = [block for block in report.blocks if hasattr(block, "runsets")]
     ordering = grids[0]
     assert [(r.name, r.filters) for r in ordering.runsets] == [
-        ("sam", "Metric('ID') in ['ws0', 'ws1']"), ("sgd", "Metric('ID') in ['wg0', 'wg1']"),
+        ("sam", "Metric('ID') in ['ws0', 'ws1']"),
+        ("sgd", "Metric('ID') in ['wg0', 'wg1']"),
     ]
     assert (report.entity, report.project, report.title) == ("me", "optrepro", "sam: claims, arm by arm")
     headings = [block.text for block in report.blocks if type(block).__name__ == "H2"]

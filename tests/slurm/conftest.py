@@ -44,8 +44,10 @@ def slurm_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if not _slurm_requested(request.config):
         missing = [name for name in SLURM_BINARIES if shutil.which(name, path=SEARCH_PATH) is None]
         if missing:
-            pytest.skip(f"SLURM binaries missing ({', '.join(missing)}); run as root: pytest -m slurm "
-                        "(installs slurmctld slurmd slurm-client munge with apt-get)")
+            pytest.skip(
+                f"SLURM binaries missing ({', '.join(missing)}); run as root: pytest -m slurm "
+                "(installs slurmctld slurmd slurm-client munge with apt-get)"
+            )
         if os.geteuid() != 0:
             pytest.skip("a local SLURM cluster needs root (slurmd); run as root: pytest -m slurm")
     was_running = _cluster("status").returncode == 0

@@ -75,9 +75,18 @@ def launch(app_dir: Path, env: dict[str, str], *overrides: str) -> subprocess.Co
 
 def test_sbatch_array_writes_one_output_per_element(slurm_env, tmp_path):
     subprocess.run(
-        ["sbatch", "--wait", "--array=0-3", f"--output={tmp_path}/out_%a.txt",
-         "--wrap", 'echo "$SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID"'],
-        env=slurm_env, check=True, capture_output=True, timeout=120,
+        [
+            "sbatch",
+            "--wait",
+            "--array=0-3",
+            f"--output={tmp_path}/out_%a.txt",
+            "--wrap",
+            'echo "$SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID"',
+        ],
+        env=slurm_env,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     lines = {path.name: path.read_text().split() for path in tmp_path.glob("out_*.txt")}
     assert sorted(lines) == [f"out_{task}.txt" for task in range(4)]
@@ -89,15 +98,28 @@ def test_sweep_sbatch_runs_each_overrides_line_as_one_element(slurm_env, tmp_pat
     """The command make_overrides.py prints is submitted as printed (a CPU run asks for no GPU)."""
     (tmp_path / "run.py").write_text(FAKE_RUN)
     made = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "slurm" / "make_overrides.py"), "seed=0,1", "optimizer=sgd,sam", "name='a b'",
-         "hardware=cpu", "cluster.cpus_per_task=1", "--output", "sweep.txt"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            str(REPO_ROOT / "slurm" / "make_overrides.py"),
+            "seed=0,1",
+            "optimizer=sgd,sam",
+            "name='a b'",
+            "hardware=cpu",
+            "cluster.cpus_per_task=1",
+            "--output",
+            "sweep.txt",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     sbatch, *flags = shlex.split(made.stdout.replace("slurm/sweep.sbatch", str(REPO_ROOT / "slurm" / "sweep.sbatch")))
     assert not any(flag.startswith("--gpus") for flag in flags)
     env = {**slurm_env, "PATH": f"{Path(sys.executable).parent}:{slurm_env['PATH']}"}  # `python` = this one
-    submitted = subprocess.run([sbatch, "--wait", *flags], cwd=tmp_path, env=env, capture_output=True, text=True,
-                               timeout=120)
+    submitted = subprocess.run(
+        [sbatch, "--wait", *flags], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert submitted.returncode == 0, submitted.stderr
 
     got = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "out").glob("*.json")}
@@ -126,16 +148,31 @@ def test_hydra_sweep_runs_as_one_job_array(slurm_env, hydra_app):
 
 
 def test_site_settings_reach_sbatch(slurm_env, hydra_app):
-    result = launch(hydra_app, slurm_env, "seed=0,1", "cluster.partition=debug", "cluster.timeout_min=7",
-                    "cluster.array_parallelism=1", "cluster.signal_delay_s=45",
-                    "+cluster.additional_parameters.comment=optrepro-test")
+    result = launch(
+        hydra_app,
+        slurm_env,
+        "seed=0,1",
+        "cluster.partition=debug",
+        "cluster.timeout_min=7",
+        "cluster.array_parallelism=1",
+        "cluster.signal_delay_s=45",
+        "+cluster.additional_parameters.comment=optrepro-test",
+    )
     assert result.returncode == 0, result.stderr
 
     [script] = (hydra_app / "multirun" / ".submitit").glob("*/*_submission.sh")
     flags = set(script.read_text().splitlines())
-    expected = {"#SBATCH --partition=debug", "#SBATCH --time=7", "#SBATCH --cpus-per-task=1",
-                "#SBATCH --ntasks-per-node=1", "#SBATCH --nodes=1", "#SBATCH --gpus-per-node=0",
-                "#SBATCH --array=0-1%1", "#SBATCH --signal=USR2@45", "#SBATCH --comment=optrepro-test"}
+    expected = {
+        "#SBATCH --partition=debug",
+        "#SBATCH --time=7",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --nodes=1",
+        "#SBATCH --gpus-per-node=0",
+        "#SBATCH --array=0-1%1",
+        "#SBATCH --signal=USR2@45",
+        "#SBATCH --comment=optrepro-test",
+    }
     assert expected <= flags, f"missing from {script}: {sorted(expected - flags)}"
 
 

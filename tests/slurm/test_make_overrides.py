@@ -10,11 +10,15 @@ SCRIPT = REPO_ROOT / "slurm" / "make_overrides.py"
 
 
 def make_overrides(cwd, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_sweep_becomes_the_cartesian_product_one_line_per_element(tmp_path):
-    result = make_overrides(tmp_path, "seed=0,1,2", "optimizer=sgd,sam", "+repro=sam_fmnist_cpu", "--output", "sweep.txt")
+    result = make_overrides(
+        tmp_path, "seed=0,1,2", "optimizer=sgd,sam", "+repro=sam_fmnist_cpu", "--output", "sweep.txt"
+    )
     assert result.returncode == 0, result.stderr
 
     lines = (tmp_path / "sweep.txt").read_text().splitlines()
@@ -22,8 +26,14 @@ def test_sweep_becomes_the_cartesian_product_one_line_per_element(tmp_path):
         ["seed=" + seed, "optimizer=" + opt, "+repro=sam_fmnist_cpu"] for seed in "012" for opt in ("sgd", "sam")
     ]
     assert shlex.split(result.stdout) == [  # a CPU preset asks for no GPU: a CPU cluster rejects any GPU request
-        "sbatch", "--array=0-5", "--nodes=1", "--ntasks-per-node=1", "--cpus-per-task=4", "--output=sweep_%A_%a.out",
-        "slurm/sweep.sbatch", "sweep.txt"
+        "sbatch",
+        "--array=0-5",
+        "--nodes=1",
+        "--ntasks-per-node=1",
+        "--cpus-per-task=4",
+        "--output=sweep_%A_%a.out",
+        "slurm/sweep.sbatch",
+        "sweep.txt",
     ]
 
 
@@ -34,8 +44,11 @@ def test_the_resources_come_from_each_elements_config(tmp_path):
     assert mixed.returncode == 2 and "ask for different resources" in mixed.stderr and "split the sweep" in mixed.stderr
     unknown = make_overrides(tmp_path, "seed=0", "optimizer=nosuch")
     assert unknown.returncode == 2
-    assert unknown.stderr.strip().splitlines()[-1].endswith(
-        "Could not find 'optimizer/nosuch'; check the overrides with `python run.py <overrides> --cfg job`")
+    assert (
+        unknown.stderr.strip()
+        .splitlines()[-1]
+        .endswith("Could not find 'optimizer/nosuch'; check the overrides with `python run.py <overrides> --cfg job`")
+    )
 
 
 def test_hydra_sweep_syntax_and_parallelism_limit(tmp_path):

@@ -1,5 +1,6 @@
 """`hardware=multinode` through the SLURM launcher on two local nodes (two slurmd, one task each, gloo on CPU)
 ends where the single-process run ends, and bit-identical to the same two ranks on one node."""
+
 from __future__ import annotations
 
 import os
@@ -17,26 +18,51 @@ pytestmark = pytest.mark.slurm
 
 # As the 2-process DDP test (tests/test_train.py): SGD on a BatchNorm-free model, where the union of the two
 # rank batches is the single-process batch. One thread each, so every run sums in the same order.
-TINY = ["dataset=digits", "model=mlp", "optimizer=sgd", "logger=csv", "train.batch_size=64", "limits.max_epochs=1",
-        "limits.train_batches=5", "train.checkpoint=true", "hardware.cpu_threads=1"]
+TINY = [
+    "dataset=digits",
+    "model=mlp",
+    "optimizer=sgd",
+    "logger=csv",
+    "train.batch_size=64",
+    "limits.max_epochs=1",
+    "limits.train_batches=5",
+    "train.checkpoint=true",
+    "hardware.cpu_threads=1",
+]
 # The GPU preset, resized for the local cluster's CPU nodes: 1 process per node, so 2 ranks over gloo.
-MULTINODE_ON_CPU = ["hardware=multinode", "hardware.accelerator=cpu", "hardware.devices=1", "hardware.gpus_per_node=0",
-                    "hardware.channels_last=false", "hardware.deterministic=true"]
+MULTINODE_ON_CPU = [
+    "hardware=multinode",
+    "hardware.accelerator=cpu",
+    "hardware.devices=1",
+    "hardware.gpus_per_node=0",
+    "hardware.channels_last=false",
+    "hardware.deterministic=true",
+]
 
 
 @pytest.fixture
 def two_node_env(slurm_env: dict[str, str]) -> dict[str, str]:
-    nodes = subprocess.run(["sinfo", "--noheader", "--Node", "--format=%N"], env=slurm_env, capture_output=True,
-                           text=True, check=True).stdout.split()
+    nodes = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--format=%N"], env=slurm_env, capture_output=True, text=True, check=True
+    ).stdout.split()
     if len(set(nodes)) < 2:
-        pytest.fail(f"the local cluster has {len(set(nodes))} node(s), this test needs 2; run: "
-                    "slurm/local-cluster.sh stop && slurm/local-cluster.sh start --nodes 2", pytrace=False)
+        pytest.fail(
+            f"the local cluster has {len(set(nodes))} node(s), this test needs 2; run: "
+            "slurm/local-cluster.sh stop && slurm/local-cluster.sh start --nodes 2",
+            pytrace=False,
+        )
     return slurm_env
 
 
 def run_py(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "run.py", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "run.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(job: subprocess.Popen, what: str) -> None:
@@ -56,9 +82,19 @@ def without_clocks(history: list[dict]) -> list[dict]:
 
 
 def test_two_nodes_one_process_each_equal_the_single_process_run(two_node_env, tmp_path):
-    sweep = run_py(["-m", "hydra/launcher=slurm", *MULTINODE_ON_CPU, *TINY, "cluster.cpus_per_task=1",
-                    "cluster.timeout_min=20", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                    f"paths.runs_dir={tmp_path / 'multinode'}"], two_node_env)
+    sweep = run_py(
+        [
+            "-m",
+            "hydra/launcher=slurm",
+            *MULTINODE_ON_CPU,
+            *TINY,
+            "cluster.cpus_per_task=1",
+            "cluster.timeout_min=20",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"paths.runs_dir={tmp_path / 'multinode'}",
+        ],
+        two_node_env,
+    )
     # The references run here while the job waits in the queue and polls; neither runs under SLURM.
     local = {key: value for key, value in two_node_env.items() if not key.startswith("SLURM_")}
     finish(run_py([*TINY, "hardware=cpu", f"paths.runs_dir={tmp_path / 'single'}"], local), "the single-process run")
@@ -73,7 +109,8 @@ def test_two_nodes_one_process_each_equal_the_single_process_run(two_node_env, t
     assert "distributed_backend=gloo" in rank_zero_log and "Starting with 2 processes" in rank_zero_log
 
     (multinode, multinode_weights), (single, single_weights), (one_node, one_node_weights) = (
-        the_run(tmp_path / name) for name in ("multinode", "single", "one_node"))
+        the_run(tmp_path / name) for name in ("multinode", "single", "one_node")
+    )
     assert multinode["status"] == "finished", multinode["error"]
     assert multinode["slurm"]["node_list"] == "node[1-2]"  # one task on each node
     assert (multinode["hardware"]["num_nodes"], multinode["hardware"]["devices_per_node"]) == (2, 1)
@@ -85,8 +122,9 @@ def test_two_nodes_one_process_each_equal_the_single_process_run(two_node_env, t
     assert all(torch.equal(multinode_weights[k], one_node_weights[k]) for k in multinode_weights)
     # Against one process, the mean of two half-batch gradients sums in another order: equal to rounding.
     for metric in ("train/loss", "test/loss", "test/acc"):
-        assert multinode["metrics"]["final"][metric] == pytest.approx(single["metrics"]["final"][metric],
-                                                                     rel=1e-5, abs=1e-6)
+        assert multinode["metrics"]["final"][metric] == pytest.approx(
+            single["metrics"]["final"][metric], rel=1e-5, abs=1e-6
+        )
     assert multinode_weights.keys() == single_weights.keys()
     for name, weight in multinode_weights.items():
         torch.testing.assert_close(weight, single_weights[name], rtol=1e-5, atol=1e-6, msg=name)
@@ -94,8 +132,13 @@ def test_two_nodes_one_process_each_equal_the_single_process_run(two_node_env, t
 
 @pytest.mark.parametrize("bad", [["--nodes", "0"], ["--nodes", "two"], ["--nodes"], ["--node", "2"]])
 def test_start_refuses_a_bad_node_count_in_one_line_before_any_work(bad, tmp_path):
-    done = subprocess.run([str(REPO_ROOT / "slurm" / "local-cluster.sh"), "start", *bad], capture_output=True, text=True,
-                          env={**os.environ, "OPTREPRO_SLURM_DIR": str(tmp_path / "state")}, timeout=60)
+    done = subprocess.run(
+        [str(REPO_ROOT / "slurm" / "local-cluster.sh"), "start", *bad],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OPTREPRO_SLURM_DIR": str(tmp_path / "state")},
+        timeout=60,
+    )
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert line.startswith("local-cluster: ") and "--node" in line

@@ -1,5 +1,6 @@
 """run.py on the local SLURM cluster: array sweeps through the Hydra launcher, a 2-task DDP job through srun,
 preemption with requeue, relaunching a sweep after a killed element, and scheduler errors shown to the user."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,14 @@ from optrepro.paths import REPO_ROOT
 pytestmark = pytest.mark.slurm
 
 # No eval limit: with one, each DDP rank would evaluate the first batches of its own shard, not the same samples.
-TINY = ["dataset=digits", "model=mlp", "logger=csv", "train.batch_size=64", "limits.max_epochs=1",
-        "limits.train_batches=5"]
+TINY = [
+    "dataset=digits",
+    "model=mlp",
+    "logger=csv",
+    "train.batch_size=64",
+    "limits.max_epochs=1",
+    "limits.train_batches=5",
+]
 
 
 def read_json(path: Path) -> dict:
@@ -28,13 +35,22 @@ def records(runs_dir: Path) -> list[dict]:
 
 
 def run_py(args: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "run.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def sweep(runs_dir: Path, *extra: str) -> list[str]:
-    return ["-m", "hydra/launcher=slurm", "hardware=cpu", "cluster.cpus_per_task=1", "cluster.timeout_min=20",
-            f"paths.runs_dir={runs_dir}", *TINY, *extra]
+    return [
+        "-m",
+        "hydra/launcher=slurm",
+        "hardware=cpu",
+        "cluster.cpus_per_task=1",
+        "cluster.timeout_min=20",
+        f"paths.runs_dir={runs_dir}",
+        *TINY,
+        *extra,
+    ]
 
 
 def test_a_four_element_array_sweep_leaves_one_record_per_element_in_its_own_folder(slurm_env, tmp_path):
@@ -52,8 +68,14 @@ def test_a_four_element_array_sweep_leaves_one_record_per_element_in_its_own_fol
 def test_relaunching_a_sweep_after_a_killed_element_runs_only_that_element(slurm_env, tmp_path):
     runs = tmp_path / "runs"
     long_enough = ["seed=0,1,2", "limits.train_batches=40", "limits.max_epochs=150"]  # ~15 s of training each
-    first = subprocess.Popen([sys.executable, "run.py", *sweep(runs, *long_enough)],
-                             cwd=REPO_ROOT, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "run.py", *sweep(runs, *long_enough)],
+        cwd=REPO_ROOT,
+        env=slurm_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     killed = None
     while killed is None and time.monotonic() < deadline:
@@ -85,9 +107,23 @@ def test_two_task_ddp_through_srun_equals_the_single_process_run(slurm_env, tmp_
     single = run_py([*TINY, "hardware=cpu", f"paths.runs_dir={tmp_path / 'single'}"], slurm_env)
     assert single.returncode == 0, single.stderr[-3000:]
     command = f"srun {sys.executable} run.py hardware=ddp_cpu {' '.join(TINY)} paths.runs_dir={tmp_path / 'ddp'}"
-    job = subprocess.run(["sbatch", "--wait", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1", f"--chdir={REPO_ROOT}",
-                          f"--output={tmp_path / 'ddp.out'}", "--wrap", command],
-                         env=slurm_env, capture_output=True, text=True, timeout=600)
+    job = subprocess.run(
+        [
+            "sbatch",
+            "--wait",
+            "--nodes=1",
+            "--ntasks-per-node=2",
+            "--cpus-per-task=1",
+            f"--chdir={REPO_ROOT}",
+            f"--output={tmp_path / 'ddp.out'}",
+            "--wrap",
+            command,
+        ],
+        env=slurm_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert job.returncode == 0, (tmp_path / "ddp.out").read_text()[-3000:]
     (ddp,), (one,) = records(tmp_path / "ddp"), records(tmp_path / "single")
     assert ddp["hardware"]["world_size"] == 2 and ddp["slurm"]["job_id"]
@@ -96,14 +132,35 @@ def test_two_task_ddp_through_srun_equals_the_single_process_run(slurm_env, tmp_
 
 
 def test_a_preempted_element_is_requeued_and_ends_identical_to_a_control_run(slurm_env, tmp_path):
-    common = ["dataset=digits", "model=small_cnn", "model.width=8", "logger=csv", "train.epochs=30",
-              "train.batch_size=32", "optimizer=sam"]
+    common = [
+        "dataset=digits",
+        "model=small_cnn",
+        "model.width=8",
+        "logger=csv",
+        "train.epochs=30",
+        "train.batch_size=32",
+        "optimizer=sam",
+    ]
     control = run_py([*common, f"paths.runs_dir={tmp_path / 'control'}"], slurm_env)
     assert control.returncode == 0, control.stderr[-3000:]
     command = f"srun {sys.executable} run.py {' '.join(common)} paths.runs_dir={tmp_path / 'slurm'}"
-    submitted = subprocess.run(["sbatch", "--parsable", "--requeue", "--cpus-per-task=1", f"--chdir={REPO_ROOT}",
-                                f"--output={tmp_path / 'job.out'}", "--open-mode=append", "--wrap", command],
-                               env=slurm_env, capture_output=True, text=True, check=True)
+    submitted = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--requeue",
+            "--cpus-per-task=1",
+            f"--chdir={REPO_ROOT}",
+            f"--output={tmp_path / 'job.out'}",
+            "--open-mode=append",
+            "--wrap",
+            command,
+        ],
+        env=slurm_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     job_id = submitted.stdout.strip()
     deadline = time.monotonic() + 600
     while not list((tmp_path / "slurm").glob("*/*/*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
@@ -118,7 +175,10 @@ def test_a_preempted_element_is_requeued_and_ends_identical_to_a_control_run(slu
     log = (tmp_path / "job.out").read_text()
     assert resumed["status"] == "finished", log[-3000:]
     assert resumed["slurm"]["restart_count"] >= 1 and "requeued SLURM job" in log
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
     assert strip(resumed["history"]) == strip(reference["history"])
 
 
@@ -127,8 +187,16 @@ def test_a_sweep_with_jobs_preempted_by_usr2_and_usr1_waits_for_them_and_ends_id
     after their first epoch checkpoint. The sweep command keeps waiting while SLURM holds the requeued jobs, exits 0
     once they finish, and each resumed record equals an uninterrupted run row for row (the test split evaluated every
     4th epoch, so the checkpoint falls between evaluations)."""
-    common = ["dataset=digits", "model=small_cnn", "model.width=8", "logger=csv", "train.epochs=24",
-              "train.eval_every=4", "train.batch_size=32", "optimizer=sam"]
+    common = [
+        "dataset=digits",
+        "model=small_cnn",
+        "model.width=8",
+        "logger=csv",
+        "train.epochs=24",
+        "train.eval_every=4",
+        "train.batch_size=32",
+        "optimizer=sam",
+    ]
     controls = {}
     for seed in (0, 1):
         done = run_py([*common, f"seed={seed}", f"paths.runs_dir={tmp_path / 'control'}"], slurm_env)
@@ -136,11 +204,22 @@ def test_a_sweep_with_jobs_preempted_by_usr2_and_usr1_waits_for_them_and_ends_id
     for record in records(tmp_path / "control"):
         controls[record["seed"]] = record
     runs = tmp_path / "runs"
-    sweep_cmd = [sys.executable, "run.py", "-m", "hydra/launcher=slurm", "hardware=cpu", "cluster.cpus_per_task=1",
-                 "cluster.timeout_min=20", f"paths.runs_dir={runs}", *common, "seed=0,1",
-                 f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    launched = subprocess.Popen(sweep_cmd, cwd=REPO_ROOT, env=slurm_env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+    sweep_cmd = [
+        sys.executable,
+        "run.py",
+        "-m",
+        "hydra/launcher=slurm",
+        "hardware=cpu",
+        "cluster.cpus_per_task=1",
+        "cluster.timeout_min=20",
+        f"paths.runs_dir={runs}",
+        *common,
+        "seed=0,1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    launched = subprocess.Popen(
+        sweep_cmd, cwd=REPO_ROOT, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 300
     while len(list(runs.glob("*/*/*/checkpoints/last.ckpt"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -155,7 +234,10 @@ def test_a_sweep_with_jobs_preempted_by_usr2_and_usr1_waits_for_them_and_ends_id
         assert f"preempted by {signal_name}: requeuing SLURM job" in logs, logs[-3000:]
     assert "SLURM holds a requeued job about 2 minutes in PD (BeginTime)" in logs
     assert logs.count("resuming from a checkpoint that holds epochs 0..") == 2
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
     resumed = {record["seed"]: record for record in records(runs)}
     for seed in (0, 1):
         assert resumed[seed]["status"] == "finished"

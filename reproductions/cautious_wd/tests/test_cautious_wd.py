@@ -1,6 +1,7 @@
 """Cautious weight decay (reproductions/cautious_wd): the step against hand computations (SGD and Adam bases, the
 mask's zero cases, the Table 2 ablation masks), the plain-decay mask against torch AdamW, the builder's groups, the
 toy objectives' geometry, and bad knobs stopping before any work."""
+
 from __future__ import annotations
 
 import functools
@@ -23,8 +24,9 @@ U = [0.3, 0.4, -0.2, -0.1]  # SGD without momentum: the update direction u is th
 
 def sgd_cwd_step(mask: str, x=X0, grad=U, lr=0.1, decay=0.5, seed=0) -> torch.Tensor:
     param = torch.nn.Parameter(torch.as_tensor(x, dtype=torch.float64).clone())
-    optimizer = CautiousWeightDecay([param], functools.partial(torch.optim.SGD, lr=lr), decay=decay, mask=mask,
-                                    seed=seed)
+    optimizer = CautiousWeightDecay(
+        [param], functools.partial(torch.optim.SGD, lr=lr), decay=decay, mask=mask, seed=seed
+    )
     param.grad = torch.as_tensor(grad, dtype=torch.float64).clone()
     optimizer.step()
     return param.detach()
@@ -58,8 +60,9 @@ def test_mask_all_is_torch_adamw():
     start = torch.randn(50, generator=gen, dtype=torch.float64)
     grads = [torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(6)]
     ours, reference = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
-    wrapped = CautiousWeightDecay([ours], functools.partial(torch.optim.AdamW, lr=0.01, weight_decay=0.0),
-                                  decay=0.3, mask="all")
+    wrapped = CautiousWeightDecay(
+        [ours], functools.partial(torch.optim.AdamW, lr=0.01, weight_decay=0.0), decay=0.3, mask="all"
+    )
     adamw = torch.optim.AdamW([reference], lr=0.01, weight_decay=0.3)
     for grad in grads:
         ours.grad, reference.grad = grad.clone(), grad.clone()
@@ -77,14 +80,17 @@ def test_mask_all_is_torch_adamw():
 def test_gradient_mask_reads_the_gradient_not_the_update():
     """SGD momentum 0.9 after a first gradient of +1: the second gradient -0.5 gives buffer 0.9 - 0.5 = 0.4 > 0,
     so the update agrees with x = 1 (CWD decays) while the gradient does not (the gradient mask does not)."""
+
     def two_steps(mask):
         param = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
-        opt = CautiousWeightDecay([param], functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9), decay=0.5,
-                                  mask=mask)
+        opt = CautiousWeightDecay(
+            [param], functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9), decay=0.5, mask=mask
+        )
         for g in (1.0, -0.5):
             param.grad = torch.tensor([g], dtype=torch.float64)
             opt.step()
         return float(param)
+
     x1 = 1.0 - 0.1 * (1.0 + 0.5)  # step 1: u = 1, decayed under both masks: 0.85
     assert two_steps("update") == pytest.approx(x1 - 0.1 * (0.4 + 0.5 * x1))
     assert two_steps("gradient") == pytest.approx(x1 - 0.1 * 0.4)
@@ -94,8 +100,10 @@ def test_random_mask_has_the_cautious_fraction_and_is_seeded():
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(20000, generator=gen, dtype=torch.float64)
     grad = torch.where(torch.arange(20000) < 5000, x, -x)  # u x >= 0 on exactly the first quarter
+
     def decayed(result):  # the decay lr * lambda * |x| >= 5e-6 here, far above round-off
         return (result - (x - 0.1 * grad)).abs() > 1e-9
+
     cautious_mask = decayed(sgd_cwd_step("update", x=x, grad=grad))
     assert torch.equal(cautious_mask, torch.arange(20000) < 5000)
     random_a = decayed(sgd_cwd_step("random", x=x, grad=grad, seed=7))
@@ -107,8 +115,13 @@ def test_random_mask_has_the_cautious_fraction_and_is_seeded():
 
 def test_builder_moves_decay_out_of_the_base_and_keeps_no_decay_groups():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    cfg = OmegaConf.create({"base": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3,
-                                     "weight_decay": 0.2}, "no_decay_norm_and_bias": True, "cwd_mask": "update"})
+    cfg = OmegaConf.create(
+        {
+            "base": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3, "weight_decay": 0.2},
+            "no_decay_norm_and_bias": True,
+            "cwd_mask": "update",
+        }
+    )
     optimizer, _ = build_cwd_step(cfg, model, num_train_samples=8, num_classes=4, accumulate=1, grad_clip=None)
     decays = sorted((group["cautious_decay"], len(group["params"])) for group in optimizer.param_groups)
     assert decays == [(0.0, 3), (0.2, 1)]  # linear bias and BN weight/bias: no decay; the linear weight: lambda
@@ -130,13 +143,26 @@ def test_toy_objectives_and_pareto_gap_by_hand():
     assert (start_point(0, [0.5, 4.5], [1.5, 5.5]) == a).all()
 
 
-@pytest.mark.parametrize("override,key", [("optimizer.cwd_mask=sometimes", "optimizer.cwd_mask"),
-                                          ("task.steps=0", "task.steps")])
+@pytest.mark.parametrize(
+    "override,key", [("optimizer.cwd_mask=sometimes", "optimizer.cwd_mask"), ("task.steps=0", "task.steps")]
+)
 def test_bad_knobs_stop_before_any_work(override, key, tmp_path):
     preset = "cwd_smoke" if override.startswith("optimizer") else "cwd_toy_cpu"
     runs = tmp_path / "runs"
-    done = subprocess.run([sys.executable, "run.py", f"+repro={preset}", override, f"paths.runs_dir={runs}",
-                           f"hydra.run.dir={tmp_path}/h"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            f"+repro={preset}",
+            override,
+            f"paths.runs_dir={runs}",
+            f"hydra.run.dir={tmp_path}/h",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
     assert not runs.exists()
@@ -148,7 +174,11 @@ def test_toy_knobs_are_checked():
 
     good = {"objective": "circle", "steps": 10, "log_every": 5, "init_low": [0.5, 4.5], "init_high": [1.5, 5.5]}
     validate(OmegaConf.create({"task": good}))
-    for change, key in [({"objective": "square"}, "task.objective"), ({"init_low": [1.0]}, "task.init_low"),
-                        ({"init_low": [2.0, 4.5]}, "task.init_low"), ({"log_every": 0}, "task.log_every")]:
+    for change, key in [
+        ({"objective": "square"}, "task.objective"),
+        ({"init_low": [1.0]}, "task.init_low"),
+        ({"init_low": [2.0, 4.5]}, "task.init_low"),
+        ({"log_every": 0}, "task.log_every"),
+    ]:
         with pytest.raises(InvalidConfigError, match=f"^{key}: "):
             validate(OmegaConf.create({"task": {**good, **change}}))

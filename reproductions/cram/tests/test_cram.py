@@ -1,4 +1,5 @@
 """CrAM (reproductions/cram): the step against a hand computation, the pruning operator, BN re-tuning, errors, smoke."""
+
 from __future__ import annotations
 
 import math
@@ -60,7 +61,9 @@ def test_cram_step_matches_a_hand_computation(plus, sparse_grad):
     model = tiny_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     step = CrAMStep(optimizer, rho=rho, sparsities=[0.5], plus=plus, sparse_grad=sparse_grad)
-    output = step.training_step(LocalBackend(model, loss_fn=half_square_loss), (X, torch.zeros(2, dtype=torch.long), torch.arange(2)), epoch=0)
+    output = step.training_step(
+        LocalBackend(model, loss_fn=half_square_loss), (X, torch.zeros(2, dtype=torch.long), torch.arange(2)), epoch=0
+    )
 
     g_w, g_b = hand_grads(W0, B0)
     w_pert, b_pert = W0 + rho * g_w, B0 + rho * g_b  # unnormalized perturbation (official grad_norm=False)
@@ -81,7 +84,9 @@ def test_cram_step_normalized_perturbation_and_micro_batches_match_the_full_batc
     rho, lr = 0.3, 0.05
     model = tiny_model()
     step = CrAMStep(torch.optim.SGD(model.parameters(), lr=lr), rho=rho, sparsities=[0.5], normalize=True, accumulate=2)
-    step.training_step(LocalBackend(model, loss_fn=half_square_loss), (X, torch.zeros(2, dtype=torch.long), torch.arange(2)), epoch=0)
+    step.training_step(
+        LocalBackend(model, loss_fn=half_square_loss), (X, torch.zeros(2, dtype=torch.long), torch.arange(2)), epoch=0
+    )
     g_w, g_b = hand_grads(W0, B0)
     norm = torch.sqrt(g_w.pow(2).sum() + g_b.pow(2).sum())
     w_pert, b_pert = W0 + rho * g_w / norm, B0 + rho * g_b / norm
@@ -109,8 +114,11 @@ def test_sparsity_draws_are_seeded_and_survive_a_checkpoint():
     def draws(step, n=20):
         return [step.draw_sparsity() for _ in range(n)]
 
-    make = lambda seed: CrAMStep(torch.optim.SGD(tiny_model().parameters(), lr=0.1), rho=0.1,
-                                 sparsities=[0.3, 0.5, 0.9], seed=seed)
+    def make(seed):
+        return CrAMStep(
+            torch.optim.SGD(tiny_model().parameters(), lr=0.1), rho=0.1, sparsities=[0.3, 0.5, 0.9], seed=seed
+        )
+
     first = make(3)
     assert draws(first) == draws(make(3)) and set(draws(make(3), 200)) == {0.3, 0.5, 0.9}
     state = first.state_dict()
@@ -173,9 +181,12 @@ def test_bad_sparsity_is_a_clear_error(bad):
 
 def test_bad_step_and_callback_settings_are_clear_errors():
     model = tiny_model()
-    cfg = OmegaConf.create({"base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, "rho": 0.1,
-                            "sparsities": [0.5, 1.2]})
-    with pytest.raises(ConfigError, match=r"optimizer\.sparsities\[1\] must be a fraction of weights to prune in \[0, 1\)"):
+    cfg = OmegaConf.create(
+        {"base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, "rho": 0.1, "sparsities": [0.5, 1.2]}
+    )
+    with pytest.raises(
+        ConfigError, match=r"optimizer\.sparsities\[1\] must be a fraction of weights to prune in \[0, 1\)"
+    ):
         build_cram_step(cfg, model, num_train_samples=2, num_classes=2, accumulate=1, grad_clip=None)
     cfg.sparsities = 0.9
     with pytest.raises(ConfigError, match=r"optimizer\.sparsities must be a list"):
@@ -197,7 +208,10 @@ def test_one_shot_test_at_zero_sparsity_without_retuning_is_the_dense_accuracy()
     net.eval()
     inputs, targets = torch.randn(30, 4), torch.randint(0, 3, (30,))
     dense = float((net(inputs).argmax(1) == targets).float().mean())
-    batches = lambda: [(inputs[:15], targets[:15], None), (inputs[15:], targets[15:], None)]
+
+    def batches():
+        return [(inputs[:15], targets[:15], None), (inputs[15:], targets[15:], None)]
+
     metrics = OneShotPruningCallback(sparsities=[0.0, 0.9], bn_batches=2).measure(net, batches, batches)
     assert metrics["test/acc_pruned_nobnt_s0"] == pytest.approx(dense)
     assert metrics["prune/sparsity_s90"] == pytest.approx(1 - math.ceil(56 * 0.1) / 56)
@@ -227,8 +241,11 @@ def ddp_mlp() -> nn.Module:
 def ddp_batch():
     generator = torch.Generator().manual_seed(1)
     n = WORLD_SIZE * PER_DEVICE
-    return (torch.randn(n, 4, generator=generator, dtype=torch.float64), torch.randint(0, 3, (n,), generator=generator),
-            torch.arange(n))
+    return (
+        torch.randn(n, 4, generator=generator, dtype=torch.float64),
+        torch.randint(0, 3, (n,), generator=generator),
+        torch.arange(n),
+    )
 
 
 def ddp_cram_step(model: nn.Module) -> CrAMStep:
@@ -265,9 +282,11 @@ def test_cram_step_under_ddp_equals_the_single_process_step_on_the_whole_batch(t
             torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-12)
 
 
-
 BAD_STEP_KNOBS = [
-    (["+repro=cram_smoke", "optimizer.sparsities=[1.5]"], "optimizer.sparsities[0] must be a fraction of weights to prune in [0, 1)"),
+    (
+        ["+repro=cram_smoke", "optimizer.sparsities=[1.5]"],
+        "optimizer.sparsities[0] must be a fraction of weights to prune in [0, 1)",
+    ),
     (["+repro=cram_smoke", "optimizer.sparsities=[]"], "CrAM needs a non-empty list of sparsities"),
 ]
 

@@ -1,5 +1,6 @@
 """deepzero: CGE and RGE against hand computations of finite differences, masks, the step's update and budget,
 BatchNorm statistics, bad knobs and a smoke run."""
+
 from __future__ import annotations
 
 import subprocess
@@ -57,7 +58,7 @@ def test_cge_on_a_channels_last_weight_equals_the_contiguous_one():
     scale = torch.arange(24, dtype=torch.float64).reshape(2, 3, 2, 2)
     estimates = []
     for candidate in (weight.clone(), weight.clone().to(memory_format=torch.channels_last)):
-        f = lambda: (scale * candidate ** 2).sum()  # noqa: E731
+        f = lambda: (scale * candidate**2).sum()  # noqa: E731
         (estimate,) = cge(f, [candidate], 1e-3, f(), [mask])
         estimates.append(estimate.contiguous())
         assert torch.equal(candidate, weight)
@@ -83,8 +84,15 @@ def test_rge_is_the_mean_of_directional_differences_times_directions():
 def test_rge_is_unbiased_for_a_linear_function():
     theta = torch.zeros(3, dtype=torch.float64)
     b = torch.tensor(B)
-    (estimate,) = rge(lambda: b @ theta, [theta], 0.1, torch.tensor(0.0, dtype=torch.float64), [None], 20000,
-                      torch.Generator().manual_seed(0))
+    (estimate,) = rge(
+        lambda: b @ theta,
+        [theta],
+        0.1,
+        torch.tensor(0.0, dtype=torch.float64),
+        [None],
+        20000,
+        torch.Generator().manual_seed(0),
+    )
     np.testing.assert_allclose(estimate.numpy(), B, atol=0.06)  # E[(b.u) u] = b; sd of each entry ~ 2.3 / sqrt(20000)
 
 
@@ -95,7 +103,7 @@ def test_masked_coordinates_get_a_zero_estimate_and_cost_no_query():
 
     def f():
         calls.append(1)
-        return (weight ** 2).sum()
+        return (weight**2).sum()
 
     (estimate,) = cge(f, [weight], 1e-3, f(), [mask])
     assert len(calls) == 1 + 3 == 1 + active_count([weight], [mask])
@@ -112,9 +120,14 @@ def test_random_masks_keep_the_ratio_per_weight_tensor_and_leave_biases_dense():
 
 
 def sgd_node(lr=1.0, **knobs):
-    node = {"base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": lr, "momentum": 0.0,
-                     "weight_decay": 0.0}, "estimator": "cge", "mu": 1e-3, "queries": None, "sparsity": 0.0,
-            "mask_interval": 5}
+    node = {
+        "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": lr, "momentum": 0.0, "weight_decay": 0.0},
+        "estimator": "cge",
+        "mu": 1e-3,
+        "queries": None,
+        "sparsity": 0.0,
+        "mask_interval": 5,
+    }
     node.update(knobs)
     return OmegaConf.create(node)
 
@@ -124,15 +137,19 @@ def tanh_net():
     return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
 
 
-BATCH = (torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 0.5, -1.0]], dtype=torch.float64),
-         torch.tensor([0, 1, 1]), None)
+BATCH = (
+    torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 0.5, -1.0]], dtype=torch.float64),
+    torch.tensor([0, 1, 1]),
+    None,
+)
 
 
 def one_step(model, epoch=0, strategy=None, **knobs):
     """-(theta_after - theta_before) of one step with SGD lr 1: the estimate the step applied."""
     if strategy is None:
-        _, strategy = build_zo_step(sgd_node(**knobs), model, num_train_samples=3, num_classes=2, accumulate=1,
-                                    grad_clip=None)
+        _, strategy = build_zo_step(
+            sgd_node(**knobs), model, num_train_samples=3, num_classes=2, accumulate=1, grad_clip=None
+        )
     before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
     strategy.training_step(LocalBackend(model, loss_fn=nn.functional.cross_entropy), BATCH, epoch=epoch)
     return before - torch.cat([p.detach().reshape(-1) for p in model.parameters()]), strategy
@@ -168,8 +185,12 @@ def test_sparse_step_updates_only_unmasked_weights_and_redraws_the_mask_each_int
     model = tanh_net()
     applied, strategy = one_step(model, sparsity=0.5, mask_interval=2)
     masks = strategy.masks
-    flat_mask = torch.cat([torch.ones(p.numel(), dtype=torch.float64) if m is None else m.reshape(-1)
-                           for p, m in zip(model.parameters(), masks)])
+    flat_mask = torch.cat(
+        [
+            torch.ones(p.numel(), dtype=torch.float64) if m is None else m.reshape(-1)
+            for p, m in zip(model.parameters(), masks)
+        ]
+    )
     assert (applied[flat_mask == 0] == 0).all()
     assert strategy.last_queries == int(flat_mask.sum()) + 1 == 6 + 4 + 4 + 2 + 1
     one_step(model, epoch=1, strategy=strategy)
@@ -221,9 +242,21 @@ def test_bad_input_names_the_key_problem_and_fix(override, line):
 
 
 def test_bad_input_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
-    done = subprocess.run([sys.executable, "run.py", "+repro=dz_digits_smoke", "optimizer.sparsity=1.5", "logger=csv",
-                           f"paths.runs_dir={tmp_path / 'runs'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=dz_digits_smoke",
+            "optimizer.sparsity=1.5",
+            "logger=csv",
+            f"paths.runs_dir={tmp_path / 'runs'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("optrepro: error: optimizer.sparsity: 1.5 is not a fraction in [0, 1)"), last

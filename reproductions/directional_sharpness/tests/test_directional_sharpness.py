@@ -2,6 +2,7 @@
 clipping and the clipped step against hand computations, the pseudo-update directions against torch's Adam, the
 callback's Adam direction against the run's own Adam update, the generated data, and bad knobs stopping before
 any work."""
+
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,10 @@ def test_sharpness_of_a_quadratic_is_the_rayleigh_quotient():
     generator = torch.Generator().manual_seed(0)
     b = torch.randn(6, 6, generator=generator, dtype=torch.float64)
     a = b + b.T  # symmetric and indefinite
-    x, v = torch.randn(6, generator=generator, dtype=torch.float64), torch.randn(6, generator=generator,
-                                                                               dtype=torch.float64)
+    x, v = (
+        torch.randn(6, generator=generator, dtype=torch.float64),
+        torch.randn(6, generator=generator, dtype=torch.float64),
+    )
     assert quadratic_sharpness(a, x, v) == pytest.approx(float(v @ a @ v / (v @ v)), rel=1e-12)
     assert quadratic_sharpness(a, x, 7.0 * v) == pytest.approx(quadratic_sharpness(a, x, v), rel=1e-12)  # scale-free
 
@@ -74,13 +77,19 @@ def test_sharpness_of_a_network_matches_finite_differences_of_the_gradient():
         return grads
 
     plus, minus = gradient_at(1.0), gradient_at(-1.0)
-    finite = sum(((gp - gm) / (2 * eps) * d).sum() for gp, gm, d in zip(plus, minus, v)) / sum((d * d).sum()
-                                                                                             for d in v)
+    finite = sum(((gp - gm) / (2 * eps) * d).sum() for gp, gm, d in zip(plus, minus, v)) / sum((d * d).sum() for d in v)
     assert directional_sharpness(loss, params, v) == pytest.approx(float(finite), rel=1e-5)
 
 
-@pytest.mark.parametrize("fraction,expected", [(0.2, [3.0, -3.0, 1.0, 0.5, 0.2]), (0.4, [1.0, -1.0, 1.0, 0.5, 0.2]),
-                                               (0.0, G), (0.99, [0.2, -0.2, 0.2, 0.2, 0.2])])
+@pytest.mark.parametrize(
+    "fraction,expected",
+    [
+        (0.2, [3.0, -3.0, 1.0, 0.5, 0.2]),
+        (0.4, [1.0, -1.0, 1.0, 0.5, 0.2]),
+        (0.0, G),
+        (0.99, [0.2, -0.2, 0.2, 0.2, 0.2]),
+    ],
+)
 def test_clipping_by_hand(fraction, expected):
     g = torch.tensor(G)
     clip_top_coordinates_([g], fraction)
@@ -122,8 +131,8 @@ def test_pseudo_directions_by_hand_and_against_torch_adam():
     assert directions["sgd_clip"][0].tolist() == pytest.approx((0.9 * c1 + 0.1 * c2).tolist())
     assert directions["adam"][0].tolist() == pytest.approx((before - param.detach()).tolist(), rel=1e-6)
     a1, a2 = torch.tensor([0.5, -0.5, 0.5, 0.1]), torch.tensor([0.5, 0.5, -0.5, 0.3])  # tau = 0.5 twice (k = 0.5)
-    m = (0.9 * 0.1 * a1 + 0.1 * a2) / (1 - 0.9 ** 2)
-    v = (0.999 * 0.001 * g1 ** 2 + 0.001 * g2 ** 2) / (1 - 0.999 ** 2)  # second moment: unclipped
+    m = (0.9 * 0.1 * a1 + 0.1 * a2) / (1 - 0.9**2)
+    v = (0.999 * 0.001 * g1**2 + 0.001 * g2**2) / (1 - 0.999**2)  # second moment: unclipped
     assert directions["adam_clip"][0].tolist() == pytest.approx((m / (v.sqrt() + 1e-8)).tolist(), rel=1e-6)
 
 
@@ -142,8 +151,18 @@ def test_pseudo_directions_resume_from_their_state():
 
 
 def test_markov_data_is_fixed_by_its_seed_and_follows_zipf_rows():
-    cfg = OmegaConf.create({"name": "markov_lm", "vocab": 8, "context": 6, "order": 1, "zipf": 1.0, "n_train": 50,
-                            "n_test": 10, "data_seed": 3})
+    cfg = OmegaConf.create(
+        {
+            "name": "markov_lm",
+            "vocab": 8,
+            "context": 6,
+            "order": 1,
+            "zipf": 1.0,
+            "n_train": 50,
+            "n_test": 10,
+            "data_seed": 3,
+        }
+    )
     a, b = load_markov_lm(cfg, None), load_markov_lm(cfg, None)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
     assert a.x_train.shape == (50, 6) and a.num_classes == 8 and int(a.x_train.max()) < 8
@@ -155,8 +174,20 @@ def test_markov_data_is_fixed_by_its_seed_and_follows_zipf_rows():
 
 def test_callback_adam_direction_is_the_runs_own_adam_update(tmp_path):
     runs = tmp_path / "runs"
-    done = subprocess.run([sys.executable, "run.py", "+repro=ds_lm_smoke", "logger=csv", f"paths.runs_dir={runs}",
-                           f"hydra.run.dir={tmp_path}/h"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=ds_lm_smoke",
+            "logger=csv",
+            f"paths.runs_dir={runs}",
+            f"hydra.run.dir={tmp_path}/h",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(next(runs.rglob("record.json")).read_text())
     row = record["history"][-1]
@@ -165,19 +196,38 @@ def test_callback_adam_direction_is_the_runs_own_adam_update(tmp_path):
     assert row["ds/adam_over_sgd"] == pytest.approx(row["ds/adam"] / row["ds/sgd"], rel=1e-9)
 
 
-@pytest.mark.parametrize("preset,override,key", [
-    ("ds_lm_sgdclip_cpu", "optimizer.clip_fraction=1.0", "optimizer.clip_fraction"),
-    ("ds_lm_sgdclip_cpu", "optimizer.clip_fraction=-0.1", "optimizer.clip_fraction"),
-    ("ds_lm_smoke", "callbacks.directional_sharpness.every_n_steps=0", "callbacks.directional_sharpness.every_n_steps"),
-    ("ds_lm_smoke", "callbacks.directional_sharpness.sgd_clip=1.5", "callbacks.directional_sharpness.sgd_clip"),
-    ("ds_lm_smoke", "+callbacks.directional_sharpness.every=5", "callbacks.directional_sharpness.every"),
-    ("ds_lm_smoke", "dataset.vocab=0", "dataset.vocab"),
-    ("ds_lm_smoke", "dataset.order=20", "dataset.order"),
-])
+@pytest.mark.parametrize(
+    "preset,override,key",
+    [
+        ("ds_lm_sgdclip_cpu", "optimizer.clip_fraction=1.0", "optimizer.clip_fraction"),
+        ("ds_lm_sgdclip_cpu", "optimizer.clip_fraction=-0.1", "optimizer.clip_fraction"),
+        (
+            "ds_lm_smoke",
+            "callbacks.directional_sharpness.every_n_steps=0",
+            "callbacks.directional_sharpness.every_n_steps",
+        ),
+        ("ds_lm_smoke", "callbacks.directional_sharpness.sgd_clip=1.5", "callbacks.directional_sharpness.sgd_clip"),
+        ("ds_lm_smoke", "+callbacks.directional_sharpness.every=5", "callbacks.directional_sharpness.every"),
+        ("ds_lm_smoke", "dataset.vocab=0", "dataset.vocab"),
+        ("ds_lm_smoke", "dataset.order=20", "dataset.order"),
+    ],
+)
 def test_bad_knobs_stop_before_any_work(preset, override, key, tmp_path):
     runs = tmp_path / "runs"
-    done = subprocess.run([sys.executable, "run.py", f"+repro={preset}", override, f"paths.runs_dir={runs}",
-                           f"hydra.run.dir={tmp_path}/h"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            f"+repro={preset}",
+            override,
+            f"paths.runs_dir={runs}",
+            f"hydra.run.dir={tmp_path}/h",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
     assert not runs.exists()

@@ -1,5 +1,6 @@
 """Effective model complexity (reproductions/flexibility): the search on constructed fit/no-fit oracles, nested
 class-balanced subsets, random labels, the trial's fit check, knob errors and a smoke search."""
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ def oracle(emc: int, calls: list[int]):
     def fits(n: int) -> bool:
         calls.append(n)
         return n <= emc
+
     return fits
 
 
@@ -133,8 +135,16 @@ def test_lr_schedule_over_the_step_budget(schedule, monkeypatch):
         optimizers.append(torch.optim.SGD(model.parameters(), lr=0.1))
         return model, optimizers[-1], StandardStep(optimizers[-1])
 
-    run_trial(build, torch.ones(2, 3), torch.tensor([0, 1]), batch_size=None, max_steps=40, check_every=10, seed=0,
-              schedule=schedule)
+    run_trial(
+        build,
+        torch.ones(2, 3),
+        torch.tensor([0, 1]),
+        batch_size=None,
+        max_steps=40,
+        check_every=10,
+        seed=0,
+        schedule=schedule,
+    )
     cosine = schedule == "cosine"
     expected = [0.1 * (0.5 * (1 + math.cos(math.pi * k / 40)) if cosine else 1.0) for k in range(40)]
     assert used == pytest.approx(expected, abs=1e-12)
@@ -146,21 +156,30 @@ def test_tiny_cnn_parameters_match_the_mlp_of_the_cpu_tier():
     assert sum(p.numel() for p in TinyCNN(10, (1, 8, 8), channels=3).parameters()) == 448
 
 
-@pytest.mark.parametrize("override, message", [
-    ("task.max_steps=0", "task.max_steps: 0 is not a positive integer; set it >= 1"),
-    ("task.rel_tol=1.5", "task.rel_tol: 1.5 is not in [0, 1)"),
-    ("task.full_batch=maybe", "task.full_batch: 'maybe' is not true or false"),
-    ("task.lr_schedule=linear", "task.lr_schedule: 'linear' is not one of constant, cosine"),
-    ("scheduler=cosine", "scheduler: 'cosine': a schedule over epochs has no meaning"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("task.max_steps=0", "task.max_steps: 0 is not a positive integer; set it >= 1"),
+        ("task.rel_tol=1.5", "task.rel_tol: 1.5 is not in [0, 1)"),
+        ("task.full_batch=maybe", "task.full_batch: 'maybe' is not true or false"),
+        ("task.lr_schedule=linear", "task.lr_schedule: 'linear' is not one of constant, cosine"),
+        ("scheduler=cosine", "scheduler: 'cosine': a schedule over epochs has no meaning"),
+    ],
+)
 def test_bad_knobs_fail_before_any_work(make_cfg, override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         run(make_cfg(["+repro=emc_smoke", override]))
 
 
 def test_run_py_prints_one_error_line_exits_2_and_leaves_no_record(tmp_path):
-    done = subprocess.run([sys.executable, "run.py", "+repro=emc_smoke", "task.start=0", f"paths.runs_dir={tmp_path}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "run.py", "+repro=emc_smoke", "task.start=0", f"paths.runs_dir={tmp_path}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2
     expected = "optrepro: error: task.start: 0 is not a positive integer; set it >= 1"
     assert done.stderr.strip().splitlines()[-1] == expected

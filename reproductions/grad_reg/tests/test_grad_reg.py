@@ -1,5 +1,6 @@
 """grad_reg: the GR step's update against a hand computation (exact on a quadratic), the finite differences' first-
 order error against double backprop, bad knobs, a smoke run and the cost task."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,8 +31,14 @@ def half_square(outputs, targets):
 
 def step_direction(model, loss_fn, batch, method, gamma=0.3, epsilon=0.01):
     """-(w_after - w_before) of one step with SGD lr 1, no momentum: the step's update direction."""
-    node = OmegaConf.create({"base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 1.0, "momentum": 0.0,
-                                      "weight_decay": 0.0}, "method": method, "gamma": gamma, "epsilon": epsilon})
+    node = OmegaConf.create(
+        {
+            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0},
+            "method": method,
+            "gamma": gamma,
+            "epsilon": epsilon,
+        }
+    )
     optimizer, strategy = build_gr_step(node, model, num_train_samples=4, num_classes=2, accumulate=1, grad_clip=None)
     before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
     strategy.training_step(LocalBackend(model, loss_fn=loss_fn), batch, epoch=0)
@@ -84,23 +91,44 @@ def test_finite_differences_match_double_backprop_to_first_order():
     assert float(errors["fd_forward", 1e-2].norm()) < 0.01 * float(exact.norm())
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("method", "central", r"optimizer\.method: unknown value 'central'"),
-    ("gamma", -0.1, r"optimizer\.gamma: -0\.1 is not a number >= 0"),
-    ("epsilon", 0.0, r"optimizer\.epsilon: 0\.0 is not a number > 0"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("method", "central", r"optimizer\.method: unknown value 'central'"),
+        ("gamma", -0.1, r"optimizer\.gamma: -0\.1 is not a number >= 0"),
+        ("epsilon", 0.0, r"optimizer\.epsilon: 0\.0 is not a number > 0"),
+    ],
+)
 def test_bad_knobs_name_the_key(key, value, message):
-    node = OmegaConf.create({"base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
-                             "method": "fd_forward", "gamma": 0.1, "epsilon": 0.1})
+    node = OmegaConf.create(
+        {
+            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
+            "method": "fd_forward",
+            "gamma": 0.1,
+            "epsilon": 0.1,
+        }
+    )
     node[key] = value
     with pytest.raises(ConfigError, match=message):
         build_gr_step(node, linear_model(), num_train_samples=4, num_classes=2, accumulate=1, grad_clip=None)
 
 
 def test_bad_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
-    done = subprocess.run([sys.executable, "run.py", "+repro=gr_smoke", "optimizer.method=central", "logger=csv",
-                           f"paths.runs_dir={tmp_path / 'runs'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=gr_smoke",
+            "optimizer.method=central",
+            "logger=csv",
+            f"paths.runs_dir={tmp_path / 'runs'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.method: unknown value")
     assert not (tmp_path / "runs").exists()  # checked by the config check, before any work
@@ -110,8 +138,19 @@ def test_smoke_run_and_cost_callback_finish_with_records(tmp_path):
     record = run(compose_config(["+repro=gr_smoke", "logger=csv"], tmp_path))
     assert record["status"] == "finished", record["error"]
     assert record["metrics"]["final"]["train/loss"] > 0
-    cost = run(compose_config(["+repro=gr_cost_cpu", "callbacks.gr_cost.repetitions=1", "callbacks.gr_cost.steps=2",
-                               "callbacks.gr_cost.batches=1", "dataset.train_subset=256", "logger=csv"], tmp_path / "c"))
+    cost = run(
+        compose_config(
+            [
+                "+repro=gr_cost_cpu",
+                "callbacks.gr_cost.repetitions=1",
+                "callbacks.gr_cost.steps=2",
+                "callbacks.gr_cost.batches=1",
+                "dataset.train_subset=256",
+                "logger=csv",
+            ],
+            tmp_path / "c",
+        )
+    )
     assert cost["status"] == "finished", cost["error"]
     final = cost["metrics"]["final"]
     assert final["cost/fd_forward_cpu_s_per_step"] > 0 and final["cost/fd_forward_over_double_backprop"] > 0

@@ -1,4 +1,5 @@
 """Gradient Starvation's Colored-MNIST construction on offline digits, and the SD anneal of its official script."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,15 @@ from optrepro.train import run
 from reproductions.gradient_starvation.colored_digits import colored_digits_splits, load_colored_digits
 from reproductions.gradient_starvation.losses import AnnealedSpectralDecoupling, spectral_decoupling_loss
 
-KNOBS = {"n_test": 20000, "n_train": 40000, "label_flip": 0.25, "color_flip_train": [0.2, 0.1],
-         "color_flip_test": 0.9, "downsample": 1, "data_seed": 3}
+KNOBS = {
+    "n_test": 20000,
+    "n_train": 40000,
+    "label_flip": 0.25,
+    "color_flip_train": [0.2, 0.1],
+    "color_flip_test": 0.9,
+    "downsample": 1,
+    "data_seed": 3,
+}
 
 
 def colors_of(x: np.ndarray) -> np.ndarray:
@@ -65,8 +73,14 @@ def test_zero_flips_make_colour_and_shape_exact():
 
 
 def test_digits_splits_shapes_binary_labels_and_grey_image_kept():
-    cfg = {"name": "colored_digits", "base": "digits", "n_test": 450, "n_train": None, "data_seed": 0,
-           "loader": "reproductions.gradient_starvation.colored_digits.load_colored_digits"}
+    cfg = {
+        "name": "colored_digits",
+        "base": "digits",
+        "n_test": 450,
+        "n_train": None,
+        "data_seed": 0,
+        "loader": "reproductions.gradient_starvation.colored_digits.load_colored_digits",
+    }
     splits = load_splits(cfg, "unused")  # through the dataset node's own loader, as a run loads it
     assert splits.x_train.shape == (1347, 2, 8, 8) and splits.x_test.shape == (450, 2, 8, 8)
     assert splits.x_train.dtype == torch.uint8 and splits.y_train.dtype == torch.int64
@@ -102,16 +116,19 @@ def test_fashion_mnist_base_downsamples_to_14x14():
     assert splits.x_train.shape == (300, 2, 14, 14) and splits.x_test.shape == (100, 2, 14, 14)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"label_flip": 1.5}, "label_flip=1.5 is not a probability"),
-    ({"color_flip_test": -0.1}, "color_flip_test=-0.1 is not a probability"),
-    ({"color_flip_train": [0.2, 2.0]}, "color_flip_train=2.0 is not a probability"),
-    ({"color_flip_train": 0.2}, "one colour-flip probability per training environment"),
-    ({"color_flip_train": []}, "one colour-flip probability per training environment"),
-    ({"n_test": 1797}, "the base has 1797 images"),
-    ({"n_train": 2000}, "the base has 1797 images"),
-    ({"downsample": 0}, "k >= 1"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"label_flip": 1.5}, "label_flip=1.5 is not a probability"),
+        ({"color_flip_test": -0.1}, "color_flip_test=-0.1 is not a probability"),
+        ({"color_flip_train": [0.2, 2.0]}, "color_flip_train=2.0 is not a probability"),
+        ({"color_flip_train": 0.2}, "one colour-flip probability per training environment"),
+        ({"color_flip_train": []}, "one colour-flip probability per training environment"),
+        ({"n_test": 1797}, "the base has 1797 images"),
+        ({"n_train": 2000}, "the base has 1797 images"),
+        ({"downsample": 0}, "k >= 1"),
+    ],
+)
 def test_bad_knobs_raise_clear_errors(bad, match):
     with pytest.raises(ConfigError, match=match):
         load_colored_digits({"name": "colored_digits", **bad}, "unused")

@@ -1,4 +1,6 @@
-"""Gradient Starvation (Pezeshki et al. 2021): Spectral Decoupling loss, the separable two moons, the margin callback."""
+"""Gradient Starvation (Pezeshki et al. 2021): Spectral Decoupling loss, the separable two moons, the margin
+callback."""
+
 from __future__ import annotations
 
 import json
@@ -45,7 +47,8 @@ def test_spectral_decoupling_with_zero_lambda_is_cross_entropy():
     torch.manual_seed(0)
     logits, targets = torch.randn(6, 4, dtype=torch.float64), torch.randint(0, 4, (6,))
     assert SpectralDecoupling(0.0)(logits, targets).item() == pytest.approx(
-        F.cross_entropy(logits, targets).item(), rel=1e-14)
+        F.cross_entropy(logits, targets).item(), rel=1e-14
+    )
 
 
 def test_spectral_decoupling_gradient_adds_lambda_times_logits():
@@ -64,7 +67,8 @@ def test_the_default_loss_is_cross_entropy_and_the_loss_option_selects_sd(make_c
     assert semantic_config(sd)["loss"]["sd_lambda"] == 0.2
     logits, targets = torch.tensor([[1.0, 2.0]]), torch.tensor([1])
     assert builders.build_train_loss(sd)(logits, targets).item() == pytest.approx(
-        F.cross_entropy(logits, targets).item() + 0.1 * 5.0, rel=1e-6)
+        F.cross_entropy(logits, targets).item() + 0.1 * 5.0, rel=1e-6
+    )
 
 
 # ---- two moons ----------------------------------------------------------------------------------------------
@@ -118,8 +122,9 @@ def test_margin_metrics_on_a_straight_boundary():
 
 def test_margin_metrics_reject_non_2d_inputs():
     with pytest.raises(ValueError, match="2-D"):
-        two_moons_margin_metrics(nn.Linear(3, 2), torch.zeros(4, 3), torch.tensor([0, 1, 0, 1]),
-                                 torch.zeros(2, 3), torch.tensor([0, 1]))
+        two_moons_margin_metrics(
+            nn.Linear(3, 2), torch.zeros(4, 3), torch.tensor([0, 1, 0, 1]), torch.zeros(2, 3), torch.tensor([0, 1])
+        )
 
 
 # ---- end to end ----------------------------------------------------------------------------------------------

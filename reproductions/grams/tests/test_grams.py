@@ -2,6 +2,7 @@
 sign(g) * |m|, so Grams moves opposite to Adam where the gradient turns against the momentum, and C-AdamW not at
 all), the shared Adam skeleton against torch's AdamW, a zero gradient giving no Grams step, and the loss-AUC
 metric."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Grokking at the Edge of Numerical Stability: StableMax, ⊥Grad, the modular-addition data, the bias-free MLP."""
+
 from __future__ import annotations
 
 import json
@@ -109,15 +110,22 @@ def test_orthogonal_gradient_hand_example(w, g, rescale, expected):
 
 def test_factory_wraps_adamw_in_orthogonal_grad_and_schedulers_see_the_base_groups():
     model = torch.nn.Linear(3, 2, bias=False)
-    cfg = OmegaConf.create({
-        "name": "adamw", "step": "standard", "orthogonal_grad": True, "weight_decay_mode": "decoupled",
-        "base": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 0.01, "eps": 1e-25, "weight_decay": 0.0},
-    })
+    cfg = OmegaConf.create(
+        {
+            "name": "adamw",
+            "step": "standard",
+            "orthogonal_grad": True,
+            "weight_decay_mode": "decoupled",
+            "base": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 0.01, "eps": 1e-25, "weight_decay": 0.0},
+        }
+    )
     optimizer, _ = build_optimizer(cfg, model, num_train_samples=10, num_classes=2)
     assert isinstance(optimizer, OrthogonalGrad) and isinstance(optimizer.base_optimizer, torch.optim.AdamW)
     assert optimizer.param_groups is optimizer.base_optimizer.param_groups
     assert optimizer.param_groups[0]["eps"] == 1e-25
-    plain, _ = build_optimizer(OmegaConf.merge(cfg, {"orthogonal_grad": False}), model, num_train_samples=10, num_classes=2)
+    plain, _ = build_optimizer(
+        OmegaConf.merge(cfg, {"orthogonal_grad": False}), model, num_train_samples=10, num_classes=2
+    )
     assert type(plain) is torch.optim.AdamW
 
 
@@ -178,7 +186,9 @@ def test_grokking_presets_run_end_to_end(preset, extra, make_cfg, tmp_path, monk
         """Records (input dtype, weight dtype) of the network's forward passes."""
 
         def on_fit_start(self, trainer, module):
-            module.net.register_forward_pre_hook(lambda net, args: seen.add((args[0].dtype, next(net.parameters()).dtype)))
+            module.net.register_forward_pre_hook(
+                lambda net, args: seen.add((args[0].dtype, next(net.parameters()).dtype))
+            )
 
     real_callbacks = builders.build_callbacks
     monkeypatch.setattr(builders, "build_callbacks", lambda *a, **k: [DtypeProbe(), *real_callbacks(*a, **k)])

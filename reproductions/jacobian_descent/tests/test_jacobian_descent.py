@@ -2,6 +2,7 @@
 (UPGrad, DualProj, MGDA, PCGrad on 2x2 and 3x2 Jacobians), UPGrad's non-conflict on random Jacobians, the per-example
 Jacobian of the step against a loop over examples, the mean aggregator's step against the standard SGD step, clear
 errors, and a smoke run."""
+
 from __future__ import annotations
 
 import copy
@@ -76,9 +77,16 @@ def test_conflict_stats_by_hand():
     worst, frac, _, scaled = conflict_stats(jac, torch.tensor([0.1, 0.7])).tolist()  # UPGrad's
     assert worst < 0 and frac == 0.0 and scaled < 0
     summary = summarize([torch.tensor([0.1, 0.5, 0.9, 0.01]), torch.tensor([-0.2, 0.0, 0.7, -0.1])], (0.3, 0.0))
-    assert summary == pytest.approx({"train/jd_worst_conflict": 0.1, "train/jd_worst_conflict_run": 0.3,
-                                     "train/jd_worst_scaled_conflict": 0.01, "train/jd_worst_scaled_conflict_run": 0.01,
-                                     "train/jd_conflict_frac": 0.25, "train/jd_cos_to_mean": 0.8})
+    assert summary == pytest.approx(
+        {
+            "train/jd_worst_conflict": 0.1,
+            "train/jd_worst_conflict_run": 0.3,
+            "train/jd_worst_scaled_conflict": 0.01,
+            "train/jd_worst_scaled_conflict_run": 0.01,
+            "train/jd_conflict_frac": 0.25,
+            "train/jd_cos_to_mean": 0.8,
+        }
+    )
 
 
 def _model(seed=0):
@@ -115,7 +123,9 @@ def test_upgrad_step_applies_the_aggregated_loop_jacobian():
         before.zero_grad()
         F.cross_entropy(before(x[None]), y[None]).backward()
         rows.append(torch.cat([p.grad.reshape(-1) for p in before.parameters()]))
-    expected = torch.cat([p.detach().reshape(-1) for p in before.parameters()]) - 0.05 * aggregate("upgrad", torch.stack(rows), reg_eps=0.0)
+    expected = torch.cat([p.detach().reshape(-1) for p in before.parameters()]) - 0.05 * aggregate(
+        "upgrad", torch.stack(rows), reg_eps=0.0
+    )
     step = JacobianDescentStep(torch.optim.SGD(model.parameters(), lr=0.05), aggregator="upgrad", reg_eps=0.0)
     out = step.training_step(LocalBackend(model), (inputs, targets, idx), epoch=0)
     after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
@@ -127,16 +137,25 @@ def test_upgrad_step_applies_the_aggregated_loop_jacobian():
 
 
 def test_bad_aggregator_and_batchnorm_model_are_clear_errors():
-    with pytest.raises(ValueError, match=r"optimizer.aggregator='sum' is not one of the choices; allowed: "
-                                         + ", ".join(AGGREGATORS)):
+    with pytest.raises(
+        ValueError, match=r"optimizer.aggregator='sum' is not one of the choices; allowed: " + ", ".join(AGGREGATORS)
+    ):
         check_aggregator("sum")
-    cfg = OmegaConf.create({"aggregator": "upgrad", "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}})
+    cfg = OmegaConf.create(
+        {"aggregator": "upgrad", "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}}
+    )
     bn_model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
     with pytest.raises(ValueError, match="needs a model without BatchNorm"):
         build_jd_step(cfg, bn_model, num_train_samples=10, num_classes=10, accumulate=1, grad_clip=None)
     with pytest.raises(ValueError, match="is not one of the choices"):
-        build_jd_step(OmegaConf.merge(cfg, {"aggregator": "nope"}), _model(), num_train_samples=10, num_classes=10,
-                      accumulate=1, grad_clip=None)
+        build_jd_step(
+            OmegaConf.merge(cfg, {"aggregator": "nope"}),
+            _model(),
+            num_train_samples=10,
+            num_classes=10,
+            accumulate=1,
+            grad_clip=None,
+        )
     with pytest.raises(ValueError, match="model.variant='resnet' is not one of the choices"):
         paper_cnn("paper_cnn", 10, (1, 28, 28), "resnet")
 
@@ -158,6 +177,7 @@ def test_regularization_keeps_weights_bounded_on_a_singular_gramian():
     base = torch.randn(6, 40, generator=gen, dtype=torch.float64)
     jac = torch.cat([base, base[:3], -base[3:4] * 0.5])  # duplicates and an opposite row
     from reproductions.jacobian_descent.aggregators import aggregator_weights
+
     g = jac @ jac.T
     w = aggregator_weights("upgrad", g)
     assert float(w.abs().max()) < 100.0
@@ -194,9 +214,21 @@ def test_a_bad_aggregator_exits_2_before_the_run_has_a_folder(tmp_path):
 
     from optrepro.paths import REPO_ROOT
 
-    done = subprocess.run([sys.executable, "run.py", "+repro=jd_smoke", "optimizer.aggregator=sum", "logger=csv",
-                           f"paths.runs_dir={tmp_path / 'runs'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=jd_smoke",
+            "optimizer.aggregator=sum",
+            "logger=csv",
+            f"paths.runs_dir={tmp_path / 'runs'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.aggregator: 'sum' is not one")
     assert not (tmp_path / "runs").exists()

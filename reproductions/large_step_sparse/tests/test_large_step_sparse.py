@@ -1,6 +1,7 @@
 """Large-step SGD and sparse features (reproductions/large_step_sparse): the sparsity measure by hand, the SGD and GD
 steps of the diagonal linear network against their formulas and the loss's gradient, the step decay, knob errors and
 a smoke run."""
+
 from __future__ import annotations
 
 import subprocess
@@ -39,8 +40,17 @@ def test_one_sgd_step_by_hand():
     problem = tiny_problem()
     rng = np.random.default_rng(0)
     i = np.random.default_rng(0).integers(3, size=1)[0]  # the sample the run draws first
-    (row,) = train(problem, rng, algorithm="sgd", lr=0.1, iterations=1, decay_at=None, decay_factor=1.0,
-                   init_scale=0.5, log_every=1)
+    (row,) = train(
+        problem,
+        rng,
+        algorithm="sgd",
+        lr=0.1,
+        iterations=1,
+        decay_at=None,
+        decay_factor=1.0,
+        init_scale=0.5,
+        log_every=1,
+    )
     u, v = np.full(2, 0.5), np.zeros(2)
     residual = problem.x[i] @ (u * v) - problem.y[i]  # = -y_i: beta starts at 0
     u1, v1 = u - 0.1 * residual * problem.x[i] * v, v - 0.1 * residual * problem.x[i] * u
@@ -51,13 +61,25 @@ def test_one_sgd_step_by_hand():
 def test_gd_step_is_the_gradient_of_the_half_mse():
     problem = tiny_problem()
     u, v = np.array([0.3, -0.2]), np.array([0.1, 0.4])
-    loss = lambda a, b: half_mse(problem.x, a * b, problem.y)
+
+    def loss(a, b):
+        return half_mse(problem.x, a * b, problem.y)
+
     eps = 1e-6
     grad_u = np.array([(loss(u + eps * e, v) - loss(u - eps * e, v)) / (2 * eps) for e in np.eye(2)])
     residual = problem.x.T @ (problem.x @ (u * v) - problem.y) / 3
     assert np.allclose(residual * v, grad_u, atol=1e-8)
-    (row,) = train(problem, np.random.default_rng(0), algorithm="gd", lr=0.2, iterations=1, decay_at=None,
-                   decay_factor=1.0, init_scale=0.5, log_every=1)
+    (row,) = train(
+        problem,
+        np.random.default_rng(0),
+        algorithm="gd",
+        lr=0.2,
+        iterations=1,
+        decay_at=None,
+        decay_factor=1.0,
+        init_scale=0.5,
+        log_every=1,
+    )
     u0, v0 = np.full(2, 0.5), np.zeros(2)
     g0 = problem.x.T @ (problem.x @ (u0 * v0) - problem.y) / 3
     beta1 = (u0 - 0.2 * g0 * v0) * (v0 - 0.2 * g0 * u0)
@@ -66,8 +88,17 @@ def test_gd_step_is_the_gradient_of_the_half_mse():
 
 def test_the_step_is_divided_once_after_the_large_step_phase():
     problem = make_problem(np.random.default_rng([0, 0]), 10, 6, 2, 5)
-    history = train(problem, np.random.default_rng(1), algorithm="sgd", lr=0.1, iterations=10, decay_at=0.3,
-                    decay_factor=4.0, init_scale=0.1, log_every=1)
+    history = train(
+        problem,
+        np.random.default_rng(1),
+        algorithm="sgd",
+        lr=0.1,
+        iterations=10,
+        decay_at=0.3,
+        decay_factor=4.0,
+        init_scale=0.1,
+        log_every=1,
+    )
     assert [row["lr"] for row in history] == [0.1, 0.1, 0.1, 0.025, 0.025, 0.025, 0.025, 0.025, 0.025, 0.025]
 
 
@@ -79,13 +110,16 @@ def test_problem_matches_the_notebook_construction():
     assert np.allclose(problem.y, problem.x @ problem.beta_star)
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("algorithm", "adam", r"^task\.algorithm: 'adam' is not one of the choices; allowed: sgd, gd$"),
-    ("decay_at", 1.0, r"^task\.decay_at: 1\.0 is not a fraction in \(0, 1\); "),
-    ("lr", -0.1, r"^task\.lr: -0\.1 is not a number > 0; "),
-    ("iterations", 0, r"^task\.iterations: 0 is not an integer >= 1; "),
-    ("r", 300, r"^task\.r: 300 nonzero coordinates do not fit in d = 200; set r <= d$"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("algorithm", "adam", r"^task\.algorithm: 'adam' is not one of the choices; allowed: sgd, gd$"),
+        ("decay_at", 1.0, r"^task\.decay_at: 1\.0 is not a fraction in \(0, 1\); "),
+        ("lr", -0.1, r"^task\.lr: -0\.1 is not a number > 0; "),
+        ("iterations", 0, r"^task\.iterations: 0 is not an integer >= 1; "),
+        ("r", 300, r"^task\.r: 300 nonzero coordinates do not fit in d = 200; set r <= d$"),
+    ],
+)
 def test_bad_task_knobs_are_one_line_errors(key, value, message):
     cfg = OmegaConf.load(REPO_ROOT / "reproductions/large_step_sparse/configs/task/diag_net.yaml")
     cfg[key] = value
@@ -94,12 +128,18 @@ def test_bad_task_knobs_are_one_line_errors(key, value, message):
 
 
 def test_bad_knob_on_the_command_line_exits_2_before_any_run(tmp_path):
-    done = subprocess.run([sys.executable, "run.py", "+repro=lss_dln_smoke", "task.algorithm=adam",
-                           f"paths.runs_dir={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "run.py", "+repro=lss_dln_smoke", "task.algorithm=adam", f"paths.runs_dir={tmp_path}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        "optrepro: error: task.algorithm: 'adam' is not one of the choices; allowed: sgd, gd")
+        "optrepro: error: task.algorithm: 'adam' is not one of the choices; allowed: sgd, gd"
+    )
     assert not list(tmp_path.rglob("record.json"))
 
 

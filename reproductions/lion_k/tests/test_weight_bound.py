@@ -15,8 +15,15 @@ from reproductions.lion_k.weight_bound import BOUND_KEY, MAX_ABS_KEY, weight_bou
 
 WEIGHT_BOUND = "reproductions.lion_k.weight_bound.WeightBoundCallback"
 
-FAST = ["logger=csv", "train.checkpoint=false", "train.batch_size=32", "dataset=mnist1d", "model=mlp",
-        "limits.train_batches=3", "limits.eval_batches=2"]
+FAST = [
+    "logger=csv",
+    "train.checkpoint=false",
+    "train.batch_size=32",
+    "dataset=mnist1d",
+    "model=mlp",
+    "limits.train_batches=3",
+    "limits.eval_batches=2",
+]
 
 
 def test_metrics_cover_only_decayed_groups_and_use_the_lion_norm():
@@ -36,9 +43,18 @@ def test_metrics_cover_only_decayed_groups_and_use_the_lion_norm():
 
 
 def test_flag_adds_the_bound_to_every_history_row_and_the_final_metrics(make_cfg):
-    record = run(make_cfg(FAST + ["optimizer=lion", "optimizer.base.weight_decay=10", "optimizer.base.lr=3e-3",
-                                  "train.epochs=2",
-                                  f"+callbacks.weight_bound._target_={WEIGHT_BOUND}"]))
+    record = run(
+        make_cfg(
+            FAST
+            + [
+                "optimizer=lion",
+                "optimizer.base.weight_decay=10",
+                "optimizer.base.lr=3e-3",
+                "train.epochs=2",
+                f"+callbacks.weight_bound._target_={WEIGHT_BOUND}",
+            ]
+        )
+    )
     assert record["status"] == "finished"
     assert len(record["history"]) == 2
     for row in record["history"]:

@@ -1,5 +1,6 @@
 """lr_refinement: the closed form against hand computations, linear decay, the refined schedule from norms, the
 scheduler extension point (scheduler._target_), the norm recorder and objective, bad knobs, one smoke run."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,16 @@ from reproductions.lr_refinement.objective import l2_penalty
 from reproductions.lr_refinement.schedules import closed_form, linear_decay, refined, refined_schedule, smooth
 
 
-@pytest.mark.parametrize(("norms", "power", "expected"), [
-    # eta_t = w_t * sum_{s>t} w_s, w = G^-power, divided by the max (hand computations, T = 5)
-    ((1, 1, 1, 1, 1), 2, (4 / 4, 3 / 4, 2 / 4, 1 / 4, 0)),             # w = 1: 4, 3, 2, 1, 0
-    ((2, 1, 1, 1, 1), 2, (1 / 3, 3 / 3, 2 / 3, 1 / 3, 0)),             # w = 1/4, 1, 1, 1, 1: 1, 3, 2, 1, 0
-    ((1, 1, 1, 1, 2), 2, (1, 2.25 / 3.25, 1.25 / 3.25, 0.25 / 3.25, 0)),  # w_5 = 1/4: 3.25, 2.25, 1.25, .25, 0
-    ((4, 2, 1, 1, 1), 1, (0.4375, 0.75, 1, 0.5, 0)),                   # w = 1/4, 1/2, 1, 1, 1: .875, 1.5, 2, 1, 0
-])
+@pytest.mark.parametrize(
+    ("norms", "power", "expected"),
+    [
+        # eta_t = w_t * sum_{s>t} w_s, w = G^-power, divided by the max (hand computations, T = 5)
+        ((1, 1, 1, 1, 1), 2, (4 / 4, 3 / 4, 2 / 4, 1 / 4, 0)),  # w = 1: 4, 3, 2, 1, 0
+        ((2, 1, 1, 1, 1), 2, (1 / 3, 3 / 3, 2 / 3, 1 / 3, 0)),  # w = 1/4, 1, 1, 1, 1: 1, 3, 2, 1, 0
+        ((1, 1, 1, 1, 2), 2, (1, 2.25 / 3.25, 1.25 / 3.25, 0.25 / 3.25, 0)),  # w_5 = 1/4: 3.25, 2.25, 1.25, .25, 0
+        ((4, 2, 1, 1, 1), 1, (0.4375, 0.75, 1, 0.5, 0)),  # w = 1/4, 1/2, 1, 1, 1: .875, 1.5, 2, 1, 0
+    ],
+)
 def test_closed_form_matches_hand_computation(norms, power, expected):
     np.testing.assert_allclose(closed_form(norms, power), expected, rtol=1e-12, atol=1e-15)
 
@@ -40,8 +44,9 @@ def test_large_early_norms_give_a_warmup_and_the_last_step_is_zero():
 
 
 def sched_node(target: str, **keys) -> OmegaConf:
-    return OmegaConf.create({"_target_": f"reproductions.lr_refinement.schedules.{target}", "name": target,
-                             "warmup_epochs": 0, **keys})
+    return OmegaConf.create(
+        {"_target_": f"reproductions.lr_refinement.schedules.{target}", "name": target, "warmup_epochs": 0, **keys}
+    )
 
 
 def test_linear_decay_goes_from_one_to_zero_over_the_run():
@@ -83,17 +88,22 @@ def test_update_norms_add_coupled_weight_decay():
     assert l2_penalty(optimizer) == pytest.approx(0.25 * 5.0)  # (0.5 / 2) * (1 + 4)
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    (["scheduler=refined_digits", "scheduler.weighting=l3"], r"scheduler\.weighting: unknown value 'l3'"),
-    (["scheduler=refined_digits", "scheduler.tau=1.5"], r"scheduler\.tau: 1\.5 is not in \[0, 1\)"),
-    (["scheduler=refined_digits", "scheduler.norms=[1.0,2.0]"], r"scheduler\.norms: needs a previous run's"),
-    (["scheduler=refined_digits", "scheduler.trim=400"], r"scheduler\.trim: 400 leaves fewer than 2 norms"),
-    (["scheduler=linear_decay", "+scheduler.tau=0.1"], r"scheduler\.tau: not a key of"),
-    (["scheduler=cosine", "+scheduler.norms=[1.0]"], r"scheduler\.norms: not a key of the product's schedules"),
-    (["scheduler=cosine", "scheduler.name=linear"], r"scheduler\.name: unknown value 'linear'"),
-    (["scheduler=linear_decay", "scheduler._target_=reproductions.lr_refinement.schedules.nothing"],
-     r"scheduler\._target_: cannot import"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["scheduler=refined_digits", "scheduler.weighting=l3"], r"scheduler\.weighting: unknown value 'l3'"),
+        (["scheduler=refined_digits", "scheduler.tau=1.5"], r"scheduler\.tau: 1\.5 is not in \[0, 1\)"),
+        (["scheduler=refined_digits", "scheduler.norms=[1.0,2.0]"], r"scheduler\.norms: needs a previous run's"),
+        (["scheduler=refined_digits", "scheduler.trim=400"], r"scheduler\.trim: 400 leaves fewer than 2 norms"),
+        (["scheduler=linear_decay", "+scheduler.tau=0.1"], r"scheduler\.tau: not a key of"),
+        (["scheduler=cosine", "+scheduler.norms=[1.0]"], r"scheduler\.norms: not a key of the product's schedules"),
+        (["scheduler=cosine", "scheduler.name=linear"], r"scheduler\.name: unknown value 'linear'"),
+        (
+            ["scheduler=linear_decay", "scheduler._target_=reproductions.lr_refinement.schedules.nothing"],
+            r"scheduler\._target_: cannot import",
+        ),
+    ],
+)
 def test_bad_scheduler_knobs_stop_before_any_work(overrides, message, tmp_path):
     cfg = compose_config(["+repro=lrr_digits_cpu", *overrides], tmp_path)
     with pytest.raises(ConfigError, match=message):
@@ -101,8 +111,13 @@ def test_bad_scheduler_knobs_stop_before_any_work(overrides, message, tmp_path):
 
 
 def test_bad_knob_exits_2_with_one_line():
-    done = subprocess.run([sys.executable, "run.py", "+repro=lrr_smoke", "scheduler=refined_digits",
-                           "scheduler.weighting=l3"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "run.py", "+repro=lrr_smoke", "scheduler=refined_digits", "scheduler.weighting=l3"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: scheduler.weighting: unknown value 'l3'")
 

@@ -1,6 +1,7 @@
 """M-FAC (reproductions/mfac): the sliding-window IHVP against hand computations, a dense solve and the paper's
 rank-one recursion; the window's oldest-first replacement against a recomputation; the optimizer step against
 theta - lr F^{-1}(g + wd theta); bad knobs stopping before any work."""
+
 from __future__ import annotations
 
 import functools
@@ -70,8 +71,9 @@ def test_sliding_window_drops_the_oldest_and_equals_a_recomputation():
     for g in grads[-8:]:
         fresh.insert(g)
     assert torch.equal(sliding.window(), grads[-8:])
-    assert torch.allclose(sliding.gram, fresh.gram[torch.roll(torch.arange(8), 5)][:, torch.roll(torch.arange(8), 5)],
-                          rtol=1e-12, atol=0)
+    assert torch.allclose(
+        sliding.gram, fresh.gram[torch.roll(torch.arange(8), 5)][:, torch.roll(torch.arange(8), 5)], rtol=1e-12, atol=0
+    )
     reference = dense_ihvp(grads[-8:], 1e-4, vector)
     assert relative_error(sliding.solve(vector), reference) < 1e-8
     assert relative_error(fresh.solve(vector), reference) < 1e-8
@@ -83,8 +85,9 @@ def test_optimizer_step_is_theta_minus_lr_times_the_ihvp_of_the_decayed_gradient
     lr, decay, damp = 0.05, 0.1, 1e-3
     a = torch.nn.Parameter(start[:7].clone())
     b = torch.nn.Parameter(start[7:].clone().reshape(5, 1))
-    optimizer = MFAC([a, b], functools.partial(torch.optim.SGD, lr=lr), ngrads=3, damp=damp, decay=decay,
-                     window_dtype="float64")
+    optimizer = MFAC(
+        [a, b], functools.partial(torch.optim.SGD, lr=lr), ngrads=3, damp=damp, decay=decay, window_dtype="float64"
+    )
     seen = []
     for g in grads:
         theta = torch.cat([a.detach().reshape(-1), b.detach().reshape(-1)])
@@ -93,29 +96,53 @@ def test_optimizer_step_is_theta_minus_lr_times_the_ihvp_of_the_decayed_gradient
         optimizer.step()
         window = torch.stack(seen[-3:] + [torch.zeros(12, dtype=F64)] * (3 - len(seen[-3:])))  # zero rows count
         expected = theta - lr * dense_ihvp(window, damp, seen[-1])
-        assert torch.allclose(torch.cat([a.detach().reshape(-1), b.detach().reshape(-1)]), expected,
-                              rtol=1e-9, atol=1e-12)
+        assert torch.allclose(
+            torch.cat([a.detach().reshape(-1), b.detach().reshape(-1)]), expected, rtol=1e-9, atol=1e-12
+        )
 
 
 def test_builder_moves_decay_into_the_gradient_and_keeps_no_decay_groups():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    cfg = OmegaConf.create({"base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1,
-                                     "weight_decay": 0.01}, "weight_decay_mode": "coupled",
-                            "no_decay_norm_and_bias": True, "ngrads": 4, "damp": 1e-4})
+    cfg = OmegaConf.create(
+        {
+            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1, "weight_decay": 0.01},
+            "weight_decay_mode": "coupled",
+            "no_decay_norm_and_bias": True,
+            "ngrads": 4,
+            "damp": 1e-4,
+        }
+    )
     optimizer, _ = build_mfac_step(cfg, model, num_train_samples=10, num_classes=2, accumulate=1, grad_clip=None)
     assert sorted(g["mfac_decay"] for g in optimizer.param_groups) == [0.0, 0.01]
     assert all(g["weight_decay"] == 0.0 for g in optimizer.param_groups)
     assert optimizer.window.m == 4 and optimizer.window.damp == 1e-4 and optimizer.window.grads.shape == (4, 24)
 
 
-@pytest.mark.parametrize("override,key", [("optimizer.ngrads=0", "optimizer.ngrads"),
-                                          ("optimizer.damp=0", "optimizer.damp"),
-                                          ("optimizer.damp=-1e-3", "optimizer.damp"),
-                                          ("optimizer.window_dtype=half", "optimizer.window_dtype")])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("optimizer.ngrads=0", "optimizer.ngrads"),
+        ("optimizer.damp=0", "optimizer.damp"),
+        ("optimizer.damp=-1e-3", "optimizer.damp"),
+        ("optimizer.window_dtype=half", "optimizer.window_dtype"),
+    ],
+)
 def test_bad_knobs_stop_before_any_work(override, key, tmp_path):
     runs = tmp_path / "runs"
-    done = subprocess.run([sys.executable, "run.py", "+repro=mfac_smoke", override, f"paths.runs_dir={runs}",
-                           f"hydra.run.dir={tmp_path}/h"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=mfac_smoke",
+            override,
+            f"paths.runs_dir={runs}",
+            f"hydra.run.dir={tmp_path}/h",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
     assert not runs.exists()

@@ -1,4 +1,5 @@
 """NOTEARS / TOPO building blocks: acyclicity, metrics, data, solvers, and the run.py path."""
+
 from __future__ import annotations
 
 import json
@@ -25,13 +26,16 @@ def chain(d: int) -> np.ndarray:
 CYCLE = np.array([[0, 1.0, 0], [0, 0, 0.7], [-0.9, 0, 0]])
 
 
-@pytest.mark.parametrize("weights,is_acyclic", [
-    (chain(4), True),
-    (np.zeros((3, 3)), True),
-    (CYCLE, False),
-    (np.array([[0, 0.5], [0.5, 0]]), False),
-    (np.array([[0.3, 0], [0, 0]]), False),   # a self-loop is a cycle
-])
+@pytest.mark.parametrize(
+    "weights,is_acyclic",
+    [
+        (chain(4), True),
+        (np.zeros((3, 3)), True),
+        (CYCLE, False),
+        (np.array([[0, 0.5], [0.5, 0]]), False),
+        (np.array([[0.3, 0], [0, 0]]), False),  # a self-loop is a cycle
+    ],
+)
 def test_h_is_zero_exactly_for_dags(weights, is_acyclic):
     h, _ = acyclicity(weights)
     assert (abs(h) < 1e-12) == is_acyclic and (h > 1e-6) == (not is_acyclic)
@@ -54,14 +58,23 @@ def test_h_gradient_matches_finite_differences(seed):
 TRUE = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])  # 0 -> 1 -> 2
 
 
-@pytest.mark.parametrize("estimate,expected", [
-    (TRUE, {"shd": 0, "tpr": 1.0, "fdr": 0.0, "nnz": 2}),
-    (np.array([[0, 0, 0], [1, 0, 1], [0, 0, 0]]), {"shd": 1, "tpr": 0.5, "fdr": 0.5, "nnz": 2}),   # 0->1 reversed: once
-    (np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]]), {"shd": 1, "tpr": 1.0, "fdr": 1 / 3, "nnz": 3}),  # extra 0->2
-    (np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]]), {"shd": 1, "tpr": 0.5, "fdr": 0.0, "nnz": 1}),   # missing 1->2
-    (np.zeros((3, 3)), {"shd": 2, "tpr": 0.0, "fdr": 0.0, "nnz": 0}),
-    (np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0]]), {"shd": 3, "tpr": 0.0, "fdr": 1.0, "nnz": 3}),   # 2 reversed + 1 extra
-])
+@pytest.mark.parametrize(
+    "estimate,expected",
+    [
+        (TRUE, {"shd": 0, "tpr": 1.0, "fdr": 0.0, "nnz": 2}),
+        (
+            np.array([[0, 0, 0], [1, 0, 1], [0, 0, 0]]),
+            {"shd": 1, "tpr": 0.5, "fdr": 0.5, "nnz": 2},
+        ),  # 0->1 reversed: once
+        (np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]]), {"shd": 1, "tpr": 1.0, "fdr": 1 / 3, "nnz": 3}),  # extra 0->2
+        (np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]]), {"shd": 1, "tpr": 0.5, "fdr": 0.0, "nnz": 1}),  # missing 1->2
+        (np.zeros((3, 3)), {"shd": 2, "tpr": 0.0, "fdr": 0.0, "nnz": 0}),
+        (
+            np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0]]),
+            {"shd": 3, "tpr": 0.0, "fdr": 1.0, "nnz": 3},
+        ),  # 2 reversed + 1 extra
+    ],
+)
 def test_count_accuracy_follows_the_official_convention(estimate, expected):
     got = count_accuracy(TRUE, estimate)
     for name, value in expected.items():
@@ -119,8 +132,13 @@ def test_search_sizes_fit_the_pairs(d):
 
 
 def run_py(*overrides: str, tmp_path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py", *overrides, f"paths.runs_dir={tmp_path}"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "run.py", *overrides, f"paths.runs_dir={tmp_path}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("solver", ["notears", "notears_then_topo", "topo"])

@@ -1,6 +1,7 @@
 """Pascanu et al. 2013 (reproductions/rnn_clipping): the temporal order and addition data, the tanh RNN's
 initializations, the gradient-norm callback, train.grad_clip as the paper's norm clipping, the regulariser, and the
 addition problem's squared-error success criterion."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,8 @@ from reproductions.rnn_clipping.addition import addition_sequences, load_additio
 from reproductions.rnn_clipping.grad_norm import global_grad_norm, norm_summary
 from reproductions.rnn_clipping.regression import RegressionModule, SquaredError, squared_errors, within_tolerance
 from reproductions.rnn_clipping.regularizer import recurrent_norm_omega
-from reproductions.rnn_clipping.success import best_error, solved
 from reproductions.rnn_clipping.rnn import TanhRNN, sparse_recurrent
+from reproductions.rnn_clipping.success import best_error, solved
 from reproductions.rnn_clipping.temporal_order import load_temporal_order, temporal_order_sequences
 
 
@@ -67,10 +68,17 @@ def test_grad_norm_and_summary_by_hand():
     b.grad = torch.tensor([math.nan])
     assert global_grad_norm([a, b]) == math.inf
     later = norm_summary([1.0, 9.0, 2.0, 4.0], run_max=20.0, first_median=2.5)
-    assert later == {"train/grad_norm_max": 9.0, "train/grad_norm_median": 3.0, "train/grad_norm_max_run": 20.0,
-                     "train/grad_norm_first_median": 2.5, "train/grad_norm_log10_max_run": pytest.approx(math.log10(20.0))}
+    assert later == {
+        "train/grad_norm_max": 9.0,
+        "train/grad_norm_median": 3.0,
+        "train/grad_norm_max_run": 20.0,
+        "train/grad_norm_first_median": 2.5,
+        "train/grad_norm_log10_max_run": pytest.approx(math.log10(20.0)),
+    }
     first = norm_summary([4.0, 1.0, 2.0], run_max=4.0, first_median=None)  # the first epoch sets the typical norm
-    assert first["train/grad_norm_first_median"] == 2.0 and first["train/grad_norm_log10_max_run"] == pytest.approx(math.log10(4.0))
+    assert first["train/grad_norm_first_median"] == 2.0 and first["train/grad_norm_log10_max_run"] == pytest.approx(
+        math.log10(4.0)
+    )
 
 
 def test_solved_is_under_one_percent_test_error():
@@ -134,11 +142,19 @@ def test_omega_and_its_gradient_by_hand():
 
 def test_regularizer_without_kept_states_says_what_to_set(make_cfg):
     with pytest.raises(ConfigError, match="model.keep_states=true"):
-        run(make_cfg(["+repro=rnn_torder_clip_smoke", "logger=csv",
-                      "+callbacks.vanishing_reg._target_=reproductions.rnn_clipping.regularizer.RecurrentNormRegularizer"]))
+        run(
+            make_cfg(
+                [
+                    "+repro=rnn_torder_clip_smoke",
+                    "logger=csv",
+                    "+callbacks.vanishing_reg._target_=reproductions.rnn_clipping.regularizer.RecurrentNormRegularizer",
+                ]
+            )
+        )
 
 
 # ---- the addition problem (Section 4.1.2; official addition.py and RNN.py 'lastLinear') ----
+
 
 def test_addition_marker_windows_are_the_codes():
     """addition.py: p0 in [0, int(l*.1)), p1 in int(l*.1) + [0, int(l*.4)) (its own self-test uses length 25)."""
@@ -187,7 +203,9 @@ def test_addition_loader_is_a_function_of_data_seed_and_refuses_short_sequences(
 def test_addition_success_is_squared_error_at_most_004_and_under_one_percent():
     """RNN.py: a sequence is misclassified when ((t - y)**2).sum(axis=1) > .04; the run is solved under 1% of them."""
     targets = torch.tensor([[0.5], [0.5], [0.5], [0.2]])
-    outputs = torch.tensor([[0.5], [0.699], [0.701], [0.0]])  # squared errors 0, 0.0396, 0.0404, 0.04 (float32: 0.04000000357)
+    outputs = torch.tensor(
+        [[0.5], [0.699], [0.701], [0.0]]
+    )  # squared errors 0, 0.0396, 0.0404, 0.04 (float32: 0.04000000357)
     assert squared_errors(outputs, targets).tolist() == pytest.approx([0.0, 0.199**2, 0.201**2, 0.04], rel=1e-4)
     assert within_tolerance(outputs[:3], targets[:3]).tolist() == [True, True, False]
     assert SquaredError()(outputs, targets).item() == pytest.approx((0.199**2 + 0.201**2 + 0.04) / 4, rel=1e-4)
@@ -226,6 +244,8 @@ def test_addition_smoke_runs_record_the_papers_error_and_mse(make_cfg):
         final = record["metrics"]["final"]
         assert final["test/solved"] == float(final["test/error"] < 1.0)
         assert final["test/acc"] == pytest.approx(1 - final["test/error"] / 100)
-        assert final["test/error_best"] <= final["test/error"] and final["test/solved_best"] == float(final["test/error_best"] < 1.0)
+        assert final["test/error_best"] <= final["test/error"] and final["test/solved_best"] == float(
+            final["test/error_best"] < 1.0
+        )
         assert 0 < final["test/loss"] < 1 and final["train/grad_norm_max_run"] > 0
     assert "train/omega" in final

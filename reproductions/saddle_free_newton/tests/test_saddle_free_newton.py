@@ -120,12 +120,15 @@ def test_subspace_direction_matches_dense_formula():
     assert torch.allclose(sfn, expected) and torch.allclose(ritz, eig)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"method": "newton"}, "optimizer.method='newton' is not one of sfn, damped_newton"),
-    ({"damping": [-1.0]}, "optimizer.damping must be one or more finite values >= 0"),
-    ({"damping": []}, "optimizer.damping must be one or more finite values >= 0"),
-    ({"krylov_dim": 0}, "optimizer.krylov_dim must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "newton"}, "optimizer.method='newton' is not one of sfn, damped_newton"),
+        ({"damping": [-1.0]}, "optimizer.damping must be one or more finite values >= 0"),
+        ({"damping": []}, "optimizer.damping must be one or more finite values >= 0"),
+        ({"krylov_dim": 0}, "optimizer.krylov_dim must be >= 1"),
+    ],
+)
 def test_bad_knobs_say_what_is_allowed(kwargs, message):
     optimizer = torch.optim.SGD(Saddle(1.0, 0.5).parameters(), lr=1.0)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -166,7 +169,6 @@ def test_smoke_preset_records_ritz_values_and_train_error(make_cfg):
     assert final["sfn/min_ritz_min_run"] <= final["sfn/min_ritz"] <= final["sfn/max_ritz"]
     assert final["sfn/damping"] in (0.001, 0.01, 0.1, 1.0, 10.0)
     assert [row["epoch"] for row in record["history"] if "sfn/min_ritz" in row] == [0, 1, 2]
-
 
 
 BAD_STEP_KNOBS = [

@@ -2,6 +2,7 @@
 condition it solves, SAM's step on a quadratic against the per-eigendirection factor the edge comes from, lambda_max
 and SE of a quadratic with known H and g, the squared loss by hand, the late-window summaries, knob errors, a smoke
 run and the plot script on its record."""
+
 from __future__ import annotations
 
 import math
@@ -117,8 +118,10 @@ def test_squared_one_hot_loss_by_hand():
 
 def test_late_window_summaries_by_hand():
     callback = EdgeOfStabilityCallback(hessian_every=5, late_fraction=0.5)
-    callback._measured = [{"epoch": e, "ratio": r, "gd_ratio": g, "edge_ratio": 0.5}
-                          for e, r, g in [(4, 2.0, 3.0), (9, 1.0, 0.4), (14, 0.8, 0.6), (19, 1.2, 0.8)]]
+    callback._measured = [
+        {"epoch": e, "ratio": r, "gd_ratio": g, "edge_ratio": 0.5}
+        for e, r, g in [(4, 2.0, 3.0), (9, 1.0, 0.4), (14, 0.8, 0.6), (19, 1.2, 0.8)]
+    ]
     out = callback.summaries(max_epochs=20)  # late: steps 10..20, i.e. epochs 9, 14, 19
     assert out["eos/late_measurements"] == 3
     assert out["eos/late_lambda_over_edge"] == pytest.approx(1.0)
@@ -127,26 +130,42 @@ def test_late_window_summaries_by_hand():
     assert out["eos/peak_lambda_over_two_over_lr"] == pytest.approx(3.0)
 
 
-@pytest.mark.parametrize(("knobs", "message"), [
-    ({"hessian_every": 0}, r"^callbacks\.edge_of_stability\.hessian_every: 0 is not an integer >= 1; "),
-    ({"edge_every": 2, "hessian_every": 5}, r"^callbacks\.edge_of_stability\.hessian_every: 5 is not a multiple"),
-    ({"late_fraction": 1.5}, r"^callbacks\.edge_of_stability\.late_fraction: 1\.5 is not a fraction in \(0, 1\]"),
-    ({"tolerance": 0}, r"^callbacks\.edge_of_stability\.tolerance: 0 is not in \(0, 1\)"),
-    ({"samples": 2.5}, r"^callbacks\.edge_of_stability\.samples: 2\.5 is not an integer >= 1; .* or null$"),
-])
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"hessian_every": 0}, r"^callbacks\.edge_of_stability\.hessian_every: 0 is not an integer >= 1; "),
+        ({"edge_every": 2, "hessian_every": 5}, r"^callbacks\.edge_of_stability\.hessian_every: 5 is not a multiple"),
+        ({"late_fraction": 1.5}, r"^callbacks\.edge_of_stability\.late_fraction: 1\.5 is not a fraction in \(0, 1\]"),
+        ({"tolerance": 0}, r"^callbacks\.edge_of_stability\.tolerance: 0 is not in \(0, 1\)"),
+        ({"samples": 2.5}, r"^callbacks\.edge_of_stability\.samples: 2\.5 is not an integer >= 1; .* or null$"),
+    ],
+)
 def test_bad_callback_knobs_are_one_line_errors(knobs, message):
     with pytest.raises(InvalidConfigError, match=message):
         EdgeOfStabilityCallback(**knobs)
 
 
 def test_bad_knob_on_the_command_line_exits_2_with_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "run.py", "+repro=eos_digits_smoke", "logger=csv",
-                           "callbacks.edge_of_stability.power_iterations=0", f"paths.runs_dir={tmp_path}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=eos_digits_smoke",
+            "logger=csv",
+            "callbacks.edge_of_stability.power_iterations=0",
+            f"paths.runs_dir={tmp_path}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "optrepro: error: callbacks.edge_of_stability.power_iterations: 0 is not an integer >= 1; "
-        "give a whole number >= 1")
+        "give a whole number >= 1"
+    )
 
 
 def test_smoke_preset_records_the_edge_and_the_plot_reads_it(make_cfg, tmp_path):

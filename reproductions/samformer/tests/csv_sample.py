@@ -1,4 +1,5 @@
 """A CSV in the real datasets' format (a `date` column of hourly stamps, then one column per channel), for tests."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

@@ -1,6 +1,7 @@
 """SAMformer (reproductions/samformer): RevIN's exact inverse, attention entropy against closed forms, the channel
 permutation equivariance, the toy oracle's error against the noise variance, the CSV split and windows against
 hand indexing, the MSE loss, knob errors (one line, exit 2) and a smoke run's record."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,11 @@ def test_revin_denormalize_inverts_normalize_exactly():
     assert torch.allclose(revin.denormalize(z, stats), x, atol=1e-12)
     unit = (z - revin.bias[:, None]) / revin.weight[:, None]  # standardised over time per window and channel
     assert torch.allclose(unit.mean(-1), torch.zeros(4, 5, dtype=torch.float64), atol=1e-12)
-    assert torch.allclose(unit.std(-1, unbiased=False) ** 2 * (x.var(-1, unbiased=False) + revin.eps),
-                          x.var(-1, unbiased=False), atol=1e-9)
+    assert torch.allclose(
+        unit.std(-1, unbiased=False) ** 2 * (x.var(-1, unbiased=False) + revin.eps),
+        x.var(-1, unbiased=False),
+        atol=1e-9,
+    )
 
 
 @pytest.mark.parametrize("n", [2, 7, 321])
@@ -78,8 +82,16 @@ def test_linear_model_is_the_head_alone():
 
 
 def toy_cfg(**overrides):
-    base = {"name": "samformer_toy", "length": 16, "horizon": 4, "channels": 3, "n_train": 4000, "n_test": 500,
-            "noise_std": 0.5, "data_seed": 3}
+    base = {
+        "name": "samformer_toy",
+        "length": 16,
+        "horizon": 4,
+        "channels": 3,
+        "n_train": 4000,
+        "n_test": 500,
+        "noise_std": 0.5,
+        "data_seed": 3,
+    }
     return OmegaConf.create({**base, **overrides})
 
 
@@ -88,7 +100,7 @@ def test_linear_oracle_error_equals_the_noise_variance():
     noise has variance 2 * 0.25^2 per entry), and exactly 0 without noise."""
     weights, (x, y), _ = draw_toy(toy_cfg())
     entries = y.size
-    assert abs(oracle_mse(x, y, weights) - 0.25) <= 3 * math.sqrt(2 * 0.25 ** 2 / entries)
+    assert abs(oracle_mse(x, y, weights) - 0.25) <= 3 * math.sqrt(2 * 0.25**2 / entries)
     weights, (x, y), _ = draw_toy(toy_cfg(noise_std=0.0))
     assert oracle_mse(x, y, weights) == pytest.approx(0.0, abs=1e-10)
 
@@ -102,9 +114,14 @@ def test_toy_loader_shapes_and_the_same_w_for_train_and_test():
     assert oracle_mse(splits.x_test, splits.y_test, weights) == pytest.approx(0.0, abs=1e-10)
 
 
-@pytest.mark.parametrize("split, rows, expected", [
-    ("ett_hour", 17420, (8640, 11520, 14400)), ("ett_minute", 69680, (34560, 46080, 57600)),
-    ("ratio", 1000, (700, 800, 1000))])
+@pytest.mark.parametrize(
+    "split, rows, expected",
+    [
+        ("ett_hour", 17420, (8640, 11520, 14400)),
+        ("ett_minute", 69680, (34560, 46080, 57600)),
+        ("ratio", 1000, (700, 800, 1000)),
+    ],
+)
 def test_official_split_rows(split, rows, expected):
     assert split_rows(rows, split) == expected
 
@@ -112,8 +129,9 @@ def test_official_split_rows(split, rows, expected):
 def test_csv_windows_and_standardisation_by_hand(tmp_path):
     path = write_csv(tmp_path / "tiny.csv", rows=60, channels=3, seed=0)
     values = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(1, 2, 3))
-    cfg = OmegaConf.create({"name": "tiny", "file": "tiny.csv", "path": str(path), "split": "ratio",
-                            "length": 8, "horizon": 3})
+    cfg = OmegaConf.create(
+        {"name": "tiny", "file": "tiny.csv", "path": str(path), "split": "ratio", "length": 8, "horizon": 3}
+    )
     splits = load_series(cfg, tmp_path)
     train_end, val_end, _ = 42, 48, 60
     mean, std = values[:train_end].mean(0), values[:train_end].std(0)
@@ -121,14 +139,15 @@ def test_csv_windows_and_standardisation_by_hand(tmp_path):
     assert splits.x_train.shape == (train_end - 8 - 3 + 1, 3, 8)
     assert np.allclose(splits.x_train[5].numpy(), scaled[5:13].T, atol=1e-5)
     assert np.allclose(splits.y_train[5].numpy(), scaled[13:16].T, atol=1e-5)
-    assert np.allclose(splits.x_test[0].numpy(), scaled[val_end - 8: val_end].T, atol=1e-5)  # L rows back
+    assert np.allclose(splits.x_test[0].numpy(), scaled[val_end - 8 : val_end].T, atol=1e-5)  # L rows back
     assert np.allclose(splits.y_test[-1].numpy(), scaled[57:60].T, atol=1e-5)
     assert len(splits.x_test) == 60 - (val_end - 8) - 8 - 3 + 1
 
 
 def test_missing_csv_says_where_to_put_it_and_where_to_get_it(tmp_path):
-    cfg = OmegaConf.create({"name": "etth1", "file": "ETTh1.csv", "path": None, "split": "ett_hour",
-                            "length": 8, "horizon": 3})
+    cfg = OmegaConf.create(
+        {"name": "etth1", "file": "ETTh1.csv", "path": None, "split": "ett_hour", "length": 8, "horizon": 3}
+    )
     with pytest.raises(DatasetUnavailableError) as err:
         load_series(cfg, tmp_path)
     message = str(err.value)
@@ -171,9 +190,20 @@ def test_bad_split_of_a_csv_preset(make_cfg, tmp_path):
 
 
 def test_run_py_prints_one_error_line_and_exits_2(tmp_path):
-    done = subprocess.run([sys.executable, "run.py", "+repro=samformer_toy_sam_smoke", "model.attention=full",
-                           f"paths.runs_dir={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=samformer_toy_sam_smoke",
+            "model.attention=full",
+            f"paths.runs_dir={tmp_path}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: model.attention: 'full' is not one of")
     assert not list(tmp_path.rglob("record.json"))

@@ -1,6 +1,7 @@
 """4-bit Shampoo (reproductions/shampoo4bit): the 4-bit maps against the paper's listed values, a round trip by hand
 and its error bound, Björck rectification, A^{-1/4} of known matrices, the errors by hand, the stored bytes, the
 callback's measurement, knob errors and a smoke run."""
+
 from __future__ import annotations
 
 import math
@@ -34,10 +35,42 @@ from reproductions.shampoo4bit.quantize import (
     stored_bytes,
 )
 
-LINEAR2_4BIT = [-1, -0.7511, -0.5378, -0.3600, -0.2178, -0.1111, -0.0400, 0, 0.0044, 0.0400, 0.1111, 0.2178,
-                0.3600, 0.5378, 0.7511, 1]  # paper, App. C
-DT_4BIT = [-0.8875, -0.6625, -0.4375, -0.2125, -0.0775, -0.0325, -0.0055, 0, 0.0055, 0.0325, 0.0775, 0.2125, 0.4375,
-           0.6625, 0.8875, 1]  # paper, App. C
+LINEAR2_4BIT = [
+    -1,
+    -0.7511,
+    -0.5378,
+    -0.3600,
+    -0.2178,
+    -0.1111,
+    -0.0400,
+    0,
+    0.0044,
+    0.0400,
+    0.1111,
+    0.2178,
+    0.3600,
+    0.5378,
+    0.7511,
+    1,
+]  # paper, App. C
+DT_4BIT = [
+    -0.8875,
+    -0.6625,
+    -0.4375,
+    -0.2125,
+    -0.0775,
+    -0.0325,
+    -0.0055,
+    0,
+    0.0055,
+    0.0325,
+    0.0775,
+    0.2125,
+    0.4375,
+    0.6625,
+    0.8875,
+    1,
+]  # paper, App. C
 
 
 def orthogonal(n: int, seed: int) -> torch.Tensor:
@@ -67,7 +100,7 @@ def test_round_trip_error_is_within_half_the_largest_gap_of_each_block():
     half_gap = float((values[1:] - values[:-1]).max()) / 2  # (1 - 0.7511) / 2
     approx = round_trip(matrix, block=64)
     for start in range(0, 150, 64):  # rows cut into blocks 0-63, 64-127, 128-149 (padded)
-        block, err = matrix[:, start:start + 64], (approx - matrix)[:, start:start + 64]
+        block, err = matrix[:, start : start + 64], (approx - matrix)[:, start : start + 64]
         bound = half_gap * block.abs().amax(dim=1, keepdim=True) * (1 + 1e-6)
         assert (err.abs() <= bound).all()
     assert 0.05 < float((approx - matrix).abs().max() / matrix.abs().max()) <= half_gap  # the error is not zero
@@ -75,7 +108,7 @@ def test_round_trip_error_is_within_half_the_largest_gap_of_each_block():
 
 def test_bjorck_step_by_hand_and_rectification_orthogonalizes():
     q = orthogonal(8, 1)
-    assert torch.allclose(bjorck(0.9 * q, 1), (1.5 * 0.9 - 0.5 * 0.9 ** 3) * q)
+    assert torch.allclose(bjorck(0.9 * q, 1), (1.5 * 0.9 - 0.5 * 0.9**3) * q)
     stored = round_trip(orthogonal(128, 2).T).T  # 4-bit eigenvectors: far from orthogonal
     eye = torch.eye(128, dtype=torch.float64)
     before = torch.linalg.matrix_norm(stored.T @ stored - eye)
@@ -92,7 +125,7 @@ def test_inverse_fourth_root_of_a_known_matrix():
     # (lambda + 16 * 1e-12)^{-1/4}: 16 -> 0.5, 1 -> 1 up to 4e-12
     assert torch.allclose(exact_root(a, 1e-12), q @ torch.diag(torch.tensor([0.5, 1.0], dtype=torch.float64)) @ q.T)
     # epsilon shifts by max(lambda) * epsilon: (16 + 16 * 0.25)^{-1/4} and (1 + 4)^{-1/4}
-    expected = torch.tensor([20.0 ** -0.25, 5.0 ** -0.25], dtype=torch.float64)
+    expected = torch.tensor([20.0**-0.25, 5.0**-0.25], dtype=torch.float64)
     assert torch.allclose(exact_root(torch.diag(torch.tensor([16.0, 1.0])), 0.25), torch.diag(expected))
 
 
@@ -138,26 +171,42 @@ def test_statistics_are_read_from_shampoo_only():
         shampoo_statistics(torch.optim.SGD(model.parameters(), lr=0.1), 64)
 
 
-@pytest.mark.parametrize(("knobs", "message"), [
-    ({"target": "weights"}, r"^callbacks\.shampoo4bit_error\.target: 'weights' is not one of the choices; use one"),
-    ({"bits": 1}, r"^callbacks\.shampoo4bit_error\.bits: 1 is not an integer in \[2, 8\]; "),
-    ({"mapping": "dynamic_tree", "bits": 3}, r"^callbacks\.shampoo4bit_error\.bits: 3 with the dynamic-tree map"),
-    ({"epsilon": 0}, r"^callbacks\.shampoo4bit_error\.epsilon: 0 is not in \(0, 1\); give e\.g\. 1e-6$"),
-    ({"block": 0}, r"^callbacks\.shampoo4bit_error\.block: 0 is not an integer in "),
-])
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"target": "weights"}, r"^callbacks\.shampoo4bit_error\.target: 'weights' is not one of the choices; use one"),
+        ({"bits": 1}, r"^callbacks\.shampoo4bit_error\.bits: 1 is not an integer in \[2, 8\]; "),
+        ({"mapping": "dynamic_tree", "bits": 3}, r"^callbacks\.shampoo4bit_error\.bits: 3 with the dynamic-tree map"),
+        ({"epsilon": 0}, r"^callbacks\.shampoo4bit_error\.epsilon: 0 is not in \(0, 1\); give e\.g\. 1e-6$"),
+        ({"block": 0}, r"^callbacks\.shampoo4bit_error\.block: 0 is not an integer in "),
+    ],
+)
 def test_bad_callback_knobs_are_one_line_errors(knobs, message):
     with pytest.raises(InvalidConfigError, match=message):
         QuantizationErrorCallback(**knobs)
 
 
 def test_bad_knob_on_the_command_line_exits_2_with_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "run.py", "+repro=q4_digits_smoke", "logger=csv",
-                           "callbacks.shampoo4bit_error.bits=1", f"paths.runs_dir={tmp_path}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=q4_digits_smoke",
+            "logger=csv",
+            "callbacks.shampoo4bit_error.bits=1",
+            f"paths.runs_dir={tmp_path}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "optrepro: error: callbacks.shampoo4bit_error.bits: 1 is not an integer in [2, 8]; "
-        "give a whole number from 2 to 8")
+        "give a whole number from 2 to 8"
+    )
 
 
 def test_smoke_preset_records_the_errors(make_cfg):

@@ -1,5 +1,6 @@
 """Super consistency (reproductions/super_consistency): muP / NTP / SP scales against the formulas, the width-scaled
 SGD step, lambda_max of known quadratics and of a small network against its dense Hessian, knob errors, a smoke run."""
+
 from __future__ import annotations
 
 import json
@@ -22,15 +23,18 @@ from reproductions.super_consistency.sharpness import SharpnessCallback, power_i
 from reproductions.super_consistency.step import build_scaled_sgd_step
 
 
-@pytest.mark.parametrize("parametrisation, role, fan_in, std, multiplier", [
-    ("mup", "input", 784, 1.0, 1 / 28),          # 1/sqrt(784)
-    ("mup", "hidden", 64, 1.0, 1 / 8),
-    ("mup", "readout", 64, 1.0, 1 / 64),         # 1/(sqrt(N) gamma), gamma = sqrt(N)
-    ("ntp", "readout", 64, 1.0, 1 / 8),          # gamma = 1
-    ("ntp", "hidden", 9 * 64, 1.0, 1 / 24),      # conv2 of the SimpleConvNet at N = 64: 1/sqrt(9N)
-    ("sp", "hidden", 64, 1 / 8, 1.0),            # PyTorch's N(0, 1/fan_in), no multiplier
-    ("sp", "readout", 256, 1 / 16, 1.0),
-])
+@pytest.mark.parametrize(
+    "parametrisation, role, fan_in, std, multiplier",
+    [
+        ("mup", "input", 784, 1.0, 1 / 28),  # 1/sqrt(784)
+        ("mup", "hidden", 64, 1.0, 1 / 8),
+        ("mup", "readout", 64, 1.0, 1 / 64),  # 1/(sqrt(N) gamma), gamma = sqrt(N)
+        ("ntp", "readout", 64, 1.0, 1 / 8),  # gamma = 1
+        ("ntp", "hidden", 9 * 64, 1.0, 1 / 24),  # conv2 of the SimpleConvNet at N = 64: 1/sqrt(9N)
+        ("sp", "hidden", 64, 1 / 8, 1.0),  # PyTorch's N(0, 1/fan_in), no multiplier
+        ("sp", "readout", 256, 1 / 16, 1.0),
+    ],
+)
 def test_layer_scales_follow_the_formulas(parametrisation, role, fan_in, std, multiplier):
     scale = layer_scale(parametrisation, role, fan_in)
     assert scale.init_std == pytest.approx(std) and scale.multiplier == pytest.approx(multiplier)
@@ -60,8 +64,11 @@ def test_mup_output_shrinks_like_one_over_sqrt_width_and_ntp_output_does_not():
     (500 outputs, so the RMS averages over many readout rows)."""
     torch.manual_seed(0)
     x = torch.randn(64, 64)
-    stds = {(p, n): ScaledMLP(500, (64,), n, 2, p)(x).pow(2).mean().sqrt().item() for p in ("mup", "ntp")
-            for n in (64, 1024)}
+    stds = {
+        (p, n): ScaledMLP(500, (64,), n, 2, p)(x).pow(2).mean().sqrt().item()
+        for p in ("mup", "ntp")
+        for n in (64, 1024)
+    }
     assert stds[("mup", 64)] / stds[("mup", 1024)] == pytest.approx(4.0, rel=0.2)
     assert stds[("ntp", 64)] / stds[("ntp", 1024)] == pytest.approx(1.0, rel=0.2)
 
@@ -76,8 +83,12 @@ def test_convnet_reads_out_n_features_on_28_and_32_pixel_images():
 def test_step_scales_the_lr_by_the_width_and_the_update_is_eta0_n_times_the_gradient():
     torch.manual_seed(0)
     net = ScaledMLP(3, (4,), width=32, depth=1, parametrisation="mup")
-    cfg = OmegaConf.create({"base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.5, "momentum": 0.0,
-                                     "weight_decay": 0.0}, "weight_decay_mode": "coupled"})
+    cfg = OmegaConf.create(
+        {
+            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.5, "momentum": 0.0, "weight_decay": 0.0},
+            "weight_decay_mode": "coupled",
+        }
+    )
     optimizer, _ = build_scaled_sgd_step(cfg, net, num_train_samples=8, num_classes=3, accumulate=1, grad_clip=None)
     assert [group["lr"] for group in optimizer.param_groups] == [16.0] * len(optimizer.param_groups)
     before = net.readout.weight.detach().clone()
@@ -90,8 +101,9 @@ def test_step_scales_the_lr_by_the_width_and_the_update_is_eta0_n_times_the_grad
 def test_step_refuses_a_model_without_an_lr_multiplier():
     cfg = OmegaConf.create({"base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.5}})
     with pytest.raises(InvalidConfigError, match="optimizer.step: Linear has no lr_multiplier; use model=scaled_mlp"):
-        build_scaled_sgd_step(cfg, torch.nn.Linear(2, 2), num_train_samples=1, num_classes=2, accumulate=1,
-                              grad_clip=None)
+        build_scaled_sgd_step(
+            cfg, torch.nn.Linear(2, 2), num_train_samples=1, num_classes=2, accumulate=1, grad_clip=None
+        )
 
 
 def test_power_iteration_finds_the_top_eigenvalue_of_a_known_quadratic():
@@ -131,29 +143,46 @@ def test_callback_lambda_max_matches_the_dense_hessian_and_is_scaled_by_the_widt
     assert values["sharpness/edge_ratio"] == pytest.approx(top * 2.0 / 2, rel=1e-4)
 
 
-@pytest.mark.parametrize("kwargs, key", [({"batch_size": 0}, "batch_size"), ({"iterations": 2.5}, "iterations"),
-                                         ({"every_n_epochs": -1}, "every_n_epochs")])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"iterations": 2.5}, "iterations"),
+        ({"every_n_epochs": -1}, "every_n_epochs"),
+    ],
+)
 def test_bad_sharpness_knobs_stop_with_the_key(kwargs, key):
     message = f"callbacks.sharpness.{key}: .* is not a positive integer; set it >= 1"
     with pytest.raises(InvalidConfigError, match=message):
         SharpnessCallback(**kwargs)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.parametrisation=xp", "model.parametrisation: 'xp' is not one of mup, ntp, sp; mup"),
-    ("model.width=0", "model.width: must be >= 1, got 0"),  # the product schema types width and depth
-    ("model.depth=0", "model.depth: must be >= 1, got 0"),
-    ("callbacks.sharpness.iterations=0", "callbacks.sharpness.iterations: 0 is not a positive integer; set it >= 1"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.parametrisation=xp", "model.parametrisation: 'xp' is not one of mup, ntp, sp; mup"),
+        ("model.width=0", "model.width: must be >= 1, got 0"),  # the product schema types width and depth
+        ("model.depth=0", "model.depth: must be >= 1, got 0"),
+        (
+            "callbacks.sharpness.iterations=0",
+            "callbacks.sharpness.iterations: 0 is not a positive integer; set it >= 1",
+        ),
+    ],
+)
 def test_bad_model_knobs_fail_before_training(make_cfg, override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run(make_cfg(["+repro=sc_smoke", "logger=csv", override]))
 
 
 def test_run_py_prints_one_error_line_and_exits_2(tmp_path):
-    done = subprocess.run([sys.executable, "run.py", "+repro=sc_smoke", "model.parametrisation=standard",
-                           f"paths.runs_dir={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                           check=False)
+    done = subprocess.run(
+        [sys.executable, "run.py", "+repro=sc_smoke", "model.parametrisation=standard", f"paths.runs_dir={tmp_path}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: model.parametrisation: 'standard' is not")
     assert not list(tmp_path.rglob("record.json"))

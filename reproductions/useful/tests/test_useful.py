@@ -25,8 +25,9 @@ from reproductions.useful.upsample import upsampled
 
 def two_blob_class(rng, centre_fast, centre_slow, n_fast, n_slow):
     """Outputs of one class: a tight blob learned early (low loss) and a far one not learned yet (high loss)."""
-    outputs = np.concatenate([centre_fast + 0.01 * rng.standard_normal((n_fast, 2)),
-                              centre_slow + 0.01 * rng.standard_normal((n_slow, 2))])
+    outputs = np.concatenate(
+        [centre_fast + 0.01 * rng.standard_normal((n_fast, 2)), centre_slow + 0.01 * rng.standard_normal((n_slow, 2))]
+    )
     losses = np.concatenate([np.full(n_fast, 0.1), np.full(n_slow, 2.0)])
     return outputs, losses
 
@@ -39,7 +40,7 @@ def test_clustering_picks_exactly_the_high_loss_blob_of_each_class():
     labels = np.array([0] * 37 + [1] * 32)
     order = rng.permutation(len(labels))  # examples interleaved: indices must come back as positions in this order
     slow = slow_learnable(outputs[order], labels[order], losses[order], clusters=2, seed=3)
-    expected = np.sort(np.flatnonzero(np.isin(order, np.r_[30:37, 37 + 12:69])))
+    expected = np.sort(np.flatnonzero(np.isin(order, np.r_[30:37, 37 + 12 : 69])))
     assert slow.tolist() == expected.tolist()
 
 
@@ -54,8 +55,9 @@ def test_clustering_is_per_class_not_global():
 def splits_of(n_train: int) -> ArraySplits:
     x = torch.arange(n_train * 3, dtype=torch.float32).reshape(n_train, 3)
     y = torch.arange(n_train) % 2
-    return ArraySplits(x, y, x[:4], y[:4], num_classes=2, name="t", mean=(0.0,) * 3, std=(1.0,) * 3,
-                       y_train_clean=y.clone())
+    return ArraySplits(
+        x, y, x[:4], y[:4], num_classes=2, name="t", mean=(0.0,) * 3, std=(1.0,) * 3, y_train_clean=y.clone()
+    )
 
 
 @pytest.mark.parametrize("factor", [2, 3])
@@ -99,8 +101,19 @@ def test_the_retrain_starts_from_the_weights_a_plain_run_gets(tmp_path):
 
 
 def test_patch_data_without_noise_is_the_construction():
-    cfg = OmegaConf.create({"n_train": 400, "n_test": 10, "dim": 5, "patches": 3, "alpha": 0.75, "beta_fast": 1.0,
-                            "beta_slow": 0.2, "noise_std": 0.0, "data_seed": 0})
+    cfg = OmegaConf.create(
+        {
+            "n_train": 400,
+            "n_test": 10,
+            "dim": 5,
+            "patches": 3,
+            "alpha": 0.75,
+            "beta_fast": 1.0,
+            "beta_slow": 0.2,
+            "noise_std": 0.0,
+            "data_seed": 0,
+        }
+    )
     splits = load_fast_slow_patches(cfg, ".")
     x = splits.x_train.reshape(400, 3, 5).double()
     sign = (2 * splits.y_train - 1).double()
@@ -119,8 +132,13 @@ def test_patch_data_without_noise_is_the_construction():
 
 TASK_KNOBS = [
     ("task.separating_epoch=0", "task.separating_epoch: 0 is not a whole number >= 1; set task.separating_epoch>=1"),
-    ("task.separating_epoch=4", ("task.separating_epoch: 4 is not before the run's last epoch (train.epochs=4); "
-                                 "separate after ~5-10% of train.epochs")),
+    (
+        "task.separating_epoch=4",
+        (
+            "task.separating_epoch: 4 is not before the run's last epoch (train.epochs=4); "
+            "separate after ~5-10% of train.epochs"
+        ),
+    ),
     ("task.upsample_factor=1", "task.upsample_factor: 1 is not a whole number >= 2; set task.upsample_factor>=2"),
     ("task.clusters=1.5", "task.clusters: 1.5 is not a whole number >= 2; set task.clusters>=2"),
     ("task.outputs=features", "task.outputs: 'features' is not one of the choices; allowed: logits, softmax"),
@@ -135,15 +153,30 @@ def test_bad_task_knobs_fail_the_config_check(override, line, tmp_path):
     assert str(raised.value) == line
 
 
-@pytest.mark.parametrize("override,line", [
-    (TASK_KNOBS[1][0], TASK_KNOBS[1][1]),
-    ("dataset.alpha=1.5", "dataset.alpha: 1.5 is not a probability; set it in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "override,line",
+    [
+        (TASK_KNOBS[1][0], TASK_KNOBS[1][1]),
+        ("dataset.alpha=1.5", "dataset.alpha: 1.5 is not a probability; set it in [0, 1]"),
+    ],
+)
 def test_bad_knobs_stop_run_py_in_one_line(override, line, tmp_path):
     runs = tmp_path / "runs"
-    done = subprocess.run([sys.executable, "run.py", "+repro=useful_smoke", override, f"paths.runs_dir={runs}",
-                           f"hydra.run.dir={tmp_path}/h"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "+repro=useful_smoke",
+            override,
+            f"paths.runs_dir={runs}",
+            f"hydra.run.dir={tmp_path}/h",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"optrepro: error: {line}\n"
     assert not runs.exists()

@@ -20,13 +20,13 @@ claims.yaml before the runs; reproductions/README.md explains it to authors):
   identical (a zero-width paired interval, e.g. one test image on every seed); ratios use Welch on the log ratio. An
   `inconclusive` verdict says how many seeds a power estimate (80%) from the observed spread would need;
 - one seed gives no CI: a claim that declares `seeds: 1` is decided on the point value, any other claim
-  with one seed so far is `inconclusive`; so is an ordering whose arms do not vary at all over the seeds. A verdict on fewer seeds than claimed is labelled "(k/n seeds)".
+  with one seed so far is `inconclusive`; so is an ordering whose arms do not vary at all over the seeds. A verdict
+  on fewer seeds than claimed is labelled "(k/n seeds)".
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from optrepro.claims import exact, timing
 from optrepro.claims.evidence import ArmSample, Evidence, HardwareClass, HardwareFilter, Unused, gather_evidence
 from optrepro.claims.schema import (
     BoundCheck,
@@ -42,8 +43,6 @@ from optrepro.claims.schema import (
     RatioCheck,
     ValueCheck,
 )
-from optrepro.claims import exact, timing
-from optrepro.paths import REPO_ROOT
 from optrepro.claims.sequential import nominal_levels, t_critical
 from optrepro.claims.stats import (
     Critical,
@@ -56,6 +55,7 @@ from optrepro.claims.stats import (
     t975,
     welch_difference,
 )
+from optrepro.paths import REPO_ROOT
 
 REPRODUCED = "reproduced"
 INCONCLUSIVE = "inconclusive"
@@ -169,9 +169,12 @@ class Verdict:
             "hardware": self.hardware.label() if self.hardware else None,
             "arms": {
                 name: {
-                    "mean": _json_number(arm.stats.mean), "std": _json_number(arm.stats.std),
-                    "n": arm.stats.n, "failed_seeds": list(arm.sample.failed_seeds),
-                    "commit": arm.sample.commit, "run_ids": list(arm.sample.run_ids),
+                    "mean": _json_number(arm.stats.mean),
+                    "std": _json_number(arm.stats.std),
+                    "n": arm.stats.n,
+                    "failed_seeds": list(arm.sample.failed_seeds),
+                    "commit": arm.sample.commit,
+                    "run_ids": list(arm.sample.run_ids),
                 }
                 for name, arm in self.arms.items()
             },
@@ -201,8 +204,11 @@ def _ci_text(low: float, high: float) -> str:
 def _needs(count: int | None) -> str:
     if count is None:
         return ""
-    return "; more than 100 seeds would be needed to decide" if count > 100 else \
-        f"; a power estimate (80%) from the observed spread needs about {count} seeds per arm to decide"
+    return (
+        "; more than 100 seeds would be needed to decide"
+        if count > 100
+        else f"; a power estimate (80%) from the observed spread needs about {count} seeds per arm to decide"
+    )
 
 
 def _single_run(claim: Claim, holds: bool) -> tuple[str, str]:
@@ -213,7 +219,8 @@ def _single_run(claim: Claim, holds: bool) -> tuple[str, str]:
 
 
 def _beyond(low: float, high: float, threshold: float) -> str:
-    """The verdict for a claim that the quantity exceeds `threshold`: all of the CI above, all at or below, or across."""
+    """The verdict for a claim that the quantity exceeds `threshold`: all of the CI above, all at or below, or
+    across."""
     if low > threshold:
         return REPRODUCED
     if high <= threshold:
@@ -230,8 +237,9 @@ def _at_most(low: float, high: float, bound: float) -> str:
     return INCONCLUSIVE
 
 
-def check_value(claim: Claim, check: ValueCheck, arms: dict[str, ArmResult], paired: bool,
-                critical: Critical = t975) -> Outcome:
+def check_value(
+    claim: Claim, check: ValueCheck, arms: dict[str, ArmResult], paired: bool, critical: Critical = t975
+) -> Outcome:
     stats = arms[check.arm].stats
     gap = abs(stats.mean - check.reported)
     low, high = mean_interval(stats, critical)
@@ -248,14 +256,22 @@ def check_value(claim: Claim, check: ValueCheck, arms: dict[str, ArmResult], pai
         else:
             status = INCONCLUSIVE
             needed = seeds_needed(gap - check.tolerance, stats.std, paired=True)
-    return Outcome(status, stats.mean, low, high, test,
-                   f"{check.arm} mean {fmt(stats.mean)} vs paper {fmt(check.reported)}: off by {fmt(gap)}, "
-                   f"tolerance {fmt(check.tolerance)} ({check.tolerance_reason}); {_ci_text(low, high)}"
-                   + (_needs(needed) if status == INCONCLUSIVE else ""), needed)
+    return Outcome(
+        status,
+        stats.mean,
+        low,
+        high,
+        test,
+        f"{check.arm} mean {fmt(stats.mean)} vs paper {fmt(check.reported)}: off by {fmt(gap)}, "
+        f"tolerance {fmt(check.tolerance)} ({check.tolerance_reason}); {_ci_text(low, high)}"
+        + (_needs(needed) if status == INCONCLUSIVE else ""),
+        needed,
+    )
 
 
-def ordering_gain(check: OrderingCheck, arms: dict[str, ArmResult], paired: bool, critical: Critical = t975
-                  ) -> tuple[Difference, str, float]:
+def ordering_gain(
+    check: OrderingCheck, arms: dict[str, ArmResult], paired: bool, critical: Critical = t975
+) -> tuple[Difference, str, float]:
     """The gain of `better` over `than` (positive when it wins), the test's name and the spread for a power estimate."""
     better, than = arms[check.better], arms[check.than]
     sign = -1.0 if check.direction == "lower" else 1.0
@@ -267,15 +283,21 @@ def ordering_gain(check: OrderingCheck, arms: dict[str, ArmResult], paired: bool
         stats = seed_stats(differences)
         spread = stats.std
         if not (len(pairs) >= 2 and spread <= IDENTICAL * max(1.0, abs(stats.mean))):
-            return paired_difference(differences, critical), \
-                f"paired t over {len(pairs)} seeds (same initial weights and batch order per seed)", spread
+            return (
+                paired_difference(differences, critical),
+                f"paired t over {len(pairs)} seeds (same initial weights and batch order per seed)",
+                spread,
+            )
         # Identical differences on every seed (e.g. one test image each time): the paired interval has zero
         # width and would call any such gain certain; the arms' own spread decides instead.
         degenerate = "; the per-seed differences are identical, so the paired interval is degenerate"
-    gain = welch_difference(seed_stats([sign * v for v in better.sample.values]),
-                            seed_stats([sign * v for v in than.sample.values]), critical)
+    gain = welch_difference(
+        seed_stats([sign * v for v in better.sample.values]),
+        seed_stats([sign * v for v in than.sample.values]),
+        critical,
+    )
     test = (f"Welch t (df {gain.df:.3g})" if math.isfinite(gain.df) else "Welch t") + degenerate
-    return gain, test, math.sqrt(better.stats.std ** 2 + than.stats.std ** 2)
+    return gain, test, math.sqrt(better.stats.std**2 + than.stats.std**2)
 
 
 def _constant(stats: SeedStats) -> bool:
@@ -283,16 +305,29 @@ def _constant(stats: SeedStats) -> bool:
     return stats.n >= 2 and stats.std <= IDENTICAL * max(1.0, abs(stats.mean))
 
 
-def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult], paired: bool,
-                   critical: Critical = t975) -> Outcome:
+def check_ordering(
+    claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult], paired: bool, critical: Critical = t975
+) -> Outcome:
     if arms[check.than].stats.n == 0:
         if check.reference_divergence == "loses":
-            return Outcome(REPRODUCED, math.inf, math.nan, math.nan, "every reference seed diverged",
-                           f"every {check.than} seed diverged; {check.better} did not (reference_divergence: loses)")
-        return Outcome(INCONCLUSIVE, math.nan, math.nan, math.nan, "every reference seed diverged",
-                       f"every {check.than} seed diverged, so {claim.metric} has no {check.than} value to compare "
-                       f"with {check.better}'s; the claim does not say that a blow-up of {check.than} counts against "
-                       "it (reference_divergence: no_evidence)")
+            return Outcome(
+                REPRODUCED,
+                math.inf,
+                math.nan,
+                math.nan,
+                "every reference seed diverged",
+                f"every {check.than} seed diverged; {check.better} did not (reference_divergence: loses)",
+            )
+        return Outcome(
+            INCONCLUSIVE,
+            math.nan,
+            math.nan,
+            math.nan,
+            "every reference seed diverged",
+            f"every {check.than} seed diverged, so {claim.metric} has no {check.than} value to compare "
+            f"with {check.better}'s; the claim does not say that a blow-up of {check.than} counts against "
+            "it (reference_divergence: no_evidence)",
+        )
     if check.exact:
         return exact_ordering(claim, check, arms)
     gain, test, spread = ordering_gain(check, arms, paired, critical)
@@ -311,9 +346,16 @@ def check_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult
         if status == INCONCLUSIVE:
             needed = seeds_needed(gain.value - margin, spread, paired=paired)
     verb = "beats" if gain.value > 0 else "does not beat"
-    return Outcome(status, gain.value, low, high, test,
-                   f"{check.better} {verb} {check.than} by {fmt(gain.value)} ({check.direction} is better; "
-                   f"needed > {fmt(margin)}); {_ci_text(low, high)}" + _needs(needed), needed)
+    return Outcome(
+        status,
+        gain.value,
+        low,
+        high,
+        test,
+        f"{check.better} {verb} {check.than} by {fmt(gain.value)} ({check.direction} is better; "
+        f"needed > {fmt(margin)}); {_ci_text(low, high)}" + _needs(needed),
+        needed,
+    )
 
 
 def exact_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult]) -> Outcome:
@@ -331,8 +373,14 @@ def exact_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult
         try:
             result = exact.boschloo_test([flip(v) for v in better.values], [flip(v) for v in than.values])
         except ValueError as err:
-            return Outcome(INCONCLUSIVE, math.nan, math.nan, math.nan, "Boschloo's exact test", f"{err}; "
-                           f"{claim.metric} is not 0/1 on every seed")
+            return Outcome(
+                INCONCLUSIVE,
+                math.nan,
+                math.nan,
+                math.nan,
+                "Boschloo's exact test",
+                f"{err}; {claim.metric} is not 0/1 on every seed",
+            )
         short = ""
     observed = math.fsum(gains) / len(gains) + check.min_difference if gains else math.nan
     if result.p_better <= exact.ONE_SIDED_ALPHA:
@@ -341,14 +389,21 @@ def exact_ordering(claim: Claim, check: OrderingCheck, arms: dict[str, ArmResult
         status, short = NOT_REPRODUCED, ""
     else:
         status = INCONCLUSIVE
-    return Outcome(status, observed, math.nan, math.nan, result.test,
-                   f"{check.better} vs {check.than} ({check.direction} is better; margin {fmt(check.min_difference)}): "
-                   f"{result.test}; one-sided p = {fmt(result.p_better)} for the claim, {fmt(result.p_worse)} "
-                   f"against it (each decides at <= {exact.ONE_SIDED_ALPHA}){short}")
+    return Outcome(
+        status,
+        observed,
+        math.nan,
+        math.nan,
+        result.test,
+        f"{check.better} vs {check.than} ({check.direction} is better; margin {fmt(check.min_difference)}): "
+        f"{result.test}; one-sided p = {fmt(result.p_better)} for the claim, {fmt(result.p_worse)} "
+        f"against it (each decides at <= {exact.ONE_SIDED_ALPHA}){short}",
+    )
 
 
-def check_ratio(claim: Claim, check: RatioCheck, arms: dict[str, ArmResult], paired: bool,
-                critical: Critical = t975) -> Outcome:
+def check_ratio(
+    claim: Claim, check: RatioCheck, arms: dict[str, ArmResult], paired: bool, critical: Critical = t975
+) -> Outcome:
     top, bottom = arms[check.numerator].stats, arms[check.denominator].stats
     ratio = top.mean / bottom.mean if bottom.mean else math.inf
     low = high = math.nan
@@ -356,22 +411,33 @@ def check_ratio(claim: Claim, check: RatioCheck, arms: dict[str, ArmResult], pai
     if top.n >= 2 and bottom.n >= 2 and top.mean > 0 and bottom.mean > 0:
         va, vb = (top.std / top.mean) ** 2 / top.n, (bottom.std / bottom.mean) ** 2 / bottom.n
         total = va + vb
-        df = total ** 2 / (va ** 2 / (top.n - 1) + vb ** 2 / (bottom.n - 1)) if total else math.inf
+        df = total**2 / (va**2 / (top.n - 1) + vb**2 / (bottom.n - 1)) if total else math.inf
         half = critical(df) * math.sqrt(total)
         low, high = ratio * math.exp(-half), ratio * math.exp(half)
         status = _at_most(low, high, check.max)
         if status == INCONCLUSIVE:
-            needed = seeds_needed(math.log(check.max / ratio), math.sqrt((top.std / top.mean) ** 2
-                                                                         + (bottom.std / bottom.mean) ** 2), paired=False)
+            needed = seeds_needed(
+                math.log(check.max / ratio),
+                math.sqrt((top.std / top.mean) ** 2 + (bottom.std / bottom.mean) ** 2),
+                paired=False,
+            )
     else:
         status, test = _single_run(claim, ratio <= check.max)
-    return Outcome(status, ratio, low, high, test,
-                   f"{check.metric}: {check.numerator}/{check.denominator} = {fmt(top.mean)}/{fmt(bottom.mean)} "
-                   f"= {fmt(ratio)}, allowed at most {fmt(check.max)}; {_ci_text(low, high)}" + _needs(needed), needed)
+    return Outcome(
+        status,
+        ratio,
+        low,
+        high,
+        test,
+        f"{check.metric}: {check.numerator}/{check.denominator} = {fmt(top.mean)}/{fmt(bottom.mean)} "
+        f"= {fmt(ratio)}, allowed at most {fmt(check.max)}; {_ci_text(low, high)}" + _needs(needed),
+        needed,
+    )
 
 
-def check_bound(claim: Claim, check: BoundCheck, arms: dict[str, ArmResult], paired: bool,
-                critical: Critical = t975) -> Outcome:
+def check_bound(
+    claim: Claim, check: BoundCheck, arms: dict[str, ArmResult], paired: bool, critical: Critical = t975
+) -> Outcome:
     stats = arms[check.arm].stats
     low, high = mean_interval(stats, critical)
     needed = None
@@ -382,13 +448,23 @@ def check_bound(claim: Claim, check: BoundCheck, arms: dict[str, ArmResult], pai
         status = _at_most(low, high, check.max)
         if status == INCONCLUSIVE:
             needed = seeds_needed(check.max - stats.mean, stats.std, paired=True)
-    return Outcome(status, stats.mean, low, high, test,
-                   f"{check.metric} of {check.arm}: mean {fmt(stats.mean)}, allowed at most {fmt(check.max)}; "
-                   f"{_ci_text(low, high)}" + _needs(needed), needed)
+    return Outcome(
+        status,
+        stats.mean,
+        low,
+        high,
+        test,
+        f"{check.metric} of {check.arm}: mean {fmt(stats.mean)}, allowed at most {fmt(check.max)}; "
+        f"{_ci_text(low, high)}" + _needs(needed),
+        needed,
+    )
 
 
 CHECKS: dict[str, Callable[[Claim, Any, dict[str, ArmResult], bool, Critical], Outcome]] = {
-    "value": check_value, "ordering": check_ordering, "ratio": check_ratio, "bound": check_bound,
+    "value": check_value,
+    "ordering": check_ordering,
+    "ratio": check_ratio,
+    "bound": check_bound,
 }
 
 
@@ -397,33 +473,67 @@ def check_metric(claim: Claim) -> str:
     return getattr(claim.check, "metric", claim.metric)
 
 
-def evaluate_claim(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str],
-                   hardware_filter: HardwareFilter | None = None) -> Verdict:
+def evaluate_claim(
+    claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str], hardware_filter: HardwareFilter | None = None
+) -> Verdict:
     """The verdict on `claim` from `records` (with match_key column); `arm_keys` maps arm -> match key."""
     if getattr(claim.check, "measure", "runs") == "side_by_side":
         return timing_verdict(claim)
     if claim.tuning_pending:
         first = claim.looks[0] if claim.looks else claim.seeds
-        return Verdict(claim, NOT_RUN, math.nan, math.nan, math.nan, "", "its tuning stage has not chosen "
-                       f"{claim.tuning.knob} yet (python -m optrepro claims run {claim.key} runs the grid on the "
-                       "validation split first)", {}, None, (), missing_seeds={arm: tuple(range(first))
-                                                                               for arm in claim.arms})
+        return Verdict(
+            claim,
+            NOT_RUN,
+            math.nan,
+            math.nan,
+            math.nan,
+            "",
+            "its tuning stage has not chosen "
+            f"{claim.tuning.knob} yet (python -m optrepro claims run {claim.key} runs the grid on the "
+            "validation split first)",
+            {},
+            None,
+            (),
+            missing_seeds={arm: tuple(range(first)) for arm in claim.arms},
+        )
     verdict = _evaluate(claim, records, arm_keys, hardware_filter)
     if claim.tuned:
         chosen = ", ".join(f"{arm} {value:g}" for arm, value in claim.tuned)
-        verdict = dataclasses.replace(verdict, notes=(*verdict.notes, f"{claim.tuning.knob} chosen on the validation "
-                                                      f"split by the claim's tuning stage: {chosen}"))
+        verdict = dataclasses.replace(
+            verdict,
+            notes=(
+                *verdict.notes,
+                f"{claim.tuning.knob} chosen on the validation split by the claim's tuning stage: {chosen}",
+            ),
+        )
     return verdict
 
 
-def _evaluate(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str],
-              hardware_filter: HardwareFilter | None) -> Verdict:
+def _evaluate(
+    claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str], hardware_filter: HardwareFilter | None
+) -> Verdict:
     evidence = gather_evidence(claim, records, arm_keys, check_metric(claim), hardware_filter)
     if evidence.missing:
-        first_look = {arm: tuple(s for s in seeds if not claim.looks or s < claim.looks[0])
-                      for arm, seeds in evidence.missing_seeds.items()}
-        return Verdict(claim, NOT_RUN, math.nan, math.nan, math.nan, "", evidence.missing, {}, None, evidence.notes,
-                       evidence.unused, evidence.pending, None, first_look)
+        first_look = {
+            arm: tuple(s for s in seeds if not claim.looks or s < claim.looks[0])
+            for arm, seeds in evidence.missing_seeds.items()
+        }
+        return Verdict(
+            claim,
+            NOT_RUN,
+            math.nan,
+            math.nan,
+            math.nan,
+            "",
+            evidence.missing,
+            {},
+            None,
+            evidence.notes,
+            evidence.unused,
+            evidence.pending,
+            None,
+            first_look,
+        )
     return judge_sequential(claim, evidence) if claim.looks else judge(claim, evidence)
 
 
@@ -431,19 +541,41 @@ def timing_verdict(claim: Claim) -> Verdict:
     """A ratio measured side by side (claims.timing): the newest timing record of the claim decides."""
     found = timing.latest_record(claim)
     if found is None:
-        return Verdict(claim, NOT_RUN, math.nan, math.nan, math.nan, "", "no side-by-side timing record yet "
-                       f"(python -m optrepro claims run {claim.key})", {}, None, ())
+        return Verdict(
+            claim,
+            NOT_RUN,
+            math.nan,
+            math.nan,
+            math.nan,
+            "",
+            f"no side-by-side timing record yet (python -m optrepro claims run {claim.key})",
+            {},
+            None,
+            (),
+        )
     path, record = found
     check = claim.check
     ratio, low, high, n = timing.ratio_interval(record["ratios"])
     status = _at_most(low, high, check.max)
-    arms = {arm: ArmResult(ArmSample(arm, tuple(enumerate(values)), (), (path.name,), record["code"].get(
-                "source_hash") or record["code"].get("git_commit") or "unknown"), seed_stats(values))
-            for arm, values in record["seconds_per_step"].items()}
+    arms = {
+        arm: ArmResult(
+            ArmSample(
+                arm,
+                tuple(enumerate(values)),
+                (),
+                (path.name,),
+                record["code"].get("source_hash") or record["code"].get("git_commit") or "unknown",
+            ),
+            seed_stats(values),
+        )
+        for arm, values in record["seconds_per_step"].items()
+    }
     test = f"t interval of the mean log ratio over {n} interleaved repetitions in one process"
-    detail = (f"{check.numerator}/{check.denominator} time per step = {fmt(ratio)} (geometric mean of {n} "
-              f"side-by-side repetitions, {record['machine']['cpu_kernels']}, {record['measured_at']}), allowed at "
-              f"most {fmt(check.max)}; {_ci_text(low, high)}")
+    detail = (
+        f"{check.numerator}/{check.denominator} time per step = {fmt(ratio)} (geometric mean of {n} "
+        f"side-by-side repetitions, {record['machine']['cpu_kernels']}, {record['measured_at']}), allowed at "
+        f"most {fmt(check.max)}; {_ci_text(low, high)}"
+    )
     where = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
     return Verdict(claim, status, ratio, low, high, test, detail, arms, None, (f"timing record {where}",))
 
@@ -455,17 +587,44 @@ def judge(claim: Claim, evidence: Evidence, critical: Critical = t975) -> Verdic
     notes = list(evidence.notes)
     for name in reference:
         if arms[name].sample.failed_seeds:
-            notes.append(f"{name}: seed(s) {_seeds(arms[name].sample.failed_seeds)} diverged; left out of its statistics")
+            notes.append(
+                f"{name}: seed(s) {_seeds(arms[name].sample.failed_seeds)} diverged; left out of its statistics"
+            )
     rest = dict(unused=evidence.unused, pending=evidence.pending, missing_seeds=evidence.missing_seeds)
     failed = arms[subject].sample.failed_seeds
     if failed:
-        detail = (f"{subject} diverged (or gave a non-finite {check_metric(claim)}) on seed(s) {_seeds(failed)} "
-                  f"of {arms[subject].sample.n_runs}")
-        return Verdict(claim, NOT_REPRODUCED, math.nan, math.nan, math.nan, "a failed seed of the method", detail,
-                       arms, evidence.hardware, tuple(notes), **rest)
+        detail = (
+            f"{subject} diverged (or gave a non-finite {check_metric(claim)}) on seed(s) {_seeds(failed)} "
+            f"of {arms[subject].sample.n_runs}"
+        )
+        return Verdict(
+            claim,
+            NOT_REPRODUCED,
+            math.nan,
+            math.nan,
+            math.nan,
+            "a failed seed of the method",
+            detail,
+            arms,
+            evidence.hardware,
+            tuple(notes),
+            **rest,
+        )
     outcome = CHECKS[claim.check.kind](claim, claim.check, arms, evidence.paired, critical)
-    return Verdict(claim, outcome.status, outcome.observed, outcome.low, outcome.high, outcome.test, outcome.detail,
-                   arms, evidence.hardware, tuple(notes), seeds_needed=outcome.seeds_needed, **rest)
+    return Verdict(
+        claim,
+        outcome.status,
+        outcome.observed,
+        outcome.low,
+        outcome.high,
+        outcome.test,
+        outcome.detail,
+        arms,
+        evidence.hardware,
+        tuple(notes),
+        seeds_needed=outcome.seeds_needed,
+        **rest,
+    )
 
 
 def judge_sequential(claim: Claim, evidence: Evidence) -> Verdict:
@@ -489,17 +648,26 @@ def judge_sequential(claim: Claim, evidence: Evidence) -> Verdict:
         verdict = judge(claim, so_far, t_critical(levels[0]))
         if not so_far.samples[claim.check.arms[0]].failed_seeds:  # only a failed seed of the method decides early
             verdict = replace(verdict, status=INCONCLUSIVE)
-    missing = ({arm: tuple(s for s in range(upcoming) if s not in have[arm]) for arm in have} if upcoming
-               else {arm: () for arm in claim.arms})  # the last look was undecided: no seed is added after it
+    missing = (
+        {arm: tuple(s for s in range(upcoming) if s not in have[arm]) for arm in have}
+        if upcoming
+        else {arm: () for arm in claim.arms}
+    )  # the last look was undecided: no seed is added after it
     return replace(verdict, look=look, missing_seeds=missing, seeds_needed=None, next_look=upcoming)
 
 
 def evidence_up_to(evidence: Evidence, n: int) -> Evidence:
     """The evidence restricted to seeds 0..n-1 (a look sees only its own seeds)."""
+
     def cut(sample: ArmSample) -> ArmSample:
         kept = [(pair, run_id) for pair, run_id in zip(sample.by_seed, sample.run_ids) if pair[0] < n]
-        return replace(sample, by_seed=tuple(p for p, _ in kept), run_ids=tuple(r for _, r in kept),
-                       failed_seeds=tuple(s for s in sample.failed_seeds if s < n))
+        return replace(
+            sample,
+            by_seed=tuple(p for p, _ in kept),
+            run_ids=tuple(r for _, r in kept),
+            failed_seeds=tuple(s for s in sample.failed_seeds if s < n),
+        )
+
     return replace(evidence, samples={arm: cut(sample) for arm, sample in evidence.samples.items()})
 
 

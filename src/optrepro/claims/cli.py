@@ -17,12 +17,22 @@ LAUNCHERS = ("local", "slurm")
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     from optrepro.claims.policy import DEFAULT_STORES
 
-    parser.add_argument("--reproductions", type=Path, default=REPRODUCTIONS_DIR,
-                        help="folder of <paper>/claims.yaml (default: %(default)s)")
-    parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help="Hydra config folder (default: %(default)s)")
-    parser.add_argument("--records", type=Path, action="append",
-                        help="folder searched for record.json files; repeatable "
-                             f"(default: {', '.join(str(p) for p in DEFAULT_STORES)})")
+    parser.add_argument(
+        "--reproductions",
+        type=Path,
+        default=REPRODUCTIONS_DIR,
+        help="folder of <paper>/claims.yaml (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--config-dir", type=Path, default=CONFIG_DIR, help="Hydra config folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--records",
+        type=Path,
+        action="append",
+        help="folder searched for record.json files; repeatable "
+        f"(default: {', '.join(str(p) for p in DEFAULT_STORES)})",
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--paper", help="only this paper")
     listing.add_argument("--tier", choices=("full", "cpu", "smoke"))
     listing.add_argument("--status", choices=VERDICTS)
-    listing.add_argument("-v", "--verbose", action="store_true",
-                         help="under each claim: the test that decided it, the runs used and why others were not")
+    listing.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="under each claim: the test that decided it, the runs used and why others were not",
+    )
     listing.set_defaults(handler=list_claims)
 
     explain = commands.add_parser("explain", help="why a claim's verdict is what it is: runs used, runs not used")
@@ -45,18 +59,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     run = commands.add_parser("run", help="launch the runs (arm x seed) a claim still lacks; rerun to resume")
     add_common_options(run)
-    run.add_argument("targets", nargs="+", metavar="CLAIM|PAPER|OVERRIDE",
-                     help="claims (<paper>/<id>) or papers; words with '=' are extra Hydra overrides for every run "
-                          "(e.g. hardware=gpu)")
+    run.add_argument(
+        "targets",
+        nargs="+",
+        metavar="CLAIM|PAPER|OVERRIDE",
+        help="claims (<paper>/<id>) or papers; words with '=' are extra Hydra overrides for every run "
+        "(e.g. hardware=gpu)",
+    )
     run.add_argument("--tier", choices=("full", "cpu", "smoke"), help="only claims of this tier")
-    run.add_argument("--launcher", choices=LAUNCHERS, default="local",
-                     help="local: one `python run.py` after another; slurm: one Hydra multirun (array) per arm")
+    run.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="local: one `python run.py` after another; slurm: one Hydra multirun (array) per arm",
+    )
     run.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    run.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="local runs side by side, one torch thread each (default: %(default)s)")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="local runs side by side, one torch thread each (default: %(default)s)",
+    )
     run.set_defaults(handler=run_claims)
 
     from optrepro.regression.cli import add_regress_command  # `claims regress`: src/optrepro/regression/
+
     add_regress_command(commands)
 
 
@@ -78,8 +106,8 @@ def _decide(args: argparse.Namespace, claims):
 
 
 def list_claims(args: argparse.Namespace) -> int:
-    from optrepro.claims.load import load_all_claims, select_claims
     from optrepro.claims.explain import explanation
+    from optrepro.claims.load import load_all_claims, select_claims
 
     papers = [p for p in load_all_claims(args.reproductions) if args.paper in (None, p.paper)]
     claims = select_claims(papers, tier=args.tier)
@@ -96,8 +124,8 @@ def list_claims(args: argparse.Namespace) -> int:
 
 
 def explain_claims(args: argparse.Namespace) -> int:
-    from optrepro.claims.load import load_all_claims, select_claims
     from optrepro.claims.explain import explanation
+    from optrepro.claims.load import load_all_claims, select_claims
 
     claims = select_claims(load_all_claims(args.reproductions), args.targets)
     for verdict in _decide(args, claims).values():
@@ -142,13 +170,22 @@ def tune_pending(claims, args: argparse.Namespace, overrides: list[str]) -> tupl
         for claim in pending:
             found = tuning.grid_runs(claim, records, composer, overrides)
             missing = tuning.missing_grid_runs(claim, found)
-            print(f"{claim.key}: tuning {claim.tuning.knob} on the validation split, {len(missing)} of "
-                  f"{len(found) * claim.tuning.seeds} grid run(s) missing")
+            print(
+                f"{claim.key}: tuning {claim.tuning.knob} on the validation split, {len(missing)} of "
+                f"{len(found) * claim.tuning.seeds} grid run(s) missing"
+            )
             for point, seed in missing:
                 key = found[point][0]
-                runs.setdefault((key, seed), launch.PlannedRun(
-                    claim.key, point.arm, seed, (*claim.arm_overrides(point.arm), *overrides, *point.extra,
-                                                 f"seed={seed}"), key))
+                runs.setdefault(
+                    (key, seed),
+                    launch.PlannedRun(
+                        claim.key,
+                        point.arm,
+                        seed,
+                        (*claim.arm_overrides(point.arm), *overrides, *point.extra, f"seed={seed}"),
+                        key,
+                    ),
+                )
     failed = _launch(list(runs.values()), args)
     if args.dry_run or failed:
         return failed, False

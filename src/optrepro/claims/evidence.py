@@ -37,14 +37,22 @@ MEASURED_AFTER = {"landscape/": "python -m optrepro landscape <run folder>..."}
 # What fixes a run's initial weights and its batch order besides the seed (optrepro.train.run seeds everything,
 # loads the data, then builds the network; batch order and augmentation come from (seed, epoch) generators);
 # for structure learning, what fixes the generated data set (structure.task.run_structure: make_data(seed, ...)).
-PAIRING_KEYS = ("model", "dataset", "train.batch_size", "structure.d", "structure.n", "structure.k",
-                "structure.graph_type", "structure.noise")
+PAIRING_KEYS = (
+    "model",
+    "dataset",
+    "train.batch_size",
+    "structure.d",
+    "structure.n",
+    "structure.k",
+    "structure.graph_type",
+    "structure.noise",
+)
 
 
 def metric_column(metric: str, source: str) -> str:
     """The load_records column of a claim metric (`timing/<name>` reads the record's timing block)."""
     if metric.startswith(TIMING_PREFIX):
-        return "timing_" + metric[len(TIMING_PREFIX):]
+        return "timing_" + metric[len(TIMING_PREFIX) :]
     return f"m_{source}_{metric}"
 
 
@@ -128,6 +136,7 @@ def hardware_class(row: Row | pd.Series) -> HardwareClass:
 
 def shares_init_and_order(configs: list[dict]) -> bool:
     """True when runs of these configs with one seed start from the same weights and see the same batches."""
+
     def key(config: dict) -> str:
         picked = {}
         for dotted in PAIRING_KEYS:
@@ -143,8 +152,13 @@ def shares_init_and_order(configs: list[dict]) -> bool:
 HardwareFilter = Callable[[HardwareClass], bool]
 
 
-def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str], metric: str,
-                    hardware_filter: HardwareFilter | None = None) -> Evidence:
+def gather_evidence(
+    claim: Claim,
+    records: pd.DataFrame,
+    arm_keys: dict[str, str],
+    metric: str,
+    hardware_filter: HardwareFilter | None = None,
+) -> Evidence:
     """The runs answering `claim`: `records` has a match_key column; `arm_keys` maps arm -> match key.
 
     `hardware_filter` restricts the candidates to some hardware classes (`claims run` with hardware overrides).
@@ -158,47 +172,82 @@ def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str
         for row in _rows(records, arm_keys[arm], column):
             seed, status = int(row["seed"]), row["status"]
             if seed >= PILOT_SEEDS:
-                unused.append(Unused(row["run_id"], arm, seed, f"pilot (seed {seed} >= {PILOT_SEEDS}): shown, never "
-                                                                "evidence"))
+                unused.append(
+                    Unused(row["run_id"], arm, seed, f"pilot (seed {seed} >= {PILOT_SEEDS}): shown, never evidence")
+                )
             elif seed not in claim.seed_values:
-                unused.append(Unused(row["run_id"], arm, seed, f"seed {seed} out of range (the claim uses seeds "
-                                                                f"0..{claim.seeds - 1})"))
+                unused.append(
+                    Unused(
+                        row["run_id"],
+                        arm,
+                        seed,
+                        f"seed {seed} out of range (the claim uses seeds 0..{claim.seeds - 1})",
+                    )
+                )
             elif status not in RESULT_STATUSES:
                 unused.append(Unused(row["run_id"], arm, seed, f"{status}: not a result (relaunch it)"))
             elif hardware_filter is not None and not hardware_filter(row["_hardware"]):
-                unused.append(Unused(row["run_id"], arm, seed,
-                                     f"other hardware ({row['_hardware'].label()}) than the launch asks for"))
+                unused.append(
+                    Unused(
+                        row["run_id"],
+                        arm,
+                        seed,
+                        f"other hardware ({row['_hardware'].label()}) than the launch asks for",
+                    )
+                )
             else:
                 arm_rows[arm].append(row)
     # Without a common hardware class, an arm lacks the seeds it has no result for on any hardware.
-    all_seeds = {arm: tuple(s for s in claim.seed_values if s not in {r["seed"] for r in rows})
-                 for arm, rows in arm_rows.items()}
+    all_seeds = {
+        arm: tuple(s for s in claim.seed_values if s not in {r["seed"] for r in rows}) for arm, rows in arm_rows.items()
+    }
     unrun = [arm for arm, rows in arm_rows.items() if not rows]
     if unrun:
-        return Evidence({}, None, f"no runs of arm(s) {', '.join(unrun)}", tuple(notes), tuple(unused),
-                        missing_seeds=all_seeds)
+        return Evidence(
+            {}, None, f"no runs of arm(s) {', '.join(unrun)}", tuple(notes), tuple(unused), missing_seeds=all_seeds
+        )
     hardware, hw_notes = _choose_hardware(claim, arm_rows)
     notes.extend(hw_notes)
     if hardware is None:
-        return Evidence({}, None, "no hardware class has runs of every arm (arms are never compared across "
-                        "hardware)", tuple(notes), tuple(unused), missing_seeds=all_seeds)
+        return Evidence(
+            {},
+            None,
+            "no hardware class has runs of every arm (arms are never compared across hardware)",
+            tuple(notes),
+            tuple(unused),
+            missing_seeds=all_seeds,
+        )
     chosen, pending, missing_seeds = {}, [], {}
     for arm, rows in arm_rows.items():
         for row in rows:
             if row["_hardware"] != hardware:
-                unused.append(Unused(row["run_id"], arm, int(row["seed"]),
-                                     f"other hardware ({row['_hardware'].label()}; used {hardware.label()})"))
-        chosen[arm], arm_unused, arm_pending = _choose_version(claim, arm, [r for r in rows if r["_hardware"] == hardware])
+                unused.append(
+                    Unused(
+                        row["run_id"],
+                        arm,
+                        int(row["seed"]),
+                        f"other hardware ({row['_hardware'].label()}; used {hardware.label()})",
+                    )
+                )
+        chosen[arm], arm_unused, arm_pending = _choose_version(
+            claim, arm, [r for r in rows if r["_hardware"] == hardware]
+        )
         unused.extend(arm_unused)
         pending.extend(arm_pending)
         missing_seeds[arm] = tuple(s for s in claim.seed_values if s not in {r["seed"] for r in chosen[arm]})
-    paired = shares_init_and_order([json.loads(rows[0]["config_json"]) for rows in chosen.values()
-                                    if isinstance(rows[0].get("config_json"), str)])
+    paired = shares_init_and_order(
+        [json.loads(rows[0]["config_json"]) for rows in chosen.values() if isinstance(rows[0].get("config_json"), str)]
+    )
     base = dict(unused=tuple(unused), pending=tuple(pending), paired=paired, missing_seeds=missing_seeds)
     if column not in records.columns:
         known = sorted(c for c in records.columns if c.startswith(("m_final_", "m_best_", "timing_")))
-        return Evidence({}, None, f"no record has metric {metric!r} (column {column}); known: {', '.join(known)}"
-                        + _measure_hint(metric), tuple(notes), **base)
+        return Evidence(
+            {},
+            None,
+            f"no record has metric {metric!r} (column {column}); known: {', '.join(known)}" + _measure_hint(metric),
+            tuple(notes),
+            **base,
+        )
     unmeasured = _unmeasured(metric, chosen, column)
     if unmeasured:
         return Evidence({}, None, unmeasured, tuple(notes), **base)
@@ -206,8 +255,19 @@ def gather_evidence(claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str
     return Evidence(samples, hardware, "", tuple(notes), **base)
 
 
-EVIDENCE_COLUMNS = ("run_id", "seed", "status", "finished_at", "code_source_hash", "code_git_commit",
-                    "hw_accelerator", "hw_device_names", "hw_world_size", "hw_precision", "config_json")
+EVIDENCE_COLUMNS = (
+    "run_id",
+    "seed",
+    "status",
+    "finished_at",
+    "code_source_hash",
+    "code_git_commit",
+    "hw_accelerator",
+    "hw_device_names",
+    "hw_world_size",
+    "hw_precision",
+    "config_json",
+)
 
 
 def _rows(records: pd.DataFrame, key: str, column: str) -> list[Row]:
@@ -230,11 +290,17 @@ def _unmeasured(metric: str, arm_rows: dict[str, list[Row]], column: str) -> str
     """For a measured-after metric, the chosen finished runs that lack it (else they would read as failed seeds)."""
     if not _measure_hint(metric):
         return ""
-    lacking = [row["run_id"] for rows in arm_rows.values() for row in rows
-               if row["status"] == "finished" and not _present(row.get(column))]
+    lacking = [
+        row["run_id"]
+        for rows in arm_rows.values()
+        for row in rows
+        if row["status"] == "finished" and not _present(row.get(column))
+    ]
     if not lacking:
         return ""
-    return f"{metric!r} not measured for {len(lacking)} finished run(s) ({', '.join(sorted(lacking))})" + _measure_hint(metric)
+    return f"{metric!r} not measured for {len(lacking)} finished run(s) ({', '.join(sorted(lacking))})" + _measure_hint(
+        metric
+    )
 
 
 def _present(value: object) -> bool:
@@ -257,12 +323,17 @@ def _choose_hardware(claim: Claim, arm_rows: dict[str, list[Row]]) -> tuple[Hard
     preferred = [hw for hw in common if fits_tier(hw.accelerator)] or common
     chosen = max(
         sorted(preferred, key=HardwareClass.label),
-        key=lambda hw: (min(len(s) for s in seeds_by_class[hw].values()), sum(len(s) for s in seeds_by_class[hw].values())),
+        key=lambda hw: (
+            min(len(s) for s in seeds_by_class[hw].values()),
+            sum(len(s) for s in seeds_by_class[hw].values()),
+        ),
     )
     notes = []
     if len(seeds_by_class) > 1:
-        notes.append(f"mixed hardware, not pooled; used {chosen.label()} (tier {claim.tier}, most seeds); "
-                     f"runs by hardware: {listing}")
+        notes.append(
+            f"mixed hardware, not pooled; used {chosen.label()} (tier {claim.tier}, most seeds); "
+            f"runs by hardware: {listing}"
+        )
     return chosen, notes
 
 
@@ -284,18 +355,28 @@ def _choose_version(claim: Claim, arm: str, rows: list[Row]) -> tuple[list[Row],
             newer = False
             continue
         if newer:
-            pending.append(f"{arm}: code version {_short(other)} has {len(seeds_of[other])} of {claim.seeds} seeds "
-                           f"(pending; the complete {_short(version)} is used until it has all)")
+            pending.append(
+                f"{arm}: code version {_short(other)} has {len(seeds_of[other])} of {claim.seeds} seeds "
+                f"(pending; the complete {_short(version)} is used until it has all)"
+            )
             why = f"other code version {_short(other)} (pending: {len(seeds_of[other])} of {claim.seeds} seeds)"
         else:
             why = f"other code version {_short(other)} (older than {_short(version)})"
         unused += [Unused(r["run_id"], arm, int(r["seed"]), why) for r in rows if r["_version"] == other]
-    at_version = sorted((r for r in rows if r["_version"] == version), key=lambda r: (r["seed"], r["_finished"], r["run_id"]))
+    at_version = sorted(
+        (r for r in rows if r["_version"] == version), key=lambda r: (r["seed"], r["_finished"], r["run_id"])
+    )
     latest = {row["seed"]: row for row in at_version}  # the last of each seed in that order wins
     for row in at_version:
         if latest[row["seed"]] is not row:
-            unused.append(Unused(row["run_id"], arm, int(row["seed"]),
-                                 f"seed {int(row['seed'])} was run again later; the later run is used"))
+            unused.append(
+                Unused(
+                    row["run_id"],
+                    arm,
+                    int(row["seed"]),
+                    f"seed {int(row['seed'])} was run again later; the later run is used",
+                )
+            )
     return list(latest.values()), unused, pending
 
 

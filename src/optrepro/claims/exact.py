@@ -37,8 +37,11 @@ def sign_test(gains: list[float]) -> ExactResult:
     p_better = float(binom.sf(wins - 1, n, 0.5)) if n else 1.0
     p_worse = float(binom.sf(losses - 1, n, 0.5)) if n else 1.0
     ties = len(gains) - n
-    return ExactResult(p_better, p_worse, f"exact sign test: {wins} of {n} untied seeds favour the claim"
-                                          + (f" ({ties} tied)" if ties else ""))
+    return ExactResult(
+        p_better,
+        p_worse,
+        f"exact sign test: {wins} of {n} untied seeds favour the claim" + (f" ({ties} tied)" if ties else ""),
+    )
 
 
 def boschloo_test(better: list[float], than: list[float]) -> ExactResult:
@@ -49,8 +52,9 @@ def boschloo_test(better: list[float], than: list[float]) -> ExactResult:
     table = [[wins_b, wins_t], [len(better) - wins_b, len(than) - wins_t]]
     p_better = float(boschloo_exact(table, alternative="greater").pvalue)
     p_worse = float(boschloo_exact(table, alternative="less").pvalue)
-    return ExactResult(p_better, p_worse,
-                       f"Boschloo's exact test: {wins_b}/{len(better)} vs {wins_t}/{len(than)} successes")
+    return ExactResult(
+        p_better, p_worse, f"Boschloo's exact test: {wins_b}/{len(better)} vs {wins_t}/{len(than)} successes"
+    )
 
 
 def seeds_for_sign_test() -> int:

@@ -10,8 +10,10 @@ from optrepro.claims.checks import Verdict
 
 def explanation(verdict: Verdict) -> list[str]:
     """Lines (no indentation, no trailing newline) that explain `verdict`."""
-    lines = [f"decided by: {verdict.test}" if verdict.test else "decided by: nothing (no evidence)",
-             f"why: {verdict.detail}"]
+    lines = [
+        f"decided by: {verdict.test}" if verdict.test else "decided by: nothing (no evidence)",
+        f"why: {verdict.detail}",
+    ]
     if verdict.hardware is not None:
         lines.append(f"hardware: {verdict.hardware.label()}")
     for name, arm in verdict.arms.items():

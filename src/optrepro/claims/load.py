@@ -32,8 +32,10 @@ def load_paper_claims(path: Path | str) -> PaperClaims:
 def load_all_claims(reproductions_dir: Path | str) -> list[PaperClaims]:
     """Every `<reproductions_dir>/<paper>/claims.yaml`, in the order of `paper_order`."""
     order = paper_order(Path(reproductions_dir).parent / "README.md")
-    files = sorted(Path(reproductions_dir).glob(f"*/{CLAIMS_FILENAME}"),
-                   key=lambda path: (order.get(path.parent.name, len(order)), path.parent.name))
+    files = sorted(
+        Path(reproductions_dir).glob(f"*/{CLAIMS_FILENAME}"),
+        key=lambda path: (order.get(path.parent.name, len(order)), path.parent.name),
+    )
     return [load_paper_claims(path) for path in files]
 
 

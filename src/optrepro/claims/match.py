@@ -54,9 +54,11 @@ HASHING_CODE = (Path(__file__).resolve(), Path(__file__).resolve().parents[1] / 
 def config_tree_digest(config_dir: Path) -> str:
     """Content hash of every config a composition can read (the tree, the reproductions') and of the hash rules."""
     digest = hashlib.sha256()
-    files = [*sorted(Path(config_dir).rglob("*.yaml")),
-             *(path for folder in reproduction_config_dirs() for path in sorted(folder.rglob("*.yaml"))),
-             *HASHING_CODE]
+    files = [
+        *sorted(Path(config_dir).rglob("*.yaml")),
+        *(path for folder in reproduction_config_dirs() for path in sorted(folder.rglob("*.yaml"))),
+        *HASHING_CODE,
+    ]
     for path in files:
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -112,8 +114,13 @@ class ArmComposer:
     def prefetch_keys(self, arms: Sequence[tuple[Claim, str]]) -> None:
         """Compose the arms whose keys are not cached, in forked workers when there are many (call inside `with`)."""
         keys = self._keys()
-        missing = list({json.dumps(claim.arm_overrides(arm)): (claim, arm) for claim, arm in arms
-                        if json.dumps(claim.arm_overrides(arm)) not in keys}.items())
+        missing = list(
+            {
+                json.dumps(claim.arm_overrides(arm)): (claim, arm)
+                for claim, arm in arms
+                if json.dumps(claim.arm_overrides(arm)) not in keys
+            }.items()
+        )
         found = forked_map(lambda pair: match_key(self.compose(*pair)), [pair for _, pair in missing])
         keys.update(zip((name for name, _ in missing), found))
 

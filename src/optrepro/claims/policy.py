@@ -55,8 +55,10 @@ def stores_banner(stores: Sequence[Path], records: pd.DataFrame) -> str:
     for store in stores:
         prefix = str(Path(store)) + os.sep
         count = sum(1 for p in paths if p.startswith(prefix) or p == str(store))
-        parts.append(f"{_shown(store)} ({count} record{'s' if count != 1 else ''}"
-                     f"{'' if Path(store).exists() else ', folder absent'})")
+        parts.append(
+            f"{_shown(store)} ({count} record{'s' if count != 1 else ''}"
+            f"{'' if Path(store).exists() else ', folder absent'})"
+        )
     return "record stores: " + ", ".join(parts)
 
 
@@ -67,8 +69,11 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def decide_claims(claims: Sequence[Claim], records: pd.DataFrame, composer: ArmComposer | None = None,
-                  ) -> dict[str, Verdict]:
+def decide_claims(
+    claims: Sequence[Claim],
+    records: pd.DataFrame,
+    composer: ArmComposer | None = None,
+) -> dict[str, Verdict]:
     """The verdict on every claim, keyed by claim key in the order given; the one policy every command uses.
 
     `records`: a load_records table (load_evidence_records gives one with match keys). `composer` composes each
@@ -87,12 +92,15 @@ def decide_claims(claims: Sequence[Claim], records: pd.DataFrame, composer: ArmC
         for claim in claims:
             if claim.tuning is not None:
                 check_grid(claim, composer)
-    return {claim.key: evaluate_claim(claim, records, {arm: keys[(claim.key, arm)] for arm in claim.arms})
-            for claim in claims}
+    return {
+        claim.key: evaluate_claim(claim, records, {arm: keys[(claim.key, arm)] for arm in claim.arms})
+        for claim in claims
+    }
 
 
-def launch_verdict(claim: Claim, records: pd.DataFrame, composer: ArmComposer,
-                   extra_overrides: Sequence[str] = ()) -> tuple[Verdict, dict[str, DictConfig]]:
+def launch_verdict(
+    claim: Claim, records: pd.DataFrame, composer: ArmComposer, extra_overrides: Sequence[str] = ()
+) -> tuple[Verdict, dict[str, DictConfig]]:
     """The verdict as `claims run` sees it: arms composed with the launch's extra overrides, and only runs on the
     hardware the launch uses (a run elsewhere cannot complete that class). When the launch's hardware is the
     class decide_claims chose, this is decide_claims' verdict; call inside `with composer:`."""

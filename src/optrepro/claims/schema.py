@@ -71,8 +71,16 @@ class Reported:
         return f"{self.value:g}{spread} {UNIT_SYMBOLS[self.unit]}{quantity} [{self.source}{where}]"
 
 
-UNIT_SYMBOLS = {"percent": "%", "fraction": "(fraction)", "seconds_per_step": "s/step", "images_per_second": "img/s",
-                "count": "(count)", "ratio": "(ratio)", "score": "(score)", "bytes_ratio": "(bytes ratio)"}
+UNIT_SYMBOLS = {
+    "percent": "%",
+    "fraction": "(fraction)",
+    "seconds_per_step": "s/step",
+    "images_per_second": "img/s",
+    "count": "(count)",
+    "ratio": "(ratio)",
+    "score": "(score)",
+    "bytes_ratio": "(bytes ratio)",
+}
 
 
 @dataclass(frozen=True)
@@ -248,12 +256,12 @@ class ClaimsFileError(OptreproError, ValueError):
         self.issues = sorted(issues, key=lambda issue: issue.line)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(
-            f"{path}: {len(issues)} problem(s) in the claims file "
-            f"(format: reproductions/README.md):\n{lines}"
+            f"{path}: {len(issues)} problem(s) in the claims file (format: reproductions/README.md):\n{lines}"
         )
 
 
 # --- value validators: (predicate, description of what is allowed) --------------------------
+
 
 def _is_str(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
@@ -320,7 +328,9 @@ class _Reader:
             return None if default is _MISSING else default
         value = mapping[key]
         if value not in choices:
-            self.issue(mapping.lines[key], _join(where, key), f"{value!r} is not one of the choices", ", ".join(choices))
+            self.issue(
+                mapping.lines[key], _join(where, key), f"{value!r} is not one of the choices", ", ".join(choices)
+            )
             return None
         return value
 
@@ -335,7 +345,9 @@ class _Reader:
         """An arm name used by the check; it must be one of the claim's arms."""
         value = self.get(mapping, key, where, STRING)
         if value is not None and arms and value not in arms:
-            self.issue(mapping.lines[key], _join(where, key), f"arm {value!r} is not defined in `arms`", ", ".join(arms))
+            self.issue(
+                mapping.lines[key], _join(where, key), f"arm {value!r} is not defined in `arms`", ", ".join(arms)
+            )
             return None
         return value
 
@@ -354,23 +366,61 @@ def _join(where: str, key: str) -> str:
 
 TOP_FIELDS = {"paper": True, "title": True, "citation": True, "claims": True}
 CLAIM_FIELDS = {
-    "id": True, "source": True, "statement": True, "tier": True, "seeds": True, "metric": True,
-    "metric_source": False, "arms": True, "setting": False, "check": True, "reported": False, "tuning": False,
+    "id": True,
+    "source": True,
+    "statement": True,
+    "tier": True,
+    "seeds": True,
+    "metric": True,
+    "metric_source": False,
+    "arms": True,
+    "setting": False,
+    "check": True,
+    "reported": False,
+    "tuning": False,
 }
-TUNING_FIELDS = {"knob": True, "grid": True, "val_fraction": True, "metric": True, "direction": True, "seeds": True,
-                 "source": True}
+TUNING_FIELDS = {
+    "knob": True,
+    "grid": True,
+    "val_fraction": True,
+    "metric": True,
+    "direction": True,
+    "seeds": True,
+    "source": True,
+}
 SOURCE_FIELDS = {"where": True, "page": False}
 ARM_FIELDS = {"overrides": True}
 CHECK_FIELDS = {
-    "value": {"kind": True, "arm": True, "reported": True, "tolerance": True, "tolerance_reason": True,
-              "spread": False, "spread_kind": False},
-    "ordering": {"kind": True, "better": True, "than": True, "direction": True, "min_difference": False,
-                 "reference_divergence": False, "exact": False},
+    "value": {
+        "kind": True,
+        "arm": True,
+        "reported": True,
+        "tolerance": True,
+        "tolerance_reason": True,
+        "spread": False,
+        "spread_kind": False,
+    },
+    "ordering": {
+        "kind": True,
+        "better": True,
+        "than": True,
+        "direction": True,
+        "min_difference": False,
+        "reference_divergence": False,
+        "exact": False,
+    },
     "ratio": {"kind": True, "numerator": True, "denominator": True, "metric": False, "max": True, "measure": False},
     "bound": {"kind": True, "arm": True, "metric": False, "max": True},
 }
-REPORTED_FIELDS = {"value": True, "quantity": True, "unit": True, "source": True, "where": False, "spread": False,
-                   "spread_kind": False}
+REPORTED_FIELDS = {
+    "value": True,
+    "quantity": True,
+    "unit": True,
+    "source": True,
+    "where": False,
+    "spread": False,
+    "spread_kind": False,
+}
 
 
 def parse_claims_text(text: str, path: Path | str, *, expected_paper: str | None = None) -> PaperClaims:
@@ -382,7 +432,9 @@ def parse_claims_text(text: str, path: Path | str, *, expected_paper: str | None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 0
-        raise ClaimsFileError(path, [SchemaIssue(line, "(file)", f"invalid YAML: {err.problem}", "YAML syntax")]) from err
+        raise ClaimsFileError(
+            path, [SchemaIssue(line, "(file)", f"invalid YAML: {err.problem}", "YAML syntax")]
+        ) from err
     top = reader.mapping(document, 1, "(file)")
     if top is None:
         raise ClaimsFileError(path, reader.issues)
@@ -401,8 +453,12 @@ def parse_claims_text(text: str, path: Path | str, *, expected_paper: str | None
             if claim is None:
                 continue
             if claim.id in seen:
-                reader.issue(claim.line, f"claims[{index}].id", f"duplicate id {claim.id!r} (first on line {seen[claim.id]})",
-                             "ids unique within the paper")
+                reader.issue(
+                    claim.line,
+                    f"claims[{index}].id",
+                    f"duplicate id {claim.id!r} (first on line {seen[claim.id]})",
+                    "ids unique within the paper",
+                )
                 continue
             seen[claim.id] = claim.line
             claims.append(claim)
@@ -428,16 +484,33 @@ def _parse_claim(reader: _Reader, raw: Any, line: int, where: str, paper: str) -
     setting = reader.get(mapping, "setting", where, STRING_LIST, default=[])
     check = _parse_check(reader, mapping, where, arms, metric)
     if looks and getattr(check, "exact", None):
-        reader.issue(mapping.lines["seeds"], f"{where}.seeds", f"looks with the exact {check.exact} test",
-                     "a fixed seed count (seeds: N): the exact tests are fixed-n")
+        reader.issue(
+            mapping.lines["seeds"],
+            f"{where}.seeds",
+            f"looks with the exact {check.exact} test",
+            "a fixed seed count (seeds: N): the exact tests are fixed-n",
+        )
     reported = _parse_reported(reader, mapping, where, arms)
     tuning = _parse_tuning(reader, mapping, where, arms)
     if len(reader.issues) > before:
         return None
     return Claim(
-        paper=paper, id=claim_id, source=source, statement=statement, tier=tier, seeds=seeds,
-        metric=metric, metric_source=metric_source, arms=arms, setting=tuple(setting), check=check,
-        reported=reported, line=line, looks=looks, spending=spending, tuning=tuning,
+        paper=paper,
+        id=claim_id,
+        source=source,
+        statement=statement,
+        tier=tier,
+        seeds=seeds,
+        metric=metric,
+        metric_source=metric_source,
+        arms=arms,
+        setting=tuple(setting),
+        check=check,
+        reported=reported,
+        line=line,
+        looks=looks,
+        spending=spending,
+        tuning=tuning,
     )
 
 
@@ -454,15 +527,25 @@ def _parse_tuning(reader: _Reader, claim: LineDict, where: str, arms: dict[str, 
     knob = reader.get(mapping, "knob", where, STRING)
     fraction = reader.get(mapping, "val_fraction", where, NUMBER)
     if fraction is not None and not 0 < fraction < 1:
-        reader.issue(mapping.lines["val_fraction"], f"{where}.val_fraction", f"{fraction} leaves no validation or "
-                     "no training samples", "a fraction strictly between 0 and 1, e.g. 0.1 (SAM: 10% of training)")
+        reader.issue(
+            mapping.lines["val_fraction"],
+            f"{where}.val_fraction",
+            f"{fraction} leaves no validation or no training samples",
+            "a fraction strictly between 0 and 1, e.g. 0.1 (SAM: 10% of training)",
+        )
     seeds = reader.get(mapping, "seeds", where, INTEGER)
     if seeds is not None and seeds < 1:
         reader.issue(mapping.lines["seeds"], f"{where}.seeds", f"{seeds} seeds per grid value", "an integer >= 1")
     grid = _parse_grid(reader, mapping, where, arms)
-    tuning = Tuning(knob, grid, fraction, reader.get(mapping, "metric", where, STRING),
-                    reader.choice(mapping, "direction", where, DIRECTIONS), seeds,
-                    reader.get(mapping, "source", where, STRING))
+    tuning = Tuning(
+        knob,
+        grid,
+        fraction,
+        reader.get(mapping, "metric", where, STRING),
+        reader.choice(mapping, "direction", where, DIRECTIONS),
+        seeds,
+        reader.get(mapping, "source", where, STRING),
+    )
     return tuning if len(reader.issues) == before else None
 
 
@@ -479,17 +562,24 @@ def _parse_grid(reader: _Reader, tuning: LineDict, where: str, arms: dict[str, A
         line = mapping.lines[arm]
         if arm not in arms:
             reader.issue(line, f"{where}.{arm}", f"arm {arm!r} is not defined in `arms`", ", ".join(arms))
-        elif not (isinstance(values, list) and values and all(_is_number(v) for v in values)
-                  and len(set(values)) == len(values)):
+        elif not (
+            isinstance(values, list)
+            and values
+            and all(_is_number(v) for v in values)
+            and len(set(values)) == len(values)
+        ):
             reader.issue(line, f"{where}.{arm}", f"{values!r} is not a list of distinct numbers", "e.g. [0.05, 0.1]")
         else:
             grid[arm] = tuple(values)
     if not mapping:
         reader.issue(mapping.line, where, "no arm to tune", "arm: [values], e.g. sam: [0.01, 0.02, 0.05]")
     if len({len(values) for values in grid.values()}) > 1:
-        reader.issue(mapping.line, where, "arms tuned with grids of different sizes "
-                     f"({', '.join(f'{a}: {len(v)}' for a, v in grid.items())})",
-                     "the same number of values for every tuned arm (one tuning budget for all arms)")
+        reader.issue(
+            mapping.line,
+            where,
+            f"arms tuned with grids of different sizes ({', '.join(f'{a}: {len(v)}' for a, v in grid.items())})",
+            "the same number of values for every tuned arm (one tuning budget for all arms)",
+        )
     return grid
 
 
@@ -511,8 +601,12 @@ def _parse_seeds(reader: _Reader, claim: LineDict, where: str) -> tuple[int | No
     if looks is None:
         return None, (), spending or "obf"
     if len(looks) < 2 or looks[0] < 2 or any(b <= a for a, b in zip(looks, looks[1:])):
-        reader.issue(mapping.lines["looks"], f"{where}.looks", f"{looks} is not two or more increasing seed counts "
-                     "from 2 up", "e.g. looks: [5, 10, 20] (each look's seeds per arm; the last is the most ever run)")
+        reader.issue(
+            mapping.lines["looks"],
+            f"{where}.looks",
+            f"{looks} is not two or more increasing seed counts from 2 up",
+            "e.g. looks: [5, 10, 20] (each look's seeds per arm; the last is the most ever run)",
+        )
         return None, (), spending or "obf"
     return looks[-1], tuple(looks), spending or "obf"
 
@@ -553,7 +647,9 @@ def _parse_arms(reader: _Reader, claim: LineDict, where: str) -> dict[str, Arm]:
     return arms
 
 
-def _parse_check(reader: _Reader, claim: LineDict, where: str, arms: dict[str, Arm], metric: str | None) -> Check | None:
+def _parse_check(
+    reader: _Reader, claim: LineDict, where: str, arms: dict[str, Arm], metric: str | None
+) -> Check | None:
     if "check" not in claim:
         return None
     where = f"{where}.check"
@@ -581,28 +677,44 @@ def _parse_check(reader: _Reader, claim: LineDict, where: str, arms: dict[str, A
         better = reader.arm_ref(mapping, "better", where, arms)
         than = reader.arm_ref(mapping, "than", where, arms)
         if better is not None and better == than:
-            reader.issue(mapping.lines["than"], f"{where}.than", f"the same arm as `better` ({better!r})",
-                         "another arm: " + ", ".join(a for a in arms if a != better))
+            reader.issue(
+                mapping.lines["than"],
+                f"{where}.than",
+                f"the same arm as `better` ({better!r})",
+                "another arm: " + ", ".join(a for a in arms if a != better),
+            )
         return OrderingCheck(
-            better=better, than=than, direction=reader.choice(mapping, "direction", where, DIRECTIONS),
+            better=better,
+            than=than,
+            direction=reader.choice(mapping, "direction", where, DIRECTIONS),
             min_difference=reader.get(mapping, "min_difference", where, NUMBER, default=0.0),
-            reference_divergence=reader.choice(mapping, "reference_divergence", where, REFERENCE_DIVERGENCE,
-                                               default="no_evidence"),
+            reference_divergence=reader.choice(
+                mapping, "reference_divergence", where, REFERENCE_DIVERGENCE, default="no_evidence"
+            ),
             exact=reader.choice(mapping, "exact", where, EXACT_TESTS, default=None),
         )
     check_metric = reader.get(mapping, "metric", where, STRING, default=metric)
     if kind == "ratio":
         measure = reader.choice(mapping, "measure", where, MEASURES, default="runs")
         if measure == "side_by_side" and not str(check_metric).startswith("timing/"):
-            reader.issue(mapping.lines["measure"], f"{where}.measure", f"side_by_side on {check_metric!r}",
-                         "a timing/<name> metric: only time per step is measured side by side")
+            reader.issue(
+                mapping.lines["measure"],
+                f"{where}.measure",
+                f"side_by_side on {check_metric!r}",
+                "a timing/<name> metric: only time per step is measured side by side",
+            )
         return RatioCheck(
             numerator=reader.arm_ref(mapping, "numerator", where, arms),
             denominator=reader.arm_ref(mapping, "denominator", where, arms),
-            metric=check_metric, max=reader.get(mapping, "max", where, NUMBER), measure=measure or "runs",
+            metric=check_metric,
+            max=reader.get(mapping, "max", where, NUMBER),
+            measure=measure or "runs",
         )
-    return BoundCheck(arm=reader.arm_ref(mapping, "arm", where, arms), metric=check_metric,
-                      max=reader.get(mapping, "max", where, NUMBER))
+    return BoundCheck(
+        arm=reader.arm_ref(mapping, "arm", where, arms),
+        metric=check_metric,
+        max=reader.get(mapping, "max", where, NUMBER),
+    )
 
 
 def _non_negative(reader: _Reader, mapping: LineDict, key: str, where: str, default: Any = _MISSING) -> Any:

@@ -27,8 +27,14 @@ def arm_stepper(overrides: list[str]) -> Callable[[int], None]:
     batch = next(iter(datamodule.train_dataloader()))
     torch.manual_seed(int(cfg.seed))
     net = builders.build_net(cfg, data).train()
-    _, strategy = build_optimizer(cfg.optimizer, net, num_train_samples=data.num_train, num_classes=data.num_classes,
-                                  accumulate=int(cfg.train.accumulate), grad_clip=cfg.train.grad_clip)
+    _, strategy = build_optimizer(
+        cfg.optimizer,
+        net,
+        num_train_samples=data.num_train,
+        num_classes=data.num_classes,
+        accumulate=int(cfg.train.accumulate),
+        grad_clip=cfg.train.grad_clip,
+    )
     backend, epoch = LocalBackend(net), builders.epochs_to_run(cfg) - 1
 
     def step(count: int) -> None:

@@ -52,8 +52,15 @@ def ratio_interval(ratios: list[float]) -> tuple[float, float, float, int]:
     return math.exp(stats.mean), math.exp(stats.mean - half), math.exp(stats.mean + half), stats.n
 
 
-def measure(claim: Claim, build_arm: Callable[[list[str]], Callable[[int], None]], *, repetitions: int = REPETITIONS,
-            steps: int = STEPS, warmup_steps: int = WARMUP_STEPS, root: Path = TIMING_DIR) -> Path:
+def measure(
+    claim: Claim,
+    build_arm: Callable[[list[str]], Callable[[int], None]],
+    *,
+    repetitions: int = REPETITIONS,
+    steps: int = STEPS,
+    warmup_steps: int = WARMUP_STEPS,
+    root: Path = TIMING_DIR,
+) -> Path:
     """Measure the claim's numerator and denominator arms side by side and write the timing record.
 
     `build_arm(overrides)` returns `step(count)`, which takes `count` training steps of that arm (claims.step_timer
@@ -83,11 +90,17 @@ def measure(claim: Claim, build_arm: Callable[[list[str]], Callable[[int], None]
         torch.set_num_threads(threads)
     numerator, denominator = claim.check.numerator, claim.check.denominator
     record = {
-        "kind": RECORD_KIND, "claim": claim.key, "arms": arms, "clock": "process CPU seconds per step, 1 torch thread",
-        "repetitions": repetitions, "steps_per_repetition": steps, "warmup_steps": warmup_steps,
+        "kind": RECORD_KIND,
+        "claim": claim.key,
+        "arms": arms,
+        "clock": "process CPU seconds per step, 1 torch thread",
+        "repetitions": repetitions,
+        "steps_per_repetition": steps,
+        "warmup_steps": warmup_steps,
         "seconds_per_step": times,
         "ratios": [n / d for n, d in zip(times[numerator], times[denominator], strict=True)],
-        "code": provenance.code_info(), "versions": provenance.package_versions(),
+        "code": provenance.code_info(),
+        "versions": provenance.package_versions(),
         "machine": {"cpu_kernels": cpu_kernels(), "processor": platform.processor() or platform.machine()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -50,9 +50,14 @@ def record_path(claim: Claim, tuning_dir: Path = TUNING_DIR) -> Path:
 def protocol(claim: Claim) -> dict:
     """The tuning block as stored in its record, so a record can be checked against the claim that reads it."""
     tuning = claim.tuning
-    return {"knob": tuning.knob, "grid": {arm: list(values) for arm, values in tuning.grid.items()},
-            "val_fraction": tuning.val_fraction, "metric": tuning.metric, "direction": tuning.direction,
-            "seeds": tuning.seeds}
+    return {
+        "knob": tuning.knob,
+        "grid": {arm: list(values) for arm, values in tuning.grid.items()},
+        "val_fraction": tuning.val_fraction,
+        "metric": tuning.metric,
+        "direction": tuning.direction,
+        "seeds": tuning.seeds,
+    }
 
 
 def with_tuned_values(claim: Claim, tuning_dir: Path = TUNING_DIR) -> Claim:
@@ -65,23 +70,29 @@ def with_tuned_values(claim: Claim, tuning_dir: Path = TUNING_DIR) -> Claim:
         raise StaleTuningRecordError(
             f"{_shown(path)}: made for another tuning "
             f"block than claim {claim.key}'s; a registered tuning block is not edited after its runs (register a new "
-            "claim), or delete the record to tune again")
-    return dataclasses.replace(claim, tuned=tuple((arm, float(arm_record["chosen"]))
-                                                  for arm, arm_record in record["arms"].items()))
+            "claim), or delete the record to tune again"
+        )
+    return dataclasses.replace(
+        claim, tuned=tuple((arm, float(arm_record["chosen"])) for arm, arm_record in record["arms"].items())
+    )
 
 
 def grid_points(claim: Claim) -> list[GridPoint]:
     tuning = claim.tuning
-    return [GridPoint(arm, value, tuning.value_overrides(value))
-            for arm, values in tuning.grid.items() for value in values]
+    return [
+        GridPoint(arm, value, tuning.value_overrides(value)) for arm, values in tuning.grid.items() for value in values
+    ]
 
 
 def check_knob(claim: Claim, cfg) -> None:
     """The knob must exist in the arm's composed config: a misspelt knob would otherwise add a key nobody reads."""
     absent = object()
     if OmegaConf.select(cfg, claim.tuning.knob, default=absent) is absent:
-        raise InvalidConfigError(f"{claim.key} tuning.knob", f"{claim.tuning.knob!r} is not a key of the arms' "
-                                 "composed config", "name an existing key, e.g. optimizer.rho")
+        raise InvalidConfigError(
+            f"{claim.key} tuning.knob",
+            f"{claim.tuning.knob!r} is not a key of the arms' composed config",
+            "name an existing key, e.g. optimizer.rho",
+        )
 
 
 def check_grid(claim: Claim, composer) -> None:
@@ -90,9 +101,11 @@ def check_grid(claim: Claim, composer) -> None:
         check_knob(claim, composer.compose(claim, arm))
 
 
-def grid_runs(claim: Claim, records: pd.DataFrame, composer, extra_overrides: Sequence[str] = ()
-              ) -> dict[GridPoint, tuple[str, dict[int, tuple[str, float]]]]:
-    """grid point -> (its match key, {seed: (run id, validation metric)} of its finished runs); inside `with composer:`."""
+def grid_runs(
+    claim: Claim, records: pd.DataFrame, composer, extra_overrides: Sequence[str] = ()
+) -> dict[GridPoint, tuple[str, dict[int, tuple[str, float]]]]:
+    """grid point -> (its match key, {seed: (run id, validation metric)} of its finished runs); call inside
+    `with composer:`."""
     from optrepro.claims.evidence import metric_column
     from optrepro.claims.match import match_key
 
@@ -114,30 +127,47 @@ def grid_runs(claim: Claim, records: pd.DataFrame, composer, extra_overrides: Se
 
 def missing_grid_runs(claim: Claim, found) -> list[tuple[GridPoint, int]]:
     """(grid point, seed) of every tuning run not yet recorded."""
-    return [(point, seed) for point, (_, by_seed) in found.items() for seed in range(claim.tuning.seeds)
-            if seed not in by_seed]
+    return [
+        (point, seed)
+        for point, (_, by_seed) in found.items()
+        for seed in range(claim.tuning.seeds)
+        if seed not in by_seed
+    ]
 
 
 def choose(claim: Claim, found, code: dict) -> dict:
     """The tuning record of a complete grid: per arm, each value's runs and mean, and the chosen value."""
     missing = missing_grid_runs(claim, found)
     if missing:
-        raise OptreproError(f"{claim.key}: the tuning grid lacks {len(missing)} run(s) (e.g. {missing[0][0].arm} at "
-                            f"{claim.tuning.knob}={missing[0][0].value}, seed {missing[0][1]}); "
-                            f"run `python -m optrepro claims run {claim.key}`")
+        raise OptreproError(
+            f"{claim.key}: the tuning grid lacks {len(missing)} run(s) (e.g. {missing[0][0].arm} at "
+            f"{claim.tuning.knob}={missing[0][0].value}, seed {missing[0][1]}); "
+            f"run `python -m optrepro claims run {claim.key}`"
+        )
     sign = 1.0 if claim.tuning.direction == "higher" else -1.0
     arms: dict[str, dict] = {}
     for point, (_, by_seed) in found.items():
         values = [value for _, value in by_seed.values()]
         arm = arms.setdefault(point.arm, {"values": []})
-        arm["values"].append({"value": point.value, "mean": sum(values) / len(values),
-                              "runs": {str(seed): run for seed, (run, _) in sorted(by_seed.items())},
-                              "metric_by_seed": {str(seed): v for seed, (_, v) in sorted(by_seed.items())}})
+        arm["values"].append(
+            {
+                "value": point.value,
+                "mean": sum(values) / len(values),
+                "runs": {str(seed): run for seed, (run, _) in sorted(by_seed.items())},
+                "metric_by_seed": {str(seed): v for seed, (_, v) in sorted(by_seed.items())},
+            }
+        )
     for arm in arms.values():
         best = max(arm["values"], key=lambda entry: sign * entry["mean"])  # max keeps the first of equal means
         arm["chosen"] = best["value"]
-    return {"claim": claim.key, "protocol": protocol(claim), "source": claim.tuning.source, "arms": arms,
-            "code": code, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "claim": claim.key,
+        "protocol": protocol(claim),
+        "source": claim.tuning.source,
+        "arms": arms,
+        "code": code,
+        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def write_record(claim: Claim, record: dict, tuning_dir: Path = TUNING_DIR) -> Path:
@@ -162,10 +192,14 @@ def tuning_table(claim: Claim, tuning_dir: Path = TUNING_DIR) -> list[str]:
     tuning = claim.tuning
     arms = list(record["arms"])
     values = sorted({entry["value"] for arm in arms for entry in record["arms"][arm]["values"]})
-    lines = [f"Tuning ({tuning.source}): `{tuning.knob}` chosen per arm by mean `{tuning.metric}` ({tuning.direction} "
-             f"is better) over {tuning.seeds} seed(s) on {tuning.val_fraction:g} of the training set held out; "
-             f"record `{_shown(record_path(claim, tuning_dir))}`", "",
-             "| " + " | ".join([tuning.knob, *arms]) + " |", "|" + "---|" * (len(arms) + 1)]
+    lines = [
+        f"Tuning ({tuning.source}): `{tuning.knob}` chosen per arm by mean `{tuning.metric}` ({tuning.direction} "
+        f"is better) over {tuning.seeds} seed(s) on {tuning.val_fraction:g} of the training set held out; "
+        f"record `{_shown(record_path(claim, tuning_dir))}`",
+        "",
+        "| " + " | ".join([tuning.knob, *arms]) + " |",
+        "|" + "---|" * (len(arms) + 1),
+    ]
     for value in values:
         cells = []
         for arm in arms:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 # Our metrics by their last path part: `test/error` is an error in percent, `test/acc` an accuracy as a fraction
 # (lit/module.py); timing metrics are seconds per optimizer step.
-METRIC_UNITS = {"error": ("error", "percent"), "acc": ("accuracy", "fraction"),
-                "time_per_step_s": ("time", "seconds_per_step"),
-                "last_epoch_time_per_step_s": ("time", "seconds_per_step"),
-                "last_epoch_cpu_time_per_step_s": ("time", "seconds_per_step"),
-                "samples_per_s": ("throughput", "images_per_second")}
+METRIC_UNITS = {
+    "error": ("error", "percent"),
+    "acc": ("accuracy", "fraction"),
+    "time_per_step_s": ("time", "seconds_per_step"),
+    "last_epoch_time_per_step_s": ("time", "seconds_per_step"),
+    "last_epoch_cpu_time_per_step_s": ("time", "seconds_per_step"),
+    "samples_per_s": ("throughput", "images_per_second"),
+}
 SCALE = {("percent", "fraction"): 0.01, ("fraction", "percent"): 100.0}
 WHOLE = {"percent": 100.0, "fraction": 1.0}  # accuracy + error = WHOLE[unit]
 COMPLEMENTS = {("accuracy", "error"), ("error", "accuracy")}

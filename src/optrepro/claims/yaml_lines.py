@@ -42,8 +42,10 @@ class _LineLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in mapping:
                 raise DuplicateKeyError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r}", key_node.start_mark,
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
                 )
             mapping[key] = self.construct_object(value_node, deep=True)
             mapping.lines[key] = key_node.start_mark.line + 1

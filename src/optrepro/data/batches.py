@@ -62,7 +62,9 @@ def per_device_batch_sizes(num_samples: int, batch_size: int, world_size: int, d
     full, remainder = divmod(num_samples, batch_size * world_size)
     sizes = [batch_size] if full else []
     if batches_per_epoch(num_samples, batch_size, world_size, drop_last) > full:
-        sizes += sorted({stop - start for start, stop in (rank_slice(0, remainder, r, world_size) for r in range(world_size))})
+        sizes += sorted(
+            {stop - start for start, stop in (rank_slice(0, remainder, r, world_size) for r in range(world_size))}
+        )
     return sizes
 
 

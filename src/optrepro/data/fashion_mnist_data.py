@@ -26,10 +26,15 @@ SHIPPED_SHA256 = {
 }
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST = HubImageDataset(
-    "fashion_mnist", "zalando-datasets/fashion_mnist", "label", 10,
-    offline_source=("Without internet: restore the copy the repository ships "
-                    "(`git checkout -- data/shipped/fashion_mnist`), or on Debian or Ubuntu "
-                    f"`sudo apt-get install dataset-fashion-mnist` (IDX files in {DEBIAN_DIR}). "),
+    "fashion_mnist",
+    "zalando-datasets/fashion_mnist",
+    "label",
+    10,
+    offline_source=(
+        "Without internet: restore the copy the repository ships "
+        "(`git checkout -- data/shipped/fashion_mnist`), or on Debian or Ubuntu "
+        f"`sudo apt-get install dataset-fashion-mnist` (IDX files in {DEBIAN_DIR}). "
+    ),
 )
 IDX_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -50,7 +55,8 @@ def load_fashion_mnist(dataset_cfg, data_dir: str | Path) -> ArraySplits:
         raise DatasetUnavailableError(
             f"dataset.path={path}: no such folder; give a folder with the four Fashion-MNIST IDX files "
             f"({', '.join(SHIPPED_SHA256)}, plain or .gz) or a datasets save_to_disk / parquet copy, or leave "
-            "dataset.path out to use the copy shipped in data/shipped/fashion_mnist")
+            "dataset.path out to use the copy shipped in data/shipped/fashion_mnist"
+        )
     if idx_files(SHIPPED_DIR) is not None:
         verify_shipped_copy(SHIPPED_DIR)
         return read_idx_folder(SHIPPED_DIR)
@@ -73,7 +79,8 @@ def verify_shipped_copy(folder: Path) -> None:
                 raise IdxFormatError(
                     f"{file}: SHA-256 {digest[:12]}… is not the released file's {expected[:12]}…; restore it with "
                     f"`git checkout -- {file.relative_to(REPO_ROOT).as_posix()}` (or delete data/shipped/fashion_mnist "
-                    "to use Debian's dataset-fashion-mnist or the hub)")
+                    "to use Debian's dataset-fashion-mnist or the hub)"
+                )
 
 
 def idx_files(folder: Path) -> dict[str, tuple[Path, Path]] | None:

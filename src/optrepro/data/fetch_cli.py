@@ -21,7 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fetch = commands.add_parser("fetch", help="download datasets into the data folder (run where there is internet)")
     fetch.add_argument("names", nargs="+", choices=DOWNLOADED, metavar="NAME", help=f"one of {', '.join(DOWNLOADED)}")
     fetch.add_argument(
-        "--data-dir", type=Path, default=Path(os.environ.get("OPTREPRO_DATA", REPO_ROOT / "data")),
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("OPTREPRO_DATA", REPO_ROOT / "data")),
         help="where runs will read it (default: $OPTREPRO_DATA or <repo>/data)",
     )
     fetch.set_defaults(handler=fetch_datasets)

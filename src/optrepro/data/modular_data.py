@@ -55,10 +55,17 @@ def load_modular(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     operation = str(dataset_cfg.get("operation", "add"))
     a, b, labels = modular_table(p, operation)
     x = one_hot_pairs(a, b, p)
-    train, test = split_indices(len(labels), float(dataset_cfg.get("train_fraction", 0.4)),
-                                int(dataset_cfg.get("split_seed", 42)))
+    train, test = split_indices(
+        len(labels), float(dataset_cfg.get("train_fraction", 0.4)), int(dataset_cfg.get("split_seed", 42))
+    )
     features = 2 * p
     return ArraySplits(
-        x[train], labels[train], x[test], labels[test], p, str(dataset_cfg.get("name", "modular_addition")),
-        (0.0,) * features, (1.0,) * features,
+        x[train],
+        labels[train],
+        x[test],
+        labels[test],
+        p,
+        str(dataset_cfg.get("name", "modular_addition")),
+        (0.0,) * features,
+        (1.0,) * features,
     )

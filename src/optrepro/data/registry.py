@@ -44,13 +44,16 @@ def dataset_loader(dotted: str):
     try:
         return get_method(dotted)
     except Exception as err:  # Hydra wraps import and attribute errors alike
-        raise InvalidConfigError("dataset.loader", f"cannot import {dotted!r} ({type(err).__name__})",
-                                 "name a function (dataset_cfg, data_dir) -> ArraySplits, e.g. "
-                                 "reproductions.<paper>.<module>.<function>") from err
+        raise InvalidConfigError(
+            "dataset.loader",
+            f"cannot import {dotted!r} ({type(err).__name__})",
+            "name a function (dataset_cfg, data_dir) -> ArraySplits, e.g. reproductions.<paper>.<module>.<function>",
+        ) from err
 
 
 def load_splits(dataset_cfg, data_dir: str | Path, seed: int | None = None) -> ArraySplits:
-    """Load `dataset_cfg.name`, keep `dataset.train_subset` samples if set, and apply `dataset.label_noise` with the run `seed` (required when noise > 0)."""
+    """Load `dataset_cfg.name`, keep `dataset.train_subset` samples if set, hold out `dataset.val_fraction` of them as
+    the evaluation set, and apply `dataset.label_noise` to the rest; the last two use the run `seed`."""
     name = dataset_cfg.get("name")
     if name in FOLDER_DATASETS:
         raise OptreproError(
@@ -66,7 +69,9 @@ def load_splits(dataset_cfg, data_dir: str | Path, seed: int | None = None) -> A
     val_fraction = float(dataset_cfg.get("val_fraction") or 0.0)
     noise = float(dataset_cfg.get("label_noise") or 0.0)
     if (val_fraction or noise) and seed is None:
-        raise ValueError("dataset.val_fraction and dataset.label_noise need the run seed: call load_splits(..., seed=cfg.seed)")
+        raise ValueError(
+            "dataset.val_fraction and dataset.label_noise need the run seed: call load_splits(..., seed=cfg.seed)"
+        )
     if val_fraction:
         splits = with_validation_split(splits, val_fraction, seed)
     if noise:

@@ -41,11 +41,19 @@ def two_moons_points(n_samples: int, noise: float, margin: float, seed: int) -> 
 def load_two_moons(dataset_cfg, data_dir: str | Path) -> ArraySplits:
     """Generated on the fly: ``n_train``, ``n_test``, ``noise``, ``margin``, ``data_seed``, ``test_seed``."""
     noise, margin = float(dataset_cfg.get("noise", 0.1)), float(dataset_cfg.get("margin", 0.1))
-    x_train, y_train = two_moons_points(int(dataset_cfg.get("n_train", 300)), noise, margin,
-                                        int(dataset_cfg.get("data_seed", 0)))
-    x_test, y_test = two_moons_points(int(dataset_cfg.get("n_test", 300)), noise, margin,
-                                      int(dataset_cfg.get("test_seed", 1)))
+    x_train, y_train = two_moons_points(
+        int(dataset_cfg.get("n_train", 300)), noise, margin, int(dataset_cfg.get("data_seed", 0))
+    )
+    x_test, y_test = two_moons_points(
+        int(dataset_cfg.get("n_test", 300)), noise, margin, int(dataset_cfg.get("test_seed", 1))
+    )
     return ArraySplits(
-        torch.from_numpy(x_train).float(), torch.from_numpy(y_train), torch.from_numpy(x_test).float(),
-        torch.from_numpy(y_test), 2, str(dataset_cfg.get("name", "two_moons")), (0.0, 0.0), (1.0, 1.0),
+        torch.from_numpy(x_train).float(),
+        torch.from_numpy(y_train),
+        torch.from_numpy(x_test).float(),
+        torch.from_numpy(y_test),
+        2,
+        str(dataset_cfg.get("name", "two_moons")),
+        (0.0, 0.0),
+        (1.0, 1.0),
     )

@@ -24,9 +24,17 @@ def with_validation_split(splits: ArraySplits, fraction: float, seed: int) -> Ar
     kept for training; the test set is dropped so that nothing downstream can read it."""
     held_out = round(fraction * splits.num_train)
     if not 0 < held_out < splits.num_train:
-        raise ValueError(f"dataset.val_fraction={fraction} holds out {held_out} of {splits.num_train} training "
-                         "samples; choose a fraction that leaves both parts non-empty, e.g. 0.1")
+        raise ValueError(
+            f"dataset.val_fraction={fraction} holds out {held_out} of {splits.num_train} training "
+            "samples; choose a fraction that leaves both parts non-empty, e.g. 0.1"
+        )
     order = torch.randperm(splits.num_train, generator=seeded_generator(seed, VALIDATION_STREAM))
     val, train = order[:held_out].sort().values, order[held_out:].sort().values
-    return dataclasses.replace(splits, x_train=splits.x_train[train], y_train=splits.y_train[train],
-                               x_test=splits.x_train[val], y_test=splits.y_train[val], eval_split="val")
+    return dataclasses.replace(
+        splits,
+        x_train=splits.x_train[train],
+        y_train=splits.y_train[train],
+        x_test=splits.x_train[val],
+        y_test=splits.y_train[val],
+        eval_split="val",
+    )

@@ -8,6 +8,7 @@ Config block (null: DDP's plain all-reduce, the neutral default):
 `start_iter` is PyTorch's `start_powerSGD_iter`: synchronized steps that use the plain all-reduce before
 compression starts (at least 2 with error feedback or warm start; DDP rebuilds its buckets after step 1).
 """
+
 from __future__ import annotations
 
 import lightning.pytorch as pl
@@ -33,7 +34,11 @@ POWERSGD_KEYS = ("name", "rank", "start_iter", "min_compression_rate", "use_erro
 HOOKED_STEPS = ("standard", "two_pass", "trajectory")
 
 BYTES_KEY, DENSE_KEY, RATIO_KEY, EXPECTED_KEY = (
-    "comm/bytes_per_step", "comm/dense_bytes_per_step", "comm/compression_ratio", "comm/expected_ratio")
+    "comm/bytes_per_step",
+    "comm/dense_bytes_per_step",
+    "comm/compression_ratio",
+    "comm/expected_ratio",
+)
 
 
 def check_grad_compression(cfg: DictConfig) -> DictConfig | None:
@@ -49,27 +54,33 @@ def check_grad_compression(cfg: DictConfig) -> DictConfig | None:
         raise ConfigError(f"hardware.grad_compression has unknown keys {unknown}; PowerSGD takes {list(POWERSGD_KEYS)}")
     missing = [key for key in POWERSGD_KEYS if spec.get(key) is None]
     if missing:
-        raise ConfigError(f"hardware.grad_compression is missing {missing}; add `+hardware/compression=powersgd` "
-                          "for the defaults, then override single keys")
+        raise ConfigError(
+            f"hardware.grad_compression is missing {missing}; add `+hardware/compression=powersgd` "
+            "for the defaults, then override single keys"
+        )
     if cfg.hardware.strategy != "ddp":
         raise ConfigError(
             f"hardware.grad_compression={name} is a DDP communication hook, but hardware.strategy="
             f"{cfg.hardware.strategy!r} does not all-reduce gradients through DDP. Use hardware=ddp_cpu (2 gloo "
-            "processes), hardware=ddp or hardware=multinode, or set hardware.grad_compression=null.")
+            "processes), hardware=ddp or hardware=multinode, or set hardware.grad_compression=null."
+        )
     step = cfg.optimizer.get("step")
     if step not in HOOKED_STEPS or cfg.optimizer.get("perturbation_sync", "per_device") == "global":
         raise ConfigError(
             f"hardware.grad_compression={name} compresses only what DDP's backward all-reduces, but optimizer "
             f"{cfg.optimizer.get('name')!r} (step {step!r}, perturbation_sync "
-            f"{cfg.optimizer.get('perturbation_sync')!r}) all-reduces gradients itself, past the hook. Use an optimizer "
+            f"{cfg.optimizer.get('perturbation_sync')!r}) all-reduces gradients itself, past the hook. "
+            "Use an optimizer "
             "whose step syncs through DDP (sgd, adamw, lion, saf, mesa, SAM family with perturbation_sync=per_device), "
-            "or set hardware.grad_compression=null.")
+            "or set hardware.grad_compression=null."
+        )
     if int(spec.rank) < 1:
         raise ConfigError(f"hardware.grad_compression.rank={spec.rank}: the rank of P and Q must be at least 1")
     if (spec.use_error_feedback or spec.warm_start) and int(spec.start_iter) < 2:
         raise ConfigError(
             f"hardware.grad_compression.start_iter={spec.start_iter}: with error feedback or warm start PowerSGD "
-            "starts at step 2 at the earliest (DDP rebuilds its buckets after step 1); set start_iter >= 2.")
+            "starts at step 2 at the earliest (DDP rebuilds its buckets after step 1); set start_iter >= 2."
+        )
     return spec
 
 
@@ -96,7 +107,9 @@ def build_ddp_strategy(cfg: DictConfig) -> tuple[str | DDPStrategy, list[Callbac
     )
     one_bucket = {"bucket_cap_mb": GLOO_BUCKET_CAP_MB} if cfg.hardware.accelerator == "cpu" else {}
     strategy = HookedDDPStrategy(ddp_comm_state=state, ddp_comm_hook=counting_powersgd_hook(counter), **one_bucket)
-    return strategy, [CommBytesCallback(counter, rank=int(spec.rank), min_compression_rate=float(spec.min_compression_rate))]
+    return strategy, [
+        CommBytesCallback(counter, rank=int(spec.rank), min_compression_rate=float(spec.min_compression_rate))
+    ]
 
 
 class HookedDDPStrategy(DDPStrategy):
@@ -107,8 +120,12 @@ class HookedDDPStrategy(DDPStrategy):
     """
 
     def _register_ddp_hooks(self) -> None:
-        _register_ddp_comm_hook(model=self.model, ddp_comm_state=self._ddp_comm_state,
-                                ddp_comm_hook=self._ddp_comm_hook, ddp_comm_wrapper=self._ddp_comm_wrapper)
+        _register_ddp_comm_hook(
+            model=self.model,
+            ddp_comm_state=self._ddp_comm_state,
+            ddp_comm_hook=self._ddp_comm_hook,
+            ddp_comm_wrapper=self._ddp_comm_wrapper,
+        )
 
 
 class CommBytesCallback(LastRowCallback):
@@ -129,9 +146,11 @@ class CommBytesCallback(LastRowCallback):
         if not history or steps == 0 or BYTES_KEY in history[-1]:
             return
         shapes = [p.shape for p in pl_module.parameters() if p.requires_grad]
-        pl_module.add_to_last_history_row({
-            BYTES_KEY: sent / steps,
-            DENSE_KEY: dense / steps,
-            RATIO_KEY: sent / dense,
-            EXPECTED_KEY: expected_sent_fraction(shapes, self._rank, self._min_compression_rate),
-        })
+        pl_module.add_to_last_history_row(
+            {
+                BYTES_KEY: sent / steps,
+                DENSE_KEY: dense / steps,
+                RATIO_KEY: sent / dense,
+                EXPECTED_KEY: expected_sent_fraction(shapes, self._rank, self._min_compression_rate),
+            }
+        )

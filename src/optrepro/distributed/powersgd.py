@@ -11,6 +11,7 @@ torch is patched: other hooks and other collectives in the process are untouched
 (shape[0], rest), rank r' = min(n, m, r), compressed to P (n x r') and Q (m x r') when
 (n + m) r' * min_compression_rate < n m, else sent whole (so 1-D tensors, biases and norm weights, always are).
 """
+
 import threading
 import types
 from collections.abc import Iterable
@@ -85,21 +86,24 @@ def counting_powersgd_hook(counter: CommCounter):
         "dist": _CountingCollectives(counter),
         "default": _CountingDefaultHooks(counter),
     }
-    hook = types.FunctionType(original.__code__, scoped_globals, original.__name__, original.__defaults__,
-                              original.__closure__)
+    hook = types.FunctionType(
+        original.__code__, scoped_globals, original.__name__, original.__defaults__, original.__closure__
+    )
 
     # No `from __future__ import annotations` in this module: DDP checks that `bucket` is annotated with the
     # GradBucket class itself (and the return with Future[Tensor]), not with a string.
-    def powersgd_counting_hook(state: powersgd_module.PowerSGDState,
-                               bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+    def powersgd_counting_hook(
+        state: powersgd_module.PowerSGDState, bucket: dist.GradBucket
+    ) -> torch.futures.Future[torch.Tensor]:
         counter.add_bucket(bucket)
         return hook(state, bucket)
 
     return powersgd_counting_hook
 
 
-def expected_sent_fraction(shapes: Iterable[torch.Size | tuple[int, ...]], rank: int,
-                           min_compression_rate: float) -> float:
+def expected_sent_fraction(
+    shapes: Iterable[torch.Size | tuple[int, ...]], rank: int, min_compression_rate: float
+) -> float:
     """Elements PowerSGD all-reduces per step over the dense element count, for gradients of these shapes."""
     sent = dense = 0
     for shape in shapes:

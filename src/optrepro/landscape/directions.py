@@ -7,6 +7,7 @@ and the scale invariance of ReLU/BatchNorm networks cannot make one network look
 Parameters with at most one axis (biases, BatchNorm scale and shift) get a zero direction: they are not
 perturbed, as in the authors' released code (`ignore=biasbn`, used for the paper's figures).
 """
+
 from __future__ import annotations
 
 import torch

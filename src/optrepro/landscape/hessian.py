@@ -4,6 +4,7 @@ H v comes from double backward: grad(<grad L(w), v>, w). Power iteration converg
 largest magnitude; at a trained minimum that is the top (positive) curvature. BatchNorm must be in eval
 mode (the caller's model.eval()), so the loss is a fixed function of the weights.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -41,8 +42,14 @@ def top_hessian_eigenvalue(
     return power_iteration(loss_fn, params, start, iterations=iterations, tolerance=tolerance)
 
 
-def power_iteration(loss_fn: Callable[[], Tensor], params: list[Tensor], start: list[Tensor], *,
-                    iterations: int = 20, tolerance: float = 1e-3) -> PowerIteration:
+def power_iteration(
+    loss_fn: Callable[[], Tensor],
+    params: list[Tensor],
+    start: list[Tensor],
+    *,
+    iterations: int = 20,
+    tolerance: float = 1e-3,
+) -> PowerIteration:
     """Power iteration from `start`; stops when the Rayleigh quotient changes by < tolerance (relative). Returns
     v^T H v for the eigenvalue of largest magnitude, with its sign."""
     if iterations < 1:

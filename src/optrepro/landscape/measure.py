@@ -1,4 +1,5 @@
 """Every landscape figure of one loaded run: slices, Hessian top eigenvalue, adaptive sharpness."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -32,7 +33,10 @@ def measure(run: LoadedRun, settings: LandscapeSettings) -> dict[str, Any]:
     if settings.points_2d:
         second = random_direction(weights, generator)
         plane = slice_2d(model, subset, (directions[0], second), grid(settings.points_2d, settings.span))
-    loss_fn = lambda: subset_loss(model, subset)
+
+    def loss_fn():
+        return subset_loss(model, subset)
+
     eig = top_hessian_eigenvalue(loss_fn, params, iterations=settings.hessian_iterations, generator=generator)
     sharp = adaptive_sharpness(loss_fn, params, rho=settings.rho, steps=settings.ascent_steps)
     rises = [loss_rise(s, settings.rise_at) for s in slices]

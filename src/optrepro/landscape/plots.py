@@ -1,4 +1,5 @@
 """PNG figures of the slices: the 1-D loss/accuracy curves and the 2-D loss contour."""
+
 from __future__ import annotations
 
 from pathlib import Path

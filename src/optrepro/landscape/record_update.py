@@ -3,6 +3,7 @@
 records.record.read_record merges them when the record is read: the scalars into metrics.final (claims read
 them), the slice data and settings into extra.landscape.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

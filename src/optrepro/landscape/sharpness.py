@@ -8,6 +8,7 @@ from delta = 0 (the l-infinity steepest-ascent step): delta <- clip(delta + step
 step = 2 rho / steps, keeping the largest loss seen. It is a lower bound on the true maximum. Every trainable
 parameter is perturbed (biases and BatchNorm affine parameters too); BatchNorm stays in eval mode.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,7 +27,11 @@ class AdaptiveSharpness:
 
 
 def adaptive_sharpness(
-    loss_fn: Callable[[], Tensor], params: list[Tensor], *, rho: float, steps: int = 10,
+    loss_fn: Callable[[], Tensor],
+    params: list[Tensor],
+    *,
+    rho: float,
+    steps: int = 10,
 ) -> AdaptiveSharpness:
     """Largest loss increase found within the |w|-scaled l-infinity ball of radius rho; params are restored after."""
     if rho <= 0 or steps < 1:
@@ -44,7 +49,9 @@ def adaptive_sharpness(
             loss = loss_fn()
             worst = max(worst, float(loss.detach()))
             grads = torch.autograd.grad(loss, params)
-            delta = [torch.clamp(d + step * w.abs() * g.sign(), -r, r) for d, w, g, r in zip(delta, center, grads, radius)]
+            delta = [
+                torch.clamp(d + step * w.abs() * g.sign(), -r, r) for d, w, g, r in zip(delta, center, grads, radius)
+            ]
         _place(params, center, delta)
         with torch.no_grad():
             worst = max(worst, float(loss_fn()))

@@ -1,4 +1,5 @@
 """1-D and 2-D slices of the loss around trained weights: L(w + a d) and L(w + a d1 + b d2) on a grid."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -31,7 +32,9 @@ def displaced(model: nn.Module) -> Iterator[callable]:
                 p.copy_(w)
 
 
-def slice_1d(model: nn.Module, subset: EvalSubset, direction: list[Tensor], alphas: Sequence[float]) -> dict[str, list[float]]:
+def slice_1d(
+    model: nn.Module, subset: EvalSubset, direction: list[Tensor], alphas: Sequence[float]
+) -> dict[str, list[float]]:
     """Loss and accuracy at w + alpha * direction for every alpha; the model's weights are unchanged after."""
     losses, accuracies = [], []
     with displaced(model) as move:
@@ -44,7 +47,10 @@ def slice_1d(model: nn.Module, subset: EvalSubset, direction: list[Tensor], alph
 
 
 def slice_2d(
-    model: nn.Module, subset: EvalSubset, directions: tuple[list[Tensor], list[Tensor]], alphas: Sequence[float],
+    model: nn.Module,
+    subset: EvalSubset,
+    directions: tuple[list[Tensor], list[Tensor]],
+    alphas: Sequence[float],
 ) -> dict[str, list]:
     """Loss and accuracy on the grid w + a * d1 + b * d2 (a, b in `alphas`); loss[i][j] is at (a_i, b_j)."""
     losses = [[0.0] * len(alphas) for _ in alphas]

@@ -4,6 +4,7 @@ The paper plots the training loss; we use the first `samples` training samples (
 runs of one setting are measured on the same points. The network is evaluated in eval mode: BatchNorm
 uses its running statistics, which makes the loss a deterministic function of the weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ class EvalSubset:
 
     def __post_init__(self) -> None:
         if len(self.x) == 0 or len(self.x) != len(self.y):
-            raise ValueError(f"an evaluation subset needs as many labels as inputs (got {len(self.x)} and {len(self.y)}), and at least one")
+            raise ValueError(
+                f"an evaluation subset needs as many labels as inputs (got {len(self.x)} and {len(self.y)}), "
+                "and at least one"
+            )
 
     def __len__(self) -> int:
         return len(self.y)

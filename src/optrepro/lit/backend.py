@@ -3,6 +3,7 @@
 Lightning's precision plugin already wraps `training_step` in autocast and owns the fp16 GradScaler,
 so this backend forwards to it instead of adding a second layer of mixed-precision handling.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -5,6 +5,7 @@ callbacks' `on_train_epoch_end` (where they measure) and before the checkpoint c
 the row, the module calls `complete_last_row` of every LastRowCallback, so the epoch checkpoint holds whole rows
 (through `ClassifierModule.add_to_last_history_row`, which also logs the values).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

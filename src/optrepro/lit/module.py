@@ -4,6 +4,7 @@ Manual optimization keeps every optimizer (SGD, SAM's two passes, SAF's trajecto
 code path, so methods differ only in their strategy. Metrics are summed on the device and reduced once
 per epoch: no host-device synchronisation inside the step.
 """
+
 from __future__ import annotations
 
 import logging
@@ -84,7 +85,9 @@ class ClassifierModule(pl.LightningModule):
         targets = batch[1]
         n = targets.numel()
         correct = (output.logits.argmax(dim=-1) == targets).sum()
-        self._train_sums += torch.stack([output.loss.float() * n, correct.float(), torch.tensor(float(n), device=self.device)])
+        self._train_sums += torch.stack(
+            [output.loss.float() * n, correct.float(), torch.tensor(float(n), device=self.device)]
+        )
 
     def progress_bar_values(self) -> dict[str, float]:
         """The epoch's running train loss and accuracy, and the last test error, for a terminal progress bar
@@ -140,7 +143,7 @@ class ClassifierModule(pl.LightningModule):
             for logger in self.trainer.loggers:
                 logger.log_metrics(metrics, step=int(row["step"]))
 
-    # ---- evaluation on the test split (or the validation split held out of training) ------------------------------------------------------------------
+    # ---- evaluation on the test split (or the validation split held out of training) ----------------------------
     def on_validation_epoch_start(self) -> None:
         self._stop_epoch_clock()
         self._eval_sums = torch.zeros(3, device=self.device)
@@ -150,14 +153,19 @@ class ClassifierModule(pl.LightningModule):
         logits = self(inputs)
         loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
         correct = (logits.argmax(dim=-1) == targets).sum()
-        self._eval_sums += torch.stack([loss_sum, correct.float(), torch.tensor(float(targets.numel()), device=self.device)])
+        self._eval_sums += torch.stack(
+            [loss_sum, correct.float(), torch.tensor(float(targets.numel()), device=self.device)]
+        )
 
     def on_validation_epoch_end(self) -> None:
         loss_sum, correct, count = self.trainer.strategy.reduce(self._eval_sums, reduce_op="sum").tolist()
         acc = correct / max(count, 1)
         split = self.eval_split
-        self._last_eval = {f"{split}/loss": loss_sum / max(count, 1), f"{split}/acc": acc,
-                           f"{split}/error": 100.0 * (1.0 - acc)}
+        self._last_eval = {
+            f"{split}/loss": loss_sum / max(count, 1),
+            f"{split}/acc": acc,
+            f"{split}/error": 100.0 * (1.0 - acc),
+        }
         if self.trainer.state.fn == "validate" and self.history:
             self.history[-1].update(self._last_eval)  # a final evaluation after fit completes the last row
         self.log_dict(self._last_eval, rank_zero_only=True)
@@ -179,8 +187,11 @@ class ClassifierModule(pl.LightningModule):
         self._restored_strategy_state = state.get("strategy")
         self.history = list(state.get("history", []))
         self.resumed_after_epoch = int(self.history[-1]["epoch"]) if self.history else None
-        log.info("resuming from a checkpoint that holds epochs 0..%s: training continues at epoch %s",
-                 self.resumed_after_epoch, None if self.resumed_after_epoch is None else self.resumed_after_epoch + 1)
+        log.info(
+            "resuming from a checkpoint that holds epochs 0..%s: training continues at epoch %s",
+            self.resumed_after_epoch,
+            None if self.resumed_after_epoch is None else self.resumed_after_epoch + 1,
+        )
         self.train_time_s = float(state.get("train_time_s", 0.0))
         self.train_cpu_time_s = float(state.get("train_cpu_time_s", 0.0))
 

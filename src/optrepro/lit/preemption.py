@@ -8,9 +8,10 @@ Two signals, one path: SIGUSR1 is what `sbatch --signal=USR1@90` sends (slurm/sw
 submitit launcher asks for. Either one only sets a flag. Training stops at the next batch, the run writes its
 `interrupted` record and closes W&B, and only then is the job requeued: by submitit's own handler when one was
 installed, else by `scontrol requeue`; then the process exits, so that no launcher takes the attempt for the
-job's result and the sweep keeps waiting for the requeued job. Requeuing first would let SLURM's SIGTERM kill the W&B service mid-teardown, and the
-error of that teardown would end the sweep.
+job's result and the sweep keeps waiting for the requeued job. Requeuing first would let SLURM's SIGTERM kill the
+W&B service mid-teardown, and the error of that teardown would end the sweep.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
@@ -26,8 +28,10 @@ from optrepro.errors import OptreproError
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 REQUEUED_EXIT_CODE = 255  # what submitit's own handler exits with after a requeue (sys.exit(-1))
-REQUEUE_HOLD_NOTE = ("SLURM holds a requeued job about 2 minutes in PD (BeginTime) before it starts again; "
-                     "watch it with `squeue -j {job}`")
+REQUEUE_HOLD_NOTE = (
+    "SLURM holds a requeued job about 2 minutes in PD (BeginTime) before it starts again; "
+    "watch it with `squeue -j {job}`"
+)
 
 
 class Preempted(OptreproError):
@@ -53,8 +57,10 @@ class PreemptionCallback(Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args) -> None:
         if self.received:
-            raise Preempted(f"received {self.received.name}; stopped before batch "
-                            f"{trainer.fit_loop.epoch_loop.batch_idx} of epoch {trainer.current_epoch}")
+            raise Preempted(
+                f"received {self.received.name}; stopped before batch "
+                f"{trainer.fit_loop.epoch_loop.batch_idx} of epoch {trainer.current_epoch}"
+            )
 
     def requeue(self, resumes_after_epoch: int | None) -> None:
         """Hand the job back to SLURM once the record is written: submitit's handler for its signal when there is
@@ -62,14 +68,25 @@ class PreemptionCallback(Callback):
         if self.received is None:
             return
         job = slurm_job_to_requeue()
-        resume = ("from the start (no epoch finished)" if resumes_after_epoch is None
-                  else f"from the end of epoch {resumes_after_epoch} (checkpoints/last.ckpt)")
+        resume = (
+            "from the start (no epoch finished)"
+            if resumes_after_epoch is None
+            else f"from the end of epoch {resumes_after_epoch} (checkpoints/last.ckpt)"
+        )
         if job is None:
-            log.warning("preempted outside SLURM: run the same command again in the same run folder (or with "
-                        "train.ckpt_path=<run folder>/checkpoints/last.ckpt) to resume %s", resume)
+            log.warning(
+                "preempted outside SLURM: run the same command again in the same run folder (or with "
+                "train.ckpt_path=<run folder>/checkpoints/last.ckpt) to resume %s",
+                resume,
+            )
             return
-        log.warning("preempted by %s: requeuing SLURM job %s; it resumes %s. %s", self.received.name, job, resume,
-                    REQUEUE_HOLD_NOTE.format(job=job))
+        log.warning(
+            "preempted by %s: requeuing SLURM job %s; it resumes %s. %s",
+            self.received.name,
+            job,
+            resume,
+            REQUEUE_HOLD_NOTE.format(job=job),
+        )
         handler = self._previous.get(self.received)
         if callable(handler):
             handler(int(self.received), None)  # submitit: checkpoint the call, requeue, exit

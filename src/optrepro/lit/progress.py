@@ -3,6 +3,7 @@
 A SLURM job's stdout is a file: a progress bar there is either absent or a wall of carriage returns, so without
 a terminal each finished epoch prints one plain line (epoch, train loss/acc, test loss/error, time).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,10 @@ def epoch_line(row: Mapping[str, Any], max_epochs: int | None, previous_train_s:
     """One history row as a log line, e.g.
     `epoch 3/30  train loss 0.4123 acc 85.21%  test loss 0.3982 error 13.45%  1.2 s/epoch  (4.8 s)`."""
     total = f"/{max_epochs}" if max_epochs else ""
-    parts = [f"epoch {int(row['epoch']) + 1}{total}",
-             f"train loss {_value(row.get('train/loss'))} acc {_percent(row.get('train/acc'))}"]
+    parts = [
+        f"epoch {int(row['epoch']) + 1}{total}",
+        f"train loss {_value(row.get('train/loss'))} acc {_percent(row.get('train/acc'))}",
+    ]
     split = "val" if "val/loss" in row else "test"
     if f"{split}/loss" in row:
         parts.append(f"{split} loss {_value(row[f'{split}/loss'])} error {_value(row.get(f'{split}/error'), '.2f')}%")
@@ -74,11 +77,19 @@ class EpochLines(Callback):
         now = time.perf_counter()
         for index in range(self._printed, len(history)):
             row = history[index]
-            due = "test/loss" in row or "val/loss" in row or now - self._last_line >= self.quiet_s or (last and index == len(history) - 1)
+            due = (
+                "test/loss" in row
+                or "val/loss" in row
+                or now - self._last_line >= self.quiet_s
+                or (last and index == len(history) - 1)
+            )
             if due and trainer.is_global_zero:
                 before = history[index - 1].get("time/train_s", 0.0) if index else 0.0
-                print(epoch_line(row, trainer.max_epochs, before, now - self._started), file=self.stream or sys.stdout,
-                      flush=True)
+                print(
+                    epoch_line(row, trainer.max_epochs, before, now - self._started),
+                    file=self.stream or sys.stdout,
+                    flush=True,
+                )
                 self._last_line = now
         self._printed = len(history)
 

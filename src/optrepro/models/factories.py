@@ -63,7 +63,9 @@ def resnet18_model(name: str, num_classes: int, input_shape: Sequence[int]) -> n
     return cifar_resnet18(num_classes, image_channels(input_shape, name))
 
 
-def he_resnet_model(name: str, num_classes: int, input_shape: Sequence[int], depth: int, skip: bool = True) -> nn.Module:
+def he_resnet_model(
+    name: str, num_classes: int, input_shape: Sequence[int], depth: int, skip: bool = True
+) -> nn.Module:
     """He et al. (2016) CIFAR ResNet-(6n+2), option A shortcuts (ResNet-20/32/56/110); skip=False removes them."""
     return he_cifar_resnet(depth, num_classes, image_channels(input_shape, name), skip)
 
@@ -80,8 +82,6 @@ def pyramidnet_model(
     return PyramidNet(depth, alpha, bottleneck, num_classes, image_channels(input_shape, name))
 
 
-def timm_model(
-    name: str, num_classes: int, input_shape: Sequence[int], pretrained: bool = False
-) -> nn.Module:
+def timm_model(name: str, num_classes: int, input_shape: Sequence[int], pretrained: bool = False) -> nn.Module:
     """The timm architecture called `name` (e.g. resnet50, vit_small_patch16_224)."""
     return create_timm_model(name, num_classes, image_channels(input_shape, name), pretrained)

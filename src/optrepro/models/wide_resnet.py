@@ -21,9 +21,7 @@ class WideBasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
         self.relu = nn.ReLU(inplace=True)
         needs_projection = stride != 1 or in_planes != planes
-        self.shortcut = (
-            nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False) if needs_projection else None
-        )
+        self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False) if needs_projection else None
 
     def forward(self, x: Tensor) -> Tensor:
         activated = self.relu(self.bn1(x))
@@ -46,9 +44,7 @@ class WideResNet(nn.Module):
     ) -> None:
         super().__init__()
         if (depth - 4) % 6 != 0 or depth < 10:
-            raise ValueError(
-                f"WideResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 40, ...), got {depth}."
-            )
+            raise ValueError(f"WideResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 40, ...), got {depth}.")
         blocks_per_stage = (depth - 4) // 6
         widths = [16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)

@@ -126,20 +126,37 @@ class DistributedShampoo(Optimizer):
         grafting_beta2: float = 1.0,
     ) -> None:
         betas = tuple(betas)
-        check_hyperparameters(lr=lr, betas=betas, epsilon=epsilon, momentum=momentum, weight_decay=weight_decay,
-                              max_preconditioner_dim=max_preconditioner_dim,
-                              precondition_frequency=precondition_frequency,
-                              start_preconditioning_step=start_preconditioning_step, grafting_type=grafting_type,
-                              grafting_epsilon=grafting_epsilon, grafting_beta2=grafting_beta2)
+        check_hyperparameters(
+            lr=lr,
+            betas=betas,
+            epsilon=epsilon,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            max_preconditioner_dim=max_preconditioner_dim,
+            precondition_frequency=precondition_frequency,
+            start_preconditioning_step=start_preconditioning_step,
+            grafting_type=grafting_type,
+            grafting_epsilon=grafting_epsilon,
+            grafting_beta2=grafting_beta2,
+        )
         if start_preconditioning_step == -1:
             start_preconditioning_step = precondition_frequency
-        defaults = {"lr": lr, "betas": betas, "epsilon": epsilon, "momentum": momentum,
-                    "weight_decay": weight_decay, "max_preconditioner_dim": max_preconditioner_dim,
-                    "precondition_frequency": precondition_frequency,
-                    "start_preconditioning_step": start_preconditioning_step, "use_nesterov": use_nesterov,
-                    "use_bias_correction": use_bias_correction, "use_merge_dims": use_merge_dims,
-                    "grafting_type": grafting_type,
-                    "grafting_epsilon": grafting_epsilon, "grafting_beta2": grafting_beta2}
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "epsilon": epsilon,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "max_preconditioner_dim": max_preconditioner_dim,
+            "precondition_frequency": precondition_frequency,
+            "start_preconditioning_step": start_preconditioning_step,
+            "use_nesterov": use_nesterov,
+            "use_bias_correction": use_bias_correction,
+            "use_merge_dims": use_merge_dims,
+            "grafting_type": grafting_type,
+            "grafting_epsilon": grafting_epsilon,
+            "grafting_beta2": grafting_beta2,
+        }
         super().__init__(params, defaults)
 
     # ---- who computes what ----------------------------------------------------------------------------------
@@ -163,8 +180,10 @@ class DistributedShampoo(Optimizer):
         packed = super().state_dict()
         if world_size() == 1:
             return packed
-        mine = {index: {block: {k: move(v, "cpu") for k, v in state.items()} for block, state in s["blocks"].items()}
-                for index, s in packed["state"].items()}
+        mine = {
+            index: {block: {k: move(v, "cpu") for k, v in state.items()} for block, state in s["blocks"].items()}
+            for index, s in packed["state"].items()
+        }
         gathered: list[Any] = [None] * world_size()
         dist.all_gather_object(gathered, mine)
         for index, s in packed["state"].items():  # s is the live state: replace it, do not change it
@@ -251,8 +270,12 @@ class DistributedShampoo(Optimizer):
             return shampoo
         return shampoo * (torch.linalg.vector_norm(graft) / (torch.linalg.vector_norm(shampoo) + NORM_GUARD))
 
-    def _apply(self, p: Tensor, group: dict[str, Any], block_directions: list[tuple[tuple[slice, ...], Tensor]],
-               ) -> None:
+    def _apply(
+        self,
+        p: Tensor,
+        group: dict[str, Any],
+        block_directions: list[tuple[tuple[slice, ...], Tensor]],
+    ) -> None:
         """Reassemble the blocks, add decoupled weight decay and momentum, take the step."""
         direction = torch.empty(preconditioned_shape(p, group), dtype=p.dtype, device=p.device)
         for slices, block in block_directions:
@@ -315,8 +338,10 @@ def all_gather_directions(work: list, rank: int) -> list[Tensor]:
     loads = [sum(size for size, owner in zip(sizes, owners, strict=True) if owner == r) for r in range(world_size())]
     reference = work[0][0]
     if any(p.dtype != reference.dtype or p.device != reference.device for p, *_ in work):
-        raise ValueError("DistributedShampoo: under torch.distributed all parameters must share one dtype and "
-                         "device (the directions travel in one all-gather buffer); cast the model first")
+        raise ValueError(
+            "DistributedShampoo: under torch.distributed all parameters must share one dtype and "
+            "device (the directions travel in one all-gather buffer); cast the model first"
+        )
     mine = [direction.reshape(-1) for *_, owner, direction in work if owner == rank]
     send = torch.zeros(max(loads), dtype=reference.dtype, device=reference.device)
     if mine:
@@ -326,7 +351,7 @@ def all_gather_directions(work: list, rank: int) -> list[Tensor]:
     offsets = [0] * world_size()
     directions = []
     for shape, size, owner in zip(shapes, sizes, owners, strict=True):
-        directions.append(received[owner][offsets[owner]: offsets[owner] + size].reshape(shape))
+        directions.append(received[owner][offsets[owner] : offsets[owner] + size].reshape(shape))
         offsets[owner] += size
     return directions
 
@@ -340,10 +365,22 @@ def by_parameter(work: list, directions: list[Tensor]):
 
 
 # ---- hyperparameters ---------------------------------------------------------------------------------------------
-def check_hyperparameters(*, lr, betas, epsilon, momentum, weight_decay, max_preconditioner_dim,
-                          precondition_frequency, start_preconditioning_step, grafting_type, grafting_epsilon,
-                          grafting_beta2) -> None:
+def check_hyperparameters(
+    *,
+    lr,
+    betas,
+    epsilon,
+    momentum,
+    weight_decay,
+    max_preconditioner_dim,
+    precondition_frequency,
+    start_preconditioning_step,
+    grafting_type,
+    grafting_epsilon,
+    grafting_beta2,
+) -> None:
     """A ValueError naming the first bad hyperparameter and its valid range."""
+
     def is_int(x) -> bool:
         return isinstance(x, int) and not isinstance(x, bool)
 
@@ -356,15 +393,25 @@ def check_hyperparameters(*, lr, betas, epsilon, momentum, weight_decay, max_pre
         (epsilon > 0.0, f"epsilon must be > 0 (it is added to the statistics before the root), got {epsilon}"),
         (0.0 <= momentum < 1.0, f"momentum must lie in [0, 1), got {momentum}"),
         (weight_decay >= 0.0, f"weight_decay must be >= 0, got {weight_decay}"),
-        (is_int(max_preconditioner_dim) and max_preconditioner_dim >= 1,
-         f"max_preconditioner_dim must be an integer >= 1 (the block size), got {max_preconditioner_dim!r}"),
-        (is_int(precondition_frequency) and precondition_frequency >= 1,
-         f"precondition_frequency must be an integer >= 1 (1: roots every step), got {precondition_frequency!r}"),
-        (is_int(start_preconditioning_step) and start_preconditioning_step >= -1,
-         ("start_preconditioning_step must be an integer >= 0, or -1 for precondition_frequency, "
-          f"got {start_preconditioning_step!r}")),
-        (grafting_type in GRAFTING_TYPES,
-         f"grafting_type must be one of {', '.join(GRAFTING_TYPES)}, got {grafting_type!r}"),
+        (
+            is_int(max_preconditioner_dim) and max_preconditioner_dim >= 1,
+            f"max_preconditioner_dim must be an integer >= 1 (the block size), got {max_preconditioner_dim!r}",
+        ),
+        (
+            is_int(precondition_frequency) and precondition_frequency >= 1,
+            f"precondition_frequency must be an integer >= 1 (1: roots every step), got {precondition_frequency!r}",
+        ),
+        (
+            is_int(start_preconditioning_step) and start_preconditioning_step >= -1,
+            (
+                "start_preconditioning_step must be an integer >= 0, or -1 for precondition_frequency, "
+                f"got {start_preconditioning_step!r}"
+            ),
+        ),
+        (
+            grafting_type in GRAFTING_TYPES,
+            f"grafting_type must be one of {', '.join(GRAFTING_TYPES)}, got {grafting_type!r}",
+        ),
         (grafting_epsilon > 0.0, f"grafting_epsilon must be > 0, got {grafting_epsilon}"),
         (0.0 < grafting_beta2 <= 1.0, f"grafting_beta2 must lie in (0, 1], got {grafting_beta2}"),
     ]

@@ -123,7 +123,9 @@ def build_standard_step(
         from optrepro.optim.orthogonal import OrthogonalGrad
 
         groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
-        optimizer = OrthogonalGrad(groups, base_optimizer_factory(cfg), rescale=bool(cfg.get("orthogonal_rescale", True)))
+        optimizer = OrthogonalGrad(
+            groups, base_optimizer_factory(cfg), rescale=bool(cfg.get("orthogonal_rescale", True))
+        )
     else:
         optimizer = build_base_optimizer(cfg, model)
     return optimizer, StandardStep(optimizer, accumulate=accumulate, grad_clip=grad_clip)

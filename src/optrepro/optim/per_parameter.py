@@ -1,4 +1,5 @@
 """PerParameterOptimizer: the step of an optimizer that updates every parameter with a gradient on its own."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

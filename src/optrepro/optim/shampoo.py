@@ -78,11 +78,20 @@ class Shampoo(PerParameterOptimizer):
             raise ValueError(f"Shampoo: epsilon must be > 0 (the statistics start at epsilon * I), got {epsilon}")
         if isinstance(update_freq, bool) or not isinstance(update_freq, int) or update_freq < 1:
             raise ValueError(f"Shampoo: update_freq must be an integer >= 1 (1: every step), got {update_freq!r}")
-        if isinstance(max_preconditioner_dim, bool) or not isinstance(max_preconditioner_dim, int) \
-                or max_preconditioner_dim < 1:
+        if (
+            isinstance(max_preconditioner_dim, bool)
+            or not isinstance(max_preconditioner_dim, int)
+            or max_preconditioner_dim < 1
+        ):
             raise ValueError(f"Shampoo: max_preconditioner_dim must be an integer >= 1, got {max_preconditioner_dim!r}")
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "epsilon": epsilon,
-                    "update_freq": update_freq, "max_preconditioner_dim": max_preconditioner_dim}
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "epsilon": epsilon,
+            "update_freq": update_freq,
+            "max_preconditioner_dim": max_preconditioner_dim,
+        }
         super().__init__(params, defaults)
 
     def _update(self, p: Tensor, group: dict[str, Any]) -> None:
@@ -95,7 +104,8 @@ class Shampoo(PerParameterOptimizer):
             # None marks a dimension left unpreconditioned (longer than max_preconditioner_dim).
             state["statistics"] = [
                 group["epsilon"] * torch.eye(n, dtype=p.dtype, device=p.device)
-                if n <= group["max_preconditioner_dim"] else None
+                if n <= group["max_preconditioner_dim"]
+                else None
                 for n in grad.shape
             ]
             state["inverse_roots"] = [None] * grad.dim()

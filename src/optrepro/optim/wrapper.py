@@ -18,7 +18,10 @@ class BaseOptimizerWrapper(Optimizer):
     """Builds ``base_optimizer`` on the param groups (with the wrapper's ``defaults`` in them) and shares its state."""
 
     def __init__(
-        self, params: Iterable[Tensor] | Iterable[dict], base_optimizer: Callable[..., Optimizer], defaults: dict[str, Any]
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        base_optimizer: Callable[..., Optimizer],
+        defaults: dict[str, Any],
     ) -> None:
         super().__init__(params, defaults)
         self.base_optimizer = base_optimizer(self.param_groups)
@@ -29,8 +32,10 @@ class BaseOptimizerWrapper(Optimizer):
         """For a wrapper that applies weight decay itself: the base optimizer's own decay would apply it twice."""
         for group in self.param_groups:
             if group.get("weight_decay", 0.0):
-                raise ValueError(f"the base optimizer must run without weight decay ({why}); "
-                                 f"a group has weight_decay={group['weight_decay']}")
+                raise ValueError(
+                    f"the base optimizer must run without weight decay ({why}); "
+                    f"a group has weight_decay={group['weight_decay']}"
+                )
 
     def _share_base_state(self) -> None:
         self.param_groups = self.base_optimizer.param_groups

@@ -1,4 +1,5 @@
 """Find an earlier finished run of the same config: relaunching a sweep then skips the cells that are done."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Where, with what code and on what hardware a run happened: the facts a reader needs to trust a number."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,13 @@ def _git(*args: str) -> str | None:
 # claims/results tooling, docs and tests, so committing a README does not either.
 SHARED_GLOBS = ("src/optrepro/**/*.py", "configs/**/*.yaml")
 PAPER_GLOBS = ("configs/**/*.yaml", "**/*.py")  # inside reproductions/<paper>/
-SOURCE_EXCLUDED = ("src/optrepro/claims/", "src/optrepro/results/", "src/optrepro/regression/", "src/optrepro/cli.py",
-                   "src/optrepro/__main__.py")
+SOURCE_EXCLUDED = (
+    "src/optrepro/claims/",
+    "src/optrepro/results/",
+    "src/optrepro/regression/",
+    "src/optrepro/cli.py",
+    "src/optrepro/__main__.py",
+)
 PAPER_MODULE = re.compile(r"reproductions[./](\w+)")
 
 
@@ -50,7 +56,9 @@ def papers_used(cfg: Any) -> tuple[str, ...] | None:
 def source_hash(papers: tuple[str, ...] | None = None) -> str:
     """Content hash of the files that decide what a run computes, as they are on disk (uncommitted edits too):
     the shared code and configs plus the folders of `papers` (every paper's when None)."""
-    folders = sorted(p.name for p in (REPO_ROOT / "reproductions").iterdir() if p.is_dir()) if papers is None else papers
+    folders = (
+        sorted(p.name for p in (REPO_ROOT / "reproductions").iterdir() if p.is_dir()) if papers is None else papers
+    )
     patterns = [*SHARED_GLOBS, *(f"reproductions/{paper}/{glob}" for paper in folders for glob in PAPER_GLOBS)]
     digest = hashlib.sha256()
     for path in sorted({p for pattern in patterns for p in REPO_ROOT.glob(pattern) if p.is_file()}):
@@ -74,7 +82,8 @@ def code_info(cfg: Any = None) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str | None]:
-    """Installed versions, plus torch's build (`2.14.1+cu130`) and CUDA: PyPI's version alone does not name the build."""
+    """Installed versions, plus torch's build (`2.14.1+cu130`) and CUDA: PyPI's version alone does not name the
+    build."""
     import torch
 
     versions: dict[str, str | None] = {"python": platform.python_version()}

@@ -83,7 +83,9 @@ class RunRecord:
                 found.append(f"{name} is not a string")
         if self.seed is not None and not (isinstance(self.seed, int) and not isinstance(self.seed, bool)):
             found.append(f"seed {self.seed!r} is not an integer")
-        if not (isinstance(self.metrics, dict) and all(isinstance(self.metrics.get(k), dict) for k in ("final", "best"))):
+        if not (
+            isinstance(self.metrics, dict) and all(isinstance(self.metrics.get(k), dict) for k in ("final", "best"))
+        ):
             found.append("metrics is not {final: {...}, best: {...}}")
         if not (isinstance(self.history, list) and all(isinstance(row, dict) for row in self.history)):
             found.append("history is not a list of mappings")
@@ -115,8 +117,11 @@ class RunRecord:
         if unknown or missing:
             raise InvalidRecordError(
                 f"run record {migrated.get('run_id')!r}: "
-                + "; ".join(([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])
-                            + ([f"missing required field(s) {', '.join(missing)}"] if missing else [])))
+                + "; ".join(
+                    ([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])
+                    + ([f"missing required field(s) {', '.join(missing)}"] if missing else [])
+                )
+            )
         return cls(**migrated)
 
 
@@ -124,8 +129,10 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     """A record of any known schema version as the current one (a newer version is an error: update optrepro)."""
     version = data.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise InvalidRecordError(f"run record {data.get('run_id')!r} has schema_version {version!r}; this optrepro "
-                                 f"reads versions 1..{SCHEMA_VERSION}: update optrepro")
+        raise InvalidRecordError(
+            f"run record {data.get('run_id')!r} has schema_version {version!r}; this optrepro "
+            f"reads versions 1..{SCHEMA_VERSION}: update optrepro"
+        )
     if version == 1:
         # Version 1 let producers leave out blocks they could not fill (W&B runs: timing, versions, slurm, ...).
         data.setdefault("config_hash", "")
@@ -176,7 +183,7 @@ def _portable_path(path: PurePosixPath, run_dir: PurePosixPath | None, run_id: A
     if run_dir is not None and path.is_relative_to(run_dir):
         return path.relative_to(run_dir).as_posix()
     if isinstance(run_id, str) and run_id in path.parts[:-1]:
-        return PurePosixPath(*path.parts[path.parts.index(run_id) + 1:]).as_posix()
+        return PurePosixPath(*path.parts[path.parts.index(run_id) + 1 :]).as_posix()
     if path.is_relative_to(root):
         return path.relative_to(root).as_posix()
     return f"{OUTSIDE_REPOSITORY}/{path.name}"
@@ -189,7 +196,9 @@ def measurement_path(run_dir: Path, name: str) -> Path:
 def merge_measurement(record: dict[str, Any], name: str, measurement: Mapping[str, Any]) -> dict[str, Any]:
     """`record` with a measurement's scalars in metrics.final and its data in extra.<name> (a copy)."""
     if measurement.get("measurement") != name or not isinstance(measurement.get("metrics"), dict):
-        raise InvalidRecordError(f"{name}.json is not a {name} measurement (expected measurement: {name}, metrics: {{}})")
+        raise InvalidRecordError(
+            f"{name}.json is not a {name} measurement (expected measurement: {name}, metrics: {{}})"
+        )
     merged = copy.deepcopy(record)
     merged["metrics"]["final"].update(measurement["metrics"])
     merged["extra"][name] = measurement.get("data")

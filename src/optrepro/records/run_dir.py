@@ -4,6 +4,7 @@ Under SLURM the folder is named by the job id alone, so every task of a multi-ta
 find the same folder (the requeued job resumes from its checkpoint). Locally, DDP worker processes receive
 the folder of rank 0 through OPTREPRO_RUN_DIR.
 """
+
 from __future__ import annotations
 
 import os

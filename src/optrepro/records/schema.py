@@ -1,4 +1,5 @@
 """Building a run's record from its config, history and provenance (the definition: records.record.RunRecord)."""
+
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from optrepro.config import config_hash, per_device_batch_size, setting_hash, world_size
 from optrepro.records import provenance
 from optrepro.records.record import RunRecord, portable
+
 # Metrics whose best value over epochs is the largest; the rest are best when smallest.
 HIGHER_IS_BETTER = ("acc",)
 

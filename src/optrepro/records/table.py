@@ -21,8 +21,15 @@ import pandas as pd
 from optrepro.records.record import RECORD_NAME, InvalidRecordError, read_record
 
 IDENTITY_FIELDS = (
-    "schema_version", "run_id", "status", "error", "seed", "config_hash", "setting_hash",
-    "started_at", "finished_at",
+    "schema_version",
+    "run_id",
+    "status",
+    "error",
+    "seed",
+    "config_hash",
+    "setting_hash",
+    "started_at",
+    "finished_at",
 )
 # record block -> column prefix; each block is a flat mapping of name -> value.
 FLAT_BLOCKS = {
@@ -125,10 +132,15 @@ def history_frame(records: Iterable[tuple[Path | str, Mapping[str, Any]]]) -> pd
             for metric, value in point.items():
                 if metric in ("epoch", "step"):
                     continue
-                rows.append({
-                    "run_id": record["run_id"], "epoch": point.get("epoch"), "step": point.get("step"),
-                    "metric": metric, "value": _metric_value(value),
-                })
+                rows.append(
+                    {
+                        "run_id": record["run_id"],
+                        "epoch": point.get("epoch"),
+                        "step": point.get("step"),
+                        "metric": metric,
+                        "value": _metric_value(value),
+                    }
+                )
     columns = ["run_id", "epoch", "step", "metric", "value"]
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(["run_id", "metric", "epoch"], kind="stable").reset_index(drop=True)

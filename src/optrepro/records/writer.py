@@ -1,5 +1,6 @@
 """Writes record.json (once, when a run ends) and later measurements beside it, atomically: a reader sees the old
 file or the new one, never half of one. The one reader is records.record.read_record."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from optrepro.records.record import MEASUREMENT_FORMAT, MEASUREMENTS, RECORD_NAME, RunRecord, measurement_path
-
 
 
 def _json_safe(value: Any) -> Any:

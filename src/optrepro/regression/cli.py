@@ -13,36 +13,55 @@ COMMITTED_RECORDS = REPO_ROOT / "results" / "records"
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path,
-                        help="fresh run store (default: runs_regress/<code version>; rerun to resume)")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="local",
-                        help="local: one run after another; slurm: job arrays (default: %(default)s)")
+    parser.add_argument(
+        "--store", type=Path, help="fresh run store (default: runs_regress/<code version>; rerun to resume)"
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="local: one run after another; slurm: job arrays (default: %(default)s)",
+    )
     parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help="default: %(default)s")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The `drift` command group."""
     commands = parser.add_subparsers(dest="drift_command", required=True, metavar="<drift command>")
-    check = commands.add_parser("check", help="re-run the shared-path runs; fail when a metric differs from "
-                                              "results/drift/ in any digit")
+    check = commands.add_parser(
+        "check", help="re-run the shared-path runs; fail when a metric differs from results/drift/ in any digit"
+    )
     _store_options(check)
     check.set_defaults(handler=drift_check)
-    record = commands.add_parser("record", help="re-run the shared-path runs and commit them as results/drift/ "
-                                                "(after a change that moves the numbers on purpose)")
+    record = commands.add_parser(
+        "record",
+        help="re-run the shared-path runs and commit them as results/drift/ "
+        "(after a change that moves the numbers on purpose)",
+    )
     _store_options(record)
     record.set_defaults(handler=drift_record)
 
 
 def add_regress_command(commands: argparse._SubParsersAction) -> None:
     """`claims regress`, registered by optrepro.claims.cli."""
-    regress = commands.add_parser("regress", help="re-run claims at the current code into a fresh store; fail when a "
-                                                  "claim that was reproduced no longer is")
-    regress.add_argument("targets", nargs="*", metavar="PAPER|CLAIM",
-                         help="papers or claims (default: shared_paths, the short guard runs of each shared code path)")
+    regress = commands.add_parser(
+        "regress",
+        help="re-run claims at the current code into a fresh store; fail when a claim that was reproduced no longer is",
+    )
+    regress.add_argument(
+        "targets",
+        nargs="*",
+        metavar="PAPER|CLAIM",
+        help="papers or claims (default: shared_paths, the short guard runs of each shared code path)",
+    )
     regress.add_argument("--tier", choices=("full", "cpu", "smoke"), help="only claims of this tier")
-    regress.add_argument("--baseline", type=Path, default=COMMITTED_RECORDS,
-                         help="the committed records the new verdicts are compared with (default: %(default)s; "
-                              "results/drift for shared_paths)")
+    regress.add_argument(
+        "--baseline",
+        type=Path,
+        default=COMMITTED_RECORDS,
+        help="the committed records the new verdicts are compared with (default: %(default)s; "
+        "results/drift for shared_paths)",
+    )
     regress.add_argument("--report", type=Path, help="machine-readable report (default: <store>/regress.json)")
     regress.add_argument("--reproductions", type=Path, default=REPRODUCTIONS_DIR, help="default: %(default)s")
     _store_options(regress)
@@ -66,8 +85,14 @@ def _shared_runs(args: argparse.Namespace, store: Path):
 
 
 def drift_check(args: argparse.Namespace) -> int:
-    from optrepro.regression.drift import (baseline_dir, compare_runs, cpu_kernels, describe_drift, read_committed,
-                                           version_changes)
+    from optrepro.regression.drift import (
+        baseline_dir,
+        compare_runs,
+        cpu_kernels,
+        describe_drift,
+        read_committed,
+        version_changes,
+    )
 
     kernels = cpu_kernels()
     baseline = baseline_dir(kernels=kernels)
@@ -77,8 +102,10 @@ def drift_check(args: argparse.Namespace) -> int:
     for name, (path, record) in found.items():
         committed = read_committed(name, baseline)
         if committed is None:
-            problems.append(f"{name}: no committed run {baseline.relative_to(REPO_ROOT)}/{name}/record.json; make it "
-                            "with `python -m optrepro drift record`")
+            problems.append(
+                f"{name}: no committed run {baseline.relative_to(REPO_ROOT)}/{name}/record.json; make it "
+                "with `python -m optrepro drift record`"
+            )
             continue
         mismatches = compare_runs(name, committed, record)
         if mismatches:
@@ -90,8 +117,11 @@ def drift_check(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
-        print(f"drift check failed ({len(problems)} problem(s)); if the change is intended: "
-              "`python -m optrepro drift record` and commit results/drift/", file=sys.stderr)
+        print(
+            f"drift check failed ({len(problems)} problem(s)); if the change is intended: "
+            "`python -m optrepro drift record` and commit results/drift/",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -123,8 +153,11 @@ def claims_regress(args: argparse.Namespace) -> int:
         committed = {run.name: read_committed(run.name, baseline) for run in SHARED_PATH_RUNS}
         missing = [name for name, record in committed.items() if record is None]
         if missing:
-            print(f"optrepro: error: no committed drift run for {', '.join(missing)}; make them with "
-                  "`python -m optrepro drift record`", file=sys.stderr)
+            print(
+                f"optrepro: error: no committed drift run for {', '.join(missing)}; make them with "
+                "`python -m optrepro drift record`",
+                file=sys.stderr,
+            )
             return 2
         claims = guard_claims(SHARED_PATH_RUNS, committed)
         failed = _shared_runs(args, store)[1]
@@ -132,16 +165,21 @@ def claims_regress(args: argparse.Namespace) -> int:
         claims = select_claims(load_all_claims(args.reproductions), targets, tier=args.tier)
         baseline = args.baseline
         failed = run_claims(claims, store, composer, args.launcher)
-    results = regress.compare_verdicts(regress.decide_on_store(claims, baseline, composer),
-                                       regress.decide_on_store(claims, store, composer))
+    results = regress.compare_verdicts(
+        regress.decide_on_store(claims, baseline, composer), regress.decide_on_store(claims, store, composer)
+    )
     for line in regress.render(results):
         print(line)
-    report = regress.write_report(results, args.report or store / regress.REPORT_NAME, store=store, baseline=baseline,
-                                  failed_runs=failed)
+    report = regress.write_report(
+        results, args.report or store / regress.REPORT_NAME, store=store, baseline=baseline, failed_runs=failed
+    )
     regressions = [r.claim for r in results if r.is_regression]
     for command in failed:
         print(f"failed: {command}", file=sys.stderr)
-    print(f"{len(results)} claim(s) re-run; {len(regressions)} regression(s)"
-          + (": " + ", ".join(regressions) if regressions else "") + f"; report: {report}",
-          file=sys.stderr if regressions else sys.stdout)
+    print(
+        f"{len(results)} claim(s) re-run; {len(regressions)} regression(s)"
+        + (": " + ", ".join(regressions) if regressions else "")
+        + f"; report: {report}",
+        file=sys.stderr if regressions else sys.stdout,
+    )
     return 1 if regressions or failed else 0

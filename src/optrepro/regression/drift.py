@@ -48,41 +48,59 @@ class Mismatch:
 def compared_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
     """`final/<name>` and `best/<name>` values of a record, timings left out."""
     metrics = record.get("metrics") or {}
-    return {f"{kind}/{name}": value
-            for kind in ("final", "best") for name, value in sorted((metrics.get(kind) or {}).items())
-            if not name.startswith(UNCOMPARED_PREFIXES)}
+    return {
+        f"{kind}/{name}": value
+        for kind in ("final", "best")
+        for name, value in sorted((metrics.get(kind) or {}).items())
+        if not name.startswith(UNCOMPARED_PREFIXES)
+    }
 
 
 def compare_runs(run: str, committed: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mismatch]:
     """Every metric that is not bit-equal (floats compared exactly, as JSON stores them)."""
     old, now = compared_metrics(committed), compared_metrics(new)
-    return [Mismatch(run, metric, old.get(metric, ABSENT), now.get(metric, ABSENT))
-            for metric in sorted(set(old) | set(now)) if old.get(metric, ABSENT) != now.get(metric, ABSENT)]
+    return [
+        Mismatch(run, metric, old.get(metric, ABSENT), now.get(metric, ABSENT))
+        for metric in sorted(set(old) | set(now))
+        if old.get(metric, ABSENT) != now.get(metric, ABSENT)
+    ]
 
 
 def version_changes(committed: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """package -> (committed version, new version) for every package whose version differs."""
     old, now = committed.get("versions") or {}, new.get("versions") or {}
-    return {name: (old.get(name), now.get(name)) for name in sorted(set(old) | set(now)) if old.get(name) != now.get(name)}
+    return {
+        name: (old.get(name), now.get(name)) for name in sorted(set(old) | set(now)) if old.get(name) != now.get(name)
+    }
 
 
 def describe_versions(versions: Mapping[str, Any]) -> str:
     return ", ".join(f"{name} {value}" for name, value in sorted(versions.items()))
 
 
-def describe_drift(run: str, mismatches: list[Mismatch], committed: Mapping[str, Any], new: Mapping[str, Any],
-                   baseline: str = UNKNOWN_KERNELS) -> str:
+def describe_drift(
+    run: str,
+    mismatches: list[Mismatch],
+    committed: Mapping[str, Any],
+    new: Mapping[str, Any],
+    baseline: str = UNKNOWN_KERNELS,
+) -> str:
     """The failure message of one run: each metric that moved, then both version sets and what differs."""
     changed = version_changes(committed, new)
     lines = [f"DRIFT {run}: {len(mismatches)} metric(s) differ from results/drift/{baseline}/{run}/{RECORD_NAME}"]
     lines += [f"  {m.metric}: committed {m.committed!r}, now {m.new!r}" for m in mismatches]
     lines.append(f"  committed with: {describe_versions(committed.get('versions') or {})}")
     lines.append(f"  now with:       {describe_versions(new.get('versions') or {})}")
-    cause = ("none (the code changed what it computes)" if baseline != UNKNOWN_KERNELS else
-             "none (the code changed what it computes, or this CPU's kernels differ from the unnamed ones of the "
-             "baseline: `drift record` at the last commit that passed makes one for this CPU)")
-    lines.append("  versions that differ: " + (", ".join(f"{name} {old} -> {now}" for name, (old, now) in changed.items())
-                                               if changed else cause))
+    cause = (
+        "none (the code changed what it computes)"
+        if baseline != UNKNOWN_KERNELS
+        else "none (the code changed what it computes, or this CPU's kernels differ from the unnamed ones of the "
+        "baseline: `drift record` at the last commit that passed makes one for this CPU)"
+    )
+    lines.append(
+        "  versions that differ: "
+        + (", ".join(f"{name} {old} -> {now}" for name, (old, now) in changed.items()) if changed else cause)
+    )
     return "\n".join(lines)
 
 

@@ -56,8 +56,13 @@ class ClaimRegress:
         return (new - old) / ci
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "committed": dict(self.committed), "new": dict(self.new),
-                "regression": self.is_regression, "shift_in_ci": self.shift_in_ci}
+        return {
+            **asdict(self),
+            "committed": dict(self.committed),
+            "new": dict(self.new),
+            "regression": self.is_regression,
+            "shift_in_ci": self.shift_in_ci,
+        }
 
 
 def decide_on_store(claims: Sequence[Claim], store: Path, composer: ArmComposer) -> dict[str, dict[str, Any]]:
@@ -68,7 +73,9 @@ def decide_on_store(claims: Sequence[Claim], store: Path, composer: ArmComposer)
     return {key: verdict.to_json() for key, verdict in verdicts.items()}
 
 
-def compare_verdicts(committed: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]) -> list[ClaimRegress]:
+def compare_verdicts(
+    committed: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]
+) -> list[ClaimRegress]:
     return [ClaimRegress(key, committed[key], new[key]) for key in sorted(committed)]
 
 
@@ -84,9 +91,13 @@ def describe(verdict: Mapping[str, Any]) -> str:
         effect = f"{fmt(observed)} [{fmt(verdict['ci_low'])}, {fmt(verdict['ci_high'])}]"
     else:
         effect = fmt(observed)
-    arms = ", ".join(f"{name} {_number(arm['mean'])}" + (f" ± {_number(arm['std'])}" if arm.get("std") is not None else "")
-                     + f" n={arm['n']}" + (f" ({len(arm['failed_seeds'])} diverged)" if arm.get("failed_seeds") else "")
-                     for name, arm in sorted((verdict.get("arms") or {}).items()))
+    arms = ", ".join(
+        f"{name} {_number(arm['mean'])}"
+        + (f" ± {_number(arm['std'])}" if arm.get("std") is not None else "")
+        + f" n={arm['n']}"
+        + (f" ({len(arm['failed_seeds'])} diverged)" if arm.get("failed_seeds") else "")
+        for name, arm in sorted((verdict.get("arms") or {}).items())
+    )
     return f"{verdict['status']}: {effect}" + (f" ({arms})" if arms else "")
 
 
@@ -94,20 +105,30 @@ def render(results: Sequence[ClaimRegress]) -> list[str]:
     lines = []
     for result in results:
         shift = result.shift_in_ci
-        moved = f"effect moved {shift:+.2f} CI" if shift is not None else f"effect moved {raw_change(result)} (no committed CI)"
+        moved = (
+            f"effect moved {shift:+.2f} CI"
+            if shift is not None
+            else f"effect moved {raw_change(result)} (no committed CI)"
+        )
         word = "REGRESSION " if result.is_regression else ""
-        lines += [f"{word}{result.claim}",
-                  f"  committed: {describe(result.committed)}",
-                  f"  now:       {describe(result.new)}",
-                  f"  {moved}"]
+        lines += [
+            f"{word}{result.claim}",
+            f"  committed: {describe(result.committed)}",
+            f"  now:       {describe(result.new)}",
+            f"  {moved}",
+        ]
     return lines
 
 
-def write_report(results: Sequence[ClaimRegress], path: Path, *, store: Path, baseline: Path,
-                 failed_runs: Sequence[str]) -> Path:
+def write_report(
+    results: Sequence[ClaimRegress], path: Path, *, store: Path, baseline: Path, failed_runs: Sequence[str]
+) -> Path:
     document = {
-        "format": REPORT_FORMAT, "generated_by": "python -m optrepro claims regress",
-        "store": _relative(store), "baseline": _relative(baseline), "failed_runs": list(failed_runs),
+        "format": REPORT_FORMAT,
+        "generated_by": "python -m optrepro claims regress",
+        "store": _relative(store),
+        "baseline": _relative(baseline),
+        "failed_runs": list(failed_runs),
         "regressions": [r.claim for r in results if r.is_regression],
         "claims": {r.claim: r.to_json() for r in results},
     }

@@ -22,8 +22,9 @@ LANDSCAPE_PREFIX = "landscape/"
 SEED = 0
 
 
-def run_shared_paths(runs: Sequence[SharedPathRun], store: Path, composer: ArmComposer, launcher: str
-                     ) -> tuple[dict[str, tuple[Path, dict[str, Any]]], list[str]]:
+def run_shared_paths(
+    runs: Sequence[SharedPathRun], store: Path, composer: ArmComposer, launcher: str
+) -> tuple[dict[str, tuple[Path, dict[str, Any]]], list[str]]:
     """name -> (record path, record) of each shared-path run in `store`, running the missing ones; and the failures.
 
     Every run and measurement uses one CPU thread per process: bit-equal results need a fixed thread count.
@@ -35,9 +36,13 @@ def run_shared_paths(runs: Sequence[SharedPathRun], store: Path, composer: ArmCo
     with composer:
         hashes = {run.name: run_hash(composer, run.overrides, SEED) for run in runs}
     done = finished_in(store)
-    planned = [launch.PlannedRun(SELECTION, run.name, SEED, (*run.overrides, *store_overrides(store), f"seed={SEED}"),
-                                 hashes[run.name])
-               for run in runs if hashes[run.name] not in done]
+    planned = [
+        launch.PlannedRun(
+            SELECTION, run.name, SEED, (*run.overrides, *store_overrides(store), f"seed={SEED}"), hashes[run.name]
+        )
+        for run in runs
+        if hashes[run.name] not in done
+    ]
     failed = execute(planned, launcher)
     done = finished_in(store)
     for run in runs:

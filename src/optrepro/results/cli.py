@@ -18,9 +18,13 @@ def _report_paths(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--reproductions", type=Path, default=REPRODUCTIONS_DIR, help="default: %(default)s")
     parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help="default: %(default)s")
-    parser.add_argument("--records", type=Path, action="append",
-                        help="folder searched for record.json files; repeatable (default, as every claims command: "
-                             f"{', '.join(str(p) for p in DEFAULT_STORES)})")
+    parser.add_argument(
+        "--records",
+        type=Path,
+        action="append",
+        help="folder searched for record.json files; repeatable (default, as every claims command: "
+        f"{', '.join(str(p) for p in DEFAULT_STORES)})",
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "RESULTS.md", help="default: %(default)s")
     parser.add_argument("--plots", type=Path, default=RESULTS_DIR / "plots", help="default: %(default)s")
     parser.add_argument("--verdicts", type=Path, default=RESULTS_DIR / "verdicts.json", help="default: %(default)s")
@@ -30,13 +34,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="results_command", required=True, metavar="<results command>")
 
     collect = commands.add_parser("collect", help="run records (run folders, W&B) -> one parquet table")
-    collect.add_argument("sources", nargs="*", type=Path, default=[DEFAULT_RUNS],
-                         help="folders with run folders or W&B run folders (default: %(default)s)")
-    collect.add_argument("--wandb-project", action="append", default=[], metavar="ENTITY/PROJECT",
-                         help="also read runs of this W&B project through the API (online)")
+    collect.add_argument(
+        "sources",
+        nargs="*",
+        type=Path,
+        default=[DEFAULT_RUNS],
+        help="folders with run folders or W&B run folders (default: %(default)s)",
+    )
+    collect.add_argument(
+        "--wandb-project",
+        action="append",
+        default=[],
+        metavar="ENTITY/PROJECT",
+        help="also read runs of this W&B project through the API (online)",
+    )
     collect.add_argument("--table", type=Path, default=RESULTS_DIR / "table.parquet", help="default: %(default)s")
-    collect.add_argument("--into", type=Path, help="also copy each record to <INTO>/<paper>/<run_id>/record.json "
-                                                   "(the store `results report` reads, e.g. results/records)")
+    collect.add_argument(
+        "--into",
+        type=Path,
+        help="also copy each record to <INTO>/<paper>/<run_id>/record.json "
+        "(the store `results report` reads, e.g. results/records)",
+    )
     collect.set_defaults(handler=collect_command)
 
     report = commands.add_parser("report", help="evaluate every claim; write RESULTS.md, plots, verdicts.json")
@@ -45,8 +63,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     check = commands.add_parser("check", help="fail when a claim that held in the committed verdicts no longer holds")
     _report_paths(check)
-    check.add_argument("--baseline", default="HEAD",
-                       help="committed verdicts: a git revision (reads its --verdicts file) or a file (default: HEAD)")
+    check.add_argument(
+        "--baseline",
+        default="HEAD",
+        help="committed verdicts: a git revision (reads its --verdicts file) or a file (default: HEAD)",
+    )
     check.set_defaults(handler=check_command)
 
     wandb = commands.add_parser("wandb", help="compare each claim's arms in a W&B report (online) or locally")
@@ -94,8 +115,15 @@ def report_command(args: argparse.Namespace) -> int:
     stores = record_stores(args.records)
     records, history = read_tables(stores)
     print(stores_banner(stores, records))
-    results = write_report(load_all_claims(args.reproductions), stores, args.out, args.plots, args.verdicts,
-                           ArmComposer(args.config_dir), tables=(records, history))
+    results = write_report(
+        load_all_claims(args.reproductions),
+        stores,
+        args.out,
+        args.plots,
+        args.verdicts,
+        ArmComposer(args.config_dir),
+        tables=(records, history),
+    )
     summary = ", ".join(f"{n} {status}" for status, n in verdict_counts(results).items())
     print(f"{args.out}: {summary}; verdicts in {args.verdicts}")
     return 0
@@ -125,7 +153,9 @@ def wandb_command(args: argparse.Namespace) -> int:
     results, records = _evaluate(args)
     if args.online:
         if not (args.entity and args.project):
-            print("optrepro: error: --online needs --entity and --project (where the runs were logged)", file=sys.stderr)
+            print(
+                "optrepro: error: --online needs --entity and --project (where the runs were logged)", file=sys.stderr
+            )
             return 2
         try:
             for result in results:
@@ -133,17 +163,24 @@ def wandb_command(args: argparse.Namespace) -> int:
                 report.save()
                 print(f"{result.paper.paper}: {report.url}")
         except ImportError:
-            print(f"optrepro: error: W&B reports need the wandb-workspaces package: {wandb_report.WORKSPACES_HINT}",
-                  file=sys.stderr)
+            print(
+                f"optrepro: error: W&B reports need the wandb-workspaces package: {wandb_report.WORKSPACES_HINT}",
+                file=sys.stderr,
+            )
             return 2
         return 0
-    plots = {v.claim.key: [p for p in claim_plot_paths(args.plots, v.claim) if p.exists()]
-             for r in results for v in r.verdicts}
+    plots = {
+        v.claim.key: [p for p in claim_plot_paths(args.plots, v.claim) if p.exists()]
+        for r in results
+        for v in r.verdicts
+    }
     for result in results:
-        publish = wandb_report.publish_instructions(wandb_report.offline_run_ids([result], records), args.entity,
-                                                    args.project)
-        page = wandb_report.write_local_comparison(result, records, plots, args.local_dir / f"{result.paper.paper}.html",
-                                                   publish)
+        publish = wandb_report.publish_instructions(
+            wandb_report.offline_run_ids([result], records), args.entity, args.project
+        )
+        page = wandb_report.write_local_comparison(
+            result, records, plots, args.local_dir / f"{result.paper.paper}.html", publish
+        )
         print(f"{result.paper.paper}: {page}")
     print(f"index: {wandb_report.write_index(results, args.local_dir)}")
     print(wandb_report.publish_instructions(wandb_report.offline_run_ids(results, records), args.entity, args.project))

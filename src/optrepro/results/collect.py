@@ -38,8 +38,9 @@ class WandbRunSkipped(UserWarning):
     """A W&B run folder that could not be read; it was skipped."""
 
 
-def gather_records(roots: Sequence[Path], *, wandb_projects: Sequence[str] = (), api: Any = None
-                   ) -> list[tuple[str, dict[str, Any]]]:
+def gather_records(
+    roots: Sequence[Path], *, wandb_projects: Sequence[str] = (), api: Any = None
+) -> list[tuple[str, dict[str, Any]]]:
     """(source, record) pairs from run folders under `roots`, their W&B logs, and W&B projects."""
     found: dict[str, tuple[str, dict[str, Any]]] = {}
     for root in roots:

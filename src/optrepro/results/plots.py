@@ -36,24 +36,49 @@ def plot_claim(verdict: Verdict, path: Path) -> Path | None:
     if verdict.status == NOT_RUN:
         return None
     claim = verdict.claim
-    arms = [(name, list(arm.sample.values), arm.stats.n, arm.stats.mean, arm.stats.ci95 if arm.stats.n >= 2 else 0.0,
-             paper_value(verdict, name)) for name, arm in verdict.arms.items()]
+    arms = [
+        (
+            name,
+            list(arm.sample.values),
+            arm.stats.n,
+            arm.stats.mean,
+            arm.stats.ci95 if arm.stats.n >= 2 else 0.0,
+            paper_value(verdict, name),
+        )
+        for name, arm in verdict.arms.items()
+    ]
     decided = [verdict.observed, verdict.low, verdict.high]
-    inputs = {"kind": "claim", "title": f"{claim.key}: {verdict.label}", "metric": metric_label(check_metric(claim)),
-              "arms": arms, "decided": decided if all(math.isfinite(v) for v in decided) else None,
-              "test": verdict.test, "threshold": decision_threshold(claim)}
+    inputs = {
+        "kind": "claim",
+        "title": f"{claim.key}: {verdict.label}",
+        "metric": metric_label(check_metric(claim)),
+        "arms": arms,
+        "decided": decided if all(math.isfinite(v) for v in decided) else None,
+        "test": verdict.test,
+        "threshold": decision_threshold(claim),
+    }
     if _kept(path, inputs):
         return path
     fig, (ax, gain) = plt.subplots(1, 2, figsize=(6.4, 3.2), gridspec_kw={"width_ratios": [3, 1.2]})
     for position, (name, values, n, mean, ci, paper) in enumerate(arms):
-        offsets = [position - 0.15 + 0.15 * (i - (len(values) - 1) / 2) / max(len(values), 1) for i in range(len(values))]
+        offsets = [
+            position - 0.15 + 0.15 * (i - (len(values) - 1) / 2) / max(len(values), 1) for i in range(len(values))
+        ]
         ax.scatter(offsets, values, color="tab:blue", alpha=0.5, s=14, label="our seeds" if position == 0 else None)
         if n:
-            ax.errorbar([position], [mean], yerr=[ci], color="tab:blue", fmt="o", capsize=4,
-                        label="ours: mean, 95% CI" if position == 0 else None)
+            ax.errorbar(
+                [position],
+                [mean],
+                yerr=[ci],
+                color="tab:blue",
+                fmt="o",
+                capsize=4,
+                label="ours: mean, 95% CI" if position == 0 else None,
+            )
         if paper is not None:
-            ax.scatter([position + 0.25], [paper], color="tab:red", marker="D", s=30,
-                       label="paper" if position == 0 else None)
+            ax.scatter(
+                [position + 0.25], [paper], color="tab:red", marker="D", s=30, label="paper" if position == 0 else None
+            )
     ax.set_xticks(range(len(arms)), [name for name, *_ in arms])
     ax.set_ylabel(inputs["metric"], fontsize=8)
     ax.set_title(inputs["title"], fontsize=9)
@@ -73,8 +98,12 @@ def decision_threshold(claim) -> float | list[float] | None:
 
 
 def _draw_decision(ax: plt.Axes, claim, inputs: dict) -> None:
-    labels = {"ordering": f"gain of {getattr(claim.check, 'better', '')}", "ratio": "ratio of means",
-              "value": "our mean", "bound": "our mean"}
+    labels = {
+        "ordering": f"gain of {getattr(claim.check, 'better', '')}",
+        "ratio": "ratio of means",
+        "value": "our mean",
+        "bound": "our mean",
+    }
     ax.set_xticks([0], [labels.get(claim.check.kind, claim.check.kind)], fontsize=7)
     ax.set_xlim(-1, 1)
     threshold = inputs["threshold"]
@@ -96,8 +125,13 @@ def plot_curves(verdict: Verdict, history: pd.DataFrame, path: Path) -> Path | N
         if points.empty:
             continue
         per_epoch = points.groupby("epoch")["value"].agg(["mean", "min", "max"])
-        curves.append((f"{name} (n={points['run_id'].nunique()})", per_epoch.index.tolist(),
-                       *(per_epoch[column].tolist() for column in ("mean", "min", "max"))))
+        curves.append(
+            (
+                f"{name} (n={points['run_id'].nunique()})",
+                per_epoch.index.tolist(),
+                *(per_epoch[column].tolist() for column in ("mean", "min", "max")),
+            )
+        )
     if not curves:
         return None
     inputs = {"kind": "curves", "title": f"{verdict.claim.key}: training curves", "metric": metric, "curves": curves}
@@ -119,12 +153,20 @@ def plot_tuning(claim, record: dict | None, path: Path) -> Path | None:
     and each seed, the chosen value circled; None for a claim without a tuning record."""
     if record is None:
         return None
-    arms = {arm: [(entry["value"], entry["mean"], sorted(entry["metric_by_seed"].values())) for entry in data["values"]]
-            for arm, data in record["arms"].items()}
+    arms = {
+        arm: [(entry["value"], entry["mean"], sorted(entry["metric_by_seed"].values())) for entry in data["values"]]
+        for arm, data in record["arms"].items()
+    }
     chosen = {arm: data["chosen"] for arm, data in record["arms"].items()}
     tuning = claim.tuning
-    inputs = {"kind": "tuning", "title": f"{claim.key}: tuning on the validation split", "knob": tuning.knob,
-              "metric": tuning.metric, "arms": arms, "chosen": chosen}
+    inputs = {
+        "kind": "tuning",
+        "title": f"{claim.key}: tuning on the validation split",
+        "knob": tuning.knob,
+        "metric": tuning.metric,
+        "arms": arms,
+        "chosen": chosen,
+    }
     if _kept(path, inputs):
         return path
     fig, ax = plt.subplots(figsize=(5, 3.2))

@@ -18,15 +18,15 @@ from typing import Any
 import pandas as pd
 
 from optrepro.claims.checks import VERDICTS, Verdict, check_metric, fmt
-from optrepro.claims.units import in_metric_unit, metric_label, metric_unit
 from optrepro.claims.explain import explanation
-from optrepro.claims.tuning import read_record as read_tuning_record
-from optrepro.claims.tuning import tuning_table
 from optrepro.claims.match import ArmComposer, with_match_keys
 from optrepro.claims.policy import decide_claims
 from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
-from optrepro.records.table import history_frame, read_stores, records_to_frame
+from optrepro.claims.tuning import read_record as read_tuning_record
+from optrepro.claims.tuning import tuning_table
+from optrepro.claims.units import in_metric_unit, metric_label, metric_unit
 from optrepro.forked import forked_map
+from optrepro.records.table import history_frame, read_stores, records_to_frame
 from optrepro.results.plots import plot_claim, plot_curves, plot_tuning
 
 COMMAND = "python -m optrepro results report"
@@ -94,10 +94,14 @@ def claim_plot_paths(plots_dir: Path, claim: Claim) -> tuple[Path, Path, Path]:
 
 def _draw_plots(results: Sequence[PaperVerdicts], history: pd.DataFrame, plots_dir: Path) -> dict[str, list[Path]]:
     """Each claim's two plots (drawn in forked workers: ~250 PNGs into an empty folder), stale PNGs removed."""
+
     def draw(verdict: Verdict) -> list[Path]:
         comparison, curves, tuned = claim_plot_paths(plots_dir, verdict.claim)
-        drawn = (plot_claim(verdict, comparison), plot_curves(verdict, history, curves),
-                 plot_tuning(verdict.claim, read_tuning_record(verdict.claim), tuned))
+        drawn = (
+            plot_claim(verdict, comparison),
+            plot_curves(verdict, history, curves),
+            plot_tuning(verdict.claim, read_tuning_record(verdict.claim), tuned),
+        )
         return [p for p in drawn if p is not None]
 
     verdicts = [v for result in results for v in result.verdicts]
@@ -111,16 +115,24 @@ def _draw_plots(results: Sequence[PaperVerdicts], history: pd.DataFrame, plots_d
 
 # --- markdown ---------------------------------------------------------------------------------
 
+
 def render_markdown(
-    results: Sequence[PaperVerdicts], records: pd.DataFrame, *, stores: Sequence[Path], plots: dict[str, list[Path]],
+    results: Sequence[PaperVerdicts],
+    records: pd.DataFrame,
+    *,
+    stores: Sequence[Path],
+    plots: dict[str, list[Path]],
     base: Path,
 ) -> str:
     counts = verdict_counts(results)
     # Only stores that gave a record are named: an absent or empty one (a fresh clone's runs/, or one holding only
     # Hydra's logs) would make the same records give another RESULTS.md.
     sources = [Path(path).resolve() for path in records.get("record_path", ())]
-    shown_stores = ", ".join(f"`{_relative(store, base)}`" for store in stores
-                             if any(source.is_relative_to(Path(store).resolve()) for source in sources))
+    shown_stores = ", ".join(
+        f"`{_relative(store, base)}`"
+        for store in stores
+        if any(source.is_relative_to(Path(store).resolve()) for source in sources)
+    )
     lines = [
         "# Results: paper claims vs our runs",
         "",
@@ -169,20 +181,27 @@ def _section_anchor(paper: PaperClaims) -> str:
     return kept.replace(" ", "-")
 
 
-def _paper_section(result: PaperVerdicts, records: pd.DataFrame, plots: dict[str, list[Path]], base: Path
-                   ) -> list[str]:
+def _paper_section(result: PaperVerdicts, records: pd.DataFrame, plots: dict[str, list[Path]], base: Path) -> list[str]:
     paper = result.paper
     lines = [
-        f"## {_section_heading(paper)}", "", f"*{paper.citation}*", "",
+        f"## {_section_heading(paper)}",
+        "",
+        f"*{paper.citation}*",
+        "",
         "| claim | source | tier | metric (quantity, unit) | paper | ours (mean ± SD over n seeds) | runs | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for verdict in result.verdicts:
         claim = verdict.claim
         cells = [
-            f"`{claim.id}`", str(claim.source), claim.tier, metric_label(check_metric(claim)), _paper_cell(verdict),
+            f"`{claim.id}`",
+            str(claim.source),
+            claim.tier,
+            metric_label(check_metric(claim)),
+            _paper_cell(verdict),
             "<br>".join(f"{name}: {arm.summary()}" for name, arm in verdict.arms.items()) or "—",
-            _runs_cell(verdict, records), f"**{verdict.label}**",
+            _runs_cell(verdict, records),
+            f"**{verdict.label}**",
         ]
         lines.append("| " + " | ".join(_escape(cell) for cell in cells) + " |")
     lines.append("")
@@ -194,8 +213,12 @@ def _paper_section(result: PaperVerdicts, records: pd.DataFrame, plots: dict[str
 def _paper_cell(verdict: Verdict) -> str:
     claim, check = verdict.claim, verdict.claim.check
     if claim.reported:  # numbers with unit and [source quality, where read]; notes in words are quoted
-        return "<br>".join(f"{arm}: {reported_text(value, check_metric(claim))}" if isinstance(value, Reported)
-                           else f"{arm}: “{value}”" for arm, value in claim.reported.items())
+        return "<br>".join(
+            f"{arm}: {reported_text(value, check_metric(claim))}"
+            if isinstance(value, Reported)
+            else f"{arm}: “{value}”"
+            for arm, value in claim.reported.items()
+        )
     if isinstance(check, ValueCheck):
         spread = f" ± {check.spread:g} ({check.spread_kind or 'spread'})" if check.spread is not None else ""
         return f"{check.arm}: {check.reported:g}{spread}"
@@ -230,15 +253,21 @@ def code_versions(verdict: Verdict, records: pd.DataFrame) -> list[str]:
         git = rows.get("code_git_commit", pd.Series(dtype=object))
         source = rows.get("code_source_hash", pd.Series(dtype=object))
         commits = sorted({str(c)[:8] for c, h in zip(git, source) if pd.notna(c) and (h == version or c == version)})
-        versions.append(f"{version[:8]} (git {', '.join(commits)})" if commits and commits != [version[:8]]
-                        else version[:8])
+        versions.append(
+            f"{version[:8]} (git {', '.join(commits)})" if commits and commits != [version[:8]] else version[:8]
+        )
     return versions
 
 
 def _claim_details(verdict: Verdict, plots: list[Path], base: Path) -> list[str]:
     claim = verdict.claim
-    lines = [f"### `{claim.key}`", "", f"{claim.statement} ({claim.source}; {claim.seeds} seed(s) claimed)", "",
-             f"- verdict: **{verdict.label}**"]
+    lines = [
+        f"### `{claim.key}`",
+        "",
+        f"{claim.statement} ({claim.source}; {claim.seeds} seed(s) claimed)",
+        "",
+        f"- verdict: **{verdict.label}**",
+    ]
     lines += [f"- {line}" for line in explanation(verdict)]
     lines.append("")
     if claim.tuning is not None:
@@ -252,8 +281,13 @@ def _claim_details(verdict: Verdict, plots: list[Path], base: Path) -> list[str]
 def _commit_range(records: pd.DataFrame) -> str:
     if records.empty or "code_git_commit" not in records:
         return "no code commits recorded"
-    ordered = (records.assign(_finished=records.get("finished_at", pd.Series(dtype=object)).fillna(""))
-               .dropna(subset=["code_git_commit"]).groupby("code_git_commit")["_finished"].min().sort_values())
+    ordered = (
+        records.assign(_finished=records.get("finished_at", pd.Series(dtype=object)).fillna(""))
+        .dropna(subset=["code_git_commit"])
+        .groupby("code_git_commit")["_finished"]
+        .min()
+        .sort_values()
+    )
     commits = [c[:8] for c in ordered.index]
     if not commits:
         return "no code commits recorded"

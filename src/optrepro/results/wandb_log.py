@@ -42,7 +42,7 @@ def iter_log_records(path: Path) -> Iterator[wandb_internal_pb2.Record]:
             continue
         if position + length > len(data):  # a run killed while writing: keep what was complete
             return
-        chunk = data[position:position + length]
+        chunk = data[position : position + length]
         position += length
         if chunk_type in (FIRST, MIDDLE):
             pending = (pending if chunk_type == MIDDLE else b"") + chunk

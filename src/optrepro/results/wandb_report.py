@@ -28,8 +28,10 @@ from optrepro.results.report import PaperVerdicts, reported_text
 
 WORKSPACES_HINT = "pip install wandb-workspaces  # W&B's report API (wandb_workspaces.reports.v2)"
 INDEX_NAME = "index.html"
-RUNS_FOLDER_NOTE = ("the runs folder these runs were written to (paths.runs_dir: `runs/` in the repository "
-                    "unless OPTREPRO_RUNS or configs/local/ sets another)")
+RUNS_FOLDER_NOTE = (
+    "the runs folder these runs were written to (paths.runs_dir: `runs/` in the repository "
+    "unless OPTREPRO_RUNS or configs/local/ sets another)"
+)
 STYLE = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 0;
        background: #f6f8fa; }
@@ -61,9 +63,14 @@ def arm_wandb_runs(verdict: Verdict, records: pd.DataFrame) -> dict[str, list[tu
         return {arm: [] for arm in verdict.arms}
     table = records.set_index("run_id")
     names = table["wandb_name"] if "wandb_name" in table else pd.Series(None, index=table.index, dtype=object)
-    return {arm: sorted((str(table.at[r, "wandb_run_id"]), names[r] if pd.notna(names[r]) else None)
-                        for r in result.sample.run_ids if r in table.index and pd.notna(table.at[r, "wandb_run_id"]))
-            for arm, result in verdict.arms.items()}
+    return {
+        arm: sorted(
+            (str(table.at[r, "wandb_run_id"]), names[r] if pd.notna(names[r]) else None)
+            for r in result.sample.run_ids
+            if r in table.index and pd.notna(table.at[r, "wandb_run_id"])
+        )
+        for arm, result in verdict.arms.items()
+    }
 
 
 def wandb_ids(verdict: Verdict, records: pd.DataFrame) -> dict[str, list[str]]:
@@ -75,15 +82,19 @@ def run_names(verdict: Verdict, records: pd.DataFrame) -> dict[str, list[str]]:
     """arm -> the name of each run the verdict used, as W&B shows it (`<preset>/<arm>/s<seed>`), by seed; runs
     logged without a W&B name get the same form from their record."""
     table = records.drop_duplicates("run_id").set_index("run_id") if "run_id" in records else pd.DataFrame()
-    known = lambda row, key: row.get(key) if row.get(key) is not None and pd.notna(row.get(key)) else None
+
+    def known(row, key):
+        return row.get(key) if row.get(key) is not None and pd.notna(row.get(key)) else None
 
     def name(run_id: str, arm: str, seed: int) -> str:
         row = table.loc[run_id] if run_id in table.index else pd.Series(dtype=object)
         preset = known(row, "repro_name") or known(row, "p_name")
         return known(row, "wandb_name") or "/".join(str(part) for part in (preset, arm, f"s{seed}") if part)
 
-    return {arm: [name(run_id, arm, seed) for run_id, seed in zip(result.sample.run_ids, result.sample.seeds)]
-            for arm, result in verdict.arms.items()}
+    return {
+        arm: [name(run_id, arm, seed) for run_id, seed in zip(result.sample.run_ids, result.sample.seeds)]
+        for arm, result in verdict.arms.items()
+    }
 
 
 def offline_run_ids(results: Sequence[PaperVerdicts], records: pd.DataFrame) -> list[str]:
@@ -94,8 +105,11 @@ def offline_run_ids(results: Sequence[PaperVerdicts], records: pd.DataFrame) -> 
         return []
     used = {run_id for r in results for v in r.verdicts for a in v.arms.values() for run_id in a.sample.run_ids}
     offline = records[records["run_id"].isin(used) & (records.get("wandb_mode") == "offline")]
-    present = [str(row.wandb_run_id) for row in offline.itertuples()
-               if pd.notna(row.wandb_dir) and _run_folder(row.record_path).joinpath(str(row.wandb_dir)).is_dir()]
+    present = [
+        str(row.wandb_run_id)
+        for row in offline.itertuples()
+        if pd.notna(row.wandb_dir) and _run_folder(row.record_path).joinpath(str(row.wandb_dir)).is_dir()
+    ]
     return sorted(set(present))
 
 
@@ -114,24 +128,38 @@ def sync_pattern(run_ids: Sequence[str]) -> str:
 def publish_instructions(run_ids: Sequence[str], entity: str | None, project: str | None) -> str:
     """What to run to get the comparison into W&B from an offline machine (no path of any machine in it)."""
     target = f"--entity {entity or '<entity>'} --project {project or '<project>'}"
-    report = (f"build the W&B reports, from the repository: python -m optrepro results wandb --online {target}\n"
-              f"    (needs {WORKSPACES_HINT})")
+    report = (
+        f"build the W&B reports, from the repository: python -m optrepro results wandb --online {target}\n"
+        f"    (needs {WORKSPACES_HINT})"
+    )
     if not run_ids:
-        return ("No offline W&B run folder of these runs is on this machine (committed records travel without "
-                "theirs; runs you make with `python -m optrepro claims run` or run.py leave one in the runs folder).\n"
-                f"Runs already in W&B: {report}")
-    return (f"To publish: (0) wandb login   # once, with your W&B API key\n"
-            f"(1) upload the {len(run_ids)} offline run(s), in bash, from {RUNS_FOLDER_NOTE}:\n"
-            f"    wandb sync {target} {sync_pattern(run_ids)}\n"
-            f"(2) {report}")
+        return (
+            "No offline W&B run folder of these runs is on this machine (committed records travel without "
+            "theirs; runs you make with `python -m optrepro claims run` or run.py leave one in the runs folder).\n"
+            f"Runs already in W&B: {report}"
+        )
+    return (
+        f"To publish: (0) wandb login   # once, with your W&B API key\n"
+        f"(1) upload the {len(run_ids)} offline run(s), in bash, from {RUNS_FOLDER_NOTE}:\n"
+        f"    wandb sync {target} {sync_pattern(run_ids)}\n"
+        f"(2) {report}"
+    )
 
 
 def _page(title: str, body: list[str]) -> str:
-    return "\n".join([
-        "<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><main>", *body, "</main></body></html>",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "<!doctype html>",
+                "<html lang='en'><head><meta charset='utf-8'>",
+                "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+                f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><main>",
+                *body,
+                "</main></body></html>",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _badge(verdict: Verdict) -> str:
@@ -168,33 +196,47 @@ def decision_text(verdict: Verdict) -> str:
     return f"decided on {fmt(verdict.observed)}, 95% CI [{fmt(verdict.low)}, {fmt(verdict.high)}] ({verdict.test})"
 
 
-def write_local_comparison(result: PaperVerdicts, records: pd.DataFrame, plots: dict[str, list[Path]], out: Path,
-                           publish: str = "") -> Path:
+def write_local_comparison(
+    result: PaperVerdicts, records: pd.DataFrame, plots: dict[str, list[Path]], out: Path, publish: str = ""
+) -> Path:
     """An HTML page per paper: per claim the verdict, the CI it rests on, each arm's runs (by W&B name) and the
     plots; images are linked relative to the page, and `publish` (the publish steps of this paper's runs) closes it."""
     paper = result.paper
-    body = [f"<nav><a href='{INDEX_NAME}'>all papers</a></nav>",
-            f"<h1>{html.escape(paper.title)}</h1><p class='cite'>{html.escape(paper.citation)}</p>"]
+    body = [
+        f"<nav><a href='{INDEX_NAME}'>all papers</a></nav>",
+        f"<h1>{html.escape(paper.title)}</h1><p class='cite'>{html.escape(paper.citation)}</p>",
+    ]
     for verdict in page_order(result.verdicts):
         metric = check_metric(verdict.claim)
         names = run_names(verdict, records)
-        body.append(f"<h2 id='{html.escape(verdict.claim.id)}'>{html.escape(verdict.claim.key)}{_badge(verdict)}</h2>"
-                    f"<p class='statement'>{html.escape(verdict.claim.statement)}</p>"
-                    f"<p class='detail'>{html.escape(decision_text(verdict))}</p>"
-                    f"<p class='detail'>{html.escape(verdict.detail)}</p>")
+        body.append(
+            f"<h2 id='{html.escape(verdict.claim.id)}'>{html.escape(verdict.claim.key)}{_badge(verdict)}</h2>"
+            f"<p class='statement'>{html.escape(verdict.claim.statement)}</p>"
+            f"<p class='detail'>{html.escape(decision_text(verdict))}</p>"
+            f"<p class='detail'>{html.escape(verdict.detail)}</p>"
+        )
         if verdict.arms:
-            body.append(f"<table><tr><th>arm</th><th>ours: {html.escape(metric_label(metric))}</th>"
-                        "<th>paper</th><th>runs (W&amp;B names)</th></tr>")
+            body.append(
+                f"<table><tr><th>arm</th><th>ours: {html.escape(metric_label(metric))}</th>"
+                "<th>paper</th><th>runs (W&amp;B names)</th></tr>"
+            )
             for arm, arm_result in verdict.arms.items():
                 listed = "".join(f"<code>{html.escape(name)}</code>" for name in names[arm]) or "none"
-                body.append(f"<tr><td><b>{html.escape(arm)}</b></td><td>{html.escape(ours_text(arm_result))}</td>"
-                            f"<td>{html.escape(paper_text(verdict, arm))}</td><td>{listed}</td></tr>")
+                body.append(
+                    f"<tr><td><b>{html.escape(arm)}</b></td><td>{html.escape(ours_text(arm_result))}</td>"
+                    f"<td>{html.escape(paper_text(verdict, arm))}</td><td>{listed}</td></tr>"
+                )
             body.append("</table>")
-        images = [Path(os.path.relpath(plot.resolve(), out.parent.resolve())).as_posix()
-                  for plot in plots.get(verdict.claim.key, [])]
+        images = [
+            Path(os.path.relpath(plot.resolve(), out.parent.resolve())).as_posix()
+            for plot in plots.get(verdict.claim.key, [])
+        ]
         if images:
-            body.append("<div class='plots'>" + "".join(
-                f"<img src='{html.escape(src)}' alt='{html.escape(PurePath(src).stem)}'>" for src in images) + "</div>")
+            body.append(
+                "<div class='plots'>"
+                + "".join(f"<img src='{html.escape(src)}' alt='{html.escape(PurePath(src).stem)}'>" for src in images)
+                + "</div>"
+            )
     if publish:
         body.append(f"<h2>Publish to W&amp;B</h2><pre>{html.escape(publish)}</pre>")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -209,12 +251,18 @@ def write_index(results: Sequence[PaperVerdicts], out_dir: Path) -> Path:
         statuses = [verdict.status for verdict in result.verdicts]
         summary = ", ".join(f"{statuses.count(s)} {s}" for s in VERDICTS if statuses.count(s)) or "no claims"
         name = html.escape(result.paper.paper)
-        rows.append(f"<tr><td><a href='{name}.html'>{name}</a></td>"
-                    f"<td>{html.escape(result.paper.title)}</td><td>{html.escape(summary)}</td></tr>")
-    body = ["<h1>Claims, arm by arm</h1><p class='cite'>The runs each verdict used, per arm, with their W&amp;B runs "
-            "(generated by <code>python -m optrepro results wandb</code>). Each paper page says how to publish its "
-            "runs to W&amp;B.</p>",
-            "<table><tr><th>paper</th><th>title</th><th>verdicts</th></tr>", *rows, "</table>"]
+        rows.append(
+            f"<tr><td><a href='{name}.html'>{name}</a></td>"
+            f"<td>{html.escape(result.paper.title)}</td><td>{html.escape(summary)}</td></tr>"
+        )
+    body = [
+        "<h1>Claims, arm by arm</h1><p class='cite'>The runs each verdict used, per arm, with their W&amp;B runs "
+        "(generated by <code>python -m optrepro results wandb</code>). Each paper page says how to publish its "
+        "runs to W&amp;B.</p>",
+        "<table><tr><th>paper</th><th>title</th><th>verdicts</th></tr>",
+        *rows,
+        "</table>",
+    ]
     out = out_dir / INDEX_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_page("Claims, arm by arm", body))
@@ -230,11 +278,18 @@ def build_online_report(result: PaperVerdicts, records: pd.DataFrame, entity: st
         metric = check_metric(verdict.claim)
         runsets = [
             wr.Runset(entity=entity, project=project, name=arm, filters=f"Metric('ID') in {ids!r}")
-            for arm, ids in wandb_ids(verdict, records).items() if ids
+            for arm, ids in wandb_ids(verdict, records).items()
+            if ids
         ]
         blocks += [wr.H2(f"{verdict.claim.key}: {verdict.label}"), wr.P(f"{verdict.claim.statement} {verdict.detail}")]
         if runsets:
-            blocks.append(wr.PanelGrid(runsets=runsets, panels=[
-                wr.BarPlot(title=metric, metrics=[metric]), wr.LinePlot(title=metric, x="epoch", y=[metric]),
-            ]))
+            blocks.append(
+                wr.PanelGrid(
+                    runsets=runsets,
+                    panels=[
+                        wr.BarPlot(title=metric, metrics=[metric]),
+                        wr.LinePlot(title=metric, x="epoch", y=[metric]),
+                    ],
+                )
+            )
     return wr.Report(project=project, entity=entity, title=f"{result.paper.paper}: claims, arm by arm", blocks=blocks)

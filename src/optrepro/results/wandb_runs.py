@@ -86,9 +86,17 @@ def api_runs(project_path: str, api: Any = None) -> Iterator[WandbRun]:
         api = wandb.Api()
     for run in api.runs(project_path):
         yield WandbRun(
-            run_id=run.id, project=run.project, config=dict(run.config), summary=dict(run.summary),
-            history=list(run.scan_history()), status=API_STATES.get(run.state, "interrupted"),
-            mode="online", path="/".join(run.path), name=run.name, group=run.group, job_type=run.job_type,
+            run_id=run.id,
+            project=run.project,
+            config=dict(run.config),
+            summary=dict(run.summary),
+            history=list(run.scan_history()),
+            status=API_STATES.get(run.state, "interrupted"),
+            mode="online",
+            path="/".join(run.path),
+            name=run.name,
+            group=run.group,
+            job_type=run.job_type,
             tags=list(run.tags),
         )
 
@@ -101,29 +109,41 @@ def to_record(run: WandbRun) -> dict[str, Any]:
     hardware = config.get("hardware") or {}
     train = config.get("train") or {}
     world_size = int(hardware.get("devices", 1)) * int(hardware.get("num_nodes", 1))
-    return RunRecord.from_dict({
-        "run_id": RECORD_ID_PREFIX + run.run_id,
-        "status": run.status,
-        "error": None,
-        "repro": config.get("repro"),
-        "seed": config.get("seed"),
-        "config": config,
-        "config_hash": config_hash(cfg),
-        "setting_hash": setting_hash(cfg),
-        "metrics": {"final": _public(run.summary), "best": {}},
-        "history": [_public(row) | _epoch_step(row) for row in run.history],
-        "timing": None,
-        "hardware": {
-            "accelerator": hardware.get("accelerator"), "device_names": run.device_names,
-            "world_size": world_size, "num_nodes": hardware.get("num_nodes"),
-            "per_device_batch_size": int(train["batch_size"]) // world_size if "batch_size" in train else None,
-            "global_batch_size": train.get("batch_size"), "precision": hardware.get("precision"),
-        },
-        "code": None,
-        "wandb": {"run_id": run.run_id, "project": run.project, "path": run.path, "mode": run.mode, "dir": run.dir,
-                  "name": run.name, "group": run.group},
-        "schema_version": SCHEMA_VERSION,
-    }).to_dict()
+    return RunRecord.from_dict(
+        {
+            "run_id": RECORD_ID_PREFIX + run.run_id,
+            "status": run.status,
+            "error": None,
+            "repro": config.get("repro"),
+            "seed": config.get("seed"),
+            "config": config,
+            "config_hash": config_hash(cfg),
+            "setting_hash": setting_hash(cfg),
+            "metrics": {"final": _public(run.summary), "best": {}},
+            "history": [_public(row) | _epoch_step(row) for row in run.history],
+            "timing": None,
+            "hardware": {
+                "accelerator": hardware.get("accelerator"),
+                "device_names": run.device_names,
+                "world_size": world_size,
+                "num_nodes": hardware.get("num_nodes"),
+                "per_device_batch_size": int(train["batch_size"]) // world_size if "batch_size" in train else None,
+                "global_batch_size": train.get("batch_size"),
+                "precision": hardware.get("precision"),
+            },
+            "code": None,
+            "wandb": {
+                "run_id": run.run_id,
+                "project": run.project,
+                "path": run.path,
+                "mode": run.mode,
+                "dir": run.dir,
+                "name": run.name,
+                "group": run.group,
+            },
+            "schema_version": SCHEMA_VERSION,
+        }
+    ).to_dict()
 
 
 def _apply(target: dict[str, Any], updates: Iterable[Any], removals: Iterable[Any]) -> None:
