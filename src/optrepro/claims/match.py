@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from optrepro.claims.schema import Claim
 from optrepro.config import setting_hash
@@ -110,6 +110,16 @@ class ArmComposer:
         if name not in keys:
             keys[name] = match_key(self.compose(claim, arm))
         return keys[name]
+
+    def holds(self, claim: Claim, arm: str, dotted: str) -> bool:
+        """Whether the arm's composed config has the key `dotted`; cached on disk beside the match keys, so checking a
+        claim's knob costs no composition while the config files are unchanged."""
+        keys = self._keys()
+        name = json.dumps([*claim.arm_overrides(arm), f"holds {dotted}"])
+        if name not in keys:
+            absent = object()
+            keys[name] = str(OmegaConf.select(self.compose(claim, arm), dotted, default=absent) is not absent)
+        return keys[name] == "True"
 
     def prefetch_keys(self, arms: Sequence[tuple[Claim, str]]) -> None:
         """Compose the arms whose keys are not cached, in forked workers when there are many (call inside `with`)."""

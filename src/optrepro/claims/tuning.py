@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from optrepro.claims.schema import Claim
 from optrepro.errors import InvalidConfigError, OptreproError
@@ -84,21 +83,16 @@ def grid_points(claim: Claim) -> list[GridPoint]:
     ]
 
 
-def check_knob(claim: Claim, cfg) -> None:
-    """The knob must exist in the arm's composed config: a misspelt knob would otherwise add a key nobody reads."""
-    absent = object()
-    if OmegaConf.select(cfg, claim.tuning.knob, default=absent) is absent:
-        raise InvalidConfigError(
-            f"{claim.key} tuning.knob",
-            f"{claim.tuning.knob!r} is not a key of the arms' composed config",
-            "name an existing key, e.g. optimizer.rho",
-        )
-
-
 def check_grid(claim: Claim, composer) -> None:
-    """Compose each tuned arm and check the knob exists (inside `with composer:`), before any run."""
+    """The knob must be a key of each tuned arm's composed config (a misspelt knob would add a key nobody reads):
+    checked before any run; call inside `with composer:`."""
     for arm in claim.tuning.grid:
-        check_knob(claim, composer.compose(claim, arm))
+        if not composer.holds(claim, arm, claim.tuning.knob):
+            raise InvalidConfigError(
+                f"{claim.key} tuning.knob",
+                f"{claim.tuning.knob!r} is not a key of the arms' composed config",
+                "name an existing key, e.g. optimizer.rho",
+            )
 
 
 def grid_runs(
