@@ -473,6 +473,33 @@ def check_metric(claim: Claim) -> str:
     return getattr(claim.check, "metric", claim.metric)
 
 
+def not_run(
+    claim: Claim,
+    why: str,
+    *,
+    notes: tuple[str, ...] = (),
+    unused: tuple[Unused, ...] = (),
+    pending: tuple[str, ...] = (),
+    missing_seeds: dict[str, tuple[int, ...]] | None = None,
+) -> Verdict:
+    """The verdict on a claim nothing answers yet: `why` says what is missing and the command that makes it."""
+    return Verdict(
+        claim,
+        NOT_RUN,
+        math.nan,
+        math.nan,
+        math.nan,
+        "",
+        why,
+        {},
+        None,
+        notes,
+        unused,
+        pending,
+        missing_seeds=missing_seeds or {},
+    )
+
+
 def evaluate_claim(
     claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str], hardware_filter: HardwareFilter | None = None
 ) -> Verdict:
@@ -481,19 +508,10 @@ def evaluate_claim(
         return timing_verdict(claim)
     if claim.tuning_pending:
         first = claim.looks[0] if claim.looks else claim.seeds
-        return Verdict(
+        return not_run(
             claim,
-            NOT_RUN,
-            math.nan,
-            math.nan,
-            math.nan,
-            "",
-            "its tuning stage has not chosen "
-            f"{claim.tuning.knob} yet (python -m optrepro claims run {claim.key} runs the grid on the "
-            "validation split first)",
-            {},
-            None,
-            (),
+            f"its tuning stage has not chosen {claim.tuning.knob} yet (python -m optrepro claims run {claim.key} "
+            "runs the grid on the validation split first)",
             missing_seeds={arm: tuple(range(first)) for arm in claim.arms},
         )
     verdict = _evaluate(claim, records, arm_keys, hardware_filter)
@@ -518,21 +536,13 @@ def _evaluate(
             arm: tuple(s for s in seeds if not claim.looks or s < claim.looks[0])
             for arm, seeds in evidence.missing_seeds.items()
         }
-        return Verdict(
+        return not_run(
             claim,
-            NOT_RUN,
-            math.nan,
-            math.nan,
-            math.nan,
-            "",
             evidence.missing,
-            {},
-            None,
-            evidence.notes,
-            evidence.unused,
-            evidence.pending,
-            None,
-            first_look,
+            notes=evidence.notes,
+            unused=evidence.unused,
+            pending=evidence.pending,
+            missing_seeds=first_look,
         )
     return judge_sequential(claim, evidence) if claim.looks else judge(claim, evidence)
 
@@ -541,18 +551,7 @@ def timing_verdict(claim: Claim) -> Verdict:
     """A ratio measured side by side (claims.timing): the newest timing record of the claim decides."""
     found = timing.latest_record(claim)
     if found is None:
-        return Verdict(
-            claim,
-            NOT_RUN,
-            math.nan,
-            math.nan,
-            math.nan,
-            "",
-            f"no side-by-side timing record yet (python -m optrepro claims run {claim.key})",
-            {},
-            None,
-            (),
-        )
+        return not_run(claim, f"no side-by-side timing record yet (python -m optrepro claims run {claim.key})")
     path, record = found
     check = claim.check
     ratio, low, high, n = timing.ratio_interval(record["ratios"])
