@@ -34,7 +34,7 @@ from optrepro.data.seeds import seeded_generator
 from optrepro.errors import ConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
-from optrepro.optim.factory import build_base_optimizer
+from optrepro.optim.factory import build_base_optimizer, validated_on_stand_in
 from optrepro.optim.standard import finish_step, forward_loss, optimizer_params, split_batch, sync_on_last
 from optrepro.optim.two_pass import load_grads
 from reproductions.cram.pruning import apply_masks, check_sparsity, global_magnitude_masks
@@ -143,6 +143,7 @@ class CrAMStep(StepStrategy):
             self.generator.set_state(state["sparsity_generator"])
 
 
+@validated_on_stand_in
 def build_cram_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """``optimizer`` node: ``base`` (a Hydra partial of the base optimizer), ``rho``, ``sparsities``, ``plus``,
     ``sparse_grad``, ``normalize``."""
@@ -173,19 +174,3 @@ def build_cram_step(cfg, model, *, num_train_samples, num_classes, accumulate, g
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return optimizer, strategy
-
-
-def validate(cfg) -> None:
-    """The config check (optrepro.config_schema, rule step_config) builds the step on a one-weight stand-in model, so
-    the builder's own checks stop a bad knob in one line before the run has a folder."""
-    build_cram_step(
-        cfg.optimizer,
-        torch.nn.Linear(1, 1),
-        num_train_samples=1,
-        num_classes=1,
-        accumulate=int(cfg.train.accumulate),
-        grad_clip=cfg.train.grad_clip,
-    )
-
-
-build_cram_step.validate = validate

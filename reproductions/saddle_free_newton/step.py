@@ -28,7 +28,7 @@ from torch import Tensor
 
 from optrepro.errors import ConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
-from optrepro.optim.factory import build_base_optimizer
+from optrepro.optim.factory import build_base_optimizer, validated_on_stand_in
 from optrepro.optim.standard import Chunk, forward_loss, optimizer_params
 
 METHODS = ("sfn", "damped_newton")
@@ -202,6 +202,7 @@ class KrylovNewtonStep(StepStrategy):
             offset += n
 
 
+@validated_on_stand_in
 def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """Step builder for ``optimizer.step: reproductions.saddle_free_newton.step:build_sfn_step``.
 
@@ -221,19 +222,3 @@ def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, gr
     optimizer = build_base_optimizer(cfg, model)
     step = KrylovNewtonStep(optimizer, method=method, krylov_dim=int(cfg.get("krylov_dim", 20)), damping=damping)
     return optimizer, step
-
-
-def validate(cfg) -> None:
-    """The config check (optrepro.config_schema, rule step_config) builds the step on a one-weight stand-in model, so
-    the builder's own checks stop a bad knob in one line before the run has a folder."""
-    build_sfn_step(
-        cfg.optimizer,
-        torch.nn.Linear(1, 1),
-        num_train_samples=1,
-        num_classes=1,
-        accumulate=int(cfg.train.accumulate),
-        grad_clip=cfg.train.grad_clip,
-    )
-
-
-build_sfn_step.validate = validate

@@ -82,6 +82,25 @@ def build_optimizer(
     )
 
 
+def validated_on_stand_in(builder: StepBuilder) -> StepBuilder:
+    """`builder` with a `validate(cfg)` for the config check (config_schema rule step_config) that runs the builder
+    itself on a one-weight stand-in model: its own checks then stop a bad knob in one line before the run has a
+    folder. For builders that draw no random numbers and need nothing of the real model."""
+
+    def validate(cfg) -> None:
+        builder(
+            cfg.optimizer,
+            nn.Linear(1, 1),
+            num_train_samples=1,
+            num_classes=1,
+            accumulate=int(cfg.train.accumulate),
+            grad_clip=cfg.train.grad_clip,
+        )
+
+    builder.validate = validate
+    return builder
+
+
 def resolve_step_builder(step: str | None) -> StepBuilder:
     """Import the builder registered for ``step``, or the ``"module:function"`` a paper names."""
     path = STEP_BUILDERS.get(step) if isinstance(step, str) else None
