@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from helpers.compose import compose_config
+from helpers.rejected import rejected_run
 
 from optrepro import config_schema
 from optrepro.config_schema import validate_config
@@ -198,20 +199,9 @@ def test_documented_commands_are_found():
 
 @pytest.mark.parametrize("override,key", [("seed=abc", "seed"), ("hardware.devices=0", "hardware.devices")])
 def test_run_py_prints_one_line_and_makes_no_run_folder(override, key, tmp_path):
-    runs = tmp_path / "runs"
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")}
-    done = subprocess.run(
-        [sys.executable, "run.py", override, f"paths.runs_dir={runs}", f"hydra.run.dir={tmp_path}/h"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
-    assert not runs.exists()
+    stderr = rejected_run([override], tmp_path, timeout=120, env=env)
+    assert stderr.startswith(f"optrepro: error: {key}: ") and stderr.count("\n") == 1, stderr
 
 
 def test_type_and_range_errors_come_without_importing_torch():

@@ -49,6 +49,19 @@ def repo(tmp_path):
     return tmp_path
 
 
+@pytest.fixture
+def cli_args(repo, config_dir, records):
+    """The options that point the claims commands at this test's repository layout, configs and records."""
+    return [
+        "--reproductions",
+        str(repo / "reproductions"),
+        "--config-dir",
+        str(config_dir),
+        "--records",
+        str(records.root),
+    ]
+
+
 def claims_file(repo):
     return repo / "reproductions" / "sam" / "claims.yaml"
 
@@ -78,17 +91,9 @@ def test_a_claim_whose_tuning_has_not_run_is_not_run_and_names_the_command(repo,
     assert verdict.missing_seeds == {"sam": (0, 1, 2), "sgd": (0, 1, 2)}
 
 
-def test_dry_run_lists_the_grid_runs_on_the_validation_split_and_no_claim_run(repo, records, config_dir, capsys):
+def test_dry_run_lists_the_grid_runs_on_the_validation_split_and_no_claim_run(repo, records, cli_args, capsys):
     add_grid(records, {0.01: (0.8,)})  # one of six grid runs exists
-    args = [
-        "--reproductions",
-        str(repo / "reproductions"),
-        "--config-dir",
-        str(config_dir),
-        "--records",
-        str(records.root),
-    ]
-    assert main(["claims", "run", "sam/tuned", "--dry-run", *args]) == 0
+    assert main(["claims", "run", "sam/tuned", "--dry-run", *cli_args]) == 0
     out = capsys.readouterr().out
     commands = [line for line in out.splitlines() if line.startswith("python ")]
     assert commands == [
@@ -103,20 +108,12 @@ def test_dry_run_lists_the_grid_runs_on_the_validation_split_and_no_claim_run(re
     assert "after tuning: sam/tuned" in out
 
 
-def test_claims_that_share_a_tuned_arm_launch_its_grid_runs_once(repo, records, config_dir, capsys):
+def test_claims_that_share_a_tuned_arm_launch_its_grid_runs_once(repo, cli_args, capsys):
     path = claims_file(repo)
     text = path.read_text()
     second = text[text.index("  - id: tuned") :].replace("id: tuned", "id: tuned_again")
     path.write_text(text + second)
-    args = [
-        "--reproductions",
-        str(repo / "reproductions"),
-        "--config-dir",
-        str(config_dir),
-        "--records",
-        str(records.root),
-    ]
-    assert main(["claims", "run", "sam", "--dry-run", *args]) == 0
+    assert main(["claims", "run", "sam", "--dry-run", *cli_args]) == 0
     commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("python ")]
     assert len(commands) == len(set(commands)) == 6
 
@@ -174,18 +171,10 @@ def test_the_tuning_table_shows_each_value_and_the_choice(repo, records, compose
     assert stored["arms"]["sam"]["values"][1]["runs"] == {"0": "run003", "1": "run004"}
 
 
-def test_a_knob_missing_from_the_arms_config_stops_claims_list_in_one_line(repo, records, config_dir, capsys):
+def test_a_knob_missing_from_the_arms_config_stops_claims_list_in_one_line(repo, cli_args, capsys):
     path = claims_file(repo)
     path.write_text(path.read_text().replace("knob: optimizer.rho", "knob: optimizer.rhoo"))
-    args = [
-        "--reproductions",
-        str(repo / "reproductions"),
-        "--config-dir",
-        str(config_dir),
-        "--records",
-        str(records.root),
-    ]
-    assert main(["claims", "list", *args]) == 2
+    assert main(["claims", "list", *cli_args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "optrepro: error: sam/tuned tuning.knob: 'optimizer.rhoo' is not a key of the arms' composed "

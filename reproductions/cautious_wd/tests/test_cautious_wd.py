@@ -5,15 +5,13 @@ toy objectives' geometry, and bad knobs stopping before any work."""
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 
-from optrepro.paths import REPO_ROOT
 from reproductions.cautious_wd.optimizer import CautiousWeightDecay
 from reproductions.cautious_wd.step import build_cwd_step
 from reproductions.cautious_wd.toy import objective_value, pareto_gap, start_point
@@ -148,24 +146,8 @@ def test_toy_objectives_and_pareto_gap_by_hand():
 )
 def test_bad_knobs_stop_before_any_work(override, key, tmp_path):
     preset = "cwd_smoke" if override.startswith("optimizer") else "cwd_toy_cpu"
-    runs = tmp_path / "runs"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "run.py",
-            f"+repro={preset}",
-            override,
-            f"paths.runs_dir={runs}",
-            f"hydra.run.dir={tmp_path}/h",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
-    assert not runs.exists()
+    stderr = rejected_run([f"+repro={preset}", override], tmp_path, timeout=120)
+    assert stderr.startswith(f"optrepro: error: {key}: ") and stderr.count("\n") == 1, stderr
 
 
 def test_toy_knobs_are_checked():

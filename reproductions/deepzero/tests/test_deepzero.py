@@ -3,20 +3,17 @@ BatchNorm statistics, bad knobs and a smoke run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 from helpers.compose import compose_config
+from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 from torch import nn
 
 from optrepro.config_schema import validate_config
 from optrepro.errors import ConfigError
 from optrepro.optim.backend import LocalBackend
-from optrepro.paths import REPO_ROOT
 from optrepro.train import run
 from reproductions.deepzero.estimators import active_count, cge, random_masks, rge
 from reproductions.deepzero.step import ZO_STREAM, build_zo_step
@@ -242,25 +239,9 @@ def test_bad_input_names_the_key_problem_and_fix(override, line):
 
 
 def test_bad_input_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "run.py",
-            "+repro=dz_digits_smoke",
-            "optimizer.sparsity=1.5",
-            "logger=csv",
-            f"paths.runs_dir={tmp_path / 'runs'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 2, done.stderr[-2000:]
-    last = done.stderr.strip().splitlines()[-1]
+    stderr = rejected_run(["+repro=dz_digits_smoke", "optimizer.sparsity=1.5", "logger=csv"], tmp_path, timeout=180)
+    last = stderr.strip().splitlines()[-1]
     assert last.startswith("optrepro: error: optimizer.sparsity: 1.5 is not a fraction in [0, 1)"), last
-    assert not (tmp_path / "runs").exists()
 
 
 def test_smoke_run_finishes_with_a_record(tmp_path):

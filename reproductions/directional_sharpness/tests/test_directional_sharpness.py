@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 
 from optrepro.errors import InvalidConfigError
@@ -213,21 +214,5 @@ def test_callback_adam_direction_is_the_runs_own_adam_update(tmp_path):
     ],
 )
 def test_bad_knobs_stop_before_any_work(preset, override, key, tmp_path):
-    runs = tmp_path / "runs"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "run.py",
-            f"+repro={preset}",
-            override,
-            f"paths.runs_dir={runs}",
-            f"hydra.run.dir={tmp_path}/h",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
-    assert not runs.exists()
+    stderr = rejected_run([f"+repro={preset}", override], tmp_path, timeout=120)
+    assert stderr.startswith(f"optrepro: error: {key}: ") and stderr.count("\n") == 1, stderr

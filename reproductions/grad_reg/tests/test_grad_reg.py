@@ -3,19 +3,16 @@ order error against double backprop, bad knobs, a smoke run and the cost task.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 from helpers.compose import compose_config
+from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 from torch import nn
 
 from optrepro.errors import ConfigError
 from optrepro.optim.backend import LocalBackend
-from optrepro.paths import REPO_ROOT
 from optrepro.train import run
 from reproductions.grad_reg.cost import GRCostCallback
 from reproductions.grad_reg.step import build_gr_step
@@ -114,24 +111,8 @@ def test_bad_knobs_name_the_key(key, value, message):
 
 
 def test_bad_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "run.py",
-            "+repro=gr_smoke",
-            "optimizer.method=central",
-            "logger=csv",
-            f"paths.runs_dir={tmp_path / 'runs'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.method: unknown value")
-    assert not (tmp_path / "runs").exists()  # checked by the config check, before any work
+    stderr = rejected_run(["+repro=gr_smoke", "optimizer.method=central", "logger=csv"], tmp_path, timeout=180)
+    assert stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.method: unknown value")
 
 
 def test_smoke_run_and_cost_callback_finish_with_records(tmp_path):

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.rejected import config_check_error, rejected_run
 from omegaconf import OmegaConf
 
+from optrepro.errors import InvalidConfigError
 from optrepro.optim.backend import LocalBackend
 from optrepro.optim.standard import StandardStep
 from optrepro.train import run
@@ -198,37 +200,11 @@ BAD_KNOBS = [
 
 @pytest.mark.parametrize("overrides, key, words", BAD_KNOBS)
 def test_bad_knobs_stop_the_config_check_in_one_line(overrides, key, words):
-    from helpers.compose import compose_config
-
-    from optrepro.config_schema import validate_config
-    from optrepro.errors import InvalidConfigError
-
-    with pytest.raises(InvalidConfigError) as caught:
-        validate_config(compose_config(["+repro=jd_smoke", *overrides]))
-    assert caught.value.key == key and words in str(caught.value) and "\n" not in str(caught.value)
+    error = config_check_error(["+repro=jd_smoke", *overrides])
+    assert isinstance(error, InvalidConfigError) and error.key == key
+    assert words in str(error) and "\n" not in str(error)
 
 
 def test_a_bad_aggregator_exits_2_before_the_run_has_a_folder(tmp_path):
-    import subprocess
-    import sys
-
-    from optrepro.paths import REPO_ROOT
-
-    done = subprocess.run(
-        [
-            sys.executable,
-            "run.py",
-            "+repro=jd_smoke",
-            "optimizer.aggregator=sum",
-            "logger=csv",
-            f"paths.runs_dir={tmp_path / 'runs'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.aggregator: 'sum' is not one")
-    assert not (tmp_path / "runs").exists()
+    stderr = rejected_run(["+repro=jd_smoke", "optimizer.aggregator=sum", "logger=csv"], tmp_path, timeout=180)
+    assert stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.aggregator: 'sum' is not one")

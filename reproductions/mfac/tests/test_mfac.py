@@ -5,15 +5,13 @@ theta - lr F^{-1}(g + wd theta); bad knobs stopping before any work."""
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 
-from optrepro.paths import REPO_ROOT
 from reproductions.mfac.callback import relative_error
 from reproductions.mfac.ihvp import SlidingWindowIHVP, dense_ihvp, recursive_ihvp
 from reproductions.mfac.optimizer import MFAC
@@ -128,21 +126,5 @@ def test_builder_moves_decay_into_the_gradient_and_keeps_no_decay_groups():
     ],
 )
 def test_bad_knobs_stop_before_any_work(override, key, tmp_path):
-    runs = tmp_path / "runs"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "run.py",
-            "+repro=mfac_smoke",
-            override,
-            f"paths.runs_dir={runs}",
-            f"hydra.run.dir={tmp_path}/h",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"optrepro: error: {key}: ") and done.stderr.count("\n") == 1, done.stderr
-    assert not runs.exists()
+    stderr = rejected_run(["+repro=mfac_smoke", override], tmp_path, timeout=120)
+    assert stderr.startswith(f"optrepro: error: {key}: ") and stderr.count("\n") == 1, stderr

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 from helpers.compose import compose_config
+from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 
 from optrepro import builders
 from optrepro.config_schema import validate_config
 from optrepro.data.splits import ArraySplits
 from optrepro.errors import InvalidConfigError
-from optrepro.paths import REPO_ROOT
 from reproductions.useful.clustering import slow_learnable
 from reproductions.useful.patch_data import load_fast_slow_patches
 from reproductions.useful.task import UsefulTask
@@ -161,22 +158,5 @@ def test_bad_task_knobs_fail_the_config_check(override, line, tmp_path):
     ],
 )
 def test_bad_knobs_stop_run_py_in_one_line(override, line, tmp_path):
-    runs = tmp_path / "runs"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "run.py",
-            "+repro=useful_smoke",
-            override,
-            f"paths.runs_dir={runs}",
-            f"hydra.run.dir={tmp_path}/h",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr == f"optrepro: error: {line}\n"
-    assert not runs.exists()
+    stderr = rejected_run(["+repro=useful_smoke", override], tmp_path, timeout=600)
+    assert stderr == f"optrepro: error: {line}\n"
