@@ -163,7 +163,7 @@ def test_a_version_1_record_migrates_and_a_newer_one_is_refused():
     migrated = RunRecord.from_dict(v1)
     assert migrated.schema_version == SCHEMA_VERSION and migrated.seed == 2
     assert migrated.metrics == {"final": {"test/error": 3.0}, "best": {}} and migrated.extra == {}
-    with pytest.raises(InvalidRecordError, match="schema_version 99; this optrepro reads versions 1..2: update"):
+    with pytest.raises(InvalidRecordError, match="schema_version 99; this optrepro reads versions 1..3: update"):
         RunRecord.from_dict(v1 | {"schema_version": 99})
     with pytest.raises(InvalidRecordError, match="unknown field\\(s\\) colour"):
         RunRecord.from_dict(v1 | {"colour": "red"})

@@ -90,6 +90,7 @@ def test_run_config_is_the_resolved_config_plus_the_records_identity(tmp_path):
         "run_folder": "2026-12-02/sam_fmnist_cpu/7_0_7",
         "config_hash": config_hash(cfg),
         "setting_hash": setting_hash(cfg),
+        "recipe": ["repro=sam_fmnist_cpu"],  # what the W&B run reads back as its record's recipe
         "repro": {"paper": "sam", "name": "sam_fmnist_cpu", "tier": "cpu", "arm": "sam"},
         "job_type": "train",
         "git_commit": "abc123",
@@ -128,3 +129,4 @@ def test_an_offline_wandb_run_folder_holds_name_group_type_tags_and_identity(tmp
     assert run.config[IDENTITY_KEY]["config_hash"] == config_hash(cfg)
     record = to_record(run)  # a W&B run read back as a record: the identity block is not part of its config
     assert IDENTITY_KEY not in record["config"] and record["config_hash"] == config_hash(cfg)
+    assert record["recipe"] == ["dataset.augment.cutout=8", "repro=sam_fmnist_cpu_sgd"], "seed and logger left out"

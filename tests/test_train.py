@@ -16,6 +16,7 @@ import pytest
 from helpers.run_if import RunIf
 
 from optrepro.paths import REPO_ROOT
+from optrepro.records.recipe import recipe
 from optrepro.records.record import read_record
 from optrepro.train import last_epoch_time_per_step, run
 
@@ -33,6 +34,7 @@ RECORD_FIELDS = {
     "error",
     "repro",
     "seed",
+    "recipe",
     "config",
     "config_hash",
     "setting_hash",
@@ -77,7 +79,8 @@ def test_smoke_fit_on_every_offline_dataset(dataset, make_cfg, tmp_path):
 
 
 def test_record_has_every_field_and_describes_the_run(make_cfg, tmp_path):
-    record = run(make_cfg(FAST + DATASETS["digits"] + ["seed=3", "train.batch_size=64"]))
+    overrides = FAST + DATASETS["digits"] + ["seed=3", "train.batch_size=64"]
+    record = run(make_cfg(overrides))
     assert set(record) == RECORD_FIELDS
     assert record == only_record(tmp_path / "runs") | {}  # what was returned is what was written
     hw = record["hardware"]
@@ -88,6 +91,7 @@ def test_record_has_every_field_and_describes_the_run(make_cfg, tmp_path):
         "32-true",
     )
     assert record["seed"] == 3 and record["config"]["seed"] == 3
+    assert record["recipe"] == list(recipe(overrides)) and "seed=3" not in record["recipe"]
     assert record["code"]["git_commit"] and isinstance(record["code"]["git_dirty"], bool)
     assert record["versions"]["torch"] and record["versions"]["lightning"]
     timing = record["timing"]
@@ -258,6 +262,19 @@ def test_a_preempted_run_resumes_from_its_epoch_checkpoint_and_ends_identical(tm
     (tmp_path / "control").mkdir()
     subprocess.run(common, cwd=REPO_ROOT, env=control_env, check=True, capture_output=True, timeout=300)
     control = read_record(tmp_path / "control")
+    assert (
+        control["recipe"]
+        == list(recipe(common[2:]))
+        == [  # what run.py was told, without display keys
+            "dataset=digits",
+            "model.width=8",
+            "model=small_cnn",
+            "optimizer=sam",
+            "train.batch_size=32",
+            "train.epochs=30",
+            "train.eval_every=4",
+        ]
+    )
 
     run_env = {**os.environ, "OPTREPRO_RUN_DIR": str(tmp_path / "preempted")}
     (tmp_path / "preempted").mkdir()

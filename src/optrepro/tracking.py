@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from optrepro.config import NON_SEMANTIC_KEYS, config_hash, setting_hash
 from optrepro.paths import CONFIG_DIR, reproduction_config_dirs
+from optrepro.records.recipe import current_recipe
 from optrepro.results.wandb_runs import IDENTITY_KEY
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def record_identity(cfg: DictConfig, run_dir: Path, code: Mapping[str, Any] | No
         "run_folder": folder,  # relative to paths.runs_dir
         "config_hash": config_hash(cfg),
         "setting_hash": setting_hash(cfg),
+        "recipe": current_recipe(),
         "repro": OmegaConf.to_container(cfg.repro, resolve=True),
         "job_type": kind,
         "git_commit": code.get("git_commit"),

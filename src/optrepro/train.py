@@ -21,6 +21,7 @@ from optrepro.lit.preemption import Preempted, PreemptionCallback
 from optrepro.lit.quiet import silence_third_party_noise
 from optrepro.records import provenance
 from optrepro.records.lookup import finished_run
+from optrepro.records.recipe import current_recipe
 from optrepro.records.record import read_record
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
 from optrepro.records.schema import build_record, failure_status, utc_now
@@ -135,7 +136,7 @@ def write_run_record(
     cfg: DictConfig, run_dir: Path, *, metrics_files: list | None = None, **fields: Any
 ) -> dict[str, Any]:
     """Every task ends here: the record (build_record's fields) written into the run folder, then the run summary."""
-    record = build_record(cfg, run_id=run_dir.name, **fields)
+    record = build_record(cfg, run_id=run_dir.name, recipe=current_recipe(), **fields)
     path = write_record(run_dir, record)
     run_summary.print_run_summary(
         record, path, metrics_files=metrics_files or [], record_roots=run_summary.summary_roots(cfg.paths.runs_dir)

@@ -163,3 +163,38 @@ def arm_match_keys(claims: Iterable[Claim], composer: ArmComposer) -> dict[tuple
     arms = [(claim, arm) for claim in claims for arm in claim.arms]
     composer.prefetch_keys(arms)
     return {(claim.key, arm): composer.arm_key(claim, arm) for claim, arm in arms}
+
+
+def backfill_recipes(stores: Iterable[Path], claims: Sequence[Claim], composer: ArmComposer) -> dict[str, int]:
+    """Give every record without a recipe (written before runs recorded their overrides) the recipe of the claim
+    arm it answers under the config-hash matching; a record that answers no arm keeps a null recipe.
+
+    Rewrites those record.json files in place (schema version 3); returns the counts by outcome."""
+    from optrepro.records.recipe import recipe
+    from optrepro.records.record import RunRecord
+    from optrepro.records.table import find_record_files
+    from optrepro.records.writer import write_json_atomic
+
+    recipes: dict[str, set[tuple[str, ...]]] = {}
+    with composer:
+        for (claim_key, arm), key in arm_match_keys(claims, composer).items():
+            claim = next(c for c in claims if c.key == claim_key)
+            recipes.setdefault(key, set()).add(recipe(claim.arm_overrides(arm)))
+    counts = {"filled": 0, "no arm": 0, "had one": 0}
+    for store in stores:
+        for path in find_record_files(store):
+            raw = json.loads(path.read_text())
+            if raw.get("recipe") is not None:
+                counts["had one"] += 1
+                continue
+            found = recipes.get(match_key(raw.get("config") or {}), set())
+            if len(found) > 1:
+                raise OptreproError(f"{path}: its config answers arms with different recipes {sorted(found)}")
+            if not found:
+                counts["no arm"] += 1
+                continue
+            record = RunRecord.from_dict(raw)
+            record.recipe = list(next(iter(found)))
+            write_json_atomic(path, record.to_dict())
+            counts["filled"] += 1
+    return counts

@@ -8,7 +8,8 @@ merged into the record when it is read: their scalars into `metrics.final`, thei
 `read_record` is the only function that reads a record; it migrates, merges and validates.
 
 Schema versions: 1 (blocks a producer could not fill were sometimes left out; landscape figures were written
-into record.json itself), 2 (every field present, null when unknown; later measurements in their own files).
+into record.json itself), 2 (every field present, null when unknown; later measurements in their own files),
+3 (`recipe`: the run's canonical overrides, records.recipe; null when unknown, e.g. a run outside `run.py`).
 Field list: docs/DESIGN.md, "Run records".
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 from optrepro.errors import OptreproError
 from optrepro.paths import REPO_ROOT
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RECORD_NAME = "record.json"
 STATUSES = ("finished", "failed", "diverged", "interrupted")
 MEASUREMENTS = ("landscape",)  # <run folder>/<name>.json, written after the run by the tool of that name
@@ -49,6 +50,7 @@ class RunRecord:
     config_hash: str
     setting_hash: str
     seed: int | None = None
+    recipe: list[str] | None = None
     error: str | None = None
     repro: dict[str, Any] | None = None
     metrics: dict[str, dict[str, Any]] = field(default_factory=lambda: {"final": {}, "best": {}})
@@ -83,6 +85,10 @@ class RunRecord:
                 found.append(f"{name} is not a string")
         if self.seed is not None and not (isinstance(self.seed, int) and not isinstance(self.seed, bool)):
             found.append(f"seed {self.seed!r} is not an integer")
+        if self.recipe is not None and not (
+            isinstance(self.recipe, list) and all(isinstance(entry, str) for entry in self.recipe)
+        ):
+            found.append("recipe is neither a list of override strings nor null")
         if not (
             isinstance(self.metrics, dict) and all(isinstance(self.metrics.get(k), dict) for k in ("final", "best"))
         ):
@@ -141,7 +147,10 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         metrics = data.get("metrics") or {}
         data["metrics"] = {"final": metrics.get("final") or {}, "best": metrics.get("best") or {}}
         data["extra"] = data.get("extra") or {}
-        data["schema_version"] = SCHEMA_VERSION
+        version = 2
+    if version == 2:
+        data.setdefault("recipe", None)  # written before runs recorded their overrides: `results recipes` fills it in
+    data["schema_version"] = SCHEMA_VERSION
     return data
 
 

@@ -81,6 +81,7 @@ def build_record(
     started_at: str,
     code: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    recipe: list[str] | None = None,
 ) -> dict[str, Any]:
     """The record as a plain mapping (validated by RunRecord: a wrong status or block raises InvalidRecordError)."""
     record = RunRecord(
@@ -89,6 +90,7 @@ def build_record(
         error=error,
         repro=OmegaConf.to_container(cfg.repro, resolve=True),
         seed=int(cfg.seed),
+        recipe=recipe,
         config=OmegaConf.to_container(cfg, resolve=True),
         config_hash=config_hash(cfg),
         setting_hash=setting_hash(cfg),

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from optrepro.records.recipe import recipe_key
 from optrepro.records.record import RECORD_NAME, InvalidRecordError, read_record
 
 IDENTITY_FIELDS = (
@@ -93,7 +94,7 @@ def records_to_frame(records: Iterable[tuple[Path | str, Mapping[str, Any]]]) ->
     """The table for (source path, record) pairs; shared by every source (run folders, W&B)."""
     rows = [flatten_record(record, source=str(path)) for path, record in records]
     if not rows:
-        return pd.DataFrame(columns=[*IDENTITY_FIELDS, "record_path", "config_json"])
+        return pd.DataFrame(columns=[*IDENTITY_FIELDS, "record_path", "config_json", "recipe"])
     return pd.DataFrame(rows).sort_values("run_id", kind="stable").reset_index(drop=True)
 
 
@@ -102,6 +103,7 @@ def flatten_record(record: Mapping[str, Any], *, source: str) -> dict[str, Any]:
     row: dict[str, Any] = {name: record.get(name) for name in IDENTITY_FIELDS}
     row["record_path"] = source
     row["config_json"] = json.dumps(record["config"], sort_keys=True)
+    row["recipe"] = recipe_key(record.get("recipe"))
     for key, value in _flatten_mapping(record["config"]):
         row[f"p_{key}"] = value
     metrics = record.get("metrics") or {}

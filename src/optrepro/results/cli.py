@@ -70,6 +70,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     check.set_defaults(handler=check_command)
 
+    recipes = commands.add_parser(
+        "recipes", help="give records written before runs recorded their recipe the recipe of the arm they answer"
+    )
+    _report_paths(recipes)
+    recipes.set_defaults(handler=recipes_command)
+
     wandb = commands.add_parser("wandb", help="compare each claim's arms in a W&B report (online) or locally")
     _report_paths(wandb)
     wandb.add_argument("--online", action="store_true", help="create W&B reports (needs an API key)")
@@ -143,6 +149,20 @@ def check_command(args: argparse.Namespace) -> int:
         print(f"{len(regressions)} claim(s) that held in {args.baseline} no longer hold", file=sys.stderr)
         return 1
     print(f"no claim regressed against {args.baseline} ({len(changes)} change(s))")
+    return 0
+
+
+def recipes_command(args: argparse.Namespace) -> int:
+    from optrepro.claims.load import load_all_claims
+    from optrepro.claims.match import ArmComposer, backfill_recipes
+    from optrepro.claims.policy import record_stores
+
+    claims = [claim for paper in load_all_claims(args.reproductions) for claim in paper.claims]
+    counts = backfill_recipes(record_stores(args.records), claims, ArmComposer(args.config_dir))
+    print(
+        f"{counts['filled']} record(s) given the recipe of the claim arm they answer; {counts['no arm']} answer no "
+        f"claim arm (recipe left null); {counts['had one']} had one"
+    )
     return 0
 
 

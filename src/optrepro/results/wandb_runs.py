@@ -116,6 +116,7 @@ def to_record(run: WandbRun) -> dict[str, Any]:
             "error": None,
             "repro": config.get("repro"),
             "seed": config.get("seed"),
+            "recipe": (run.config.get(IDENTITY_KEY) or {}).get("recipe"),
             "config": config,
             "config_hash": config_hash(cfg),
             "setting_hash": setting_hash(cfg),
