@@ -1,11 +1,10 @@
-"""How long `claims list` and `results report` take on the committed record store (target: under 10 s each).
+"""How long `claims list` and `results report` take on the committed record store (targets: 3 s and 10 s).
 
-Each command runs as a user runs it, in a fresh process, side by side in one session: `claims list` first with
-the arm match-key cache removed (cold: every arm is composed with Hydra), then with the cache it left (warm: the
-normal case once any claims command has run since the config files last changed); `results report` with the
-committed plots in place (kept: only changed plots are drawn, the normal case) and into an empty folder (every
-plot drawn). Wall and CPU seconds are printed: on a shared machine CPU seconds are the command's own work, wall
-seconds include waiting for a core.
+Each command runs as a user runs it, in a fresh process, side by side in one session: `claims list` twice (runs
+match arms by recipe, nothing is composed, so there is no cache to warm: the two figures show the spread);
+`results report` with the committed plots in place (kept: only changed plots are drawn, the normal case) and into
+an empty folder (every plot drawn). Wall and CPU seconds are printed: on a shared machine CPU seconds are the
+command's own work, wall seconds include waiting for a core.
 """
 
 from __future__ import annotations
@@ -20,11 +19,10 @@ from pathlib import Path
 
 from common import describe_machine, parse_args
 
-from optrepro.claims.match import ARM_KEY_CACHE
 from optrepro.paths import REPO_ROOT
 
 STORE = REPO_ROOT / "results" / "records"
-TARGET_S = 10.0
+TARGETS_S = {"claims list": 3.0, "results report": 10.0}
 
 
 def run_command(arguments: list[str]) -> tuple[float, float]:
@@ -58,24 +56,19 @@ def main() -> None:
         ]
 
     shutil.copytree(REPO_ROOT / "results" / "plots", scratch / "kept_plots")
-    kept = scratch / "kept_cache.json"
-    if ARM_KEY_CACHE.exists():
-        shutil.copy(ARM_KEY_CACHE, kept)
-        ARM_KEY_CACHE.unlink()
     try:
-        figures = {"claims list, cold cache": run_command(listing), "claims list, warm cache": run_command(listing)}
+        figures = {"claims list, first": run_command(listing), "claims list, second": run_command(listing)}
         if not args.quick:
             figures["results report, plots kept"] = run_command(report(scratch / "kept_plots"))
             figures["results report, every plot drawn"] = run_command(report(scratch / "new_plots"))
     finally:
-        if kept.exists():
-            shutil.copy(kept, ARM_KEY_CACHE)
         shutil.rmtree(scratch, ignore_errors=True)
     for name, (wall, cpu) in figures.items():
-        verdict = "under" if wall < TARGET_S else "OVER"
-        print(f"{name}: {wall:.1f} s wall, {cpu:.1f} s CPU ({verdict} the {TARGET_S:.0f} s target)")
-    cold, warm = figures["claims list, cold cache"][1], figures["claims list, warm cache"][1]
-    print(f"RATIO claims list CPU seconds, cold / warm cache: {cold / warm:.3f}")
+        target = TARGETS_S[name.split(",")[0]]
+        verdict = "under" if wall < target else "OVER"
+        print(f"{name}: {wall:.1f} s wall, {cpu:.1f} s CPU ({verdict} the {target:.0f} s target)")
+    first, second = figures["claims list, first"][1], figures["claims list, second"][1]
+    print(f"RATIO claims list CPU seconds, first / second run: {first / second:.3f}")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,8 @@ import pytest
 from helpers.compose import compose_config
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from optrepro.config import (
-    NEUTRAL_DEFAULTS,
     config_hash,
     per_device_batch_size,
     setting_hash,
@@ -126,23 +124,6 @@ def test_hashes_ignore_paths_and_loggers_but_not_the_setting():
     assert config_hash(base) == config_hash(moved)
     assert setting_hash(base) == setting_hash(reseeded) and config_hash(base) != config_hash(reseeded)
     assert setting_hash(base) != setting_hash(smoke), "a debug-limited run must never count as the full setting"
-
-
-@pytest.mark.parametrize("dotted, neutral", sorted(NEUTRAL_DEFAULTS.items()))
-def test_a_knob_at_its_neutral_default_leaves_the_hashes_of_earlier_records_unchanged(dotted, neutral):
-    current = compose_config([])
-    assert OmegaConf.select(current, dotted) == neutral, "the shipped default must be the neutral value"
-    before_the_knob = current.copy()
-    OmegaConf.set_struct(before_the_knob, False)
-    parent, _, key = dotted.rpartition(".")
-    del OmegaConf.select(before_the_knob, parent)[key]
-    assert config_hash(current) == config_hash(before_the_knob)
-    assert setting_hash(current) == setting_hash(before_the_knob)
-    override = (
-        f"+{dotted}.changed=1" if isinstance(neutral, dict) else f"{dotted}={'true' if neutral is False else 'changed'}"
-    )
-    changed = compose_config([override])
-    assert setting_hash(changed) != setting_hash(current), "a knob away from its neutral value is part of the setting"
 
 
 def test_batch_that_does_not_split_over_devices_is_a_clear_error():

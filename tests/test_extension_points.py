@@ -15,7 +15,7 @@ from hydra.core.plugins import Plugins
 
 import hydra_plugins.optrepro_searchpath as searchpath
 from optrepro.claims.load import load_all_claims, load_paper_claims
-from optrepro.claims.match import ArmComposer, arm_match_keys, with_match_keys
+from optrepro.claims.match import arm_keys
 from optrepro.paths import REPO_ROOT, REPRODUCTIONS_DIR
 from optrepro.records.table import load_records_from
 from optrepro.results.report import evaluate_papers
@@ -45,12 +45,12 @@ def test_fixture_paper_runs_end_to_end_and_its_claim_is_decided(fixture_paper_in
     assert flat["metrics"]["final"]["train/loss"] == pytest.approx(math.log(10), abs=1e-6)
 
     table = load_records_from([tmp_path / "runs"])
-    (verdict,) = evaluate_papers([load_paper_claims(FIXTURE_PAPER / "claims.yaml")], table, ArmComposer())[0].verdicts
+    (verdict,) = evaluate_papers([load_paper_claims(FIXTURE_PAPER / "claims.yaml")], table)[0].verdicts
     assert verdict.status == "reproduced"
     tight = tmp_path / "fixture_paper" / "claims.yaml"
     tight.parent.mkdir()
     tight.write_text((FIXTURE_PAPER / "claims.yaml").read_text().replace("max: 100.0", "max: 0.001"))
-    (verdict,) = evaluate_papers([load_paper_claims(tight)], table, ArmComposer())[0].verdicts
+    (verdict,) = evaluate_papers([load_paper_claims(tight)], table)[0].verdicts
     assert verdict.status == "not reproduced"
 
 
@@ -85,15 +85,14 @@ MOVED = ("gradient_starvation", "lion_k", "notears_topo", "grokking")
 
 
 def test_records_written_before_the_move_still_answer_every_seed_of_their_claims():
-    """The committed records hold `train.loss`, `train.sd_*`, `train.log_*` and `task: structure_learning`;
-    config.semantic_config maps them onto today's loss / callbacks / task nodes."""
-    records = with_match_keys(load_records_from([REPO_ROOT / "results" / "records"]))
+    """The committed records hold `train.loss`, `train.sd_*`, `train.log_*` and `task: structure_learning`; they
+    answer today's arms (whose configs hold loss / callbacks / task nodes) by the recipe they were given."""
+    records = load_records_from([REPO_ROOT / "results" / "records"])
     claims = [c for p in load_all_claims(REPRODUCTIONS_DIR) if p.paper in MOVED for c in p.claims if c.tier == "cpu"]
-    with ArmComposer() as composer:
-        keys = arm_match_keys(claims, composer)
+    keys = arm_keys(claims)
     for claim in claims:
         for arm in claim.arms:
-            seeds = set(records.loc[records["match_key"] == keys[(claim.key, arm)], "seed"])
+            seeds = set(records.loc[records["recipe"] == keys[(claim.key, arm)], "seed"])
             needed = set(range(claim.looks[0])) if claim.looks else set(claim.seed_values)  # a sequential claim
             assert needed <= seeds, f"{claim.key} arm {arm}: seeds {sorted(seeds)}"  # needs its first look's seeds
 

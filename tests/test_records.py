@@ -7,13 +7,11 @@ import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from helpers.compose import compose_config
 from omegaconf import OmegaConf
 
-from optrepro.config import NEUTRAL_DEFAULTS, NON_SEMANTIC_KEYS
 from optrepro.paths import REPO_ROOT
 from optrepro.records.record import SCHEMA_VERSION, InvalidRecordError, RunRecord, read_record
 from optrepro.records.run_dir import RUN_DIR_ENV, make_run_dir
@@ -192,66 +190,6 @@ def test_a_later_measurement_leaves_record_json_byte_identical_and_is_merged_on_
 
 
 # --- a new config knob ---------------------------------------------------------------------------------------
-
-
-def _leaves(node, prefix=""):
-    for key, value in node.items():
-        if isinstance(value, dict) and value:
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
-GROUPS = ("optimizer", "hardware", "model", "dataset", "scheduler")
-
-
-def omitted_knobs(neutral_defaults: dict) -> dict[str, str]:
-    """Keys of today's default config that a committed record of the same group choices lacks (added after that
-    record) and `neutral_defaults` does not list, each with what to write and where."""
-    default = OmegaConf.to_container(compose_config([]), resolve=True)
-    today = dict(_leaves(default))
-    choice = {group: (default.get(group) or {}).get("name") for group in GROUPS}
-    omitted: dict[str, str] = {}
-    for path, record in iter_records(REPO_ROOT / "results" / "records"):
-        had = dict(_leaves(record["config"]))
-        for key, value in today.items():
-            group = key.split(".", 1)[0]
-            if key in had or _covered(key, neutral_defaults) or _non_semantic(key):
-                continue
-            if group in GROUPS and (record["config"].get(group) or {}).get("name") != choice[group]:
-                continue  # another choice of that group has other keys
-            omitted.setdefault(
-                key,
-                f"add `{key!r}: {value!r},` to NEUTRAL_DEFAULTS in src/optrepro/config.py if "
-                f"{value!r} reproduces what runs did before the knob existed (else those records "
-                f"answer another setting); e.g. {Path(path).relative_to(REPO_ROOT)} lacks it",
-            )
-    return omitted
-
-
-def _non_semantic(key: str) -> bool:
-    return _covered(key, NON_SEMANTIC_KEYS)
-
-
-def _covered(key: str, dotted_keys) -> bool:
-    """`key` or a node above it is listed (a node's neutral default, e.g. `loss`, covers its leaves)."""
-    return any(key == k or key.startswith(k + ".") for k in dotted_keys)
-
-
-def test_every_new_config_knob_has_a_neutral_default():
-    """Without a neutral default, every claim answered by records made before a knob existed silently turns
-    "not run" (their hashes no longer match the composed arms); this names the key, the file and what to write."""
-    omitted = omitted_knobs(NEUTRAL_DEFAULTS)
-    assert not omitted, "\n".join(f"config key {key}: {fix}" for key, fix in sorted(omitted.items()))
-
-
-def test_a_knob_left_out_of_neutral_defaults_is_named_with_its_fix():
-    without = {k: v for k, v in NEUTRAL_DEFAULTS.items() if k != "train.drop_last"}
-    omitted = omitted_knobs(without)
-    assert list(omitted) == ["train.drop_last"]
-    assert omitted["train.drop_last"].startswith(
-        "add `'train.drop_last': False,` to NEUTRAL_DEFAULTS in src/optrepro/config.py if False reproduces"
-    )
 
 
 def test_a_stored_config_hashes_alike_as_a_plain_dict_and_as_an_omegaconf_config():

@@ -176,7 +176,7 @@ def tiny_tree(tmp_path_factory):
 
 def _record(config_dir, overrides, seed, run_id, status="finished", error=2.7):
     cfg = compose_run(config_dir, [*overrides, f"seed={seed}"])
-    record = make_record(cfg, run_id=run_id, metrics={"test/error": error}, status=status)
+    record = make_record(cfg, run_id=run_id, metrics={"test/error": error}, status=status, overrides=overrides)
     return record | {"repro": dict(cfg.repro)}
 
 
@@ -190,7 +190,7 @@ def test_claims_of_a_run_count_every_arms_done_seeds(tiny_tree, tmp_path):
     store(runs, _record(config_dir, ["+repro=tiny_sam"], 7, "r7"))  # not one of the claim's seeds
     store(store_dir, _record(config_dir, ["+repro=tiny_sgd"], 0, "g0", error=3.5))  # committed store counts too
     store(runs, _record(config_dir, ["+repro=tiny_sam", "train.epochs=9"], 0, "e0"))  # another setting
-    progress = claims_progress(this, [runs, store_dir, tmp_path / "missing"], reproductions, config_dir)
+    progress = claims_progress(this, [runs, store_dir, tmp_path / "missing"], reproductions)
     assert [(p.key, p.arm, p.done, p.reported, p.source) for p in progress] == [
         ("sam/ordering", "sam", {"sam": 2, "sgd": 1}, {"sam": "2.7±0.1", "sgd": "3.5±0.1"}, "Table 1, p. 6"),
         ("sam/value", "sam", {"sam": 2}, {"sam": "2.7"}, "Table 2"),
@@ -203,8 +203,10 @@ def test_a_run_off_every_claim_setting_answers_none(tiny_tree, tmp_path):
     config_dir, reproductions = tiny_tree
     debug = _record(config_dir, ["+repro=tiny_sam", "train.epochs=3"], 0, "d0")
     adhoc = _record(config_dir, ["optimizer=sam"], 0, "a0")
-    assert claims_progress(debug, [tmp_path], reproductions, config_dir) == []
-    assert claims_progress(adhoc, [tmp_path], reproductions, config_dir) == []
+    unknown = _record(config_dir, ["+repro=tiny_sam"], 0, "u0") | {"recipe": None}  # a record older than recipes
+    assert claims_progress(debug, [tmp_path], reproductions) == []
+    assert claims_progress(adhoc, [tmp_path], reproductions) == []
+    assert claims_progress(unknown, [tmp_path], reproductions) == []
 
 
 # ---- per-epoch lines without a terminal, and the bar's metrics on one ---------------------------------------

@@ -133,14 +133,18 @@ def test_a_finished_config_is_skipped_when_launched_again(make_cfg, tmp_path):
     assert forced["run_id"] != first["run_id"] and forced["config_hash"] == first["config_hash"]
 
 
-def test_a_run_recorded_under_an_older_hash_rule_is_still_skipped(make_cfg, tmp_path):
-    """The stored config_hash predates a neutral knob; the record's config still identifies the run."""
+def test_a_run_recorded_before_a_knob_existed_is_skipped_by_its_recipe_and_not_on_other_hardware(make_cfg, tmp_path):
+    """The stored config lacks a knob added since (so its hash differs); the same command (recipe, seed) on the same
+    hardware is still done, the same command with another hardware block is not."""
     overrides = FAST + DATASETS["digits"]
     first = run(make_cfg(overrides))
     (path,) = (tmp_path / "runs").rglob("record.json")
-    path.write_text(json.dumps(first | {"config_hash": "hash-before-knob"}))
+    config = {**first["config"], "train": {k: v for k, v in first["config"]["train"].items() if k != "drop_last"}}
+    path.write_text(json.dumps(first | {"config": config, "config_hash": "hash-before-knob"}))
     again = run(make_cfg(overrides))
     assert again["run_id"] == first["run_id"] and len(list((tmp_path / "runs").rglob("record.json"))) == 1
+    elsewhere = run(make_cfg(overrides + ["hardware.cpu_threads=1"]))
+    assert elsewhere["run_id"] != first["run_id"] and elsewhere["recipe"] == first["recipe"]
 
 
 def test_nan_loss_ends_as_a_diverged_record(make_cfg, tmp_path):

@@ -27,106 +27,29 @@ NON_SEMANTIC_KEYS = (
     "callbacks.progress_bar",
 )
 
-# Knobs added after runs were recorded, with the value that reproduces what runs did before the knob existed.
-# At that value a knob is left out of the hashes, so adding it keeps every earlier record matching its claim;
-# set to anything else it is part of the setting. Add a key here whenever a new knob's default changes nothing.
-NEUTRAL_DEFAULTS: dict[str, Any] = {
-    "hardware.compile": False,
-    "hardware.grad_compression": None,
-    "train.loss_dtype": None,
-    "optimizer.orthogonal_grad": False,
-    "train.drop_last": False,
-    "dataset.val_fraction": None,
-    "callbacks": {},
-    "loss": {"_target_": "optrepro.losses.CrossEntropy"},
-    "task": {"_target_": "optrepro.train.ClassificationTask"},
-}
-
-# Paper knobs that moved from `train` / `task` into `_target_` nodes whose code lives in the paper's folder
-# (reproductions/<paper>/). A config written before the move is hashed as if it held the node its preset sets
-# now, so earlier records keep matching their claims. One entry per value such records hold.
-_SD = "reproductions.gradient_starvation.losses."
-MOVED_LOSSES = {"cross_entropy": None, "stablemax": "reproductions.grokking.losses.StableMaxCrossEntropy"}
-MOVED_CALLBACKS = {
-    "log_weight_bound": ("weight_bound", "reproductions.lion_k.weight_bound.WeightBoundCallback"),
-    "log_two_moons_margin": (
-        "two_moons_margin",
-        "reproductions.gradient_starvation.two_moons_margin.TwoMoonsMarginCallback",
-    ),
-}
-MOVED_TASKS = {"classification": None, "structure_learning": "reproductions.notears_topo.task.StructureLearningTask"}
-MOVED_DATASETS = {"colored_digits": "reproductions.gradient_starvation.colored_digits.load_colored_digits"}
-
-
-def _as_moved(container: dict | DictConfig) -> None:
-    """Rewrite the pre-move knobs of `container` (a record's plain dict or a DictConfig, in place) into the nodes
-    that replaced them."""
-    node = (dict, DictConfig)
-    train = container.get("train")
-    if isinstance(train, node) and "loss" in train:
-        name = train.pop("loss")
-        sd = {key: train.pop(f"sd_{key}", None) for key in ("lambda", "anneal_step", "anneal_lambda", "anneal_scale")}
-        if name == "spectral_decoupling" and sd["anneal_step"] is None:
-            container["loss"] = {"_target_": _SD + "SpectralDecoupling", "sd_lambda": sd["lambda"]}
-        elif name == "spectral_decoupling":
-            container["loss"] = {
-                "_target_": _SD + "AnnealedSpectralDecoupling",
-                "sd_lambda": sd["lambda"],
-                "anneal_step": sd["anneal_step"],
-                "anneal_lambda": sd["anneal_lambda"],
-                "anneal_scale": sd["anneal_scale"],
-            }
-        elif MOVED_LOSSES[name] is not None:
-            container["loss"] = {"_target_": MOVED_LOSSES[name]}
-    for flag, (name, target) in MOVED_CALLBACKS.items():
-        if isinstance(train, node) and train.pop(flag, False):
-            container["callbacks"] = {**(container.get("callbacks") or {}), name: {"_target_": target}}
-    dataset = container.get("dataset")
-    if isinstance(dataset, node) and dataset.get("name") in MOVED_DATASETS and "loader" not in dataset:
-        dataset["loader"] = MOVED_DATASETS[dataset["name"]]
-    if isinstance(container.get("task"), str):
-        target = MOVED_TASKS[container.pop("task")]
-        if target is not None:
-            container["task"] = {"_target_": target}
-
 
 def semantic_config(cfg: DictConfig | dict) -> dict[str, Any]:
-    """The resolved config without the keys that do not change the result.
+    """The resolved config without the keys that do not change the result (what the record's hashes cover).
 
-    A plain dict (a record's stored config, already resolved) is handled without OmegaConf: reading the
-    verdicts hashes every record, and building a DictConfig per record was most of that time."""
+    A plain dict (a record's stored config, already resolved) is handled without OmegaConf."""
     if isinstance(cfg, dict):
-        return _semantic_plain(cfg)
+        data = json.loads(json.dumps(cfg, default=str))  # a deep copy with JSON's types, as the hash sees them
+        for dotted in NON_SEMANTIC_KEYS:
+            _drop_plain(data, dotted)
+        return data
     container = cfg.copy()
     OmegaConf.set_struct(container, False)
-    _as_moved(container)
     for dotted in NON_SEMANTIC_KEYS:
         _drop(container, dotted)
-    for dotted, neutral in NEUTRAL_DEFAULTS.items():
-        if OmegaConf.select(container, dotted, default=_MISSING) == neutral:
-            _drop(container, dotted)
     return OmegaConf.to_container(container, resolve=True)
 
 
-_MISSING = object()
-
-
-def _semantic_plain(cfg: dict[str, Any]) -> dict[str, Any]:
-    data = json.loads(json.dumps(cfg, default=str))  # a deep copy with JSON's types, as the hash sees them
-    _as_moved(data)
-    for dotted in NON_SEMANTIC_KEYS:
-        _drop_plain(data, dotted, lambda value: True)
-    for dotted, neutral in NEUTRAL_DEFAULTS.items():
-        _drop_plain(data, dotted, lambda value, neutral=neutral: value == neutral)
-    return data
-
-
-def _drop_plain(data: dict[str, Any], dotted: str, when) -> None:
+def _drop_plain(data: dict[str, Any], dotted: str) -> None:
     *parents, key = dotted.split(".")
     node: Any = data
     for part in parents:
         node = node.get(part) if isinstance(node, dict) else None
-    if isinstance(node, dict) and key in node and when(node[key]):
+    if isinstance(node, dict) and key in node:
         del node[key]
 
 

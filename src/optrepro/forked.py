@@ -1,5 +1,5 @@
 """`forked_map`: a function over many items in forked worker processes, one per core, for the commands whose cost
-is many independent CPU-bound pieces (composing claim arms with Hydra, drawing RESULTS.md's plots).
+is many independent CPU-bound pieces (drawing RESULTS.md's plots).
 
 The function and the items reach the workers by fork, not by pickling (a Hydra context, a matplotlib figure state,
 closures all come along); only the results travel back. Where fork is unavailable or the work is small, it runs

@@ -11,7 +11,6 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,21 +164,6 @@ def _wandb_text(wandb: Mapping[str, Any], run_dir: Path, base: Path) -> str:
 
 
 # ---- the claims this run answers ----------------------------------------------------------------------------
-@contextmanager
-def _outside_hydra_app():
-    """Claim arms are composed with Hydra's compose API, which refuses to start inside a running Hydra app:
-    set the app's Hydra aside while composing, then put it back."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
-
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
-    try:
-        yield
-    finally:
-        restore_gh_from_backup(backup)
-
-
 def preset_claims(preset: str | None, reproductions_dir: Path | None = None) -> list[Any]:
     """The claims with an arm (or setting) built on `+repro=<preset>`."""
     from optrepro.claims.load import load_all_claims
@@ -196,26 +180,22 @@ def preset_claims(preset: str | None, reproductions_dir: Path | None = None) -> 
 
 
 def claims_progress(
-    record: Mapping[str, Any],
-    record_roots: Sequence[Path],
-    reproductions_dir: Path | None = None,
-    config_dir: Path | None = None,
+    record: Mapping[str, Any], record_roots: Sequence[Path], reproductions_dir: Path | None = None
 ) -> list[ClaimProgress]:
-    """Each claim whose arm this run's config is (same match key as the arm composed from claims.yaml), with the
-    seeds of every arm that have a result in `record_roots` and the verdict on them."""
+    """Each claim whose arm this run is (same recipe as the arm in claims.yaml), with the seeds of every arm that
+    have a result in `record_roots` and the verdict on them."""
     from optrepro.claims.evidence import RESULT_STATUSES
-    from optrepro.claims.match import ArmComposer, match_key, with_match_keys
+    from optrepro.claims.match import arm_keys
     from optrepro.claims.policy import decide_claims
     from optrepro.claims.schema import ValueCheck
-    from optrepro.paths import CONFIG_DIR
+    from optrepro.records.recipe import recipe_key
     from optrepro.records.table import iter_records, records_to_frame
 
     candidates = preset_claims((record.get("repro") or {}).get("name"), reproductions_dir)
-    if not candidates:
+    run_key = recipe_key(record.get("recipe"))
+    if not candidates or run_key is None:
         return []
-    run_key = match_key(record["config"])
-    with _outside_hydra_app(), ArmComposer(config_dir or CONFIG_DIR) as composer:
-        keys = {(claim.key, arm): match_key(composer.compose(claim, arm)) for claim in candidates for arm in claim.arms}
+    keys = arm_keys(candidates)
     answered = [claim for claim in candidates if run_key in {keys[(claim.key, arm)] for arm in claim.arms}]
     if not answered:
         return []
@@ -231,16 +211,15 @@ def claims_progress(
         for path, other in iter_records(root) if Path(root).exists() else ():
             if (other.get("repro") or {}).get("name") in presets:
                 found.setdefault(other["run_id"], (path, other))
-    records = with_match_keys(records_to_frame(found.values()))
+    records = records_to_frame(found.values())
     results = records[records["status"].isin(RESULT_STATUSES)]
-    with _outside_hydra_app():
-        verdicts = decide_claims(answered, records, ArmComposer(config_dir or CONFIG_DIR))
+    verdicts = decide_claims(answered, records)
     progress = []
     for claim in answered:
         arm_keys = {arm: keys[(claim.key, arm)] for arm in claim.arms}
         done = {
             arm: int(
-                results.loc[(results["match_key"] == key) & results["seed"].isin(claim.seed_values), "seed"].nunique()
+                results.loc[(results["recipe"] == key) & results["seed"].isin(claim.seed_values), "seed"].nunique()
             )
             for arm, key in arm_keys.items()
         }

@@ -12,7 +12,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from optrepro import builders, run_summary, tracking
 from optrepro.config import config_hash
@@ -152,9 +152,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     set_cpu_threads(cfg)
     task = builders.build_task(cfg)
     if cfg.get("skip_finished", True):
-        done = finished_run(cfg.paths.runs_dir, config_hash(cfg))
+        hardware = OmegaConf.to_container(cfg.hardware, resolve=True)
+        done = finished_run(cfg.paths.runs_dir, config_hash(cfg), current_recipe(), int(cfg.seed), hardware)
         if done is not None:
-            log.info("already finished: %s (same config hash); set skip_finished=false to run it again", done)
+            log.info("already finished: %s (same command); set skip_finished=false to run it again", done)
             record = read_record(done)
             run_summary.print_run_summary(
                 record, done / "record.json", record_roots=run_summary.summary_roots(cfg.paths.runs_dir)

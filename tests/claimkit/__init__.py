@@ -1,7 +1,7 @@
 """Builders for claims tests: a tiny Hydra config tree, claims files, and hand-made run records.
 
-Records are made from configs composed exactly like the claims module composes them, so matching
-runs to arms is exercised for real; everything else in a record (metrics, hardware, code commit,
+Records are made from configs composed as `run.py` composes them and carry the recipe of the overrides they were
+made from, so matching runs to arms is exercised for real; everything else in a record (metrics, hardware, code commit,
 status) is set by the test to build each edge case.
 """
 
@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from optrepro.config import config_hash, semantic_config, setting_hash
+from optrepro.records.recipe import recipe
 from optrepro.records.record import SCHEMA_VERSION, RunRecord
 from optrepro.records.writer import write_json_atomic
 
@@ -106,8 +107,10 @@ def make_record(
     history: list[dict[str, Any]] | None = None,
     timing: dict[str, float] | None = None,
     wandb: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A record (records.record.RunRecord, validated) for the composed `cfg`; hardware fields follow cfg.hardware."""
+    """A record (records.record.RunRecord, validated) for the composed `cfg`, with the recipe of the `overrides`
+    it was composed from (null when not given); hardware fields follow cfg.hardware."""
     world = int(cfg.hardware.devices) * int(cfg.hardware.num_nodes)
     return RunRecord.from_dict(
         {
@@ -117,6 +120,7 @@ def make_record(
             "error": None,
             "repro": {"paper": "sam", "name": None, "tier": None, "arm": None},
             "seed": int(cfg.seed),
+            "recipe": None if overrides is None else list(recipe(overrides)),
             "config": semantic_config(cfg),
             "config_hash": config_hash(cfg),
             "setting_hash": setting_hash(cfg),
@@ -162,6 +166,7 @@ class RecordFactory:
     def add(self, overrides: list[str], seed: int, metrics: dict[str, float], **fields: Any) -> dict[str, Any]:
         self.count += 1
         cfg = compose_run(self.config_dir, [*overrides, f"seed={seed}"])
-        record = make_record(cfg, run_id=fields.pop("run_id", f"run{self.count:03d}"), metrics=metrics, **fields)
+        run_id = fields.pop("run_id", f"run{self.count:03d}")
+        record = make_record(cfg, run_id=run_id, metrics=metrics, overrides=[*overrides, f"seed={seed}"], **fields)
         store(self.root, record)
         return record

@@ -5,18 +5,12 @@ from __future__ import annotations
 import pytest
 
 from claimkit import RecordFactory, write_config_tree
-from optrepro.claims.match import ArmComposer
 
 
 @pytest.fixture(scope="session")
 def config_dir(tmp_path_factory):
     """One tiny config tree per session: Hydra compose takes ~0.3 s, so configs are composed once."""
     return write_config_tree(tmp_path_factory.mktemp("configs"))
-
-
-@pytest.fixture(scope="session")
-def composer(config_dir):
-    return ArmComposer(config_dir)
 
 
 @pytest.fixture

@@ -16,30 +16,34 @@ SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
 
 
 @pytest.fixture
-def cli_args(tmp_path, config_dir, records):
+def cli_args(tmp_path, records):
     write_claims(tmp_path / "reproductions")
     return [
         "--reproductions",
         str(tmp_path / "reproductions"),
-        "--config-dir",
-        str(config_dir),
         "--records",
         str(records.root),
     ]
 
 
-def dry_run_lines(capsys, cli_args, *extra):
-    assert main(["claims", "run", *extra, "--dry-run", *cli_args]) == 0
+@pytest.fixture
+def run_args(cli_args, config_dir):
+    """`claims run` also composes the arms (the hardware of the launch): it takes the config folder."""
+    return [*cli_args, "--config-dir", str(config_dir)]
+
+
+def dry_run_lines(capsys, run_args, *extra):
+    assert main(["claims", "run", *extra, "--dry-run", *run_args]) == 0
     return [line for line in capsys.readouterr().out.splitlines() if line.startswith("python ")]
 
 
-def test_dry_run_lists_exactly_the_missing_runs(capsys, cli_args, records):
+def test_dry_run_lists_exactly_the_missing_runs(capsys, run_args, records):
     records.add(SAM, 0, {"test/error": 2.7})
     records.add(SAM, 1, {"test/error": 2.7})
     records.add(SGD, 0, {"test/error": 9.9}, status="diverged")  # a result: not relaunched
     records.add(SGD, 1, {"test/error": 3.5}, status="failed")  # not a result: relaunched
     records.add(SGD, 2, {"test/error": 3.5}, status="interrupted")
-    lines = dry_run_lines(capsys, cli_args, "sam")
+    lines = dry_run_lines(capsys, run_args, "sam")
     # sam seed 2 is needed by both claims of the paper and is launched once
     assert lines == [
         "python run.py optimizer=sam seed=2",
@@ -48,36 +52,37 @@ def test_dry_run_lists_exactly_the_missing_runs(capsys, cli_args, records):
     ]
 
 
-def test_nothing_to_launch_when_every_run_exists(capsys, cli_args, records):
+def test_nothing_to_launch_when_every_run_exists(capsys, run_args, records):
     for seed in range(3):
         records.add(SAM, seed, {"test/error": 2.7})
         records.add(SGD, seed, {"test/error": 3.5})
-    assert dry_run_lines(capsys, cli_args, "sam/ordering") == []
+    assert dry_run_lines(capsys, run_args, "sam/ordering") == []
 
 
-def test_slurm_launcher_sweeps_the_missing_seeds_of_each_arm(capsys, cli_args, records):
+def test_slurm_launcher_sweeps_the_missing_seeds_of_each_arm(capsys, run_args, records):
     records.add(SGD, 1, {"test/error": 3.5})
-    lines = dry_run_lines(capsys, cli_args, "sam/ordering", "--launcher", "slurm")
+    lines = dry_run_lines(capsys, run_args, "sam/ordering", "--launcher", "slurm")
     assert lines == [
         "python run.py -m hydra/launcher=slurm optimizer=sam seed=0,1,2",
         "python run.py -m hydra/launcher=slurm optimizer=sgd seed=0,2",
     ]
 
 
-def test_a_run_recorded_under_an_older_hash_rule_is_not_launched_again(capsys, cli_args, records):
-    """A record's stored config_hash predates a neutral knob; its config still identifies the run."""
+def test_a_run_recorded_before_a_knob_existed_is_not_launched_again(capsys, run_args, records):
+    """A record's config lacks a key added since (so its hashes differ from today's); its recipe identifies it."""
     for seed in range(3):
         for arm in (SAM, SGD):
             record = records.add(arm, seed, {"test/error": 3.0})
-            record["config_hash"] = "hash-before-knob"
+            record["config"]["train"].pop("batch_size")
+            record |= {"config_hash": "hash-before-knob", "setting_hash": "setting-before-knob"}
             store(records.root, record)
-    assert dry_run_lines(capsys, cli_args, "sam/ordering") == []
+    assert dry_run_lines(capsys, run_args, "sam/ordering") == []
 
 
-def test_extra_overrides_are_part_of_the_run_identity(capsys, cli_args, records):
+def test_extra_overrides_are_part_of_the_run_identity(capsys, run_args, records):
     for seed in range(3):
         records.add(SAM, seed, {"test/error": 2.7})
-    lines = dry_run_lines(capsys, cli_args, "sam/value", "hardware=gpu8")
+    lines = dry_run_lines(capsys, run_args, "sam/value", "hardware=gpu8")
     assert lines == [f"python run.py optimizer=sam hardware=gpu8 seed={s}" for s in range(3)]
 
 

@@ -1,14 +1,9 @@
-"""The recipe of a run (records.recipe): one canonical form of its overrides, filled into older records once."""
+"""The recipe of a run (records.recipe): one canonical form of its overrides, the identity claims match by."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from claimkit import SAM_CLAIMS, RecordFactory, write_claims
 
-from optrepro.claims.load import load_paper_claims
-from optrepro.claims.match import ArmComposer, backfill_recipes
 from optrepro.records.recipe import recipe, recipe_key
 from optrepro.records.record import SCHEMA_VERSION, RunRecord
 
@@ -46,20 +41,3 @@ def test_a_version_2_record_reads_with_a_null_recipe():
 def test_a_recipe_that_is_not_a_list_of_strings_is_refused():
     with pytest.raises(ValueError, match="recipe is neither a list of override strings nor null"):
         RunRecord(run_id="r", status="finished", config={}, config_hash="", setting_hash="", recipe="repro=x")
-
-
-def test_backfill_gives_each_record_the_recipe_of_the_arm_it_answers(config_dir, tmp_path):
-    """Every seed of an arm gets its recipe (not only the first), a run of no arm keeps null, a second pass
-    changes nothing."""
-    claims = load_paper_claims(write_claims(tmp_path / "reproductions", SAM_CLAIMS)).claims
-    store = tmp_path / "records"
-    factory = RecordFactory(config_dir, store)
-    for seed in (0, 1):
-        factory.add(["optimizer=sam"], seed, {"test/error": 2.7})
-    factory.add(["optimizer=sam", "optimizer.rho=0.5"], 0, {"test/error": 3.0})  # a pilot no arm names
-    counts = backfill_recipes([store], claims, ArmComposer(config_dir))
-    assert counts == {"filled": 2, "no arm": 1, "had one": 0}
-    written = {p.parent.name: json.loads(p.read_text()) for p in store.rglob("record.json")}
-    assert [written[f"run00{i}"]["recipe"] for i in (1, 2, 3)] == [["optimizer=sam"], ["optimizer=sam"], None]
-    assert all(record["schema_version"] == SCHEMA_VERSION for record in written.values())
-    assert backfill_recipes([store], claims, ArmComposer(config_dir)) == {"filled": 0, "no arm": 1, "had one": 2}

@@ -124,9 +124,9 @@ def test_the_claims_schema_refuses_bad_looks():
         looks_claim(check="{kind: ordering, better: sam, than: sgd, direction: higher, exact: sign}")
 
 
-def test_a_sequential_claim_not_run_asks_for_the_first_looks_seeds_only(records, composer):
+def test_a_sequential_claim_not_run_asks_for_the_first_looks_seeds_only(records):
     import pandas as pd
 
-    verdict = evaluate_claim(looks_claim(), pd.DataFrame({"match_key": [], "seed": []}), {"sam": "a", "sgd": "b"})
+    verdict = evaluate_claim(looks_claim(), pd.DataFrame({"recipe": [], "seed": []}), {"sam": "a", "sgd": "b"})
     assert verdict.status == "not run"
     assert all(max(seeds) == 2 for seeds in verdict.missing_seeds.values() if seeds)

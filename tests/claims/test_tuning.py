@@ -72,20 +72,19 @@ def add_grid(records, means: dict[float, tuple[float, float]]):
             records.add(["optimizer=sam", f"optimizer.rho={rho!r}", GRID], seed, {"val/acc": acc})
 
 
-def tune(repo, records, composer):
+def tune(repo, records):
     claim = load_paper_claims(claims_file(repo)).claims[0]
-    with composer:
-        found = tuning.grid_runs(claim, load_evidence_records([records.root]), composer)
+    found = tuning.grid_runs(claim, load_evidence_records([records.root]))
     record = tuning.choose(claim, found, {"git_commit": "c0ffee"})
     tuning.write_record(claim, record, repo / "results" / "tuning")
     return record
 
 
-def test_a_claim_whose_tuning_has_not_run_is_not_run_and_names_the_command(repo, records, composer):
+def test_a_claim_whose_tuning_has_not_run_is_not_run_and_names_the_command(repo, records):
     claim = load_paper_claims(claims_file(repo)).claims[0]
     assert claim.tuning_pending
     records.add(["optimizer=sam"], 0, {"test/acc": 0.9})  # the default rho: not the tuned arm, so no evidence
-    verdict = decide_claims([claim], load_evidence_records([records.root]), composer)[claim.key]
+    verdict = decide_claims([claim], load_evidence_records([records.root]))[claim.key]
     assert verdict.status == "not run"
     assert "tuning stage has not chosen optimizer.rho" in verdict.detail
     assert verdict.missing_seeds == {"sam": (0, 1, 2), "sgd": (0, 1, 2)}
@@ -118,9 +117,9 @@ def test_claims_that_share_a_tuned_arm_launch_its_grid_runs_once(repo, cli_args,
     assert len(commands) == len(set(commands)) == 6
 
 
-def test_the_best_mean_is_chosen_and_the_arms_then_carry_it(repo, records, composer):
+def test_the_best_mean_is_chosen_and_the_arms_then_carry_it(repo, records):
     add_grid(records, {0.01: (0.80, 0.82), 0.05: (0.90, 0.84), 0.1: (0.86, 0.85)})
-    record = tune(repo, records, composer)
+    record = tune(repo, records)
     assert record["arms"]["sam"]["chosen"] == 0.05  # means 0.81, 0.87, 0.855
     assert [entry["mean"] for entry in record["arms"]["sam"]["values"]] == pytest.approx([0.81, 0.87, 0.855])
     claim = load_paper_claims(claims_file(repo)).claims[0]
@@ -130,34 +129,34 @@ def test_the_best_mean_is_chosen_and_the_arms_then_carry_it(repo, records, compo
     for seed, (sam, sgd) in enumerate([(0.9, 0.8), (0.91, 0.8), (0.92, 0.81)]):
         records.add(["optimizer=sam", "optimizer.rho=0.05"], seed, {"test/acc": sam})
         records.add(["optimizer=sgd"], seed, {"test/acc": sgd})
-    verdict = decide_claims([claim], load_evidence_records([records.root]), composer)[claim.key]
+    verdict = decide_claims([claim], load_evidence_records([records.root]))[claim.key]
     assert verdict.status == "reproduced"
     assert "chosen on the validation split by the claim's tuning stage: sam 0.05" in verdict.notes[-1]
 
 
-def test_equal_means_go_to_the_earlier_grid_value(repo, records, composer):
+def test_equal_means_go_to_the_earlier_grid_value(repo, records):
     add_grid(records, {0.01: (0.8, 0.9), 0.05: (0.9, 0.8), 0.1: (0.5, 0.5)})
-    assert tune(repo, records, composer)["arms"]["sam"]["chosen"] == 0.01
+    assert tune(repo, records)["arms"]["sam"]["chosen"] == 0.01
 
 
-def test_an_incomplete_grid_chooses_nothing(repo, records, composer):
+def test_an_incomplete_grid_chooses_nothing(repo, records):
     add_grid(records, {0.01: (0.8, 0.9), 0.05: (0.9,)})
     with pytest.raises(Exception, match=r"lacks 3 run\(s\) \(e.g. sam at optimizer.rho=0.05, seed 1\)"):
-        tune(repo, records, composer)
+        tune(repo, records)
 
 
-def test_a_record_made_for_another_tuning_block_is_refused(repo, records, composer):
+def test_a_record_made_for_another_tuning_block_is_refused(repo, records):
     add_grid(records, {0.01: (0.8, 0.9), 0.05: (0.9, 0.8), 0.1: (0.5, 0.5)})
-    tune(repo, records, composer)
+    tune(repo, records)
     path = claims_file(repo)
     path.write_text(path.read_text().replace("seeds: 2", "seeds: 3"))
     with pytest.raises(tuning.StaleTuningRecordError, match="made for another tuning block"):
         load_paper_claims(path)
 
 
-def test_the_tuning_table_shows_each_value_and_the_choice(repo, records, composer):
+def test_the_tuning_table_shows_each_value_and_the_choice(repo, records):
     add_grid(records, {0.01: (0.80, 0.82), 0.05: (0.90, 0.84), 0.1: (0.86, 0.85)})
-    tune(repo, records, composer)
+    tune(repo, records)
     claim = load_paper_claims(claims_file(repo)).claims[0]
     table = tuning.tuning_table(claim, repo / "results" / "tuning")
     assert table[2:7] == [
@@ -171,10 +170,10 @@ def test_the_tuning_table_shows_each_value_and_the_choice(repo, records, compose
     assert stored["arms"]["sam"]["values"][1]["runs"] == {"0": "run003", "1": "run004"}
 
 
-def test_a_knob_missing_from_the_arms_config_stops_claims_list_in_one_line(repo, cli_args, capsys):
+def test_a_knob_missing_from_the_arms_config_stops_claims_run_in_one_line_before_any_run(repo, cli_args, capsys):
     path = claims_file(repo)
     path.write_text(path.read_text().replace("knob: optimizer.rho", "knob: optimizer.rhoo"))
-    assert main(["claims", "list", *cli_args]) == 2
+    assert main(["claims", "run", "sam/tuned", "--dry-run", *cli_args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "optrepro: error: sam/tuned tuning.knob: 'optimizer.rhoo' is not a key of the arms' composed "
@@ -207,11 +206,11 @@ def test_a_bad_tuning_block_names_its_field(old, new, field, problem):
     assert any(issue.field == field and problem in issue.problem for issue in caught.value.issues), str(caught.value)
 
 
-def test_the_tuning_plot_is_drawn_from_the_record_and_kept_while_it_is_unchanged(repo, records, composer, tmp_path):
+def test_the_tuning_plot_is_drawn_from_the_record_and_kept_while_it_is_unchanged(repo, records, tmp_path):
     from optrepro.results.plots import plot_tuning
 
     add_grid(records, {0.01: (0.80, 0.82), 0.05: (0.90, 0.84), 0.1: (0.86, 0.85)})
-    tune(repo, records, composer)
+    tune(repo, records)
     claim = load_paper_claims(claims_file(repo)).claims[0]
     record = tuning.read_record(claim, repo / "results" / "tuning")
     path = plot_tuning(claim, record, tmp_path / "tuning.png")

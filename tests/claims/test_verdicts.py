@@ -20,9 +20,9 @@ NAN = float("nan")
 DIVERGED = "diverged"  # a seed whose record has status `diverged` (its metric value is finite)
 
 
-def verdicts(records, composer, text=SAM_CLAIMS):
+def verdicts(records, text=SAM_CLAIMS):
     paper = parse_claims_text(textwrap.dedent(text).lstrip(), "claims.yaml")
-    [result] = evaluate_papers([paper], load_records(records.root), composer)
+    [result] = evaluate_papers([paper], load_records(records.root))
     return {v.claim.id: v for v in result.verdicts}
 
 
@@ -182,38 +182,38 @@ CASES = [
 
 
 @pytest.mark.parametrize("name, runs, claim_id, label, words", CASES, ids=[c[0] for c in CASES])
-def test_verdict(records, composer, name, runs, claim_id, label, words):
+def test_verdict(records, name, runs, claim_id, label, words):
     for overrides, values, fields in runs:
         add_runs(records, overrides, values, **fields)
-    verdict = verdicts(records, composer)[claim_id]
+    verdict = verdicts(records)[claim_id]
     assert verdict.label == label
     explained = " | ".join(explanation(verdict))
     for word in words:
         assert word in explained
 
 
-def test_a_pilot_seed_is_shown_as_a_pilot_and_never_counted(records, composer):
+def test_a_pilot_seed_is_shown_as_a_pilot_and_never_counted(records):
     add_runs(records, SAM, [2.8, 2.9, 3.0])
     records.add(SAM, 100, {"test/error": 9.9})  # the pilot a tolerance was chosen from
-    verdict = verdicts(records, composer)["value"]
+    verdict = verdicts(records)["value"]
     assert verdict.arms["sam"].stats.n == 3 and verdict.status == "reproduced"
     assert any("pilot (seed 100 >= 100): shown, never evidence" in line for line in explanation(verdict))
 
 
-def test_a_docs_only_commit_between_seeds_does_not_split_an_arm(records, composer):
+def test_a_docs_only_commit_between_seeds_does_not_split_an_arm(records):
     """Seeds 0-1 and seed 2 ran at different commits with the same source hash: one code version, n = 3."""
     add_runs(records, SAM, [2.6, 2.7], commit="a" * 16, source_hash="5" * 16, finished_at="2025-01-01T00:00:00Z")
     records.add(SAM, 2, {"test/error": 2.8}, commit="b" * 16, source_hash="5" * 16, finished_at="2025-01-02T00:00:00Z")
     add_runs(records, SGD, [3.4, 3.5, 3.6])
-    verdict = verdicts(records, composer)["ordering"]
+    verdict = verdicts(records)["ordering"]
     assert verdict.arms["sam"].stats.n == 3
     assert not verdict.unused and not verdict.pending
 
 
-def test_verdict_names_the_runs_it_used(records, composer):
+def test_verdict_names_the_runs_it_used(records):
     add_runs(records, SAM, [2.6, 2.7, 2.8])
     add_runs(records, SAM + GPU, [9.0])
-    verdict = verdicts(records, composer)["value"]
+    verdict = verdicts(records)["value"]
     assert verdict.arms["sam"].sample.run_ids == ("run001", "run002", "run003")
     assert verdict.to_json()["arms"]["sam"]["run_ids"] == ["run001", "run002", "run003"]
     assert verdict.hardware.label() == "cpu ×1, 32-true"
@@ -237,18 +237,18 @@ BATCH_SIZE_CLAIM = """
     """
 
 
-def test_arms_that_differ_in_batch_size_are_compared_on_the_same_hardware(records, composer):
+def test_arms_that_differ_in_batch_size_are_compared_on_the_same_hardware(records):
     add_runs(records, ["train.batch_size=32"], [2.6, 2.7, 2.8])
     add_runs(records, ["train.batch_size=1024"], [3.4, 3.5, 3.6])
-    verdict = verdicts(records, composer, BATCH_SIZE_CLAIM)["small_batch"]
+    verdict = verdicts(records, BATCH_SIZE_CLAIM)["small_batch"]
     assert verdict.status == "reproduced"
     assert verdict.hardware.label() == "cpu ×1, 32-true"
 
 
-def test_a_repeated_seed_counts_once_using_the_latest_run(records, composer):
+def test_a_repeated_seed_counts_once_using_the_latest_run(records):
     add_runs(records, SAM, [2.6, 2.7, 2.8], finished_at="2025-01-01T00:00:00Z")
     records.add(SAM, 0, {"test/error": 2.9}, finished_at="2025-03-01T00:00:00Z")
-    verdict = verdicts(records, composer)["value"]
+    verdict = verdicts(records)["value"]
     assert verdict.arms["sam"].stats.n == 3
     assert verdict.arms["sam"].stats.mean == pytest.approx((2.9 + 2.7 + 2.8) / 3)
 
@@ -287,11 +287,11 @@ RATIO_AND_BOUND = """
         (0.2, 3.5, "not reproduced", "not reproduced"),
     ],
 )
-def test_ratio_and_bound_checks(records, composer, saf_time, saf_error, ratio_label, bound_label):
+def test_ratio_and_bound_checks(records, saf_time, saf_error, ratio_label, bound_label):
     for seed in range(2):
         records.add(SAM, seed, {"test/error": saf_error}, timing={"time_per_step_s": saf_time})
         records.add(SGD, seed, {"test/error": 3.5}, timing={"time_per_step_s": 0.1})
-    found = verdicts(records, composer, RATIO_AND_BOUND)
+    found = verdicts(records, RATIO_AND_BOUND)
     assert found["ratio"].label == ratio_label
     assert found["ratio"].observed == pytest.approx(saf_time / 0.1)
     assert found["bound"].label == bound_label

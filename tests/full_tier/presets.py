@@ -1,20 +1,33 @@
 """The `full` presets, found by composing every preset: a preset often inherits `repro.tier` from its setting, so
 only Hydra knows it. ~100 compositions take 10-20 s, so the names are kept in .cache/full_presets.json while the
-config files are byte-identical (the digest of the arm match-key cache). A paper's new full preset is picked up
+config files are byte-identical (config_tree_digest). A paper's new full preset is picked up
 without editing any shared file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from optrepro.claims.match import config_tree_digest
 from optrepro.paths import CONFIG_DIR, REPO_ROOT, reproduction_config_dirs
 
 CACHE = REPO_ROOT / ".cache" / "full_presets.json"
+
+
+def config_tree_digest(config_dir: Path) -> str:
+    """Content hash of every config a composition can read (the tree, the reproductions'): the cache's key."""
+    digest = hashlib.sha256()
+    files = [
+        *sorted(Path(config_dir).rglob("*.yaml")),
+        *(path for folder in reproduction_config_dirs() for path in sorted(folder.rglob("*.yaml"))),
+    ]
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def preset_names() -> list[str]:

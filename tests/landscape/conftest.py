@@ -1,3 +1,3 @@
-"""The claims test kit's fixtures (tiny config tree, composer, records folder) for the not-measured verdicts."""
+"""The claims test kit's fixtures (tiny config tree, records folder) for the not-measured verdicts."""
 
-from claimkit.fixtures import composer, config_dir, records  # noqa: F401
+from claimkit.fixtures import config_dir, records  # noqa: F401

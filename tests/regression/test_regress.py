@@ -45,7 +45,7 @@ def test_shift_is_the_move_of_the_effect_in_committed_ci_half_widths():
     assert regress.render([one_seed])[-1] == "  effect moved by 0.1, +5.00% (no committed CI)"
 
 
-def test_sam_ordering_that_no_longer_holds_on_the_fresh_store_is_reported(tmp_path, composer, config_dir):
+def test_sam_ordering_that_no_longer_holds_on_the_fresh_store_is_reported(tmp_path, config_dir):
     from claimkit import RecordFactory
 
     claims = list(load_paper_claims(write_claims(tmp_path / "reproductions")).claims)
@@ -57,7 +57,7 @@ def test_sam_ordering_that_no_longer_holds_on_the_fresh_store_is_reported(tmp_pa
         fresh.add(SAM, seed, {"test/error": sam})
         fresh.add(SGD, seed, {"test/error": sgd})
     results = regress.compare_verdicts(
-        regress.decide_on_store(claims, committed.root, composer), regress.decide_on_store(claims, fresh.root, composer)
+        regress.decide_on_store(claims, committed.root), regress.decide_on_store(claims, fresh.root)
     )
     by_claim = {r.claim: r for r in results}
     assert [r.claim for r in results if r.is_regression] == ["sam/ordering", "sam/value"]
@@ -90,7 +90,7 @@ def test_guard_claims_check_the_committed_value_within_the_relative_tolerance():
     assert claims[0].arms["sam_step"].overrides == ("optimizer=sam",)
 
 
-def test_a_killed_check_resumes_only_the_runs_without_a_record(tmp_path, composer, config_dir, monkeypatch):
+def test_a_killed_check_resumes_only_the_runs_without_a_record(tmp_path, config_dir, monkeypatch):
     from claimkit import RecordFactory
 
     store = tmp_path / "store"
@@ -102,7 +102,7 @@ def test_a_killed_check_resumes_only_the_runs_without_a_record(tmp_path, compose
         SharedPathRun("done", "SAM", tuple(SAM), ("train/loss",)),
         SharedPathRun("todo", "SGD", tuple(SGD), ("train/loss",)),
     )
-    found, failed = runner.run_shared_paths(runs, store, composer, "local")
+    found, failed = runner.run_shared_paths(runs, store, "local")
     assert [(p.arm, p.overrides[0], p.overrides[-1]) for p in launched] == [("todo", "optimizer=sgd", "seed=0")]
     assert f"paths.runs_dir={store.resolve()}" in launched[0].overrides
     assert list(found) == ["done"] and failed == []

@@ -1,3 +1,3 @@
-"""Fixtures: a tiny config tree, a composer, and a records folder (see tests/claimkit)."""
+"""Fixtures: a tiny config tree and a records folder (see tests/claimkit)."""
 
-from claimkit.fixtures import composer, config_dir, records  # noqa: F401
+from claimkit.fixtures import config_dir, records  # noqa: F401

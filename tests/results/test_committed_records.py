@@ -77,22 +77,3 @@ def test_the_end_of_run_summary_of_a_committed_record_shows_its_claims(paper):
     text = format_summary(record, record_path=Path(path).relative_to(REPO_ROOT), metrics_files=[], claims=progress)
     assert all(f"claim    {p.key}" in text or p.key in text for p in progress)
     assert "seeds done" in text and "verdict now" in text
-
-
-def test_every_committed_record_answers_by_recipe_exactly_the_arms_its_config_hash_answers():
-    """The backfill (`results recipes`) and the recipes runs write agree with today's config-hash matching on every
-    claim arm: identity by recipe can replace the re-hashing without moving a verdict."""
-    from optrepro.claims.match import ArmComposer, arm_match_keys
-    from optrepro.claims.policy import load_evidence_records
-    from optrepro.paths import CONFIG_DIR
-    from optrepro.records.recipe import recipe, recipe_key
-
-    claims = [claim for paper in PAPERS for claim in paper.claims]
-    records = load_evidence_records([RECORDS])
-    with ArmComposer(CONFIG_DIR) as composer:
-        keys = arm_match_keys(claims, composer)
-    for claim in claims:
-        for arm in claim.arms:
-            by_hash = set(records.loc[records["match_key"] == keys[(claim.key, arm)], "run_id"])
-            by_recipe = set(records.loc[records["recipe"] == recipe_key(recipe(claim.arm_overrides(arm))), "run_id"])
-            assert by_recipe == by_hash, f"{claim.key} arm {arm}: only by hash {sorted(by_hash - by_recipe)[:3]}"

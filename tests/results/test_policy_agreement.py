@@ -41,8 +41,6 @@ def test_list_report_check_and_dry_run_agree_with_one_extra_run(tmp_path, config
     common = [
         "--reproductions",
         str(tmp_path / "reproductions"),
-        "--config-dir",
-        str(config_dir),
         "--records",
         str(runs),
         "--records",
@@ -64,7 +62,7 @@ def test_list_report_check_and_dry_run_agree_with_one_extra_run(tmp_path, config
     listed = output("claims", "list")
     reported = output("results", "report", *report)
     checked = output("results", "check", *report, "--baseline", str(tmp_path / "scratch" / "verdicts.json"))
-    planned = output("claims", "run", "sam", "--dry-run")
+    planned = output("claims", "run", "sam", "--dry-run", "--config-dir", str(config_dir))
     banners = {lines[0] for lines in (listed, reported, checked, planned)}
     assert banners == {f"record stores: {runs} (1 record), {committed} (5 records)"}
 

@@ -51,8 +51,6 @@ def workspace(tmp_path, config_dir, records):
     args = [
         "--reproductions",
         str(tmp_path / "reproductions"),
-        "--config-dir",
-        str(config_dir),
         "--records",
         str(records.root),
         "--out",

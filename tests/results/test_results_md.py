@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 
 from optrepro.claims.load import load_all_claims
-from optrepro.claims.match import ArmComposer
-from optrepro.paths import CONFIG_DIR, REPO_ROOT, REPRODUCTIONS_DIR
+from optrepro.paths import REPO_ROOT, REPRODUCTIONS_DIR
 from optrepro.results.report import write_report
 
 FIX = (
@@ -33,7 +32,6 @@ def test_committed_results_md_is_what_the_records_give(tmp_path):
         out,
         plots,
         verdicts,
-        ArmComposer(CONFIG_DIR),
     )
     assert out.read_text() == committed.read_text(), f"RESULTS.md differs from what the records and claims give: {FIX}"
     assert verdicts.read_text() == (REPO_ROOT / "results" / "verdicts.json").read_text(), FIX

@@ -19,7 +19,7 @@ SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
 
 
 @pytest.fixture
-def evaluated(records, composer):
+def evaluated(records):
     for seed in range(2):
         offline = {
             "run_id": f"ws{seed}",
@@ -37,7 +37,7 @@ def evaluated(records, composer):
         )  # give no CI (checks.py)
     table = load_records(records.root)
     paper = parse_claims_text(textwrap.dedent(SAM_CLAIMS).lstrip(), "claims.yaml")
-    return evaluate_papers([paper], table, composer), table
+    return evaluate_papers([paper], table), table
 
 
 def test_local_comparison_shows_units_spreads_the_ci_and_runs_by_name(evaluated, tmp_path):

@@ -167,7 +167,7 @@ def test_a_negative_anneal_step_is_an_error_naming_it():
 
 
 def test_the_default_config_has_no_anneal_and_the_sd_preset_binds_the_step(make_cfg):
-    assert "loss" not in semantic_config(make_cfg([]))
+    assert semantic_config(make_cfg([]))["loss"] == {"_target_": "optrepro.losses.CrossEntropy"}
     loss = builders.build_train_loss(make_cfg(["+repro=gs_cdigits_sd_smoke"]))
     assert isinstance(loss, AnnealedSpectralDecoupling) and loss.anneal_step == 10
 

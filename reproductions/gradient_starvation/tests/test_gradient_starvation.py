@@ -60,7 +60,7 @@ def test_spectral_decoupling_gradient_adds_lambda_times_logits():
 
 def test_the_default_loss_is_cross_entropy_and_the_loss_option_selects_sd(make_cfg):
     cfg = make_cfg([])
-    assert "loss" not in semantic_config(cfg) and "callbacks" not in semantic_config(cfg)
+    assert semantic_config(cfg)["loss"] == {"_target_": "optrepro.losses.CrossEntropy"} and not cfg.callbacks
     logits, targets = torch.tensor([[1.0, 2.0]]), torch.tensor([1])
     assert builders.build_train_loss(cfg)(logits, targets).item() == F.cross_entropy(logits, targets).item()
     sd = make_cfg(["loss=spectral_decoupling", "loss.sd_lambda=0.2"])

@@ -160,12 +160,3 @@ def test_bad_solver_name_lists_the_valid_ones(tmp_path):
     assert done.returncode == 2
     assert "gradient_magic" in done.stderr and "notears_then_topo" in done.stderr and "topo" in done.stderr
     assert not list(tmp_path.rglob("record.json"))
-
-
-def test_classification_configs_keep_their_hashes():
-    from helpers.compose import compose_config
-
-    from optrepro.config import NEUTRAL_DEFAULTS, semantic_config
-
-    assert NEUTRAL_DEFAULTS["task"] == {"_target_": "optrepro.train.ClassificationTask"}
-    assert "task" not in semantic_config(compose_config([]))

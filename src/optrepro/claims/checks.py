@@ -503,7 +503,7 @@ def not_run(
 def evaluate_claim(
     claim: Claim, records: pd.DataFrame, arm_keys: dict[str, str], hardware_filter: HardwareFilter | None = None
 ) -> Verdict:
-    """The verdict on `claim` from `records` (with match_key column); `arm_keys` maps arm -> match key."""
+    """The verdict on `claim` from `records` (a load_records table); `arm_keys` maps arm -> its recipe key."""
     if getattr(claim.check, "measure", "runs") == "side_by_side":
         return timing_verdict(claim)
     if claim.tuning_pending:

@@ -14,7 +14,8 @@ from optrepro.paths import CONFIG_DIR, REPRODUCTIONS_DIR
 LAUNCHERS = ("local", "slurm")
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
+def add_common_options(parser: argparse.ArgumentParser, *, composes: bool = False) -> None:
+    """Where claims and records are; `composes`: also the Hydra config folder (a launch composes its arms)."""
     from optrepro.claims.policy import DEFAULT_STORES
 
     parser.add_argument(
@@ -23,9 +24,10 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         default=REPRODUCTIONS_DIR,
         help="folder of <paper>/claims.yaml (default: %(default)s)",
     )
-    parser.add_argument(
-        "--config-dir", type=Path, default=CONFIG_DIR, help="Hydra config folder (default: %(default)s)"
-    )
+    if composes:
+        parser.add_argument(
+            "--config-dir", type=Path, default=CONFIG_DIR, help="Hydra config folder (default: %(default)s)"
+        )
     parser.add_argument(
         "--records",
         type=Path,
@@ -58,7 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     explain.set_defaults(handler=explain_claims)
 
     run = commands.add_parser("run", help="launch the runs (arm x seed) a claim still lacks; rerun to resume")
-    add_common_options(run)
+    add_common_options(run, composes=True)
     run.add_argument(
         "targets",
         nargs="+",
@@ -99,10 +101,9 @@ def _records(args: argparse.Namespace):
 
 
 def _decide(args: argparse.Namespace, claims):
-    from optrepro.claims.match import ArmComposer
     from optrepro.claims.policy import decide_claims
 
-    return decide_claims(claims, _records(args), ArmComposer(args.config_dir))
+    return decide_claims(claims, _records(args))
 
 
 def list_claims(args: argparse.Namespace) -> int:
@@ -164,37 +165,30 @@ def tune_pending(claims, args: argparse.Namespace, overrides: list[str]) -> tupl
     pending = [claim for claim in claims if claim.tuning_pending]
     if not pending:
         return [], False
-    records = _records(args)
-    runs: dict[tuple[str, int], launch.PlannedRun] = {}  # claims that share a tuned arm share its grid runs
     with ArmComposer(args.config_dir) as composer:
         for claim in pending:
-            found = tuning.grid_runs(claim, records, composer, overrides)
-            missing = tuning.missing_grid_runs(claim, found)
-            print(
-                f"{claim.key}: tuning {claim.tuning.knob} on the validation split, {len(missing)} of "
-                f"{len(found) * claim.tuning.seeds} grid run(s) missing"
-            )
-            for point, seed in missing:
-                key = found[point][0]
-                runs.setdefault(
-                    (key, seed),
-                    launch.PlannedRun(
-                        claim.key,
-                        point.arm,
-                        seed,
-                        (*claim.arm_overrides(point.arm), *overrides, *point.extra, f"seed={seed}"),
-                        key,
-                    ),
-                )
+            tuning.check_grid(claim, composer)
+    records = _records(args)
+    runs: dict[tuple[str, int], launch.PlannedRun] = {}  # claims that share a tuned arm share its grid runs
+    for claim in pending:
+        found = tuning.grid_runs(claim, records, overrides)
+        missing = tuning.missing_grid_runs(claim, found)
+        print(
+            f"{claim.key}: tuning {claim.tuning.knob} on the validation split, {len(missing)} of "
+            f"{len(found) * claim.tuning.seeds} grid run(s) missing"
+        )
+        for point, seed in missing:
+            key = found[point][0]
+            overrides_of_run = (*claim.arm_overrides(point.arm), *overrides, *point.extra, f"seed={seed}")
+            runs.setdefault((key, seed), launch.PlannedRun(claim.key, point.arm, seed, overrides_of_run, key))
     failed = _launch(list(runs.values()), args)
     if args.dry_run or failed:
         return failed, False
     records = _records(args)
-    with ArmComposer(args.config_dir) as composer:
-        for claim in pending:
-            record = tuning.choose(claim, tuning.grid_runs(claim, records, composer, overrides), code_info())
-            chosen = ", ".join(f"{arm} {entry['chosen']:g}" for arm, entry in record["arms"].items())
-            print(f"{claim.key}: chose {claim.tuning.knob}: {chosen}; wrote {tuning.write_record(claim, record)}")
+    for claim in pending:
+        record = tuning.choose(claim, tuning.grid_runs(claim, records, overrides), code_info())
+        chosen = ", ".join(f"{arm} {entry['chosen']:g}" for arm, entry in record["arms"].items())
+        print(f"{claim.key}: chose {claim.tuning.knob}: {chosen}; wrote {tuning.write_record(claim, record)}")
     return [], True
 
 
@@ -236,7 +230,7 @@ def run_claims(args: argparse.Namespace) -> int:
         planned = launch.plan_missing_runs(claims, records, composer, overrides)
     print(f"{len(planned)} run(s) missing for {len(claims)} claim(s)")
     for run in planned:
-        print(f"  {run.claim} arm={run.arm} seed={run.seed} config_hash={run.config_hash}")
+        print(f"  {run.claim} arm={run.arm} seed={run.seed}")
     failed = _launch(planned, args)
     for command in failed:
         print(f"failed: {command}")

@@ -159,7 +159,8 @@ def gather_evidence(
     metric: str,
     hardware_filter: HardwareFilter | None = None,
 ) -> Evidence:
-    """The runs answering `claim`: `records` has a match_key column; `arm_keys` maps arm -> match key.
+    """The runs answering `claim`: `records` is a load_records table; `arm_keys` maps arm -> its recipe key
+    (claims.match.arm_key), the value of the `recipe` column of its runs.
 
     `hardware_filter` restricts the candidates to some hardware classes (`claims run` with hardware overrides).
     """
@@ -272,7 +273,7 @@ EVIDENCE_COLUMNS = (
 
 def _rows(records: pd.DataFrame, key: str, column: str) -> list[Row]:
     """The records of one arm as plain dicts with the columns evidence reads (a wide frame's rows are slow)."""
-    subset = records.loc[records["match_key"] == key, [c for c in (*EVIDENCE_COLUMNS, column) if c in records.columns]]
+    subset = records.loc[records["recipe"] == key, [c for c in (*EVIDENCE_COLUMNS, column) if c in records.columns]]
     rows = subset.to_dict("records")
     for row in rows:
         row["_hardware"] = hardware_class(row)

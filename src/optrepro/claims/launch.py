@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
-from optrepro.claims.match import ArmComposer, with_match_keys
+from optrepro.claims.match import ArmComposer, arm_key
 from optrepro.claims.policy import launch_verdict, missing_seeds
 from optrepro.claims.schema import Claim
-from optrepro.config import config_hash
+from optrepro.claims.tuning import check_grid
 from optrepro.paths import REPO_ROOT
 
 ENTRY_POINT = "run.py"
@@ -29,34 +28,35 @@ SLURM_LAUNCHER_OVERRIDE = "hydra/launcher=slurm"
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One (claim, arm, seed) without a result; `overrides` already include the seed."""
+    """One (claim, arm, seed) without a result; `overrides` already include the seed; `recipe` is the arm's recipe
+    key (claims.match.arm_key)."""
 
     claim: str
     arm: str
     seed: int
     overrides: tuple[str, ...]
-    config_hash: str
+    recipe: str
 
 
 def plan_missing_runs(
     claims: Iterable[Claim], records: pd.DataFrame, composer: ArmComposer, extra_overrides: Sequence[str] = ()
 ) -> list[PlannedRun]:
-    """Every (claim, arm, seed) the evidence policy finds missing on the launch's hardware, each distinct config once.
+    """Every (claim, arm, seed) the evidence policy finds missing on the launch's hardware, each (recipe, seed) once.
 
     Missing is policy.missing_seeds: the seeds an arm lacks in the runs its verdict uses, so a seed that only has a
     failed run, or only a run on other hardware, is launched, and a claim `claims list` shows complete launches
-    nothing. Call inside `with composer:`.
+    nothing. A tuned knob that is not a key of its arms stops here, before any run. Call inside `with composer:`.
     """
-    if "match_key" not in records.columns:
-        records = with_match_keys(records)
-    planned: dict[str, PlannedRun] = {}
+    planned: dict[tuple[str, int], PlannedRun] = {}
     for claim in claims:
-        verdict, configs = launch_verdict(claim, records, composer, extra_overrides)
+        if claim.tuning is not None:
+            check_grid(claim, composer)
+        verdict = launch_verdict(claim, records, composer, extra_overrides)
         for arm, seeds in missing_seeds(verdict).items():
+            key = arm_key(claim, arm, extra_overrides)
             for seed in seeds:
                 overrides = (*claim.arm_overrides(arm), *extra_overrides, f"seed={seed}")
-                run_hash = config_hash(OmegaConf.merge(configs[arm], {"seed": seed}))
-                planned.setdefault(run_hash, PlannedRun(claim.key, arm, seed, overrides, run_hash))
+                planned.setdefault((key, seed), PlannedRun(claim.key, arm, seed, overrides, key))
     return list(planned.values())
 
 

@@ -8,8 +8,8 @@
   claims.checks);
 - the same notion of "missing": `missing_seeds`, the seeds each arm lacks in the evidence its verdict uses.
 
-`decide_claims(claims, records, composer) -> {claim key: Verdict}` is the stable entry point for other tools
-(e.g. `claims regress`): `records` is a load_records table (a `match_key` column is added when absent).
+`decide_claims(claims, records) -> {claim key: Verdict}` is the stable entry point for other tools (e.g.
+`claims regress`): `records` is a load_records table; runs answer an arm by their recipe (claims.match).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from optrepro.paths import CONFIG_DIR, REPO_ROOT
+from optrepro.paths import REPO_ROOT
 
 if TYPE_CHECKING:  # imported where used: building the CLI parser needs DEFAULT_STORES only
     import pandas as pd
@@ -41,11 +41,10 @@ def record_stores(given: Sequence[Path] | None) -> tuple[Path, ...]:
 
 
 def load_evidence_records(stores: Iterable[Path]) -> pd.DataFrame:
-    """Every record under the stores (a run found in two is read from the first), with match keys."""
-    from optrepro.claims.match import with_match_keys
+    """Every record under the stores (a run found in two is read from the first)."""
     from optrepro.records.table import load_records_from
 
-    return with_match_keys(load_records_from(stores))
+    return load_records_from(stores)
 
 
 def stores_banner(stores: Sequence[Path], records: pd.DataFrame) -> str:
@@ -69,29 +68,14 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def decide_claims(
-    claims: Sequence[Claim],
-    records: pd.DataFrame,
-    composer: ArmComposer | None = None,
-) -> dict[str, Verdict]:
+def decide_claims(claims: Sequence[Claim], records: pd.DataFrame) -> dict[str, Verdict]:
     """The verdict on every claim, keyed by claim key in the order given; the one policy every command uses.
 
-    `records`: a load_records table (load_evidence_records gives one with match keys). `composer` composes each
-    arm's config (default: the repository's configs/); compositions are cached across calls.
-    """
+    `records`: a load_records table (load_evidence_records reads one from the stores)."""
     from optrepro.claims.checks import evaluate_claim
-    from optrepro.claims.match import ArmComposer, arm_match_keys, with_match_keys
+    from optrepro.claims.match import arm_keys
 
-    composer = composer or ArmComposer(CONFIG_DIR)
-    if "match_key" not in records.columns:
-        records = with_match_keys(records)
-    from optrepro.claims.tuning import check_grid
-
-    with composer:
-        keys = arm_match_keys(claims, composer)
-        for claim in claims:
-            if claim.tuning is not None:
-                check_grid(claim, composer)
+    keys = arm_keys(claims)
     return {
         claim.key: evaluate_claim(claim, records, {arm: keys[(claim.key, arm)] for arm in claim.arms})
         for claim in claims
@@ -100,17 +84,16 @@ def decide_claims(
 
 def launch_verdict(
     claim: Claim, records: pd.DataFrame, composer: ArmComposer, extra_overrides: Sequence[str] = ()
-) -> tuple[Verdict, dict[str, DictConfig]]:
-    """The verdict as `claims run` sees it: arms composed with the launch's extra overrides, and only runs on the
+) -> Verdict:
+    """The verdict as `claims run` sees it: the arms with the launch's extra overrides, and only runs on the
     hardware the launch uses (a run elsewhere cannot complete that class). When the launch's hardware is the
     class decide_claims chose, this is decide_claims' verdict; call inside `with composer:`."""
     from optrepro.claims.checks import evaluate_claim
-    from optrepro.claims.match import match_key
+    from optrepro.claims.match import arm_key
 
-    configs = {arm: composer.compose(claim, arm, extra_overrides) for arm in claim.arms}
-    wanted = _launch_hardware(next(iter(configs.values())))
-    verdict = evaluate_claim(claim, records, {arm: match_key(cfg) for arm, cfg in configs.items()}, wanted)
-    return verdict, configs
+    wanted = _launch_hardware(composer.compose(claim, next(iter(claim.arms)), extra_overrides))
+    keys = {arm: arm_key(claim, arm, extra_overrides) for arm in claim.arms}
+    return evaluate_claim(claim, records, keys, wanted)
 
 
 def _launch_hardware(cfg: DictConfig) -> HardwareFilter:

@@ -96,20 +96,18 @@ def check_grid(claim: Claim, composer) -> None:
 
 
 def grid_runs(
-    claim: Claim, records: pd.DataFrame, composer, extra_overrides: Sequence[str] = ()
+    claim: Claim, records: pd.DataFrame, extra_overrides: Sequence[str] = ()
 ) -> dict[GridPoint, tuple[str, dict[int, tuple[str, float]]]]:
-    """grid point -> (its match key, {seed: (run id, validation metric)} of its finished runs); call inside
-    `with composer:`."""
+    """grid point -> (its recipe key, {seed: (run id, validation metric)} of its finished runs)."""
     from optrepro.claims.evidence import metric_column
-    from optrepro.claims.match import match_key
+    from optrepro.claims.match import arm_key
 
     column = metric_column(claim.tuning.metric, "final")
     claim = dataclasses.replace(claim, tuned=())
     found = {}
     for point in grid_points(claim):
-        cfg = composer.compose(claim, point.arm, (*extra_overrides, *point.extra))
-        key = match_key(cfg)
-        rows = records[(records["match_key"] == key) & (records["status"] == "finished")] if len(records) else records
+        key = arm_key(claim, point.arm, (*extra_overrides, *point.extra))
+        rows = records[(records["recipe"] == key) & (records["status"] == "finished")] if len(records) else records
         by_seed: dict[int, tuple[str, float]] = {}
         for _, row in rows.iterrows():
             seed, value = int(row["seed"]), row.get(column)

@@ -1,19 +1,22 @@
-"""Find an earlier finished run of the same config: relaunching a sweep then skips the cells that are done."""
+"""Find an earlier finished run of the same command: relaunching a sweep then skips the cells that are done."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from optrepro.config import config_hash as hash_of
 from optrepro.records.record import RECORD_NAME
 
 
-def finished_run(runs_dir: str | Path, config_hash: str) -> Path | None:
-    """The folder of a finished run with this config hash, if any (unreadable records are ignored here).
+def finished_run(
+    runs_dir: str | Path, config_hash: str, recipe: list[str] | None, seed: int, hardware: Any
+) -> Path | None:
+    """The folder of a finished run of this config (same config hash), or of this command on this hardware (same
+    recipe, seed and hardware block), if any; unreadable records are ignored here.
 
-    A record's config is hashed again under today's rules when its stored hash differs, as `claims run` does: a
-    knob added since at its neutral default (config.NEUTRAL_DEFAULTS) must not make a finished run look new."""
+    The recipe makes a run recorded before a knob was added (its config lacks the key, so its hash differs) count
+    as done, without re-hashing old configs under today's rules."""
     for path in sorted(Path(runs_dir).glob(f"*/*/*/{RECORD_NAME}")):
         try:
             record = json.loads(path.read_text())
@@ -21,6 +24,9 @@ def finished_run(runs_dir: str | Path, config_hash: str) -> Path | None:
             continue
         if record.get("status") not in ("finished", "diverged"):
             continue
-        if record.get("config_hash") == config_hash or hash_of(record.get("config") or {}) == config_hash:
+        if record.get("config_hash") == config_hash:
+            return path.parent
+        same_command = recipe is not None and record.get("recipe") == recipe and record.get("seed") == seed
+        if same_command and (record.get("config") or {}).get("hardware") == hardware:
             return path.parent
     return None

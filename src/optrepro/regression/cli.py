@@ -77,11 +77,10 @@ def _store(args: argparse.Namespace) -> Path:
 
 
 def _shared_runs(args: argparse.Namespace, store: Path):
-    from optrepro.claims.match import ArmComposer
     from optrepro.regression.runner import run_shared_paths
     from optrepro.regression.shared_paths import SHARED_PATH_RUNS
 
-    return run_shared_paths(SHARED_PATH_RUNS, store, ArmComposer(args.config_dir), args.launcher)
+    return run_shared_paths(SHARED_PATH_RUNS, store, args.launcher)
 
 
 def drift_check(args: argparse.Namespace) -> int:
@@ -147,7 +146,6 @@ def claims_regress(args: argparse.Namespace) -> int:
 
     targets = args.targets or [SELECTION]
     store = _store(args)
-    composer = ArmComposer(args.config_dir)
     if targets == [SELECTION]:
         baseline = baseline_dir()
         committed = {run.name: read_committed(run.name, baseline) for run in SHARED_PATH_RUNS}
@@ -164,9 +162,9 @@ def claims_regress(args: argparse.Namespace) -> int:
     else:
         claims = select_claims(load_all_claims(args.reproductions), targets, tier=args.tier)
         baseline = args.baseline
-        failed = run_claims(claims, store, composer, args.launcher)
+        failed = run_claims(claims, store, ArmComposer(args.config_dir), args.launcher)
     results = regress.compare_verdicts(
-        regress.decide_on_store(claims, baseline, composer), regress.decide_on_store(claims, store, composer)
+        regress.decide_on_store(claims, baseline), regress.decide_on_store(claims, store)
     )
     for line in regress.render(results):
         print(line)

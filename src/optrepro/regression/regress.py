@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from optrepro.claims.checks import REPRODUCED, fmt
-from optrepro.claims.match import ArmComposer
 from optrepro.claims.schema import Claim
 from optrepro.errors import OptreproError
 
@@ -65,11 +64,11 @@ class ClaimRegress:
         }
 
 
-def decide_on_store(claims: Sequence[Claim], store: Path, composer: ArmComposer) -> dict[str, dict[str, Any]]:
+def decide_on_store(claims: Sequence[Claim], store: Path) -> dict[str, dict[str, Any]]:
     """claim key -> its verdict (verdicts.json form) on the records of `store` alone."""
     from optrepro.claims.policy import decide_claims, load_evidence_records
 
-    verdicts = decide_claims(claims, load_evidence_records([store]), composer)
+    verdicts = decide_claims(claims, load_evidence_records([store]))
     return {key: verdict.to_json() for key, verdict in verdicts.items()}
 
 

@@ -7,23 +7,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from optrepro.claims import launch
 from optrepro.claims.checks import check_metric
-from optrepro.claims.match import ArmComposer
+from optrepro.claims.match import ArmComposer, arm_key
 from optrepro.claims.schema import Claim
-from optrepro.config import config_hash
+from optrepro.records.recipe import recipe, recipe_key
 from optrepro.records.table import load_records
 from optrepro.regression.shared_paths import SELECTION, SharedPathRun
-from optrepro.regression.store import execute, finished_in, measure_landscape, run_hash, store_overrides
+from optrepro.regression.store import execute, finished_in, measure_landscape, store_overrides
 
 LANDSCAPE_PREFIX = "landscape/"
 SEED = 0
 
 
 def run_shared_paths(
-    runs: Sequence[SharedPathRun], store: Path, composer: ArmComposer, launcher: str
+    runs: Sequence[SharedPathRun], store: Path, launcher: str
 ) -> tuple[dict[str, tuple[Path, dict[str, Any]]], list[str]]:
     """name -> (record path, record) of each shared-path run in `store`, running the missing ones; and the failures.
 
@@ -33,12 +31,11 @@ def run_shared_paths(
 
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the runs launched below
     torch.set_num_threads(1)  # the landscape measurement runs in this process
-    with composer:
-        hashes = {run.name: run_hash(composer, run.overrides, SEED) for run in runs}
+    hashes = {run.name: (recipe_key(recipe(run.overrides)), SEED) for run in runs}
     done = finished_in(store)
     planned = [
         launch.PlannedRun(
-            SELECTION, run.name, SEED, (*run.overrides, *store_overrides(store), f"seed={SEED}"), hashes[run.name]
+            SELECTION, run.name, SEED, (*run.overrides, *store_overrides(store), f"seed={SEED}"), hashes[run.name][0]
         )
         for run in runs
         if hashes[run.name] not in done
@@ -62,16 +59,15 @@ def run_claims(claims: Sequence[Claim], store: Path, composer: ArmComposer, laun
     failed = execute(planned, launcher)
     done = finished_in(store)
     unmeasured = []
-    with composer:
-        for claim in claims:
-            if not check_metric(claim).startswith(LANDSCAPE_PREFIX):
-                continue
-            for arm in claim.arms:
-                cfg = composer.compose(claim, arm, overrides)
-                for seed in claim.seed_values:
-                    found = done.get(config_hash(OmegaConf.merge(cfg, {"seed": seed})))
-                    if found and not _measured(found[1]) and found[0].parent not in unmeasured:
-                        unmeasured.append(found[0].parent)
+    for claim in claims:
+        if not check_metric(claim).startswith(LANDSCAPE_PREFIX):
+            continue
+        for arm in claim.arms:
+            key = arm_key(claim, arm, overrides)
+            for seed in claim.seed_values:
+                found = done.get((key, seed))
+                if found and not _measured(found[1]) and found[0].parent not in unmeasured:
+                    unmeasured.append(found[0].parent)
     if unmeasured and measure_landscape(unmeasured) != 0:  # the default settings, as the committed records were
         failed.append(f"python -m optrepro landscape {' '.join(str(d) for d in unmeasured)}")
     return failed

@@ -11,14 +11,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra import compose
-from omegaconf import OmegaConf
-
 from optrepro.claims import launch
-from optrepro.claims.match import ArmComposer
-from optrepro.config import config_hash
 from optrepro.paths import REPO_ROOT
 from optrepro.records.provenance import source_hash
+from optrepro.records.recipe import recipe_key
 from optrepro.records.table import iter_records
 
 REGRESS_ROOT = REPO_ROOT / "runs_regress"
@@ -29,24 +25,16 @@ def default_store() -> Path:
 
 
 def store_overrides(store: Path) -> tuple[str, ...]:
-    """Extra overrides of every run: write into the store, CSV logging only (both outside the config hash)."""
+    """Extra overrides of every run: write into the store, CSV logging only (both outside the recipe)."""
     return (f"paths.runs_dir={Path(store).resolve()}", "logger=csv")
 
 
-def run_hash(composer: ArmComposer, overrides: Sequence[str], seed: int) -> str:
-    """config_hash of `python run.py <overrides> seed=<seed>`; call inside `with composer:`."""
-    cfg = compose(config_name=composer.config_name, overrides=list(overrides))
-    return config_hash(OmegaConf.merge(cfg, {"seed": seed}))
-
-
-def finished_in(store: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """config_hash -> (record path, record) of every run with a result in the store."""
+def finished_in(store: Path) -> dict[tuple[str | None, int | None], tuple[Path, dict[str, Any]]]:
+    """(recipe key, seed) -> (record path, record) of every run with a result in the store."""
     found = {}
     for path, record in iter_records(store) if Path(store).exists() else ():
         if record.get("status") in ("finished", "diverged"):
-            # also under today's hash of its config, as `claims run` matches (config.NEUTRAL_DEFAULTS)
-            for key in (record.get("config_hash"), config_hash(record["config"])):
-                found.setdefault(key, (path, record))
+            found.setdefault((recipe_key(record.get("recipe")), record.get("seed")), (path, record))
     return found
 
 

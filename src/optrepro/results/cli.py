@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from optrepro.paths import CONFIG_DIR, REPO_ROOT, REPRODUCTIONS_DIR
+from optrepro.paths import REPO_ROOT, REPRODUCTIONS_DIR
 
 RESULTS_DIR = REPO_ROOT / "results"
 DEFAULT_RUNS = Path(os.environ.get("OPTREPRO_RUNS", REPO_ROOT / "runs"))
@@ -17,7 +17,6 @@ def _report_paths(parser: argparse.ArgumentParser) -> None:
     from optrepro.claims.policy import DEFAULT_STORES
 
     parser.add_argument("--reproductions", type=Path, default=REPRODUCTIONS_DIR, help="default: %(default)s")
-    parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help="default: %(default)s")
     parser.add_argument(
         "--records",
         type=Path,
@@ -70,12 +69,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     check.set_defaults(handler=check_command)
 
-    recipes = commands.add_parser(
-        "recipes", help="give records written before runs recorded their recipe the recipe of the arm they answer"
-    )
-    _report_paths(recipes)
-    recipes.set_defaults(handler=recipes_command)
-
     wandb = commands.add_parser("wandb", help="compare each claim's arms in a W&B report (online) or locally")
     _report_paths(wandb)
     wandb.add_argument("--online", action="store_true", help="create W&B reports (needs an API key)")
@@ -102,19 +95,17 @@ def collect_command(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace):
     """Verdicts of every claim by the evidence policy, after printing the stores they rest on."""
     from optrepro.claims.load import load_all_claims
-    from optrepro.claims.match import ArmComposer
     from optrepro.claims.policy import load_evidence_records, record_stores, stores_banner
     from optrepro.results.report import evaluate_papers
 
     stores = record_stores(args.records)
     records = load_evidence_records(stores)
     print(stores_banner(stores, records))
-    return evaluate_papers(load_all_claims(args.reproductions), records, ArmComposer(args.config_dir)), records
+    return evaluate_papers(load_all_claims(args.reproductions), records), records
 
 
 def report_command(args: argparse.Namespace) -> int:
     from optrepro.claims.load import load_all_claims
-    from optrepro.claims.match import ArmComposer
     from optrepro.claims.policy import record_stores, stores_banner
     from optrepro.results.report import read_tables, verdict_counts, write_report
 
@@ -127,7 +118,6 @@ def report_command(args: argparse.Namespace) -> int:
         args.out,
         args.plots,
         args.verdicts,
-        ArmComposer(args.config_dir),
         tables=(records, history),
     )
     summary = ", ".join(f"{n} {status}" for status, n in verdict_counts(results).items())
@@ -149,20 +139,6 @@ def check_command(args: argparse.Namespace) -> int:
         print(f"{len(regressions)} claim(s) that held in {args.baseline} no longer hold", file=sys.stderr)
         return 1
     print(f"no claim regressed against {args.baseline} ({len(changes)} change(s))")
-    return 0
-
-
-def recipes_command(args: argparse.Namespace) -> int:
-    from optrepro.claims.load import load_all_claims
-    from optrepro.claims.match import ArmComposer, backfill_recipes
-    from optrepro.claims.policy import record_stores
-
-    claims = [claim for paper in load_all_claims(args.reproductions) for claim in paper.claims]
-    counts = backfill_recipes(record_stores(args.records), claims, ArmComposer(args.config_dir))
-    print(
-        f"{counts['filled']} record(s) given the recipe of the claim arm they answer; {counts['no arm']} answer no "
-        f"claim arm (recipe left null); {counts['had one']} had one"
-    )
     return 0
 
 

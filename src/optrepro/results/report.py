@@ -19,7 +19,6 @@ import pandas as pd
 
 from optrepro.claims.checks import VERDICTS, Verdict, check_metric, fmt
 from optrepro.claims.explain import explanation
-from optrepro.claims.match import ArmComposer, with_match_keys
 from optrepro.claims.policy import decide_claims
 from optrepro.claims.schema import Claim, PaperClaims, RatioCheck, Reported, ValueCheck
 from optrepro.claims.tuning import read_record as read_tuning_record
@@ -40,9 +39,9 @@ class PaperVerdicts:
     verdicts: tuple[Verdict, ...]
 
 
-def evaluate_papers(papers: Sequence[PaperClaims], records: pd.DataFrame, composer: ArmComposer) -> list[PaperVerdicts]:
+def evaluate_papers(papers: Sequence[PaperClaims], records: pd.DataFrame) -> list[PaperVerdicts]:
     """Verdicts for every claim of every paper (claims.policy.decide_claims), grouped by paper."""
-    decided = decide_claims([claim for paper in papers for claim in paper.claims], records, composer)
+    decided = decide_claims([claim for paper in papers for claim in paper.claims], records)
     return [PaperVerdicts(paper, tuple(decided[claim.key] for claim in paper.claims)) for paper in papers]
 
 
@@ -58,14 +57,13 @@ def write_report(
     out: Path,
     plots_dir: Path,
     verdicts_path: Path,
-    composer: ArmComposer,
     tables: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> list[PaperVerdicts]:
     """Evaluate, draw, and write RESULTS.md and verdicts.json; stale PNGs in `plots_dir` are removed.
 
     `tables`: the stores' (records, history) when the caller has read them already (read_tables)."""
     records, history = tables if tables is not None else read_tables(stores)
-    results = evaluate_papers(papers, records, composer)
+    results = evaluate_papers(papers, records)
     plots = _draw_plots(results, history, plots_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_markdown(results, records, stores=stores, plots=plots, base=out.parent))
@@ -75,9 +73,9 @@ def write_report(
 
 
 def read_tables(stores: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The stores' records (with match keys) and their curves, each record.json read once."""
+    """The stores' records and their curves, each record.json read once."""
     pairs = read_stores(stores)
-    return with_match_keys(records_to_frame(pairs)), history_frame(pairs)
+    return records_to_frame(pairs), history_frame(pairs)
 
 
 def verdict_counts(results: Sequence[PaperVerdicts]) -> dict[str, int]:
