@@ -1,11 +1,17 @@
 """Where the repository's folders are, found from this file rather than the working directory."""
 
+import os
 import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
 REPRODUCTIONS_DIR = REPO_ROOT / "reproductions"
+# Where runs live: the run folders of this machine (as configs/paths/default.yaml's runs_dir, OPTREPRO_RUNS first),
+# and the committed results: the record store RESULTS.md is generated from, tuning and timing records, drift runs.
+RUNS_DIR = Path(os.environ.get("OPTREPRO_RUNS", REPO_ROOT / "runs"))
+RESULTS_DIR = REPO_ROOT / "results"
+COMMITTED_RECORDS = RESULTS_DIR / "records"
 
 
 def reproduction_config_dirs() -> list[Path]:

@@ -182,34 +182,31 @@ def preset_claims(preset: str | None, reproductions_dir: Path | None = None) -> 
 def claims_progress(
     record: Mapping[str, Any], record_roots: Sequence[Path], reproductions_dir: Path | None = None
 ) -> list[ClaimProgress]:
-    """Each claim whose arm this run is (same recipe as the arm in claims.yaml), with the seeds of every arm that
-    have a result in `record_roots` and the verdict on them."""
+    """Each claim whose arm this run is (same recipe as the arm in claims.yaml, whatever preset it names), with the
+    seeds of every arm that have a result in `record_roots` and the verdict on them (claims.policy.decide_claims,
+    as every command)."""
     from optrepro.claims.evidence import RESULT_STATUSES
+    from optrepro.claims.load import load_all_claims
     from optrepro.claims.match import arm_keys
     from optrepro.claims.policy import decide_claims
     from optrepro.claims.schema import ValueCheck
+    from optrepro.paths import REPRODUCTIONS_DIR
     from optrepro.records.recipe import recipe_key
     from optrepro.records.table import iter_records, records_to_frame
 
-    candidates = preset_claims((record.get("repro") or {}).get("name"), reproductions_dir)
     run_key = recipe_key(record.get("recipe"))
-    if not candidates or run_key is None:
+    if run_key is None:
         return []
-    keys = arm_keys(candidates)
-    answered = [claim for claim in candidates if run_key in {keys[(claim.key, arm)] for arm in claim.arms}]
+    claims = [claim for paper in load_all_claims(reproductions_dir or REPRODUCTIONS_DIR) for claim in paper.claims]
+    keys = arm_keys(claims)
+    answered = [claim for claim in claims if run_key in {keys[(claim.key, arm)] for arm in claim.arms}]
     if not answered:
         return []
-    presets = {
-        override.split("=", 1)[1]
-        for claim in answered
-        for arm in claim.arms
-        for override in claim.arm_overrides(arm)
-        if override.startswith("+repro=")
-    }
+    wanted = {keys[(claim.key, arm)] for claim in answered for arm in claim.arms}
     found: dict[str, tuple[Path, dict[str, Any]]] = {}
     for root in record_roots:
         for path, other in iter_records(root) if Path(root).exists() else ():
-            if (other.get("repro") or {}).get("name") in presets:
+            if recipe_key(other.get("recipe")) in wanted:
                 found.setdefault(other["run_id"], (path, other))
     records = records_to_frame(found.values())
     results = records[records["status"].isin(RESULT_STATUSES)]
@@ -272,6 +269,6 @@ def print_run_summary(
 
 def summary_roots(runs_dir: str | os.PathLike) -> list[Path]:
     """Where the seeds of a claim are counted: this machine's runs folder and the committed record store."""
-    from optrepro.paths import REPO_ROOT
+    from optrepro.paths import COMMITTED_RECORDS
 
-    return [Path(runs_dir), REPO_ROOT / "results" / "records"]
+    return [Path(runs_dir), COMMITTED_RECORDS]

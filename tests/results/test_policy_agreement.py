@@ -1,4 +1,5 @@
-"""One evidence policy: with one extra run in runs/, every command reads the same stores and agrees on every claim."""
+"""One evidence policy: with one extra run in runs/, every command (and the end-of-run summary) reads the same stores
+and agrees on every claim."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from claimkit import RecordFactory, write_claims
 
 from optrepro.claims.policy import DEFAULT_STORES, record_stores
 from optrepro.cli import build_parser, main
+from optrepro.records.record import read_record
+from optrepro.run_summary import claims_progress
 
 SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
 OLD = {"commit": "0ld0000000", "finished_at": "2025-01-01T00:00:00Z"}
@@ -27,7 +30,7 @@ def test_every_command_defaults_to_the_same_stores():
         assert record_stores(build_parser(command).parse_args(command).records) == DEFAULT_STORES, command
 
 
-def test_list_report_check_and_dry_run_agree_with_one_extra_run(tmp_path, config_dir, capsys):
+def test_list_report_check_dry_run_and_run_summary_agree_with_one_extra_run(tmp_path, config_dir, capsys):
     write_claims(tmp_path / "reproductions")
     committed, runs = tmp_path / "results" / "records", tmp_path / "runs"
     store = RecordFactory(config_dir, committed)
@@ -82,3 +85,6 @@ def test_list_report_check_and_dry_run_agree_with_one_extra_run(tmp_path, config
     assert "no claim regressed" in checked[-1] and "(0 change(s))" in checked[-1]
     # exactly the seed the incomplete claim lacks; the complete one launches nothing
     assert [line for line in planned if line.startswith("python ")] == ["python run.py optimizer=sgd seed=2"]
+    # the end-of-run summary of the new run says the same of the claims it answers
+    summary = claims_progress(read_record(runs / "new_sam0"), [runs, committed], tmp_path / "reproductions")
+    assert {p.key: p.verdict for p in summary} == {"sam/ordering": "reproduced (2/3 seeds)", "sam/value": "reproduced"}

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from optrepro.paths import REPO_ROOT
+from optrepro.paths import COMMITTED_RECORDS, REPO_ROOT, RUNS_DIR
 
 if TYPE_CHECKING:  # imported where used: building the CLI parser needs DEFAULT_STORES only
     import pandas as pd
@@ -30,9 +30,7 @@ if TYPE_CHECKING:  # imported where used: building the CLI parser needs DEFAULT_
     from optrepro.claims.match import ArmComposer
     from optrepro.claims.schema import Claim
 
-RUNS_DIR = Path(os.environ.get("OPTREPRO_RUNS", REPO_ROOT / "runs"))
-COMMITTED_STORE = REPO_ROOT / "results" / "records"
-DEFAULT_STORES = (RUNS_DIR, COMMITTED_STORE)
+DEFAULT_STORES = (RUNS_DIR, COMMITTED_RECORDS)
 
 
 def record_stores(given: Sequence[Path] | None) -> tuple[Path, ...]:

@@ -23,9 +23,9 @@ from typing import Any
 
 from optrepro.claims.schema import Claim
 from optrepro.claims.stats import seed_stats, t975
-from optrepro.paths import REPO_ROOT
+from optrepro.paths import RESULTS_DIR
 
-TIMING_DIR = REPO_ROOT / "results" / "timing"
+TIMING_DIR = RESULTS_DIR / "timing"
 REPETITIONS, STEPS, WARMUP_STEPS = 25, 4, 3
 RECORD_KIND = "side_by_side_timing"
 

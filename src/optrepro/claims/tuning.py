@@ -24,9 +24,9 @@ import pandas as pd
 
 from optrepro.claims.schema import Claim
 from optrepro.errors import InvalidConfigError, OptreproError
-from optrepro.paths import REPO_ROOT
+from optrepro.paths import REPO_ROOT, RESULTS_DIR
 
-TUNING_DIR = REPO_ROOT / "results" / "tuning"
+TUNING_DIR = RESULTS_DIR / "tuning"
 
 
 class StaleTuningRecordError(OptreproError, ValueError):

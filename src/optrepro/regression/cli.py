@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from optrepro.paths import CONFIG_DIR, REPO_ROOT, REPRODUCTIONS_DIR
+from optrepro.paths import COMMITTED_RECORDS, CONFIG_DIR, REPO_ROOT, REPRODUCTIONS_DIR
 
 LAUNCHERS = ("local", "slurm")
-COMMITTED_RECORDS = REPO_ROOT / "results" / "records"
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optrepro.paths import REPO_ROOT
+from optrepro.paths import RESULTS_DIR
 from optrepro.records.record import MEASUREMENTS, RECORD_NAME, portable, read_record
 from optrepro.records.writer import write_json_atomic
 
-DRIFT_DIR = REPO_ROOT / "results" / "drift"
+DRIFT_DIR = RESULTS_DIR / "drift"
 UNKNOWN_KERNELS = "cpu-unknown"  # the baseline recorded before the CPU kernel set was part of its path
 # CPU features that select other BLAS / oneDNN kernels than the ATen capability alone says.
 KERNEL_FLAGS = ("avx512_vnni", "avx512_bf16", "amx_tile", "avx512_fp16")

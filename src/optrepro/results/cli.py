@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from optrepro.paths import REPO_ROOT, REPRODUCTIONS_DIR
-
-RESULTS_DIR = REPO_ROOT / "results"
-DEFAULT_RUNS = Path(os.environ.get("OPTREPRO_RUNS", REPO_ROOT / "runs"))
+from optrepro.paths import REPO_ROOT, REPRODUCTIONS_DIR, RESULTS_DIR, RUNS_DIR
 
 
 def _report_paths(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "sources",
         nargs="*",
         type=Path,
-        default=[DEFAULT_RUNS],
+        default=[RUNS_DIR],
         help="folders with run folders or W&B run folders (default: %(default)s)",
     )
     collect.add_argument(
