@@ -57,6 +57,11 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["train.drop_last=yes"], "train.drop_last", "is not true or false"),
     (["optimizer=sam", "optimizer.m_sharpness=0"], "optimizer.m_sharpness", "must be >= 1"),
     (["optimizer=sam", "optimizer.rho=-1"], "optimizer.rho", "must be >= 0"),
+    (
+        ["optimizer=asam", "~optimizer.eta", "~optimizer.perturb"],
+        "optimizer.eta",
+        "missing from the two_pass optimizer 'asam' (so are perturb); start the optimizer config with `defaults: [sam",
+    ),
     (["optimizer.base.lr=nan"], "optimizer.base.lr", "nan is not a finite number"),
     (["optimizer.base.lr=inf"], "optimizer.base.lr", "is not a finite number"),
     (["optimizer.base.lr=0"], "optimizer.base.lr", "must be > 0"),

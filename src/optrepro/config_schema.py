@@ -162,16 +162,16 @@ class Optimizer(OpenSection):
     step: Annotated[str, AfterValidator(step_builder)]
     base: BaseOptimizer
     weight_decay_mode: Annotated[str, choice("optrepro.optim.factory:WEIGHT_DECAY_MODES")] | None = None
-    no_decay_norm_and_bias: bool = False
+    no_decay_norm_and_bias: bool | None = None  # every value below: configs/optimizer/<name>.yaml (SAM's: sam.yaml)
     orthogonal_grad: bool = False
     rho: NonNegFloat | None = None
-    adaptive: bool = False
+    adaptive: bool | None = None
     eta: NonNegFloat | None = None
-    normalize_bias: bool = False
+    normalize_bias: bool | None = None
     perturb: Annotated[str, choice("optrepro.optim.factory:PERTURB_CHOICES")] | None = None
     perturbation_sync: Annotated[str, choice("optrepro.optim.two_pass:PERTURBATION_SYNC_CHOICES")] | None = None
     m_sharpness: PosInt | None = None
-    weight_decay_in_perturbation: bool = False
+    weight_decay_in_perturbation: bool | None = None
     reference: Annotated[str, choice("optrepro.optim.saf:TRAJECTORY_REFERENCES")] | None = None
     trajectory_weight: NonNegFloat | None = None
     temperature: PosFloat | None = None

@@ -169,7 +169,7 @@ def test_closure_step_equals_perturb_then_step():
 def test_misuse_is_reported(call, message):
     param = torch.ones(2, requires_grad=True)
     param.grad = torch.ones(2)
-    optimizer = SAM([param], functools.partial(torch.optim.SGD, lr=0.1))
+    optimizer = SAM([param], functools.partial(torch.optim.SGD, lr=0.1), rho=0.05)
     with pytest.raises(RuntimeError, match=message):
         call(optimizer)
 
@@ -177,12 +177,12 @@ def test_misuse_is_reported(call, message):
 @pytest.mark.parametrize(("kwargs", "message"), [({"rho": -0.1}, "rho >= 0"), ({"eta": -1.0}, "eta >= 0")])
 def test_invalid_hyperparameters_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        SAM([torch.ones(1, requires_grad=True)], functools.partial(torch.optim.SGD, lr=0.1), **kwargs)
+        SAM([torch.ones(1, requires_grad=True)], functools.partial(torch.optim.SGD, lr=0.1), **{"rho": 0.05, **kwargs})
 
 
 def test_scheduler_on_sam_moves_base_learning_rate():
     param = torch.ones(2, requires_grad=True)
-    optimizer = SAM([param], functools.partial(torch.optim.SGD, lr=0.1))
+    optimizer = SAM([param], functools.partial(torch.optim.SGD, lr=0.1), rho=0.05)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
     param.grad = torch.ones(2)
     optimizer.step()

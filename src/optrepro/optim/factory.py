@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim import Optimizer
 
-from optrepro.errors import ConfigError, UnknownChoiceError
+from optrepro.errors import ConfigError, InvalidConfigError, UnknownChoiceError
 from optrepro.optim.backend import StepStrategy
 from optrepro.optim.bn import norm_layer_parameters
 from optrepro.optim.distributed_shampoo import DistributedShampoo
@@ -159,38 +159,67 @@ def build_two_pass_step(
     accumulate: int,
     grad_clip: float | None,
 ) -> tuple[Optimizer, StepStrategy]:
-    """SAM, ASAM and their -ON variants (``perturb: norm_layers``)."""
+    """SAM, ASAM and their -ON variants (``perturb: norm_layers``). Every knob is read from the config as given:
+    their defaults live in configs/optimizer/sam.yaml only (validate_two_pass names a missing one)."""
     base = base_optimizer_factory(cfg)
-    in_perturbation = bool(cfg.get("weight_decay_in_perturbation", False))
+    in_perturbation = bool(cfg.weight_decay_in_perturbation)
     if in_perturbation and weight_decay_mode(cfg, base) != "coupled":
         raise ConfigError(
             "optimizer.weight_decay_in_perturbation=true needs coupled (L2) weight decay; "
             f"{cfg.name!r} uses decoupled decay. Set it to false or use an L2 base optimizer (SGD)."
         )
-    adaptive = bool(cfg.get("adaptive", False))
+    adaptive = bool(cfg.adaptive)
     groups = parameter_groups(
         model,
-        no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)),
-        perturb=str(cfg.get("perturb", "all")),
+        no_decay_norm_and_bias=bool(cfg.no_decay_norm_and_bias),
+        perturb=str(cfg.perturb),
         adaptive=adaptive,
-        normalize_bias=bool(cfg.get("normalize_bias", False)),
+        normalize_bias=bool(cfg.normalize_bias),
     )
     optimizer = SAM(
         groups,
         base,
         rho=float(cfg.rho),
         adaptive=adaptive,
-        eta=float(cfg.get("eta", 0.0)),
+        eta=float(cfg.eta),
         weight_decay_in_perturbation=in_perturbation,
     )
     strategy = TwoPassStep(
         optimizer,
         accumulate=accumulate,
         grad_clip=grad_clip,
-        perturbation_sync=str(cfg.get("perturbation_sync", "per_device")),
-        m_sharpness=cfg.get("m_sharpness"),
+        perturbation_sync=str(cfg.perturbation_sync),
+        m_sharpness=cfg.m_sharpness,
     )
     return optimizer, strategy
+
+
+TWO_PASS_KNOBS = (
+    "rho",
+    "adaptive",
+    "eta",
+    "normalize_bias",
+    "perturb",
+    "perturbation_sync",
+    "m_sharpness",
+    "weight_decay_in_perturbation",
+    "no_decay_norm_and_bias",
+)
+
+
+def validate_two_pass(cfg: DictConfig) -> None:
+    """A two-pass optimizer config names every SAM knob (configs/optimizer/sam.yaml holds their defaults)."""
+    missing = [knob for knob in TWO_PASS_KNOBS if knob not in cfg.optimizer]
+    if missing:
+        raise InvalidConfigError(
+            f"optimizer.{missing[0]}",
+            f"missing from the two_pass optimizer {cfg.optimizer.get('name')!r}"
+            + (f" (so are {', '.join(missing[1:])})" if missing[1:] else ""),
+            "start the optimizer config with `defaults: [sam, _self_]` (configs/optimizer/sam.yaml has every SAM knob)",
+        )
+
+
+build_two_pass_step.validate = validate_two_pass
 
 
 def base_optimizer_factory(cfg: DictConfig) -> Callable[..., Optimizer]:

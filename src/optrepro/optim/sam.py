@@ -50,7 +50,7 @@ class SAM(BaseOptimizerWrapper):
         params: Iterable[Tensor] | Iterable[dict],
         base_optimizer: Callable[..., Optimizer],
         *,
-        rho: float = 0.05,
+        rho: float,
         adaptive: bool = False,
         eta: float = 0.0,
         eps: float = 1e-12,
