@@ -12,6 +12,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
+from optrepro.errors import InvalidConfigError
 from optrepro.lit.last_row import LastRowCallback
 from reproductions.mfac.ihvp import dense_ihvp
 from reproductions.mfac.optimizer import MFAC
@@ -29,9 +30,16 @@ class IHVPErrorCallback(LastRowCallback):
     """Adds ``ERROR_KEY`` to the history row of every ``every``-th epoch and of the last."""
 
     def __init__(self, every: int = 1) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"callbacks.mfac_ihvp_error.every must be a whole number >= 1, got {every!r}")
         self.every = every
+
+    @staticmethod
+    def validate(entry) -> None:
+        """`every` is a whole number >= 1, checked by the config check before any work."""
+        every = entry.get("every", 1)
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise InvalidConfigError(
+                "callbacks.mfac_ihvp_error.every", f"{every!r} is not a whole number >= 1", "give e.g. 1"
+            )
 
     def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", None)

@@ -14,8 +14,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from optrepro.errors import InvalidConfigError
+
 
 class TanhMLP(nn.Module):
+    @staticmethod
+    def validate(node) -> None:
+        """model.init_scale > 0, checked by the config check before any work."""
+        if not float(node.get("init_scale", 1.0)) > 0:
+            raise InvalidConfigError("model.init_scale", f"must be > 0, got {node.init_scale}", "give a positive scale")
+
     def __init__(
         self,
         num_classes: int,
@@ -25,8 +33,6 @@ class TanhMLP(nn.Module):
         **_: object,
     ) -> None:
         super().__init__()
-        if not init_scale > 0:
-            raise ValueError(f"model.init_scale must be > 0, got {init_scale}")
         widths = [math.prod(input_shape), *[int(h) for h in hidden], num_classes]
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         with torch.no_grad():

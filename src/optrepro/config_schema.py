@@ -390,6 +390,10 @@ def importable_targets(cfg: DictConfig) -> None:
                 f"cannot import {target!r} ({type(exc).__name__})",
                 "give a dotted path to a class or function, e.g. torch.optim.SGD",
             ) from None
+    for key in ("model", "loss"):  # a paper's model or loss class checks its own node (DESIGN.md), as callbacks do
+        validate = getattr(get_object(cfg[key]._target_), "validate", None)
+        if validate is not None:
+            validate(cfg[key])
 
 
 def paper_schedule(cfg: DictConfig) -> None:
