@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union
 
@@ -91,16 +91,67 @@ class Arm:
     overrides: tuple[str, ...]
 
 
+# --- value validators: (predicate, description of what is allowed) --------------------------
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_str(item) for item in value)
+
+
+def _is_scalar_text(value: Any) -> bool:
+    return _is_str(value) or _is_number(value)
+
+
+STRING = (_is_str, "a non-empty string")
+INTEGER = (_is_int, "an integer")
+NUMBER = (_is_number, "a number")
+INTEGER_LIST = (lambda value: isinstance(value, list) and all(_is_int(item) for item in value), "a list of integers")
+STRING_LIST = (_is_str_list, "a list of strings (Hydra overrides), e.g. [optimizer=sam, optimizer.rho=0.05]")
+TEXT_OR_NUMBER = (_is_scalar_text, "a string or a number, as printed in the paper")
+
+Validator = tuple[Callable[[Any], bool], str]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A check field read as one of `choices`."""
+
+    choices: tuple[str, ...]
+
+
+ARM_NAME = "an arm of the claim"  # a check field naming one of the claim's arms
+NON_NEGATIVE = "a number >= 0"  # a check field read as a number >= 0
+
+
+def read(how: Any, *, default: Any = MISSING, required: bool | None = None) -> Any:
+    """A check field, declared once: the dataclass field, how claims.yaml's value is read (a Validator, a Choice,
+    ARM_NAME or NON_NEGATIVE) and whether the file must give it (by default: when the field has no default)."""
+    required = default is MISSING if required is None else required
+    return field(default=default, metadata={"read": how, "required": required})
+
+
 @dataclass(frozen=True)
 class ValueCheck:
     """Our mean of `arm` lies within `tolerance` of the paper's `reported` value."""
 
-    arm: str
-    reported: float
-    tolerance: float
-    tolerance_reason: str
-    spread: float | None = None
-    spread_kind: str | None = None
+    arm: str = read(ARM_NAME)
+    reported: float = read(NUMBER)
+    tolerance: float = read(NON_NEGATIVE)
+    tolerance_reason: str = read(STRING)
+    spread: float | None = read(NUMBER, default=None)
+    spread_kind: str | None = read(Choice(SPREAD_KINDS), default=None)
     kind: str = "value"
 
     @property
@@ -117,12 +168,12 @@ class OrderingCheck:
     a reference arm that diverged on every seed means for the claim.
     """
 
-    better: str
-    than: str
-    direction: str
-    min_difference: float = 0.0
-    reference_divergence: str = "no_evidence"
-    exact: str | None = None  # decide by an exact test instead of the t interval (claims.exact)
+    better: str = read(ARM_NAME)
+    than: str = read(ARM_NAME)
+    direction: str = read(Choice(DIRECTIONS))
+    min_difference: float = read(NUMBER, default=0.0)
+    reference_divergence: str = read(Choice(REFERENCE_DIVERGENCE), default="no_evidence")
+    exact: str | None = read(Choice(EXACT_TESTS), default=None)  # an exact test instead of the t interval
     kind: str = "ordering"
 
     @property
@@ -134,11 +185,11 @@ class OrderingCheck:
 class RatioCheck:
     """mean(numerator) / mean(denominator) of `metric` is at most `max` (e.g. time per step)."""
 
-    numerator: str
-    denominator: str
-    metric: str
-    max: float
-    measure: str = "runs"  # `side_by_side`: decided from one interleaved timing measurement (claims.timing)
+    numerator: str = read(ARM_NAME)
+    denominator: str = read(ARM_NAME)
+    metric: str = read(STRING, required=False)  # default: the claim's
+    max: float = read(NUMBER)
+    measure: str = read(Choice(MEASURES), default="runs")  # side_by_side: one interleaved timing (claims.timing)
     kind: str = "ratio"
 
     @property
@@ -150,9 +201,9 @@ class RatioCheck:
 class BoundCheck:
     """The mean of `metric` for `arm` stays at most `max`."""
 
-    arm: str
-    metric: str
-    max: float
+    arm: str = read(ARM_NAME)
+    metric: str = read(STRING, required=False)  # default: the claim's
+    max: float = read(NUMBER)
     kind: str = "bound"
 
     @property
@@ -260,37 +311,6 @@ class ClaimsFileError(OptreproError, ValueError):
         )
 
 
-# --- value validators: (predicate, description of what is allowed) --------------------------
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() != ""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(_is_str(item) for item in value)
-
-
-def _is_scalar_text(value: Any) -> bool:
-    return _is_str(value) or _is_number(value)
-
-
-STRING = (_is_str, "a non-empty string")
-INTEGER = (_is_int, "an integer")
-NUMBER = (_is_number, "a number")
-INTEGER_LIST = (lambda value: isinstance(value, list) and all(_is_int(item) for item in value), "a list of integers")
-STRING_LIST = (_is_str_list, "a list of strings (Hydra overrides), e.g. [optimizer=sam, optimizer.rho=0.05]")
-TEXT_OR_NUMBER = (_is_scalar_text, "a string or a number, as printed in the paper")
-
-Validator = tuple[Callable[[Any], bool], str]
 _MISSING = object()
 
 
@@ -390,27 +410,10 @@ TUNING_FIELDS = {
 }
 SOURCE_FIELDS = {"where": True, "page": False}
 ARM_FIELDS = {"overrides": True}
-CHECK_FIELDS = {
-    "value": {
-        "kind": True,
-        "arm": True,
-        "reported": True,
-        "tolerance": True,
-        "tolerance_reason": True,
-        "spread": False,
-        "spread_kind": False,
-    },
-    "ordering": {
-        "kind": True,
-        "better": True,
-        "than": True,
-        "direction": True,
-        "min_difference": False,
-        "reference_divergence": False,
-        "exact": False,
-    },
-    "ratio": {"kind": True, "numerator": True, "denominator": True, "metric": False, "max": True, "measure": False},
-    "bound": {"kind": True, "arm": True, "metric": False, "max": True},
+CHECK_CLASSES = {cls.kind: cls for cls in (ValueCheck, OrderingCheck, RatioCheck, BoundCheck)}
+CHECK_FIELDS = {  # kind -> {field: required in claims.yaml}, from the check dataclasses
+    kind: {"kind": True, **{f.name: f.metadata["required"] for f in fields(cls) if "read" in f.metadata}}
+    for kind, cls in CHECK_CLASSES.items()
 }
 REPORTED_FIELDS = {
     "value": True,
@@ -663,58 +666,41 @@ def _parse_check(
     if kind is None:
         return None
     reader.fields(mapping, where, CHECK_FIELDS[kind])
-    if kind == "value":
-        spread_kind = reader.choice(mapping, "spread_kind", where, SPREAD_KINDS, default=None)
-        return ValueCheck(
-            arm=reader.arm_ref(mapping, "arm", where, arms),
-            reported=reader.get(mapping, "reported", where, NUMBER),
-            tolerance=_non_negative(reader, mapping, "tolerance", where),
-            tolerance_reason=reader.get(mapping, "tolerance_reason", where, STRING),
-            spread=reader.get(mapping, "spread", where, NUMBER, default=None),
-            spread_kind=spread_kind,
-        )
-    if kind == "ordering":
-        better = reader.arm_ref(mapping, "better", where, arms)
-        than = reader.arm_ref(mapping, "than", where, arms)
-        if better is not None and better == than:
-            reader.issue(
-                mapping.lines["than"],
-                f"{where}.than",
-                f"the same arm as `better` ({better!r})",
-                "another arm: " + ", ".join(a for a in arms if a != better),
+    values = {}
+    for spec in fields(CHECK_CLASSES[kind]):
+        if "read" in spec.metadata:
+            default = metric if spec.name == "metric" else (_MISSING if spec.default is MISSING else spec.default)
+            values[spec.name] = _read_check_field(
+                reader, mapping, where, spec.name, spec.metadata["read"], arms, default
             )
-        return OrderingCheck(
-            better=better,
-            than=than,
-            direction=reader.choice(mapping, "direction", where, DIRECTIONS),
-            min_difference=reader.get(mapping, "min_difference", where, NUMBER, default=0.0),
-            reference_divergence=reader.choice(
-                mapping, "reference_divergence", where, REFERENCE_DIVERGENCE, default="no_evidence"
-            ),
-            exact=reader.choice(mapping, "exact", where, EXACT_TESTS, default=None),
+    if kind == "ordering" and values["better"] is not None and values["better"] == values["than"]:
+        reader.issue(
+            mapping.lines["than"],
+            f"{where}.than",
+            f"the same arm as `better` ({values['better']!r})",
+            "another arm: " + ", ".join(a for a in arms if a != values["better"]),
         )
-    check_metric = reader.get(mapping, "metric", where, STRING, default=metric)
-    if kind == "ratio":
-        measure = reader.choice(mapping, "measure", where, MEASURES, default="runs")
-        if measure == "side_by_side" and not str(check_metric).startswith("timing/"):
-            reader.issue(
-                mapping.lines["measure"],
-                f"{where}.measure",
-                f"side_by_side on {check_metric!r}",
-                "a timing/<name> metric: only time per step is measured side by side",
-            )
-        return RatioCheck(
-            numerator=reader.arm_ref(mapping, "numerator", where, arms),
-            denominator=reader.arm_ref(mapping, "denominator", where, arms),
-            metric=check_metric,
-            max=reader.get(mapping, "max", where, NUMBER),
-            measure=measure or "runs",
+    if kind == "ratio" and values["measure"] == "side_by_side" and not str(values["metric"]).startswith("timing/"):
+        reader.issue(
+            mapping.lines["measure"],
+            f"{where}.measure",
+            f"side_by_side on {values['metric']!r}",
+            "a timing/<name> metric: only time per step is measured side by side",
         )
-    return BoundCheck(
-        arm=reader.arm_ref(mapping, "arm", where, arms),
-        metric=check_metric,
-        max=reader.get(mapping, "max", where, NUMBER),
-    )
+    return CHECK_CLASSES[kind](**values)
+
+
+def _read_check_field(
+    reader: _Reader, mapping: LineDict, where: str, key: str, how: Any, arms: dict[str, Arm], default: Any
+) -> Any:
+    """One check field as its dataclass field declares it (read())."""
+    if how is ARM_NAME:
+        return reader.arm_ref(mapping, key, where, arms)
+    if how is NON_NEGATIVE:
+        return _non_negative(reader, mapping, key, where, default=default)
+    if isinstance(how, Choice):
+        return reader.choice(mapping, key, where, how.choices, default=default)
+    return reader.get(mapping, key, where, how, default=default)
 
 
 def _non_negative(reader: _Reader, mapping: LineDict, key: str, where: str, default: Any = _MISSING) -> Any:
