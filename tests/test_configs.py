@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from helpers.compose import compose_config
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
@@ -22,6 +23,14 @@ from optrepro.paths import CONFIG_DIR, REPO_ROOT, reproduction_config_dirs
 GROUPS = ["model", "dataset", "optimizer", "scheduler", "hardware", "logger", "debug", "cluster"]
 
 
+DEFAULT_OPTIONS = {
+    group: option
+    for entry in yaml.safe_load((CONFIG_DIR / "train.yaml").read_text())["defaults"]
+    if isinstance(entry, dict)
+    for group, option in entry.items()
+}
+
+
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
@@ -31,12 +40,16 @@ def repro_presets() -> list[str]:
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
-def test_every_group_option_composes(group, option):
-    cfg = compose_config([f"{group}={option}"])
+def test_every_group_option_composes_and_changes_its_group(group, option):
+    """The train.yaml default option composes the default config; every other option changes its group's node (an
+    option that composes to the default's content would be a copy nobody can tell apart)."""
+    cfg, default = compose_config([f"{group}={option}"]), compose_config([])
     if group == "debug":  # debug presets are global: they cap the run through `limits`
         assert cfg.limits.max_epochs is not None
+    elif option == DEFAULT_OPTIONS[group]:
+        assert cfg[group] == default[group]
     else:
-        assert cfg[group].get("name", option) == option or group in ("logger", "cluster") or option == "timm"
+        assert cfg[group] != default[group], f"{group}={option} composes to the default {group}"
 
 
 SMALL_INPUTS = {"mlp": (1, 8, 8), "small_cnn": (1, 8, 8)}

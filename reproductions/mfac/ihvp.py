@@ -51,6 +51,16 @@ class SlidingWindowIHVP:
         self.count += 1
         self._factor = self._cholesky()
 
+    def state_dict(self) -> dict:
+        """The window as a checkpoint holds it (a resumed run continues with the same last m gradients)."""
+        return {"grads": self.grads.clone(), "gram": self.gram.clone(), "next": self.next, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.grads.copy_(state["grads"])
+        self.gram.copy_(state["gram"])
+        self.next, self.count = int(state["next"]), int(state["count"])
+        self._factor = self._cholesky()
+
     def solve(self, vector: Tensor) -> Tensor:
         """F^{-1} v for the current window, in the window's dtype."""
         v = vector.to(self.grads.dtype)

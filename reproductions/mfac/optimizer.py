@@ -23,6 +23,7 @@ from optrepro.optim.wrapper import BaseOptimizerWrapper
 from reproductions.mfac.ihvp import SlidingWindowIHVP
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+WINDOW_KEY = "mfac_window"  # the gradient window in the optimizer's state_dict
 
 
 class MFAC(BaseOptimizerWrapper):
@@ -55,6 +56,16 @@ class MFAC(BaseOptimizerWrapper):
                 grad = p.grad if p.grad is not None else torch.zeros_like(p)
                 pieces.append((grad + group["mfac_decay"] * p).reshape(-1) if group["mfac_decay"] else grad.reshape(-1))
         return torch.cat(pieces)
+
+    def state_dict(self) -> dict:
+        """The base optimizer's state and the gradient window: without the window a resumed (preempted) run would
+        restart from an empty Fisher estimate and leave the uninterrupted run's trajectory."""
+        return {**super().state_dict(), WINDOW_KEY: self.window.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        self.window.load_state_dict(state.pop(WINDOW_KEY))
+        super().load_state_dict(state)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from optrepro.errors import ConfigError
+from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.factory import build_base_optimizer, validated_on_stand_in
 from optrepro.optim.standard import Chunk, forward_loss, optimizer_params
@@ -94,13 +94,15 @@ def subspace_directions(
 
 def check_method(method: str) -> None:
     if method not in METHODS:
-        raise ConfigError(f"optimizer.method={method!r} is not one of {', '.join(METHODS)}")
+        raise InvalidConfigError("optimizer.method", f"{method!r} is not one of {', '.join(METHODS)}", "choose one")
 
 
 def check_dampings(dampings: Sequence[float]) -> list[float]:
     values = [float(d) for d in dampings]
     if not values or any(not math.isfinite(d) or d < 0 for d in values):
-        raise ConfigError(f"optimizer.damping must be one or more finite values >= 0, got {list(dampings)}")
+        raise InvalidConfigError(
+            "optimizer.damping", f"{list(dampings)} is not one or more finite values >= 0", "give e.g. [0.01, 0.1]"
+        )
     return values
 
 
@@ -117,7 +119,7 @@ class KrylovNewtonStep(StepStrategy):
     ) -> None:
         check_method(method)
         if int(krylov_dim) < 1:
-            raise ConfigError(f"optimizer.krylov_dim must be >= 1, got {krylov_dim}")
+            raise InvalidConfigError("optimizer.krylov_dim", f"must be >= 1, got {krylov_dim}", "give e.g. 20")
         for group in optimizer.param_groups:
             if group.get("momentum", 0) or group.get("weight_decay", 0):
                 raise ConfigError(
@@ -212,11 +214,11 @@ def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, gr
     method = cfg.get("method", "sfn")
     check_method(method)
     if accumulate != 1:
-        raise ConfigError(
-            f"saddle-free Newton takes the whole batch at once: train.accumulate must be 1, got {accumulate}"
+        raise InvalidConfigError(
+            "train.accumulate", f"{accumulate} micro-batches; saddle-free Newton takes the whole batch", "set it to 1"
         )
     if grad_clip is not None:
-        raise ConfigError("saddle-free Newton has no gradient clipping: set train.grad_clip=null")
+        raise InvalidConfigError("train.grad_clip", "saddle-free Newton has no gradient clipping", "set it to null")
     damping = cfg.get("damping", [1e-3, 1e-2, 1e-1, 1.0, 10.0])
     damping = [damping] if isinstance(damping, (int, float)) else list(damping)
     optimizer = build_base_optimizer(cfg, model)

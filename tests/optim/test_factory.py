@@ -145,10 +145,17 @@ def test_base_must_be_a_partial():
         build(cfg)
 
 
-def test_plain_mapping_config_is_accepted():
-    cfg = OmegaConf.to_container(compose_optimizer("sam"))
-    optimizer, strategy = build(cfg)
-    assert isinstance(strategy, TwoPassStep) and isinstance(optimizer.base_optimizer, torch.optim.SGD)
+def test_a_plain_mapping_builds_the_same_optimizer_as_its_config():
+    """A plain dict (a caller outside Hydra) loses no knob on the way: every group setting is the config's."""
+
+    def settings(optimizer):
+        return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+    cfg = compose_optimizer("asam", "optimizer.rho=0.7", "optimizer.base.lr=0.3")
+    from_mapping, strategy = build(OmegaConf.to_container(cfg))
+    assert settings(from_mapping) == settings(build(cfg)[0])
+    assert (settings(from_mapping)[0]["rho"], settings(from_mapping)[0]["lr"]) == (0.7, 0.3)
+    assert isinstance(strategy, TwoPassStep) and isinstance(from_mapping.base_optimizer, torch.optim.SGD)
 
 
 def test_registry_names_importable_builders_for_existing_modules():

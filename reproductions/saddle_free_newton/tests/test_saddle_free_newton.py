@@ -4,6 +4,7 @@ damping, the line search, knob errors and a smoke run."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -124,15 +125,15 @@ def test_subspace_direction_matches_dense_formula():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"method": "newton"}, "optimizer.method='newton' is not one of sfn, damped_newton"),
-        ({"damping": [-1.0]}, "optimizer.damping must be one or more finite values >= 0"),
-        ({"damping": []}, "optimizer.damping must be one or more finite values >= 0"),
-        ({"krylov_dim": 0}, "optimizer.krylov_dim must be >= 1"),
+        ({"method": "newton"}, "optimizer.method: 'newton' is not one of sfn, damped_newton"),
+        ({"damping": [-1.0]}, "optimizer.damping: [-1.0] is not one or more finite values >= 0"),
+        ({"damping": []}, "optimizer.damping: [] is not one or more finite values >= 0"),
+        ({"krylov_dim": 0}, "optimizer.krylov_dim: must be >= 1"),
     ],
 )
 def test_bad_knobs_say_what_is_allowed(kwargs, message):
     optimizer = torch.optim.SGD(Saddle(1.0, 0.5).parameters(), lr=1.0)
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         KrylovNewtonStep(optimizer, **kwargs)
 
 
@@ -143,7 +144,7 @@ def test_momentum_is_refused():
 
 
 def test_bad_method_in_a_run_fails_with_one_line(make_cfg):
-    with pytest.raises(ConfigError, match="optimizer.method='newton' is not one of sfn, damped_newton"):
+    with pytest.raises(ConfigError, match="optimizer.method: 'newton' is not one of sfn, damped_newton"):
         run(make_cfg(["+repro=sfn_digits_smoke", "logger=csv", "optimizer.method=newton"]))
 
 
@@ -171,8 +172,8 @@ def test_smoke_preset_records_ritz_values_and_train_error(make_cfg):
 
 
 BAD_STEP_KNOBS = [
-    (["+repro=sfn_digits_smoke", "optimizer.method=newton"], "optimizer.method='newton' is not one of"),
-    (["+repro=sfn_digits_smoke", "optimizer.damping=[-1]"], "optimizer.damping must be one or more finite values"),
+    (["+repro=sfn_digits_smoke", "optimizer.method=newton"], "optimizer.method: 'newton' is not one of"),
+    (["+repro=sfn_digits_smoke", "optimizer.damping=[-1]"], "optimizer.damping: [-1] is not one or more finite values"),
     (["+repro=sfn_digits_smoke", "model.init_scale=0"], "model.init_scale: must be > 0, got 0"),  # the model's own
 ]
 
