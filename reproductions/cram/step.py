@@ -26,10 +26,13 @@ built, after ``seed_everything``); its state is part of the strategy's checkpoin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch.optim import Optimizer
 
+from optrepro.config_schema import Fraction, NonNegFloat, OpenSection
 from optrepro.data.seeds import seeded_generator
 from optrepro.errors import ConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
@@ -143,30 +146,29 @@ class CrAMStep(StepStrategy):
             self.generator.set_state(state["sparsity_generator"])
 
 
-@validated_on_stand_in
+class CrAMKnobs(OpenSection):
+    """The optimizer keys the CrAM step reads (values: configs/optimizer/cram.yaml)."""
+
+    rho: NonNegFloat
+    sparsities: Annotated[list[Fraction], Field(min_length=1)]
+    plus: bool
+    sparse_grad: bool
+    normalize: bool
+
+
+@validated_on_stand_in(CrAMKnobs)
 def build_cram_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
-    """``optimizer`` node: ``base`` (a Hydra partial of the base optimizer), ``rho``, ``sparsities``, ``plus``,
-    ``sparse_grad``, ``normalize``."""
-    for key in ("rho", "sparsities"):
-        if cfg.get(key) is None:
-            raise ConfigError(
-                f"optimizer.{key} is required by the CrAM step (reproductions/cram/configs/optimizer/cram.yaml)"
-            )
-    try:
-        sparsities = [float(s) for s in cfg.sparsities]
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"optimizer.sparsities must be a list of fractions in [0, 1), got {cfg.sparsities!r}"
-        ) from None
+    """``optimizer`` node: ``base`` (a Hydra partial of the base optimizer) and the CrAMKnobs."""
+    sparsities = [float(s) for s in cfg.sparsities]
     optimizer = build_base_optimizer(cfg, model)
     try:
         strategy = CrAMStep(
             optimizer,
             rho=float(cfg.rho),
             sparsities=sparsities,
-            plus=bool(cfg.get("plus", True)),
-            sparse_grad=bool(cfg.get("sparse_grad", True)),
-            normalize=bool(cfg.get("normalize", False)),
+            plus=bool(cfg.plus),
+            sparse_grad=bool(cfg.sparse_grad),
+            normalize=bool(cfg.normalize),
             seed=torch.initial_seed(),
             accumulate=accumulate,
             grad_clip=grad_clip,

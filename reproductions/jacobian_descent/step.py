@@ -21,11 +21,14 @@ that round-off on a nearly zero row (a fitted example) does not read as a large 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
+from optrepro.config_schema import NonNegFloat, OpenSection, check_section
 from optrepro.errors import InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.factory import build_base_optimizer
@@ -141,22 +144,18 @@ class JacobianDescentStep(StepStrategy):
         return StepOutput(losses.mean(), logits, metrics)
 
 
+class JDKnobs(OpenSection):
+    """The optimizer keys the Jacobian descent step reads; absent ones take TorchJD's defaults."""
+
+    aggregator: Literal[AGGREGATORS] = "upgrad"
+    reg_eps: NonNegFloat = REG_EPS  # 0: exact dual-cone projections; a small ridge such as 1e-4 (TorchJD)
+    track_conflict: bool = True
+
+
 def validate(cfg) -> None:
     """The step's knobs, checked by the config check (optrepro.config_schema, rule step_config) before the run has a
     folder: one line naming the key, the problem and the fix."""
-    optimizer = cfg.optimizer
-    aggregator = str(optimizer.get("aggregator", "upgrad"))
-    if aggregator not in AGGREGATORS:
-        raise InvalidConfigError(
-            "optimizer.aggregator", f"{aggregator!r} is not one of the choices", f"allowed: {', '.join(AGGREGATORS)}"
-        )
-    reg_eps = optimizer.get("reg_eps", REG_EPS)
-    if not (isinstance(reg_eps, (int, float)) and reg_eps >= 0):
-        raise InvalidConfigError(
-            "optimizer.reg_eps",
-            f"{reg_eps!r} is not a number >= 0",
-            "use 0 for the exact dual-cone projections, or a small ridge such as 1e-4",
-        )
+    check_section(cfg, "optimizer", JDKnobs)
     if int(cfg.train.accumulate) != 1:
         raise InvalidConfigError(
             "train.accumulate",

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
+from optrepro.config_schema import NonNegFloat, OpenSection, PosInt
 from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.factory import build_base_optimizer, validated_on_stand_in
@@ -204,7 +207,15 @@ class KrylovNewtonStep(StepStrategy):
             offset += n
 
 
-@validated_on_stand_in
+class SFNKnobs(OpenSection):
+    """The optimizer keys this step reads (values: configs/optimizer/sfn.yaml)."""
+
+    method: Literal["sfn", "damped_newton"]
+    krylov_dim: PosInt
+    damping: Annotated[list[NonNegFloat], Field(min_length=1)]  # searched per step; one value: [0.1]
+
+
+@validated_on_stand_in(SFNKnobs)
 def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """Step builder for ``optimizer.step: reproductions.saddle_free_newton.step:build_sfn_step``.
 

@@ -522,6 +522,18 @@ def validate_config(cfg: DictConfig) -> RunConfig:
         raise as_config_error(exc.errors()[0], data) from None
 
 
+def check_section(cfg: DictConfig, section: str, schema: type[BaseModel]) -> BaseModel:
+    """`cfg.<section>` checked against a paper's own schema (declared in its folder, e.g. the knobs its step reads,
+    an OpenSection subclass): the same types, ranges and one-line messages as every shared key. Call it from the
+    paper's validate(cfg), which the config check runs before any work. Returns the typed knobs."""
+    data = {section: OmegaConf.to_container(cfg[section], resolve=True)}
+    try:
+        return schema.model_validate(data[section], context={"cfg": cfg})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise as_config_error({**error, "loc": (section, *error["loc"])}, data) from None
+
+
 def as_config_error(error: ErrorDetails, data: dict[str, Any]) -> OptreproError:
     """Pydantic's first error as one line that names the key, the problem and the fix."""
     ctx = error.get("ctx", {})

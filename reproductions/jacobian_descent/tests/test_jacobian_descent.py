@@ -191,8 +191,8 @@ def test_regularization_keeps_weights_bounded_on_a_singular_gramian():
 
 # (overrides on the smoke preset, the key the one-line error names, words of its problem and fix)
 BAD_KNOBS = [
-    (["optimizer.aggregator=sum"], "optimizer.aggregator", "'sum' is not one of the choices; allowed: upgrad"),
-    (["optimizer.reg_eps=-1"], "optimizer.reg_eps", "-1 is not a number >= 0"),
+    (["optimizer.aggregator=sum"], "optimizer.aggregator", "unknown value 'sum'; valid choices: 'upgrad', 'mean'"),
+    (["optimizer.reg_eps=-1"], "optimizer.reg_eps", "must be >= 0, got -1"),
     (["train.accumulate=2"], "train.accumulate", "takes the whole batch at once; use 1"),
     (["hardware=ddp_cpu"], "hardware", "world size 2: the Jacobian descent step runs on one process"),
 ]
@@ -207,4 +207,4 @@ def test_bad_knobs_stop_the_config_check_in_one_line(overrides, key, words):
 
 def test_a_bad_aggregator_exits_2_before_the_run_has_a_folder(tmp_path):
     stderr = rejected_run(["+repro=jd_smoke", "optimizer.aggregator=sum", "logger=csv"], tmp_path, timeout=180)
-    assert stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.aggregator: 'sum' is not one")
+    assert stderr.strip().splitlines()[-1].startswith("optrepro: error: optimizer.aggregator: unknown value 'sum'")

@@ -82,12 +82,21 @@ def build_optimizer(
     )
 
 
-def validated_on_stand_in(builder: StepBuilder) -> StepBuilder:
-    """`builder` with a `validate(cfg)` for the config check (config_schema rule step_config) that runs the builder
-    itself on a one-weight stand-in model: its own checks then stop a bad knob in one line before the run has a
-    folder. For builders that draw no random numbers and need nothing of the real model."""
+def validated_on_stand_in(knobs: type | None = None) -> Callable[[StepBuilder], StepBuilder]:
+    """A decorator giving `builder` a `validate(cfg)` for the config check (config_schema rule step_config): the
+    paper's `knobs` schema (an OpenSection of the optimizer keys its step reads, declared in its folder) checks their
+    types and ranges, then the builder runs on a one-weight stand-in model, so its own cross-key checks also stop a
+    bad knob in one line before the run has a folder. For builders that draw no random numbers and need nothing of
+    the real model."""
+    return lambda builder: _with_stand_in_validate(builder, knobs)
 
+
+def _with_stand_in_validate(builder: StepBuilder, knobs: type | None) -> StepBuilder:
     def validate(cfg) -> None:
+        if knobs is not None:
+            from optrepro.config_schema import check_section
+
+            check_section(cfg, "optimizer", knobs)
         builder(
             cfg.optimizer,
             nn.Linear(1, 1),
