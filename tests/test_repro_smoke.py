@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers.compose import compose_config
 from hydra.utils import get_class
 
 from optrepro.builders import build_data
-from optrepro.paths import REPO_ROOT, reproduction_config_dirs
+from optrepro.paths import CONFIG_DIR, REPO_ROOT, reproduction_config_dirs
 from optrepro.train import ClassificationTask, run
 
 
-def cpu_presets() -> list[str]:
+@functools.cache
+def preset_tasks(tier: str) -> dict[str, str]:
+    """Every preset of `tier`, with the `task._target_` its run goes through."""
     presets = sorted(p.stem for d in reproduction_config_dirs() for p in (d / "repro").glob("*.yaml"))
-    return [name for name in presets if compose_config([f"+repro={name}"]).repro.tier == "cpu"]
+    composed = {name: compose_config([f"+repro={name}"]) for name in presets}
+    return {name: cfg.task._target_ for name, cfg in composed.items() if cfg.repro.tier == tier}
+
+
+def cpu_presets() -> list[str]:
+    return list(preset_tasks("cpu"))
+
+
+def test_every_task_config_runs_end_to_end(tmp_path):
+    """The task table: each task config (configs/task and the papers') is run by a cpu preset's smoke run below or,
+    when only a smoke-tier preset uses it (a task that claims add, as flexibility's EMC search), by that preset here."""
+    folders = [CONFIG_DIR / "task", *(d / "task" for d in reproduction_config_dirs())]
+    declared = {yaml.safe_load(f.read_text())["_target_"]: f.stem for d in folders for f in d.glob("*.yaml")}
+    others = {target: stem for target, stem in declared.items() if target not in set(preset_tasks("cpu").values())}
+    for target, stem in others.items():
+        smoke = next((name for name, task in preset_tasks("smoke").items() if task == target), None)
+        assert smoke is not None, f"task config {stem}: no cpu or smoke preset runs it"
+        record = run(compose_config([f"+repro={smoke}", "logger=csv"], tmp_path / smoke))
+        assert record["status"] == "finished" and record["metrics"]["final"], f"{stem} via {smoke}: {record['error']}"
 
 
 def run_entry_script(overrides: list[str], runs_dir: Path) -> dict:
