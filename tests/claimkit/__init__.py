@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from optrepro.config import config_hash, semantic_config, setting_hash
+from optrepro.records.provenance import papers_used, source_hash
 from optrepro.records.recipe import recipe
 from optrepro.records.record import SCHEMA_VERSION, RunRecord
 from optrepro.records.writer import write_json_atomic
@@ -156,8 +157,19 @@ def store(root: Path, record: dict[str, Any]) -> Path:
     return path
 
 
+@functools.cache
+def _version_of(papers: tuple[str, ...] | None) -> str:
+    return source_hash(papers)
+
+
+def launch_version(cfg: DictConfig) -> str:
+    """The code version a run of `cfg` records today (records.provenance.code_info), what `claims run` plans at."""
+    return _version_of(papers_used(cfg))
+
+
 class RecordFactory:
-    """Writes records of (arm overrides, seed) into `root` with one call per run."""
+    """Writes records of (arm overrides, seed) into `root` with one call per run, at today's code version unless the
+    test names another (`commit=`, with or without `source_hash=`)."""
 
     def __init__(self, config_dir: Path, root: Path) -> None:
         self.config_dir, self.root = config_dir, root
@@ -167,6 +179,8 @@ class RecordFactory:
         self.count += 1
         cfg = compose_run(self.config_dir, [*overrides, f"seed={seed}"])
         run_id = fields.pop("run_id", f"run{self.count:03d}")
+        if "commit" not in fields:  # a test naming a commit means another code version than today's
+            fields.setdefault("source_hash", launch_version(cfg))
         record = make_record(cfg, run_id=run_id, metrics=metrics, overrides=[*overrides, f"seed={seed}"], **fields)
         store(self.root, record)
         return record

@@ -86,6 +86,18 @@ def test_extra_overrides_are_part_of_the_run_identity(capsys, run_args, records)
     assert lines == [f"python run.py optimizer=sam hardware=gpu8 seed={s}" for s in range(3)]
 
 
+def test_an_arm_incomplete_at_another_code_version_is_run_again_at_todays(capsys, run_args, records):
+    """Runs of two code versions are never pooled, so a launch counts what is missing at the version it runs: every
+    seed of the arm whose runs are older, not only the seed the older version lacks (which would leave one seed at
+    today's version and two at the old one, neither complete)."""
+    for seed in range(2):
+        records.add(SAM, seed, {"test/error": 2.7}, commit="0" * 16, source_hash="0" * 16)
+    for seed in range(3):
+        records.add(SGD, seed, {"test/error": 3.5})  # today's version, complete
+    lines = dry_run_lines(capsys, run_args, "sam/ordering")
+    assert lines == [f"python run.py optimizer=sam seed={seed}" for seed in range(3)]
+
+
 def test_unknown_claim_is_an_error_listing_the_known_ones(capsys, cli_args):
     assert main(["claims", "run", "sam/nope", "--dry-run", *cli_args]) == 2
     assert "no paper or claim named 'sam/nope'; known: sam, sam/ordering, sam/value" in capsys.readouterr().err

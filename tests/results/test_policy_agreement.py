@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from claimkit import RecordFactory, write_claims
+from claimkit import RecordFactory, compose_run, launch_version, write_claims
 
 from optrepro.claims.policy import DEFAULT_STORES, record_stores
 from optrepro.cli import build_parser, main
@@ -13,8 +13,8 @@ from optrepro.records.record import read_record
 from optrepro.run_summary import claims_progress
 
 SAM, SGD = ["optimizer=sam"], ["optimizer=sgd"]
-OLD = {"commit": "0ld0000000", "finished_at": "2025-01-01T00:00:00Z"}
-NEW = {"commit": "9e90000000", "finished_at": "2025-02-01T00:00:00Z"}
+OLD = {"finished_at": "2025-01-01T00:00:00Z"}  # made by today's code: what `claims run` completes
+NEW = {"commit": "9e90000000", "source_hash": "9e90000000000000", "finished_at": "2025-02-01T00:00:00Z"}
 
 
 def test_every_command_defaults_to_the_same_stores():
@@ -69,8 +69,9 @@ def test_list_report_check_dry_run_and_run_summary_agree_with_one_extra_run(tmp_
     banners = {lines[0] for lines in (listed, reported, checked, planned)}
     assert banners == {f"record stores: {runs} (1 record), {committed} (5 records)"}
 
+    today = launch_version(compose_run(config_dir, SAM))[:8]
     pending = (
-        "  [pending: sam: code version 9e900000 has 1 of 3 seeds (pending; the complete 0ld00000 is used "
+        f"  [pending: sam: code version 9e900000 has 1 of 3 seeds (pending; the complete {today} is used "
         "until it has all)]"
     )
     statuses = {line.split()[0]: line.split(None, 3)[3] for line in listed[2:]}

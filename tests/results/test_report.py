@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from claimkit import write_claims
+from claimkit import compose_run, launch_version, write_claims
 
 from optrepro.cli import main
 from optrepro.regression.regress import BaselineUnavailableError, load_baseline
@@ -77,14 +77,15 @@ def test_report_is_byte_for_byte_reproducible(workspace):
     assert len(first) == 2 + 4  # RESULTS.md, verdicts.json, and per run claim a comparison and a curves plot
 
 
-def test_results_md_tables_and_plots(workspace):
+def test_results_md_tables_and_plots(workspace, config_dir):
     paths, args = workspace
+    version = launch_version(compose_run(config_dir, SAM))[:8]  # the records' code version (claimkit default)
     main(["results", "report", *args])
     text = paths["out"].read_text()
     assert "**2 reproduced · 0 inconclusive · 0 not reproduced · 1 not run** (3 claims)" in text
     assert (
         "| `ordering` | Table 1, p. 6 | cpu | test/error (error, %) | sam: “2.7±0.1”<br>sgd: “3.5±0.1” | "
-        "sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 32-true; code c0ffee00 | "
+        f"sam: 2.7 ± 0.1 (n=3)<br>sgd: 3.5 ± 0.1414 (n=2) | cpu ×1, 32-true; code {version} (git c0ffee00) | "
         "**reproduced (2/3 seeds)** |" in text
     )
     assert (

@@ -85,13 +85,38 @@ def launch_verdict(
 ) -> Verdict:
     """The verdict as `claims run` sees it: the arms with the launch's extra overrides, and only runs on the
     hardware the launch uses (a run elsewhere cannot complete that class). When the launch's hardware is the
-    class decide_claims chose, this is decide_claims' verdict; call inside `with composer:`."""
+    class decide_claims chose, this is decide_claims' verdict; call inside `with composer:`.
+
+    When it lacks runs, it is the verdict on the runs made by the code version this launch runs (per arm: the
+    shared code and the papers it uses), so what is missing is counted there: the new runs complete one version
+    instead of adding seeds to an older version's, which the evidence policy would never pool with them."""
     from optrepro.claims.checks import evaluate_claim
     from optrepro.claims.match import arm_key
 
-    wanted = _launch_hardware(composer.compose(claim, next(iter(claim.arms)), extra_overrides))
+    configs = {arm: composer.compose(claim, arm, extra_overrides) for arm in claim.arms}
+    wanted = _launch_hardware(next(iter(configs.values())))
     keys = {arm: arm_key(claim, arm, extra_overrides) for arm in claim.arms}
-    return evaluate_claim(claim, records, keys, wanted)
+    verdict = evaluate_claim(claim, records, keys, wanted)
+    if not any(missing_seeds(verdict).values()):
+        return verdict
+    return evaluate_claim(claim, at_launch_version(records, keys, configs), keys, wanted)
+
+
+def at_launch_version(records: pd.DataFrame, keys: dict[str, str], configs: dict[str, DictConfig]) -> pd.DataFrame:
+    """`records` without the runs of these arms made by another code version than the one a launch of each arm
+    would record now (records.provenance.code_info)."""
+    import pandas as pd
+
+    from optrepro.records.provenance import papers_used, source_hash
+
+    if records.empty:
+        return records
+    versions = records.get("code_source_hash", pd.Series(index=records.index, dtype=object))
+    keep = pd.Series(True, index=records.index)
+    for arm, key in keys.items():
+        of_arm = records["recipe"] == key
+        keep &= ~of_arm | (versions == source_hash(papers_used(configs[arm])))
+    return records[keep]
 
 
 def _launch_hardware(cfg: DictConfig) -> HardwareFilter:

@@ -48,7 +48,7 @@ def papers_used(cfg: Any) -> tuple[str, ...] | None:
         return None
     from omegaconf import OmegaConf
 
-    text = str(OmegaConf.to_container(cfg, resolve=True))
+    text = str(OmegaConf.to_container(cfg, resolve=False))  # a _target_ is written out, never interpolated
     own = (cfg.get("repro") or {}).get("paper")
     return tuple(sorted({*PAPER_MODULE.findall(text), *([own] if own else [])}))
 
