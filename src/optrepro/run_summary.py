@@ -197,7 +197,9 @@ def claims_progress(
     run_key = recipe_key(record.get("recipe"))
     if run_key is None:
         return []
-    claims = [claim for paper in load_all_claims(reproductions_dir or REPRODUCTIONS_DIR) for claim in paper.claims]
+    preset = next((entry for entry in record["recipe"] if entry.startswith("repro=")), None)  # an arm names it too
+    papers = load_all_claims(reproductions_dir or REPRODUCTIONS_DIR, mentioning=preset)
+    claims = [claim for paper in papers for claim in paper.claims]
     keys = arm_keys(claims)
     answered = [claim for claim in claims if run_key in {keys[(claim.key, arm)] for arm in claim.arms}]
     if not answered:

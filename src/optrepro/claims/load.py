@@ -29,14 +29,16 @@ def load_paper_claims(path: Path | str) -> PaperClaims:
     return dataclasses.replace(paper, claims=tuple(with_tuned_values(claim, tuning_dir) for claim in paper.claims))
 
 
-def load_all_claims(reproductions_dir: Path | str) -> list[PaperClaims]:
-    """Every `<reproductions_dir>/<paper>/claims.yaml`, in the order of `paper_order`."""
+def load_all_claims(reproductions_dir: Path | str, *, mentioning: str | None = None) -> list[PaperClaims]:
+    """Every `<reproductions_dir>/<paper>/claims.yaml`, in the order of `paper_order`; with `mentioning`, only the
+    files whose text contains it (parsing every file takes most of a second: the end of a run reads only those
+    that name its preset)."""
     order = paper_order(Path(reproductions_dir).parent / "README.md")
     files = sorted(
         Path(reproductions_dir).glob(f"*/{CLAIMS_FILENAME}"),
         key=lambda path: (order.get(path.parent.name, len(order)), path.parent.name),
     )
-    return [load_paper_claims(path) for path in files]
+    return [load_paper_claims(path) for path in files if mentioning is None or mentioning in path.read_text()]
 
 
 def paper_order(readme: Path) -> dict[str, int]:

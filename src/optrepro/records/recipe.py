@@ -8,6 +8,7 @@ replaces an earlier one as in Hydra, and the keys that never change a result are
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 
@@ -21,6 +22,12 @@ _REPRO_FIELDS = "repro."  # repro.arm / repro.name label a run; `repro=<preset>`
 
 def recipe(overrides: Iterable[str]) -> tuple[str, ...]:
     """The canonical recipe of `overrides` (Hydra override strings): sorted `key=value` / `~key` entries."""
+    return _recipe(tuple(overrides))
+
+
+@functools.lru_cache(maxsize=4096)
+def _recipe(overrides: tuple[str, ...]) -> tuple[str, ...]:
+    """Cached: Hydra's parser takes about a millisecond per override, and claims share arms."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     entries: dict[str, str] = {}
