@@ -19,11 +19,17 @@ from optrepro.train import ClassificationTask, run
 
 
 @functools.cache
+def presets_by_tier() -> dict[str, dict[str, str]]:
+    """tier -> {preset: the `task._target_` its run goes through}, every preset composed once."""
+    found: dict[str, dict[str, str]] = {}
+    for name in sorted(p.stem for d in reproduction_config_dirs() for p in (d / "repro").glob("*.yaml")):
+        cfg = compose_config([f"+repro={name}"])
+        found.setdefault(cfg.repro.tier, {})[name] = cfg.task._target_
+    return found
+
+
 def preset_tasks(tier: str) -> dict[str, str]:
-    """Every preset of `tier`, with the `task._target_` its run goes through."""
-    presets = sorted(p.stem for d in reproduction_config_dirs() for p in (d / "repro").glob("*.yaml"))
-    composed = {name: compose_config([f"+repro={name}"]) for name in presets}
-    return {name: cfg.task._target_ for name, cfg in composed.items() if cfg.repro.tier == tier}
+    return presets_by_tier().get(tier, {})
 
 
 def cpu_presets() -> list[str]:
