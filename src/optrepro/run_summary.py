@@ -173,7 +173,7 @@ def preset_claims(preset: str | None, reproductions_dir: Path | None = None) -> 
         return []
     return [
         claim
-        for paper in load_all_claims(reproductions_dir or REPRODUCTIONS_DIR)
+        for paper in load_all_claims(reproductions_dir or REPRODUCTIONS_DIR, mentioning=f"repro={preset}")
         for claim in paper.claims
         if any(f"+repro={preset}" in claim.arm_overrides(arm) for arm in claim.arms)
     ]
