@@ -1,17 +1,19 @@
 """One-shot pruning at the end of training, M-FAC or magnitude: preset node ``callbacks.mfac_pruning``.
 
 ``{_target_: reproductions.mfac.prune_callback.OneShotPruningCallback, method: mfac, sparsities: [0.5, 0.7, 0.9],
-ngrads: 64, damp: 1.0e-5, blocksize: 128, recomputations: 1, update: true, grad_batch_size: null}``. At the end of training, for each
-sparsity s, a copy of the trained network is pruned from the dense weights (pruning.py) over every parameter with
-more than one dimension (linear and convolution weights; biases and norms stay dense, as the official ``params``
-list of conv/fc weights [repo]) and evaluated on the test split, without fine-tuning or BatchNorm re-tuning (the
-official one-shot run, ``--nepochs 0``, evaluates right after pruning [repo]). The trained network is unchanged.
+ngrads: 64, damp: 1.0e-5, blocksize: 128, recomputations: 16, update: true, grad_batch_size: null}`` (DEFAULTS:
+the official main_prun.py defaults [repo]). At the end of training, for each sparsity s, a copy of the trained
+network is pruned from the dense weights (pruning.py) over every parameter with more than one dimension (linear
+and convolution weights; biases and norms stay dense, as the official ``params`` list of conv/fc weights [repo])
+and evaluated on the test split, without fine-tuning or BatchNorm re-tuning (the official one-shot run,
+``--nepochs 0``, evaluates right after pruning [repo]). The trained network is unchanged.
 
 M-FAC's m gradients are those of the mean cross-entropy of m consecutive training batches (the run's own batches,
-or chunks of ``grad_batch_size`` of them; official: m batches of ``--prun_batchsize`` 32 [repo]), in eval mode, from the epoch after the last trained
-one on (a fixed function of the seed), continuing across recomputations. Keys added to the last history row (so to
-``record.metrics.final``), NN = round(100 s): ``prune/acc_sNN`` (test accuracy after pruning by ``method``) and
-``prune/sparsity_sNN`` (the fraction of prunable weights that are zero: a check).
+or chunks of ``grad_batch_size`` of them; official: m batches of ``--prun_batchsize`` 32 [repo]), in eval mode,
+from the epoch after the last trained one on (a fixed function of the seed), continuing across recomputations.
+Keys added to the last history row (so to ``record.metrics.final``), NN = round(100 s): ``prune/acc_sNN`` (test
+accuracy after pruning by ``method``) and ``prune/sparsity_sNN`` (the fraction of prunable weights that are zero:
+a check). Single process only: under DDP each rank would prune and count its own test shard.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ DEFAULTS = {
     "ngrads": 64,
     "damp": 1e-5,
     "blocksize": 128,
-    "recomputations": 1,
+    "recomputations": 16,
     "update": True,
     "grad_batch_size": None,
 }
@@ -149,8 +151,13 @@ class OneShotPruningCallback(Callback):
             return torch.stack(rows)
 
         pruned, kept = mfac_prune(
-            weights, sparsity, gradients, damp=self.damp, blocksize=self.blocksize,
-            recomputations=self.recomputations, update=self.update,
+            weights,
+            sparsity,
+            gradients,
+            damp=self.damp,
+            blocksize=self.blocksize,
+            recomputations=self.recomputations,
+            update=self.update,
         )
         set_flat(params, pruned * kept)
         return kept
