@@ -6,6 +6,7 @@ and bad knobs stopping before any work."""
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -134,11 +135,13 @@ def test_callback_prunes_a_copy_to_the_exact_sparsity():
     net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
     inputs = torch.randn(40, 6, dtype=F64, generator=torch.Generator().manual_seed(1))
     targets = torch.arange(40) % 3
-    batches = ((inputs[i : i + 4], targets[i : i + 4]) for i in range(0, 40, 4))
+    batches = itertools.cycle([(inputs[i : i + 4], targets[i : i + 4]) for i in range(0, 40, 4)])
     dense = [p.detach().clone() for p in net.parameters()]
     for method in ("magnitude", "mfac"):
         pruned = copy.deepcopy(net)
-        callback = OneShotPruningCallback(method=method, sparsities=[0.6], ngrads=5, damp=1e-3, blocksize=8)
+        callback = OneShotPruningCallback(
+            method=method, sparsities=[0.6], ngrads=5, damp=1e-3, blocksize=8, recomputations=3
+        )
         kept = callback.prune(pruned, 0.6, batches if method == "mfac" else iter(()))
         weights = torch.cat([p.detach().reshape(-1) for p in prunable(pruned)])
         assert int(kept.sum()) == keep_count(45, 0.6) == int((weights != 0).sum())
