@@ -231,6 +231,10 @@ def test_epoch_line_formats_one_history_row():
     assert epoch_line({"epoch": 0, "train/loss": 1.0, "train/acc": 0.5}, None, 0.0, 3) == (
         "epoch 1  train loss 1.0000 acc 50.00%  test -  (0:03 elapsed)"
     )
+    forecast = {"epoch": 0, "train/loss": 0.5, "test/loss": 0.25, "test/mse": 0.25, "test/mae": 0.4}  # no accuracy
+    assert epoch_line(forecast, 1, 0.0, 3, metrics=("mse", "mae", "r2")) == (
+        "epoch 1/1  train loss 0.5000  test loss 0.2500 mse 0.2500 mae 0.4000  (0:03 elapsed)"
+    )
 
 
 def test_a_run_without_a_terminal_prints_one_line_per_epoch_and_no_third_party_noise(tmp_path):

@@ -41,6 +41,16 @@ class MeanSquaredError:
 class ForecastModule(ClassifierModule):
     """ClassifierModule with the forecast metrics of the module docstring."""
 
+    progress_metrics = ("mse", "mae")  # what each epoch's log line shows after the test loss (no accuracy, no error)
+
+    def progress_bar_values(self) -> dict[str, float]:
+        """The terminal bar's running train loss, and the last test MSE (the classifier's accuracy is always 0 here)."""
+        values = {key: value for key, value in super().progress_bar_values().items() if key == "loss"}
+        last_test = self._last_eval or (self.history[-1] if self.history else {})
+        if "test/mse" in last_test:
+            values["test_mse"] = last_test["test/mse"]
+        return values
+
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         output = self.strategy.training_step(self.backend, batch, epoch=self.current_epoch)
         self.lr_schedulers().step()

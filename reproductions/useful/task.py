@@ -94,6 +94,7 @@ class UsefulTask(ClassificationTask):
             float(losses[slow].mean()),
             float(np.delete(losses.numpy(), slow).mean()),
         )
+        self.upsampled_examples = len(slow) * (self.upsample_factor - 1)
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # the retrain starts as a plain run would
         changed = upsampled(splits, slow, self.upsample_factor)
         check_epoch_batches(cfg, changed.num_train)
@@ -106,6 +107,11 @@ class UsefulTask(ClassificationTask):
             channels_last=bool(cfg.hardware.channels_last),
         )
         return module, dataclasses.replace(data, num_train=changed.num_train)
+
+    def record_extra(self, data) -> dict:
+        """The record says how long the changed epoch is: `train_samples` (original + copies; the full-tier test
+        counts the run's steps from it) and `useful_copies`, the copies of slow-learnable examples added."""
+        return {**super().record_extra(data), "train_samples": data.num_train, "useful_copies": self.upsampled_examples}
 
     def early_logits(self, cfg: DictConfig, datamodule, data) -> torch.Tensor:
         """Train a fresh network for `separating_epoch` epochs; its float logits on every training example, in order.

@@ -211,7 +211,7 @@ class ClassificationTask:
                     wandb=tracking.wandb_info(loggers),
                     started_at=started_at,
                     code=code,
-                    extra={"noisy_label_fraction": data.noisy_label_fraction},
+                    extra=self.record_extra(data),
                 )
             preemption.uninstall()
             tracking.finish_wandb(loggers)
@@ -224,6 +224,11 @@ class ClassificationTask:
         distribution before the network is built (reproductions/useful/task.py: upsample the slow-learnable
         examples an early run finds)."""
         return builders.build_data(cfg)
+
+    def record_extra(self, data) -> dict[str, Any]:
+        """The record's `extra` block; a paper's task may add facts of its run (reproductions/useful/task.py: the
+        training samples of its grown epoch, `train_samples`, which the full-tier test counts steps from)."""
+        return {"noisy_label_fraction": data.noisy_label_fraction}
 
     def build_module(self, cfg: DictConfig, net, data):
         """The LightningModule that trains `net`; a paper's task may subclass this one to bring its own module (its

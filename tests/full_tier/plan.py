@@ -67,6 +67,17 @@ def drops_last(cfg: DictConfig) -> bool:
     return bool(cfg.train.drop_last)
 
 
+def grown_epoch_steps(record: dict, plan: CpuPlan, drop_last: bool) -> int | None:
+    """Steps of one epoch of a task that grew the training set after loading it, from the `train_samples` its
+    record's `extra` block holds (reproductions/useful: the slow-learnable examples' copies, a number k-means
+    decides during the run, so no plan can know it before); None for every other task (the plan's own count)."""
+    samples = record["extra"].get("train_samples")
+    if samples is None:
+        return None
+    assert plan.processes == 1 and samples >= plan.num_train, (samples, plan)
+    return samples // plan.batch_size + (samples % plan.batch_size > 0 and not drop_last)
+
+
 def split_unit(cfg: DictConfig, processes: int) -> int:
     """Samples a global batch must be a multiple of: one m-sharpness sub-batch per process, else one per process."""
     return processes * int(cfg.optimizer.get("m_sharpness") or 1)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from datagen.formats import write_cifar_parquet, write_cifar_saved, write_fashion_mnist_idx, write_imagenet_folders
-from full_tier.plan import CpuPlan, paper_file_loader, plan_for
+from full_tier.plan import CpuPlan, drops_last, grown_epoch_steps, paper_file_loader, plan_for
 from full_tier.presets import compose_full_presets, full_presets
 from helpers.compose import compose_config
 
@@ -116,7 +116,8 @@ def test_full_preset_crosses_an_epoch_boundary_on_generated_data(preset, tmp_pat
     assert record["status"] == "finished", record["error"]
     assert record["repro"]["name"] == preset and record["repro"]["tier"] == "full"
     assert record["hardware"]["world_size"] == plan.processes
-    assert record["timing"]["steps"] == plan.epochs * plan.steps_per_epoch
+    steps_per_epoch = grown_epoch_steps(record, plan, drops_last(cfg)) or plan.steps_per_epoch
+    assert record["timing"]["steps"] == plan.epochs * steps_per_epoch
     assert [row["epoch"] for row in record["history"] if "train/loss" in row] == list(range(plan.epochs))
     assert "test/loss" in record["metrics"]["final"]  # every task's evaluation (forecasts have no accuracy)
     assert_same_setting_except_overrides(record, preset)

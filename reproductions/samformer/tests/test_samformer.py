@@ -209,10 +209,13 @@ def test_run_py_prints_one_error_line_and_exits_2(tmp_path):
     assert not list(tmp_path.rglob("record.json"))
 
 
-def test_smoke_run_records_forecast_metrics_and_entropy(make_cfg, tmp_path):
+def test_smoke_run_records_forecast_metrics_and_entropy(make_cfg, tmp_path, capsys):
     record = run(make_cfg(["+repro=samformer_toy_sam_smoke", "logger=csv"]))
     assert record["status"] == "finished", record["error"]
     final = record["metrics"]["final"]
+    (line,) = [text for text in capsys.readouterr().out.splitlines() if text.startswith("epoch 1/1")]
+    assert "None" not in line and " acc " not in line and " error " not in line  # a forecast has neither
+    assert f"test loss {final['test/loss']:.4f} mse {final['test/mse']:.4f} mae {final['test/mae']:.4f}" in line
     assert final["test/mse"] == final["test/loss"] and final["test/mae"] > 0
     assert 0 <= final["test/attention_entropy"] <= math.log(7) + 1e-6
     assert "train/acc" not in record["history"][-1]

@@ -14,6 +14,7 @@ from optrepro import builders
 from optrepro.config_schema import validate_config
 from optrepro.data.splits import ArraySplits
 from optrepro.errors import InvalidConfigError
+from optrepro.train import run
 from reproductions.useful.clustering import slow_learnable
 from reproductions.useful.patch_data import load_fast_slow_patches
 from reproductions.useful.task import UsefulTask
@@ -95,6 +96,16 @@ def test_the_retrain_starts_from_the_weights_a_plain_run_gets(tmp_path):
     assert all(torch.equal(plain[k], retrain[k]) for k in plain)  # fresh weights, the same as the baseline's
     assert any(not torch.equal(early[k], retrain[k]) for k in plain)  # not the early network's trained weights
     assert data.num_train == datamodule.num_train_samples > plain_data.num_train  # the slow cluster was added
+
+
+def test_record_says_how_long_the_grown_epoch_is(tmp_path):
+    """useful_smoke: 80 examples, batch 20 (the short last batch kept), 4 epochs: the record's train_samples is 80
+    plus the copies it reports, and the run took 4 * ceil(train_samples / 20) steps (what the full-tier test counts)."""
+    record = run(compose_config(["+repro=useful_smoke", "logger=csv"], tmp_path))
+    assert record["status"] == "finished", record["error"]
+    samples, copies = record["extra"]["train_samples"], record["extra"]["useful_copies"]
+    assert 0 < copies < 80 and samples == 80 + copies
+    assert record["timing"]["steps"] == 4 * -(-samples // 20)
 
 
 def test_patch_data_without_noise_is_the_construction():

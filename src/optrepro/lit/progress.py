@@ -1,7 +1,9 @@
 """How a run shows its progress: a live bar with loss and accuracy on a terminal, one line per epoch otherwise.
 
 A SLURM job's stdout is a file: a progress bar there is either absent or a wall of carriage returns, so without
-a terminal each finished epoch prints one plain line (epoch, train loss/acc, test loss/error, time).
+a terminal each finished epoch prints one plain line (epoch, train loss/acc, test loss/error, time). A module
+without an accuracy (reproductions/samformer's forecasts) names the metrics its line shows instead in a
+`progress_metrics` attribute (names under the evaluation split, e.g. ("mse", "mae")).
 """
 
 from __future__ import annotations
@@ -16,17 +18,29 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 
 
-def epoch_line(row: Mapping[str, Any], max_epochs: int | None, previous_train_s: float, elapsed_s: float) -> str:
+def epoch_line(
+    row: Mapping[str, Any],
+    max_epochs: int | None,
+    previous_train_s: float,
+    elapsed_s: float,
+    metrics: tuple[str, ...] = (),
+) -> str:
     """One history row as a log line, e.g.
-    `epoch 3/30  train loss 0.4123 acc 85.21%  test loss 0.3982 error 13.45%  1.2 s/epoch  (4.8 s)`."""
+    `epoch 3/30  train loss 0.4123 acc 85.21%  test loss 0.3982 error 13.45%  1.2 s/epoch  (4.8 s)`.
+    Accuracy and error appear when the row has them (a forecast has neither); `metrics` names more evaluation
+    metrics of the split to show after its loss (a module's `progress_metrics`, e.g. a forecast's ("mse", "mae"))."""
     total = f"/{max_epochs}" if max_epochs else ""
-    parts = [
-        f"epoch {int(row['epoch']) + 1}{total}",
-        f"train loss {_value(row.get('train/loss'))} acc {_percent(row.get('train/acc'))}",
-    ]
+    train = f"train loss {_value(row.get('train/loss'))}"
+    if "train/acc" in row:
+        train += f" acc {_percent(row['train/acc'])}"
+    parts = [f"epoch {int(row['epoch']) + 1}{total}", train]
     split = "val" if "val/loss" in row else "test"
     if f"{split}/loss" in row:
-        parts.append(f"{split} loss {_value(row[f'{split}/loss'])} error {_value(row.get(f'{split}/error'), '.2f')}%")
+        shown = f"{split} loss {_value(row[f'{split}/loss'])}"
+        shown += "".join(f" {name} {_value(row[f'{split}/{name}'])}" for name in metrics if f"{split}/{name}" in row)
+        if f"{split}/error" in row:
+            shown += f" error {_value(row[f'{split}/error'], '.2f')}%"
+        parts.append(shown)
     else:
         parts.append("test -")
     train_s = row.get("time/train_s")
@@ -85,8 +99,9 @@ class EpochLines(Callback):
             )
             if due and trainer.is_global_zero:
                 before = history[index - 1].get("time/train_s", 0.0) if index else 0.0
+                metrics = tuple(getattr(pl_module, "progress_metrics", ()))
                 print(
-                    epoch_line(row, trainer.max_epochs, before, now - self._started),
+                    epoch_line(row, trainer.max_epochs, before, now - self._started, metrics),
                     file=self.stream or sys.stdout,
                     flush=True,
                 )
