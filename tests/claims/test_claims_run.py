@@ -112,10 +112,11 @@ def test_claims_list_filters_by_status(capsys, cli_args, records):
     assert out[2:] == ["sam/value  cpu    value     reproduced"]
 
 
-def _meet(mine: Path, theirs: Path) -> list[str]:
-    """A command that leaves `mine` and succeeds only if `theirs` appears within 20 s: it needs a partner running."""
+def _meet(mine: Path, theirs: Path, wait_s: float = 20) -> list[str]:
+    """A command that leaves `mine` and succeeds only if `theirs` appears within `wait_s`: it needs a partner
+    running."""
     code = (
-        f"import pathlib, sys, time; pathlib.Path({str(mine)!r}).touch(); end = time.time() + 20\n"
+        f"import pathlib, sys, time; pathlib.Path({str(mine)!r}).touch(); end = time.time() + {wait_s}\n"
         f"while time.time() < end and not pathlib.Path({str(theirs)!r}).exists(): time.sleep(0.05)\n"
         f"sys.exit(0 if pathlib.Path({str(theirs)!r}).exists() else 1)"
     )
@@ -132,5 +133,5 @@ def test_concurrent_execution_runs_the_commands_side_by_side_and_reports_each_fa
 def test_jobs_one_runs_one_command_at_a_time(tmp_path):
     """Two commands that each need the other running: one at a time, neither meets its partner."""
     a, b = tmp_path / "a", tmp_path / "b"
-    fast = [[*command[:-1], command[-1].replace("20", "1")] for command in (_meet(a, b), _meet(b, a))]
+    fast = [_meet(a, b, wait_s=1), _meet(b, a, wait_s=1)]  # (the wait is an argument: a tmp path may hold "20")
     assert len(launch.execute(fast, cwd=tmp_path, jobs=1)) == 1  # the first waits alone; the second finds a
