@@ -1,6 +1,6 @@
-"""The machine time it takes to check every cpu tier claim, from the run records, against a 540-minute budget.
+"""The machine time it takes to check every cpu tier claim, from the run records, against a 900-minute budget.
 
-Why: the cpu tier is meant to be re-checkable by anyone on one ordinary machine. Budget: 540 one-core job-minutes
+Why: the cpu tier is meant to be re-checkable by anyone on one ordinary machine. Budget: 900 one-core job-minutes
 for all cpu tier claims of all papers (every arm, every seed), i.e. about 4.5 hours of wall time on a 2-core
 machine running two one-core jobs side by side (the local SLURM cluster's packing). History: 90 job-minutes until
 the SAM-family tier moved to a regime where the SGD baseline overfits (30 epochs, no augmentation), then 180; 240
@@ -10,7 +10,12 @@ it grew to 16 papers (RNN clipping with its addition problem, CrAM, Jacobian des
 when 30 papers measured 333.5 job-minutes before and 501.4 after that day's second session: the SAM family's
 label-noise tier with its tuning stage (48 validation runs) and 10-seed looks (+159 min over asam, gam, saf, sam,
 sam_on), 24 claims re-decided with sequential looks, four wave-3 papers. Those runs shared the 2 cores with up to
-four other jobs, so their wall times are inflated (a digits SAM run: 27 s alone, 45-200 s there).
+four other jobs, so their wall times are inflated (a digits SAM run: 27 s alone, 45-200 s there). 900 since the
+third session of 2026-12-06, which measured 713.7: sequential claims taken to their next looks at one code version
+(DeepZero and the skip-connection Hessian to 20 seeds), static M-FAC pruning and USEFUL's CNN claim (+212 min over
+the day's second session, with up to six jobs on 2 cores inflating wall times again), and the Fashion-MNIST
+SAM-family claims re-registered with looks whose first look at one code version (30 runs of 3-11 minutes, about
+190 one-core minutes; 4 of them ran) is still to run.
 
 Reads the run records of the default stores (runs/ or $OPTREPRO_RUNS, then results/records/), decides every
 cpu tier claim with the evidence policy that every command uses (optrepro.claims.policy.decide_claims), and sums
@@ -36,7 +41,7 @@ from optrepro.claims.policy import DEFAULT_STORES, decide_claims, load_evidence_
 from optrepro.paths import REPRODUCTIONS_DIR
 
 TIER = "cpu"
-BUDGET_MINUTES = 540
+BUDGET_MINUTES = 900
 
 
 def main() -> None:
