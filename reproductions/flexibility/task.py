@@ -30,7 +30,7 @@ from optrepro.optim.factory import build_optimizer
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import failure_status, utc_now
-from optrepro.train import solver_timing, write_run_record
+from optrepro.train import solver_timing, write_solver_record
 from reproductions.flexibility.search import largest_fitted
 from reproductions.flexibility.subsets import balanced_order, random_labels
 from reproductions.flexibility.trial import run_trial
@@ -150,16 +150,14 @@ class EMCSearchTask:
         finally:
             wall, cpu = time.perf_counter() - clock, time.process_time() - cpu0
             timing = solver_timing(wall, wall, cpu, steps)
-            devices = provenance.device_names(str(cfg.hardware.accelerator), 1)
-            record = write_run_record(
+            record = write_solver_record(
                 cfg,
                 run_dir,
                 status=status,
                 error=error,
                 history=history,
                 timing=timing,
-                device_names=devices,
-                wandb=None,
+                accelerator=str(cfg.hardware.accelerator),
                 started_at=started_at,
                 code=code,
                 extra={"task": "emc_search"},

@@ -20,7 +20,7 @@ from optrepro.errors import InvalidConfigError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import failure_status, utc_now
-from optrepro.train import solver_timing, write_run_record
+from optrepro.train import solver_timing, write_solver_record
 from reproductions.large_step_sparse.dln import make_problem, train
 
 ALGORITHMS = ("sgd", "gd")
@@ -94,15 +94,13 @@ class DiagonalNetTask:
         finally:
             steps = int(history[-1]["step"]) if history else 0
             timing = solver_timing(time.perf_counter() - clock, wall, cpu, steps)
-            record = write_run_record(
+            record = write_solver_record(
                 cfg,
                 run_dir,
                 status=status,
                 error=error,
                 history=history,
                 timing=timing,
-                device_names=provenance.device_names("cpu", 1),
-                wandb=None,
                 started_at=started_at,
                 code=code,
                 extra={"task": "diag_net"},

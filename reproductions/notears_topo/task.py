@@ -2,7 +2,7 @@
 
 `optrepro.train.run` instantiates it from the `task` node (`task=structure_learning`, configs/task/ in this folder)
 after seeding and the skip_finished check, and calls `run(cfg)`. The run gets the same run folder, provenance
-and record writer (`optrepro.train.write_run_record`) as a classification run; its single history row holds
+and record writer (`optrepro.train.write_solver_record`) as a classification run; its single history row holds
 the graph metrics and scores, so they land in record["metrics"]["final"].
 """
 
@@ -18,7 +18,7 @@ from optrepro.errors import ConfigError, InvalidConfigError, UnknownChoiceError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import failure_status, utc_now
-from optrepro.train import solver_timing, write_run_record
+from optrepro.train import solver_timing, write_solver_record
 from reproductions.notears_topo import GRAPH_TYPES, NOISE_TYPES, SOLVERS
 from reproductions.notears_topo.data import is_dag, make_data, topological_order
 from reproductions.notears_topo.metrics import count_accuracy, score
@@ -150,15 +150,13 @@ def run_structure(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         timing = solver_timing(time.perf_counter() - clock, solve_wall, solve_cpu, 1 if history else 0)
-        record = write_run_record(
+        record = write_solver_record(
             cfg,
             run_dir,
             status=status,
             error=error,
             history=history,
             timing=timing,
-            device_names=provenance.device_names("cpu", 1),
-            wandb=None,
             started_at=started_at,
             code=code,
             extra={"task": "structure_learning", "solver": str(sc.solver)},

@@ -120,6 +120,14 @@ def solver_timing(wall_time_s: float, train_time_s: float, train_cpu_s: float, s
     }
 
 
+def write_solver_record(
+    cfg: DictConfig, run_dir: Path, *, timing: dict[str, float], accelerator: str = "cpu", **fields: Any
+) -> dict[str, Any]:
+    """write_run_record for a task that trains outside Lightning (solver_timing): one process, no W&B run."""
+    devices = provenance.device_names(accelerator, 1)
+    return write_run_record(cfg, run_dir, timing=timing, device_names=devices, wandb=None, **fields)
+
+
 def earlier_attempts(run_dir: Path) -> list[dict[str, Any]]:
     """The attempts an interrupted record in this run folder already counts (a requeued job's earlier lives)."""
     record = read_record(run_dir) if (run_dir / "record.json").exists() else None
