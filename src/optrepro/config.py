@@ -70,11 +70,10 @@ def config_hash(cfg: DictConfig | dict) -> str:
     return _digest(semantic_config(cfg))
 
 
-def setting_hash(cfg: DictConfig | dict, *, without: tuple[str, ...] = ()) -> str:
-    """Identifies a setting: runs that differ only in `seed` (and in the top-level blocks `without`) share it."""
+def setting_hash(cfg: DictConfig | dict) -> str:
+    """Identifies a setting: runs that differ only in `seed` share it."""
     data = semantic_config(cfg)
-    for key in ("seed", *without):
-        data.pop(key, None)
+    data.pop("seed", None)
     return _digest(data)
 
 
