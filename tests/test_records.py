@@ -189,6 +189,23 @@ def test_a_later_measurement_leaves_record_json_byte_identical_and_is_merged_on_
     assert (tmp_path / "record.json").read_bytes() == before
 
 
+def test_the_outcome_digest_ignores_timings_and_later_measurements_and_tells_no_whole_number_outcomes_apart(tmp_path):
+    from optrepro.landscape.record_update import write_landscape
+    from optrepro.records.record import outcome_digest
+
+    def digest(final, status="finished"):
+        return outcome_digest({"status": status, "metrics": {"final": final, "best": {}}})
+
+    base = digest({"test/error": 2.7, "time/train_s": 1.0})
+    assert base == digest({"test/error": 2.7, "time/train_s": 9.0}), "a timing is not part of the outcome"
+    assert base != digest({"test/error": 2.7000000000000006}), "the last bit is"
+    assert digest({"test/error": 2.7}, status="diverged") is None
+    assert digest({"shd": 3.0, "time/train_s": 1.5}) is None, "whole numbers alone can coincide"
+    write_record(tmp_path, minimal_record(metrics={"final": {"test/error": 2.7}, "best": {}}))
+    write_landscape(tmp_path, {"metrics": {"landscape/hessian_max_eig": 12.5}})
+    assert outcome_digest(read_record(tmp_path)) == base, "a later measurement is not what the run computed"
+
+
 # --- hashes of a stored config ------------------------------------------------------------------------------------
 
 

@@ -86,16 +86,40 @@ def test_extra_overrides_are_part_of_the_run_identity(capsys, run_args, records)
     assert lines == [f"python run.py optimizer=sam hardware=gpu8 seed={s}" for s in range(3)]
 
 
-def test_an_arm_incomplete_at_another_code_version_is_run_again_at_todays(capsys, run_args, records):
-    """Runs of two code versions are never pooled, so a launch counts what is missing at the version it runs: every
-    seed of the arm whose runs are older, not only the seed the older version lacks (which would leave one seed at
-    today's version and two at the old one, neither complete)."""
+OLD = {"commit": "0" * 16, "source_hash": "0" * 16}  # another code version than today's
+
+
+def test_an_older_arm_reruns_one_seed_as_a_bridge_and_holds_back_the_others(capsys, run_args, records):
+    """Runs of two code versions pool only once shown to compute alike, so a launch at today's version runs one seed
+    the old version has (the bridge) and the seeds no version has, and holds back the old version's other seeds."""
     for seed in range(2):
-        records.add(SAM, seed, {"test/error": 2.7}, commit="0" * 16, source_hash="0" * 16)
+        records.add(SAM, seed, {"test/error": 2.7 + seed / 10}, **OLD)
     for seed in range(3):
         records.add(SGD, seed, {"test/error": 3.5})  # today's version, complete
-    lines = dry_run_lines(capsys, run_args, "sam/ordering")
-    assert lines == [f"python run.py optimizer=sam seed={seed}" for seed in range(3)]
+    assert main(["claims", "run", "sam/ordering", "--dry-run", *run_args]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("python ")] == [
+        "python run.py optimizer=sam seed=0",
+        "python run.py optimizer=sam seed=2",
+    ]
+    assert "sam/ordering arm=sam: seeds 1 held back: an older code version has them" in out
+
+
+@pytest.mark.parametrize(
+    ("bridge_error", "launched"),
+    [(2.7, [2]), (2.7000000000000006, [1, 2])],
+    ids=["same bits: the old seeds pool", "other bits: every seed at today's version"],
+)
+def test_after_the_bridge_the_old_seeds_pool_only_if_it_computed_the_same_bits(
+    capsys, run_args, records, bridge_error, launched
+):
+    for seed in range(2):
+        records.add(SAM, seed, {"test/error": 2.7 + seed / 10}, **OLD)
+    records.add(SAM, 0, {"test/error": bridge_error})  # the bridge, at today's version
+    for seed in range(3):
+        records.add(SGD, seed, {"test/error": 3.5})
+    expected = [f"python run.py optimizer=sam seed={s}" for s in launched]
+    assert dry_run_lines(capsys, run_args, "sam/ordering") == expected
 
 
 def test_unknown_claim_is_an_error_listing_the_known_ones(capsys, cli_args):

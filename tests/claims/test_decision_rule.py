@@ -42,7 +42,7 @@ def evidence(samples: dict[str, list[float]], paired: bool, diverged: dict[str, 
     for arm, values in samples.items():
         failed = tuple(sorted(set(diverged.get(arm, ())) | {s for s, v in enumerate(values) if math.isnan(v)}))
         built[arm] = ArmSample(
-            arm, tuple(enumerate(values)), failed, tuple(f"{arm}{s}" for s in range(len(values))), "v1"
+            arm, tuple(enumerate(values)), failed, tuple(f"{arm}{s}" for s in range(len(values))), ("v1",)
         )
     return Evidence(built, CPU, "", (), paired=paired)
 

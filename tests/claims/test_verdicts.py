@@ -121,7 +121,7 @@ CASES = [
     ),
     (
         "with no complete version the newest is used",
-        [(SAM, [2.6, 2.7], OLD), (SAM, [2.6], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
+        [(SAM, [2.6, 2.7], OLD), (SAM, [2.65], NEW), (SGD, [3.4, 3.5, 3.6], OLD)],
         "ordering",
         "inconclusive (1/3 seeds)",
         ["used for sam (code 9e900000): run003 (seed 0)", "missing seeds: sam [1, 2]"],
@@ -208,6 +208,34 @@ def test_a_docs_only_commit_between_seeds_does_not_split_an_arm(records):
     verdict = verdicts(records)["ordering"]
     assert verdict.arms["sam"].stats.n == 3
     assert not verdict.unused and not verdict.pending
+
+
+V1, V2, V3 = ({"commit": c * 16, "finished_at": f"2025-0{i}-01T00:00:00Z"} for i, c in enumerate("abc", 1))
+
+
+@pytest.mark.parametrize(
+    ("runs", "n", "versions"),
+    [
+        # seed 0 re-run at V2 with the same outcome to the bit: V1's seeds 1-2 pool with it
+        ([(0, 2.6, V1), (1, 2.7, V1), (2, 2.8, V1), (0, 2.6, V2)], 3, ("bbbbbbbb", "aaaaaaaa")),
+        # the re-run differs in the last bit: V2 computes otherwise and is pending with 1 of 3 seeds
+        ([(0, 2.6, V1), (1, 2.7, V1), (2, 2.8, V1), (0, 2.6000000000000005, V2)], 3, ("aaaaaaaa",)),
+        # whole numbers can coincide without the same computation: no pooling
+        ([(0, 2.0, V1), (1, 3.0, V1), (0, 2.0, V2), (2, 4.0, V2)], 2, ("bbbbbbbb",)),
+        # joined transitively: V1 = V2 on seed 0, V2 = V3 on seed 1
+        ([(0, 2.6, V1), (0, 2.6, V2), (1, 2.7, V2), (1, 2.7, V3), (2, 2.8, V3)], 3, ("cccccccc", "bbbbbbbb")),
+    ],
+    ids=["same bits pool", "other bits do not", "whole numbers do not", "transitive"],
+)
+def test_code_versions_pool_only_when_a_rerun_seed_shows_they_compute_alike(records, runs, n, versions):
+    for seed, value, version in runs:
+        records.add(SAM, seed, {"test/error": value}, **version)
+    add_runs(records, SGD, [3.4, 3.5, 3.6])
+    verdict = verdicts(records)["ordering"]
+    sample = verdict.arms["sam"].sample
+    assert sample.n_runs == n and tuple(v[:8] for v in sample.versions) == versions
+    pooled = [note for note in verdict.notes if "compute alike" in note]
+    assert bool(pooled) == (len(versions) > 1)
 
 
 def test_verdict_names_the_runs_it_used(records):

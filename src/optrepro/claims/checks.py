@@ -563,7 +563,7 @@ def timing_verdict(claim: Claim) -> Verdict:
                 tuple(enumerate(values)),
                 (),
                 (path.name,),
-                record["code"].get("source_hash") or record["code"].get("git_commit") or "unknown",
+                (record["code"].get("source_hash") or record["code"].get("git_commit") or "unknown",),
             ),
             seed_stats(values),
         )

@@ -12,7 +12,9 @@ applied in this order (each run left out gets one reason, shown by `claims expla
   computes; else the git commit), so a fix is not averaged with the bug it fixed: the newest version that
   has every seed of the claim. A newer version with fewer seeds is *pending* (k of n seeds) and replaces the
   complete one only once it is complete; with no complete version the newest is used and the verdict says
-  how many seeds it has;
+  how many seeds it has. Versions shown to compute the same thing are one version: a seed run under both
+  that finished with the same outcome to the last bit (`same_computation`; CPU runs are deterministic), so
+  an edit that does not touch an arm's computation costs one re-run seed, not a whole new sample;
 - a seed run twice at that version counts once (the most recently finished run).
 Arms whose runs start from the same weights and see the same batches for a given seed (same model, dataset
 and batch size; see `shares_init_and_order`) are marked `paired`, so the check can use per-seed differences.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -77,7 +79,12 @@ class ArmSample:
     by_seed: tuple[tuple[int, float], ...]
     failed_seeds: tuple[int, ...]
     run_ids: tuple[str, ...]
-    commit: str
+    versions: tuple[str, ...]  # the code version of the runs, newest first; several when shown to compute alike
+
+    @property
+    def commit(self) -> str:
+        """The newest code version of the runs (the one a version pooled with older ones is named by)."""
+        return self.versions[0]
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -230,11 +237,12 @@ def gather_evidence(
                         f"other hardware ({row['_hardware'].label()}; used {hardware.label()})",
                     )
                 )
-        chosen[arm], arm_unused, arm_pending = _choose_version(
+        chosen[arm], arm_unused, arm_pending, pooled = _choose_version(
             claim, arm, [r for r in rows if r["_hardware"] == hardware]
         )
         unused.extend(arm_unused)
         pending.extend(arm_pending)
+        notes.extend(pooled)
         missing_seeds[arm] = tuple(s for s in claim.seed_values if s not in {r["seed"] for r in chosen[arm]})
     paired = shares_init_and_order(
         [json.loads(rows[0]["config_json"]) for rows in chosen.values() if isinstance(rows[0].get("config_json"), str)]
@@ -263,6 +271,7 @@ EVIDENCE_COLUMNS = (
     "finished_at",
     "code_source_hash",
     "code_git_commit",
+    "outcome_digest",
     "hw_accelerator",
     "hw_device_names",
     "hw_world_size",
@@ -277,7 +286,7 @@ def _rows(records: pd.DataFrame, key: str, column: str) -> list[Row]:
     rows = subset.to_dict("records")
     for row in rows:
         row["_hardware"] = hardware_class(row)
-        row["_version"] = _code_version(row)
+        row["_version"] = code_version(row)
         row["_finished"] = row.get("finished_at") if isinstance(row.get("finished_at"), str) else ""
     return rows
 
@@ -338,20 +347,49 @@ def _choose_hardware(claim: Claim, arm_rows: dict[str, list[Row]]) -> tuple[Hard
     return chosen, notes
 
 
-def _choose_version(claim: Claim, arm: str, rows: list[Row]) -> tuple[list[Row], list[Unused], list[str]]:
-    """The rows of one code version, one per seed, with the unused rows and the pending-version notes."""
+def same_computation(runs: Iterable[tuple[str, int, object]]) -> dict[str, tuple[str, ...]]:
+    """version -> the versions shown to compute what it computes (itself included), for the (code version, seed,
+    outcome digest) of one arm's runs on one hardware class: two versions are one when a seed run under both
+    finished with the same outcome digest (records.record.outcome_digest), joined transitively. The edit between
+    them did not touch this arm's computation, so their seeds pool."""
+    parent: dict[str, str] = {}
+
+    def root(version: str) -> str:
+        while parent[version] != version:
+            version = parent[version]
+        return version
+
+    first_with: dict[tuple[int, str], str] = {}
+    for version, seed, digest in runs:
+        parent.setdefault(version, version)
+        if not isinstance(digest, str) or version == "unknown":
+            continue
+        other = first_with.setdefault((int(seed), digest), version)
+        parent[root(version)] = root(other)
+    classes: dict[str, list[str]] = {}
+    for version in sorted(parent):
+        classes.setdefault(root(version), []).append(version)
+    return {version: tuple(classes[root(version)]) for version in parent}
+
+
+def _choose_version(claim: Claim, arm: str, rows: list[Row]) -> tuple[list[Row], list[Unused], list[str], list[str]]:
+    """The rows of one code version (versions that compute alike count as one), one per seed, with the unused rows,
+    the pending-version notes and a note for each pooling of versions."""
+    alike = same_computation((r["_version"], r["seed"], r.get("outcome_digest")) for r in rows)
     newest: dict[str, str] = {}
+    for row in rows:
+        newest[row["_version"]] = max(newest.get(row["_version"], ""), row["_finished"])
+    newest_first = sorted(sorted(newest), key=lambda v: newest[v], reverse=True)
+    group = {v: tuple(w for w in newest_first if w in alike[v]) for v in newest_first}  # newest first, named by [0]
     seeds_of: dict[str, set[int]] = {}
     for row in rows:
-        version = row["_version"]
-        newest[version] = max(newest.get(version, ""), row["_finished"])
-        seeds_of.setdefault(version, set()).add(row["seed"])
-    newest_first = sorted(sorted(newest), key=lambda v: newest[v], reverse=True)
-    complete = [v for v in newest_first if seeds_of[v] >= set(claim.seed_values)]
-    version = complete[0] if complete else newest_first[0]
+        seeds_of.setdefault(group[row["_version"]][0], set()).add(row["seed"])
+    groups = list(dict.fromkeys(group[v][0] for v in newest_first))
+    complete = [g for g in groups if seeds_of[g] >= set(claim.seed_values)]
+    version = complete[0] if complete else groups[0]
     unused, pending = [], []
     newer = True
-    for other in newest_first:
+    for other in groups:
         if other == version:
             newer = False
             continue
@@ -363,9 +401,9 @@ def _choose_version(claim: Claim, arm: str, rows: list[Row]) -> tuple[list[Row],
             why = f"other code version {_short(other)} (pending: {len(seeds_of[other])} of {claim.seeds} seeds)"
         else:
             why = f"other code version {_short(other)} (older than {_short(version)})"
-        unused += [Unused(r["run_id"], arm, int(r["seed"]), why) for r in rows if r["_version"] == other]
+        unused += [Unused(r["run_id"], arm, int(r["seed"]), why) for r in rows if group[r["_version"]][0] == other]
     at_version = sorted(
-        (r for r in rows if r["_version"] == version), key=lambda r: (r["seed"], r["_finished"], r["run_id"])
+        (r for r in rows if group[r["_version"]][0] == version), key=lambda r: (r["seed"], r["_finished"], r["run_id"])
     )
     latest = {row["seed"]: row for row in at_version}  # the last of each seed in that order wins
     for row in at_version:
@@ -378,7 +416,21 @@ def _choose_version(claim: Claim, arm: str, rows: list[Row]) -> tuple[list[Row],
                     f"seed {int(row['seed'])} was run again later; the later run is used",
                 )
             )
-    return list(latest.values()), unused, pending
+    pooled = [_pooling_note(arm, group[version], at_version)] if len(group[version]) > 1 else []
+    return list(latest.values()), unused, pending, pooled
+
+
+def _pooling_note(arm: str, versions: tuple[str, ...], rows: list[Row]) -> str:
+    """Which seeds showed that the pooled versions compute alike."""
+    by_seed: dict[tuple[int, str], set[str]] = {}
+    for row in rows:
+        if isinstance(row.get("outcome_digest"), str):
+            by_seed.setdefault((int(row["seed"]), row["outcome_digest"]), set()).add(row["_version"])
+    shown = sorted({seed for (seed, _), found in by_seed.items() if len(found) > 1})
+    return (
+        f"{arm}: code versions {', '.join(_short(v) for v in versions)} compute alike (the same outcome to the "
+        f"last bit on seed(s) {', '.join(map(str, shown))}), so their runs pool"
+    )
 
 
 def _sample(arm: str, rows: list[Row], column: str) -> ArmSample:
@@ -388,11 +440,12 @@ def _sample(arm: str, rows: list[Row], column: str) -> ArmSample:
         if row["status"] == "diverged" or not math.isfinite(value):
             failed.append(int(row["seed"]))
         by_seed.append((int(row["seed"]), value))
-    version = rows[0]["_version"] if rows else "unknown"
-    return ArmSample(arm, tuple(by_seed), tuple(failed), tuple(row["run_id"] for row in rows), version)
+    newest_first = dict.fromkeys(row["_version"] for row in sorted(rows, key=lambda r: r["_finished"], reverse=True))
+    versions = tuple(newest_first) or ("unknown",)
+    return ArmSample(arm, tuple(by_seed), tuple(failed), tuple(row["run_id"] for row in rows), versions)
 
 
-def _code_version(row: Row) -> str:
+def code_version(row: Row) -> str:
     """The source hash where the record has one, else its git commit, else 'unknown'."""
     for name in ("code_source_hash", "code_git_commit"):
         if isinstance(row.get(name), str) and row[name]:

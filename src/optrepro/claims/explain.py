@@ -18,7 +18,7 @@ def explanation(verdict: Verdict) -> list[str]:
         lines.append(f"hardware: {verdict.hardware.label()}")
     for name, arm in verdict.arms.items():
         runs = ", ".join(f"{run_id} (seed {seed})" for run_id, (seed, _) in zip(arm.sample.run_ids, arm.sample.by_seed))
-        lines.append(f"used for {name} (code {arm.sample.commit[:8]}): {runs}")
+        lines.append(f"used for {name} (code {' = '.join(v[:8] for v in arm.sample.versions)}): {runs}")
     missing = {arm: seeds for arm, seeds in verdict.missing_seeds.items() if seeds}
     if missing:
         lines.append("missing seeds: " + "; ".join(f"{arm} {list(seeds)}" for arm, seeds in missing.items()))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from optrepro.claims.match import ArmComposer, arm_key
-from optrepro.claims.policy import launch_verdict, missing_seeds
+from optrepro.claims.policy import launch_needs
 from optrepro.claims.schema import Claim
 from optrepro.claims.tuning import check_grid
 from optrepro.paths import REPO_ROOT
@@ -38,9 +38,18 @@ class PlannedRun:
     recipe: str
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The runs to launch now, and per (claim, arm) the seeds held back until a bridge run has finished
+    (policy.LaunchNeeds): launched by the next plan only if the bridge shows the older version computes otherwise."""
+
+    runs: list[PlannedRun]
+    held_back: dict[tuple[str, str], tuple[int, ...]]
+
+
 def plan_missing_runs(
     claims: Iterable[Claim], records: pd.DataFrame, composer: ArmComposer, extra_overrides: Sequence[str] = ()
-) -> list[PlannedRun]:
+) -> Plan:
     """Every (claim, arm, seed) the evidence policy finds missing on the launch's hardware, each (recipe, seed) once.
 
     Missing is policy.missing_seeds: the seeds an arm lacks in the runs its verdict uses, so a seed that only has a
@@ -48,16 +57,18 @@ def plan_missing_runs(
     nothing. A tuned knob that is not a key of its arms stops here, before any run. Call inside `with composer:`.
     """
     planned: dict[tuple[str, int], PlannedRun] = {}
+    held_back: dict[tuple[str, str], tuple[int, ...]] = {}
     for claim in claims:
         if claim.tuning is not None:
             check_grid(claim, composer)
-        verdict = launch_verdict(claim, records, composer, extra_overrides)
-        for arm, seeds in missing_seeds(verdict).items():
+        needs = launch_needs(claim, records, composer, extra_overrides)
+        for arm, seeds in needs.seeds_to_run().items():
             key = arm_key(claim, arm, extra_overrides)
             for seed in seeds:
                 overrides = (*claim.arm_overrides(arm), *extra_overrides, f"seed={seed}")
                 planned.setdefault((key, seed), PlannedRun(claim.key, arm, seed, overrides, key))
-    return list(planned.values())
+        held_back |= {(claim.key, arm): seeds for arm, seeds in needs.deferred.items() if seeds}
+    return Plan(list(planned.values()), held_back)
 
 
 def local_commands(runs: Sequence[PlannedRun]) -> list[list[str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,43 +81,91 @@ def decide_claims(claims: Sequence[Claim], records: pd.DataFrame) -> dict[str, V
     }
 
 
-def launch_verdict(
+@dataclass(frozen=True)
+class LaunchNeeds:
+    """What `claims run` launches for a claim: the seeds its verdict lacks on the launch's hardware, at the code
+    version a launch records now, less `deferred`: seeds an older version already has, held back while one of
+    them re-runs as a bridge; if the bridge computes the same bits, the older runs pool (claims.evidence) and
+    the held-back seeds are never run."""
+
+    verdict: Verdict
+    deferred: dict[str, tuple[int, ...]]
+
+    def seeds_to_run(self) -> dict[str, tuple[int, ...]]:
+        return {
+            arm: tuple(s for s in seeds if s not in self.deferred.get(arm, ()))
+            for arm, seeds in missing_seeds(self.verdict).items()
+        }
+
+
+def launch_needs(
     claim: Claim, records: pd.DataFrame, composer: ArmComposer, extra_overrides: Sequence[str] = ()
-) -> Verdict:
-    """The verdict as `claims run` sees it: the arms with the launch's extra overrides, and only runs on the
-    hardware the launch uses (a run elsewhere cannot complete that class). When the launch's hardware is the
-    class decide_claims chose, this is decide_claims' verdict; call inside `with composer:`.
+) -> LaunchNeeds:
+    """The verdict as `claims run` sees it, and the seeds it holds back. The arms get the launch's extra overrides,
+    and only runs on the hardware the launch uses count (a run elsewhere cannot complete that class); when that is
+    the class decide_claims chose, this is decide_claims' verdict. Call inside `with composer:`.
 
     When it lacks runs, it is the verdict on the runs made by the code version this launch runs (per arm: the
-    shared code and the papers it uses), so what is missing is counted there: the new runs complete one version
-    instead of adding seeds to an older version's, which the evidence policy would never pool with them."""
+    shared code and the papers it uses) or a version shown to compute alike, so what is missing is counted there:
+    the new runs complete one version instead of adding seeds to an older version's, which the evidence policy
+    would never pool with them."""
     from optrepro.claims.checks import evaluate_claim
     from optrepro.claims.match import arm_key
+    from optrepro.records.provenance import papers_used, source_hash
 
     configs = {arm: composer.compose(claim, arm, extra_overrides) for arm in claim.arms}
     wanted = _launch_hardware(next(iter(configs.values())))
     keys = {arm: arm_key(claim, arm, extra_overrides) for arm in claim.arms}
     verdict = evaluate_claim(claim, records, keys, wanted)
     if not any(missing_seeds(verdict).values()):
-        return verdict
-    return evaluate_claim(claim, at_launch_version(records, keys, configs), keys, wanted)
+        return LaunchNeeds(verdict, {})
+    versions = {arm: source_hash(papers_used(configs[arm])) for arm in claim.arms}
+    verdict = evaluate_claim(claim, at_launch_version(records, keys, versions, wanted), keys, wanted)
+    deferred = {
+        arm: _held_back(claim, _arm_runs(records, keys[arm], wanted), versions[arm], missing_seeds(verdict)[arm])
+        for arm in claim.arms
+    }
+    return LaunchNeeds(verdict, deferred)
 
 
-def at_launch_version(records: pd.DataFrame, keys: dict[str, str], configs: dict[str, DictConfig]) -> pd.DataFrame:
-    """`records` without the runs of these arms made by another code version than the one a launch of each arm
-    would record now (records.provenance.code_info)."""
-    import pandas as pd
-
-    from optrepro.records.provenance import papers_used, source_hash
+def at_launch_version(
+    records: pd.DataFrame, keys: dict[str, str], versions: dict[str, str], wanted: HardwareFilter
+) -> pd.DataFrame:
+    """`records` without the runs of these arms made by a code version other than `versions[arm]` (the one a
+    launch of the arm records now, records.provenance.code_info) and not shown to compute alike on `wanted`
+    hardware (claims.evidence.same_computation)."""
+    from optrepro.claims.evidence import same_computation
 
     if records.empty:
         return records
-    versions = records.get("code_source_hash", pd.Series(index=records.index, dtype=object))
-    keep = pd.Series(True, index=records.index)
+    dropped = []
     for arm, key in keys.items():
-        of_arm = records["recipe"] == key
-        keep &= ~of_arm | (versions == source_hash(papers_used(configs[arm])))
-    return records[keep]
+        runs = _arm_runs(records, key, wanted)
+        alike = same_computation((r["version"], r["seed"], r["digest"]) for r in runs).get(versions[arm], ())
+        dropped += [r["index"] for r in runs if r["version"] not in (versions[arm], *alike)]
+    return records.drop(index=dropped)
+
+
+def _held_back(claim: Claim, runs: list[dict], version: str, missing: tuple[int, ...]) -> tuple[int, ...]:
+    """The missing seeds an older version of this arm finished, all but the lowest (the bridge), unless a bridge
+    already ran at this version (then the older version computes otherwise, or it would have pooled)."""
+    finished = [r for r in runs if isinstance(r["digest"], str)]
+    older = {r["seed"] for r in finished if r["version"] != version} & set(claim.seed_values)
+    bridged = older & {r["seed"] for r in finished if r["version"] == version}
+    elsewhere = sorted(older & set(missing))
+    return () if bridged or not elsewhere else tuple(elsewhere[1:])
+
+
+def _arm_runs(records: pd.DataFrame, key: str, wanted: HardwareFilter) -> list[dict]:
+    """index, code version, seed and outcome digest of an arm's runs on the wanted hardware."""
+    from optrepro.claims.evidence import code_version, hardware_class
+
+    rows = records[records["recipe"] == key].to_dict("index")
+    return [
+        {"index": index, "version": code_version(row), "seed": int(row["seed"]), "digest": row.get("outcome_digest")}
+        for index, row in rows.items()
+        if wanted(hardware_class(row))
+    ]
 
 
 def _launch_hardware(cfg: DictConfig) -> HardwareFilter:

@@ -16,7 +16,9 @@ Field list: docs/DESIGN.md, "Run records".
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
@@ -196,6 +198,33 @@ def _portable_path(path: PurePosixPath, run_dir: PurePosixPath | None, run_id: A
     if path.is_relative_to(root):
         return path.relative_to(root).as_posix()
     return f"{OUTSIDE_REPOSITORY}/{path.name}"
+
+
+NOT_DETERMINISTIC = ("time/",)  # wall and CPU time: they differ between two runs of the same computation
+
+
+def outcome(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`final/<name>` and `best/<name>` metrics without timings: what a CPU run reproduces bit for bit (same code,
+    packages and CPU kernels), so two runs with another outcome computed something else."""
+    metrics = record.get("metrics") or {}
+    return {
+        f"{kind}/{name}": value
+        for kind in ("final", "best")
+        for name, value in sorted((metrics.get(kind) or {}).items())
+        if not name.startswith(NOT_DETERMINISTIC)
+    }
+
+
+def outcome_digest(record: Mapping[str, Any]) -> str | None:
+    """A hash of the outcome the run wrote itself (no later measurement), or None where equal outcomes would not show
+    the same computation: a run that did not finish, or one whose metrics are all whole numbers (counts such as a
+    graph's SHD can coincide); a loss or an error rate written to the last bit cannot."""
+    measured_after = tuple(f"final/{name}/" for name in MEASUREMENTS)  # merged in later, by their own settings
+    values = {name: value for name, value in outcome(record).items() if not name.startswith(measured_after)}
+    carries_bits = any(isinstance(v, float) and math.isfinite(v) and not v.is_integer() for v in values.values())
+    if record.get("status") != "finished" or not carries_bits:
+        return None
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def measurement_path(run_dir: Path, name: str) -> Path:

@@ -1,7 +1,8 @@
 """Run records as pandas tables: the one place that knows how record.json maps to columns.
 
 `load_records` gives one row per run (benchopt-style prefixes: `p_` config, `m_final_`/`m_best_`
-metrics, `hw_`, `code_`, `slurm_`, `wandb_`, plus `timing_`, `versions_`, `repro_`), and
+metrics, `hw_`, `code_`, `slurm_`, `wandb_`, plus `timing_`, `versions_`, `repro_`; `outcome_digest` tells runs
+that computed the same bits), and
 `load_history` the per-epoch curves in long format (one row per run, epoch and metric).
 A record that cannot be read is reported with a warning and skipped: one bad file must never
 hide the rest of a sweep.
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from optrepro.records.recipe import recipe_key
-from optrepro.records.record import RECORD_NAME, InvalidRecordError, read_record
+from optrepro.records.record import RECORD_NAME, InvalidRecordError, outcome_digest, read_record
 
 IDENTITY_FIELDS = (
     "schema_version",
@@ -94,7 +95,7 @@ def records_to_frame(records: Iterable[tuple[Path | str, Mapping[str, Any]]]) ->
     """The table for (source path, record) pairs; shared by every source (run folders, W&B)."""
     rows = [flatten_record(record, source=str(path)) for path, record in records]
     if not rows:
-        return pd.DataFrame(columns=[*IDENTITY_FIELDS, "record_path", "config_json", "recipe"])
+        return pd.DataFrame(columns=[*IDENTITY_FIELDS, "record_path", "config_json", "recipe", "outcome_digest"])
     return pd.DataFrame(rows).sort_values("run_id", kind="stable").reset_index(drop=True)
 
 
@@ -104,6 +105,7 @@ def flatten_record(record: Mapping[str, Any], *, source: str) -> dict[str, Any]:
     row["record_path"] = source
     row["config_json"] = json.dumps(record["config"], sort_keys=True)
     row["recipe"] = recipe_key(record.get("recipe"))
+    row["outcome_digest"] = outcome_digest(record)
     for key, value in _flatten_mapping(record["config"]):
         row[f"p_{key}"] = value
     metrics = record.get("metrics") or {}

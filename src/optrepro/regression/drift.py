@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from optrepro.paths import RESULTS_DIR
-from optrepro.records.record import MEASUREMENTS, RECORD_NAME, portable, read_record
+from optrepro.records.record import MEASUREMENTS, RECORD_NAME, outcome, portable, read_record
 from optrepro.records.writer import write_json_atomic
 
 DRIFT_DIR = RESULTS_DIR / "drift"
 UNKNOWN_KERNELS = "cpu-unknown"  # the baseline recorded before the CPU kernel set was part of its path
 # CPU features that select other BLAS / oneDNN kernels than the ATen capability alone says.
 KERNEL_FLAGS = ("avx512_vnni", "avx512_bf16", "amx_tile", "avx512_fp16")
-UNCOMPARED_PREFIXES = ("time/",)  # wall and CPU time: not deterministic
 ABSENT = "absent"
 
 
@@ -45,20 +44,9 @@ class Mismatch:
         return f"{self.run}: {self.metric} was {self.committed!r}, now {self.new!r}"
 
 
-def compared_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
-    """`final/<name>` and `best/<name>` values of a record, timings left out."""
-    metrics = record.get("metrics") or {}
-    return {
-        f"{kind}/{name}": value
-        for kind in ("final", "best")
-        for name, value in sorted((metrics.get(kind) or {}).items())
-        if not name.startswith(UNCOMPARED_PREFIXES)
-    }
-
-
 def compare_runs(run: str, committed: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mismatch]:
     """Every metric that is not bit-equal (floats compared exactly, as JSON stores them)."""
-    old, now = compared_metrics(committed), compared_metrics(new)
+    old, now = outcome(committed), outcome(new)
     return [
         Mismatch(run, metric, old.get(metric, ABSENT), now.get(metric, ABSENT))
         for metric in sorted(set(old) | set(now))

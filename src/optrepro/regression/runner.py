@@ -54,7 +54,8 @@ def run_claims(claims: Sequence[Claim], store: Path, composer: ArmComposer, laun
     """Run every (claim, arm, seed) the store lacks with `claims run`'s planner; measure landscape claims' runs."""
     overrides = store_overrides(store)
     with composer:
-        planned = launch.plan_missing_runs(claims, load_records(store), composer, overrides)
+        # a fresh store: no older version to bridge, nothing held back
+        planned = launch.plan_missing_runs(claims, load_records(store), composer, overrides).runs
     print(f"{len(planned)} run(s) missing in {store} for {len(claims)} claim(s)", flush=True)
     failed = execute(planned, launcher)
     done = finished_in(store)

@@ -247,7 +247,7 @@ def code_versions(verdict: Verdict, records: pd.DataFrame) -> list[str]:
     used = {run_id for arm in verdict.arms.values() for run_id in arm.sample.run_ids}
     rows = records[records["run_id"].isin(used)] if "run_id" in records else records.iloc[0:0]
     versions = []
-    for version in sorted({arm.sample.commit for arm in verdict.arms.values()}):
+    for version in sorted({version for arm in verdict.arms.values() for version in arm.sample.versions}):
         git = rows.get("code_git_commit", pd.Series(dtype=object))
         source = rows.get("code_source_hash", pd.Series(dtype=object))
         commits = sorted({str(c)[:8] for c, h in zip(git, source) if pd.notna(c) and (h == version or c == version)})
