@@ -16,6 +16,7 @@ import pytest
 from helpers.run_if import RunIf
 
 from optrepro.paths import REPO_ROOT
+from optrepro.records.provenance import cpu_kernels
 from optrepro.records.recipe import recipe
 from optrepro.records.record import read_record
 from optrepro.train import last_epoch_time_per_step, run
@@ -90,6 +91,7 @@ def test_record_has_every_field_and_describes_the_run(make_cfg, tmp_path):
         64,
         "32-true",
     )
+    assert hw["cpu_kernels"] == cpu_kernels(), "the kernel set a CPU run's bits depend on"
     assert record["seed"] == 3 and record["config"]["seed"] == 3
     assert record["recipe"] == list(recipe(overrides)) and "seed=3" not in record["recipe"]
     assert record["code"]["git_commit"] and isinstance(record["code"]["git_dirty"], bool)

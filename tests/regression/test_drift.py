@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from optrepro.records.provenance import cpu_kernels
 from optrepro.regression.drift import (
     ABSENT,
     UNKNOWN_KERNELS,
@@ -11,7 +12,6 @@ from optrepro.regression.drift import (
     baseline_dir,
     bless,
     compare_runs,
-    cpu_kernels,
     describe_drift,
     version_changes,
 )

@@ -68,8 +68,8 @@ def measure(
     import torch
 
     from optrepro.records import provenance
+    from optrepro.records.provenance import cpu_kernels
     from optrepro.records.writer import write_json_atomic
-    from optrepro.regression.drift import cpu_kernels
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from optrepro import __version__
@@ -79,6 +80,24 @@ def code_info(cfg: Any = None) -> dict[str, Any]:
         "source_hash": source_hash(papers_used(cfg)),
         "package_version": __version__,
     }
+
+
+# CPU features that select other BLAS / oneDNN kernels than the ATen capability alone says.
+KERNEL_FLAGS = ("avx512_vnni", "avx512_bf16", "amx_tile", "avx512_fp16")
+
+
+def cpu_kernels() -> str:
+    """This machine's CPU kernel set, e.g. `x86_64-avx512-vnni-bf16-amx-fp16`: ATen's dispatch level plus the
+    features that make MKL and oneDNN pick other kernels. A CPU run is deterministic for one kernel set: the same
+    code and packages give the same bits there, and other summation orders elsewhere."""
+    import torch
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split())
+    except (OSError, IndexError):
+        flags = set()
+    extra = [flag.removeprefix("avx512_").removesuffix("_tile") for flag in KERNEL_FLAGS if flag in flags]
+    return "-".join([platform.machine(), torch.backends.cpu.get_cpu_capability().lower(), *extra])
 
 
 def package_versions() -> dict[str, str | None]:

@@ -58,6 +58,7 @@ def hardware_info(cfg: DictConfig, device_names: list[str]) -> dict[str, Any]:
         "hostname": provenance.hostname(),
         "cpu_count": os.cpu_count(),
         "cpu_threads": torch.get_num_threads(),
+        "cpu_kernels": provenance.cpu_kernels(),
     }
 
 

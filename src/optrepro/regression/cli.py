@@ -83,10 +83,10 @@ def _shared_runs(args: argparse.Namespace, store: Path):
 
 
 def drift_check(args: argparse.Namespace) -> int:
+    from optrepro.records.provenance import cpu_kernels
     from optrepro.regression.drift import (
         baseline_dir,
         compare_runs,
-        cpu_kernels,
         describe_drift,
         read_committed,
         version_changes,

@@ -14,20 +14,18 @@ the run, the metric, both values and both sets of package versions; intended cha
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from optrepro.paths import RESULTS_DIR
+from optrepro.records.provenance import cpu_kernels
 from optrepro.records.record import MEASUREMENTS, RECORD_NAME, outcome, portable, read_record
 from optrepro.records.writer import write_json_atomic
 
 DRIFT_DIR = RESULTS_DIR / "drift"
 UNKNOWN_KERNELS = "cpu-unknown"  # the baseline recorded before the CPU kernel set was part of its path
-# CPU features that select other BLAS / oneDNN kernels than the ATen capability alone says.
-KERNEL_FLAGS = ("avx512_vnni", "avx512_bf16", "amx_tile", "avx512_fp16")
 ABSENT = "absent"
 
 
@@ -90,19 +88,6 @@ def describe_drift(
         + (", ".join(f"{name} {old} -> {now}" for name, (old, now) in changed.items()) if changed else cause)
     )
     return "\n".join(lines)
-
-
-def cpu_kernels() -> str:
-    """This machine's CPU kernel set, e.g. `x86_64-avx512-vnni-bf16-amx-fp16`: ATen's dispatch level plus the
-    features that make MKL and oneDNN pick other kernels."""
-    import torch
-
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split())
-    except (OSError, IndexError):
-        flags = set()
-    extra = [flag.removeprefix("avx512_").removesuffix("_tile") for flag in KERNEL_FLAGS if flag in flags]
-    return "-".join([platform.machine(), torch.backends.cpu.get_cpu_capability().lower(), *extra])
 
 
 def baseline_dir(drift_dir: Path = DRIFT_DIR, kernels: str | None = None) -> Path:
