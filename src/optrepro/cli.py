@@ -18,9 +18,15 @@ from optrepro.errors import OptreproError
 COMMANDS = {
     "claims": "optrepro.claims.cli",
     "data": "optrepro.data.fetch_cli",
-    "drift": "optrepro.regression.cli",
     "landscape": "optrepro.landscape.cli",
+    "regression": "optrepro.regression.cli",
     "results": "optrepro.results.cli",
+}
+# Commands renamed so that a command's name is its package's (2026-12-06): the old words get the new ones.
+RENAMED = {
+    ("claims", "regress"): "regression claims",
+    ("drift", "check"): "regression drift",
+    ("drift", "record"): "regression drift --record",
 }
 
 
@@ -38,6 +44,10 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    renamed = next((new for old, new in RENAMED.items() if tuple(argv[: len(old)]) == old), None)
+    if renamed:
+        print(f"optrepro: error: `{' '.join(argv[:2])}` is now `{renamed}` (same options)", file=sys.stderr)
+        return 2
     args = build_parser(argv).parse_args(argv)
     try:
         return args.handler(args)

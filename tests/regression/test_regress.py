@@ -1,4 +1,4 @@
-"""`claims regress` logic on constructed records: the same policy on both stores, regressions, shift, resume."""
+"""`regression claims` logic on constructed records: the same policy on both stores, regressions, shift, resume."""
 
 from __future__ import annotations
 
@@ -114,8 +114,19 @@ def test_regress_without_committed_drift_runs_stops_before_running_anything(monk
 
     monkeypatch.setattr(drift, "read_committed", lambda name, baseline: None)
     monkeypatch.setattr(runner, "run_shared_paths", lambda *args: pytest.fail("ran before checking its input"))
-    assert main(["claims", "regress", "--store", str(tmp_path / "store")]) == 2
+    assert main(["regression", "claims", "--store", str(tmp_path / "store")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "optrepro: error: no committed drift run for sam_step, saf_step, mesa_step, standard_step, ddp_sam_step, "
-        "structure_learning, landscape; make them with `python -m optrepro drift record`"
+        "structure_learning, landscape; make them with `python -m optrepro regression drift --record`"
     ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(["claims", "regress", "sam"], "regression claims"), (["drift", "record"], "regression drift --record")],
+)
+def test_a_renamed_command_names_its_new_name_and_runs_nothing(capsys, old, new):
+    from optrepro.cli import main
+
+    assert main(old) == 2
+    assert capsys.readouterr().err == f"optrepro: error: `{' '.join(old[:2])}` is now `{new}` (same options)\n"

@@ -1,4 +1,4 @@
-"""`optrepro claims list|explain|run|regress`: see which claims hold and why, and launch the runs they still lack.
+"""`optrepro claims list|explain|run`: see which claims hold and why, and launch the runs they still lack.
 
 Every command reads the stores of the evidence policy (claims.policy.DEFAULT_STORES unless --records is given)
 and prints them first, so two commands that disagree would show it on their first line.
@@ -84,10 +84,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="local runs side by side, one torch thread each (default: %(default)s)",
     )
     run.set_defaults(handler=run_claims)
-
-    from optrepro.regression.cli import add_regress_command  # `claims regress`: src/optrepro/regression/
-
-    add_regress_command(commands)
 
 
 def _records(args: argparse.Namespace):

@@ -9,7 +9,7 @@
 - the same notion of "missing": `missing_seeds`, the seeds each arm lacks in the evidence its verdict uses.
 
 `decide_claims(claims, records) -> {claim key: Verdict}` is the stable entry point for other tools (e.g.
-`claims regress`): `records` is a load_records table; runs answer an arm by their recipe (claims.match).
+`regression claims`): `records` is a load_records table; runs answer an arm by their recipe (claims.match).
 """
 
 from __future__ import annotations

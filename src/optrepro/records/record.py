@@ -166,8 +166,8 @@ def portable(data: dict[str, Any], *, run_dir: Path | None = None) -> dict[str, 
     relative to the repository root (`data`, `.`); any other keeps only its name, under `<outside repository>/`.
     The run folder is `run_dir` or, for a record, the folder named after its `run_id`; the repository is the
     record's `config.paths.root_dir` (this checkout for a measurement file). The config is left as the user wrote
-    it but for its `paths` block, the machine's folders. Producers, `results collect` and `drift record` apply it,
-    so a committed record reads the same on every clone and names no one's machine. Paths are in no hash.
+    it but for its `paths` block, the machine's folders. Producers, `results collect` and `regression drift --record`
+    apply it, so a committed record reads the same on every clone and names no one's machine. Paths are in no hash.
     """
     root_dir = ((data.get("config") or {}).get("paths") or {}).get("root_dir")
     root = PurePosixPath(root_dir) if root_dir and PurePosixPath(root_dir).is_absolute() else PurePosixPath(REPO_ROOT)

@@ -1,2 +1,2 @@
-"""Regression of paper claims: re-run claims at the current code (`claims regress`) and compare short committed
-runs digit for digit (`drift check`)."""
+"""Regression of paper claims: re-run claims at the current code (`regression claims`) and compare short committed
+runs digit for digit (`regression drift`)."""

@@ -1,4 +1,4 @@
-"""`optrepro drift check|record` and `optrepro claims regress`: the regression checks' command lines."""
+"""`optrepro regression claims|drift`: the command lines of the regression checks (package and command share a name)."""
 
 from __future__ import annotations
 
@@ -25,46 +25,40 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """The `drift` command group."""
-    commands = parser.add_subparsers(dest="drift_command", required=True, metavar="<drift command>")
-    check = commands.add_parser(
-        "check", help="re-run the shared-path runs; fail when a metric differs from results/drift/ in any digit"
-    )
-    _store_options(check)
-    check.set_defaults(handler=drift_check)
-    record = commands.add_parser(
-        "record",
-        help="re-run the shared-path runs and commit them as results/drift/ "
-        "(after a change that moves the numbers on purpose)",
-    )
-    _store_options(record)
-    record.set_defaults(handler=drift_record)
-
-
-def add_regress_command(commands: argparse._SubParsersAction) -> None:
-    """`claims regress`, registered by optrepro.claims.cli."""
-    regress = commands.add_parser(
-        "regress",
+    """The `regression` command group: `regression claims` and `regression drift [--record]`."""
+    commands = parser.add_subparsers(dest="regression_command", required=True, metavar="<regression command>")
+    claims = commands.add_parser(
+        "claims",
         help="re-run claims at the current code into a fresh store; fail when a claim that was reproduced no longer is",
     )
-    regress.add_argument(
+    claims.add_argument(
         "targets",
         nargs="*",
         metavar="PAPER|CLAIM",
         help="papers or claims (default: shared_paths, the short guard runs of each shared code path)",
     )
-    regress.add_argument("--tier", choices=("full", "cpu", "smoke"), help="only claims of this tier")
-    regress.add_argument(
+    claims.add_argument("--tier", choices=("full", "cpu", "smoke"), help="only claims of this tier")
+    claims.add_argument(
         "--baseline",
         type=Path,
         default=COMMITTED_RECORDS,
         help="the committed records the new verdicts are compared with (default: %(default)s; "
         "results/drift for shared_paths)",
     )
-    regress.add_argument("--report", type=Path, help="machine-readable report (default: <store>/regress.json)")
-    regress.add_argument("--reproductions", type=Path, default=REPRODUCTIONS_DIR, help="default: %(default)s")
-    _store_options(regress)
-    regress.set_defaults(handler=claims_regress)
+    claims.add_argument("--report", type=Path, help="machine-readable report (default: <store>/regress.json)")
+    claims.add_argument("--reproductions", type=Path, default=REPRODUCTIONS_DIR, help="default: %(default)s")
+    _store_options(claims)
+    claims.set_defaults(handler=claims_regress)
+    drift = commands.add_parser(
+        "drift", help="re-run the shared-path runs; fail when a metric differs from results/drift/ in any digit"
+    )
+    drift.add_argument(
+        "--record",
+        action="store_true",
+        help="commit the re-runs as results/drift/ instead (after a change that moves the numbers on purpose)",
+    )
+    _store_options(drift)
+    drift.set_defaults(handler=drift_command)
 
 
 def _store(args: argparse.Namespace) -> Path:
@@ -80,6 +74,10 @@ def _shared_runs(args: argparse.Namespace, store: Path):
     from optrepro.regression.shared_paths import SHARED_PATH_RUNS
 
     return run_shared_paths(SHARED_PATH_RUNS, store, args.launcher)
+
+
+def drift_command(args: argparse.Namespace) -> int:
+    return drift_record(args) if args.record else drift_check(args)
 
 
 def drift_check(args: argparse.Namespace) -> int:
@@ -102,7 +100,7 @@ def drift_check(args: argparse.Namespace) -> int:
         if committed is None:
             problems.append(
                 f"{name}: no committed run {baseline.relative_to(REPO_ROOT)}/{name}/record.json; make it "
-                "with `python -m optrepro drift record`"
+                "with `python -m optrepro regression drift --record`"
             )
             continue
         mismatches = compare_runs(name, committed, record)
@@ -116,8 +114,8 @@ def drift_check(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if problems:
         print(
-            f"drift check failed ({len(problems)} problem(s)); if the change is intended: "
-            "`python -m optrepro drift record` and commit results/drift/",
+            f"regression drift failed ({len(problems)} problem(s)); if the change is intended: "
+            "`python -m optrepro regression drift --record` and commit results/drift/",
             file=sys.stderr,
         )
         return 1
@@ -152,7 +150,7 @@ def claims_regress(args: argparse.Namespace) -> int:
         if missing:
             print(
                 f"optrepro: error: no committed drift run for {', '.join(missing)}; make them with "
-                "`python -m optrepro drift record`",
+                "`python -m optrepro regression drift --record`",
                 file=sys.stderr,
             )
             return 2

@@ -8,7 +8,7 @@ committed runs are kept per CPU kernel set, `results/drift/<cpu kernels>/<run>/`
 the baseline of its own kernels; a machine whose kernels have none is compared with `results/drift/cpu-unknown/`
 (recorded before the kernels were named), and a mismatch then says that the CPU may be the cause. A mismatch names
 the run, the metric, both values and both sets of package versions; intended changes are re-blessed with
-`drift record` (it writes this machine's kernel set). Timings are not compared.
+`regression drift --record` (it writes this machine's kernel set). Timings are not compared.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def describe_drift(
         "none (the code changed what it computes)"
         if baseline != UNKNOWN_KERNELS
         else "none (the code changed what it computes, or this CPU's kernels differ from the unnamed ones of the "
-        "baseline: `drift record` at the last commit that passed makes one for this CPU)"
+        "baseline: `regression drift --record` at the last commit that passed makes one for this CPU)"
     )
     lines.append(
         "  versions that differ: "

@@ -1,7 +1,7 @@
 """Regressions of paper claims: one definition (`is_regression`) and one way to print a verdict (`describe`), for
 the two commands that look for them.
 
-- `claims regress` runs the claims' runs with the current code into a fresh store and compares the verdicts. Both
+- `regression claims` runs the claims' runs with the current code into a fresh store and compares the verdicts. Both
   come from the evidence policy every command uses (claims.policy.decide_claims): the committed one on the
   committed records, the new one on the fresh store only. The change of a claim's effect (its checked quantity)
   is given in units of the committed 95% CI half-width.
@@ -124,7 +124,7 @@ def write_report(
 ) -> Path:
     document = {
         "format": REPORT_FORMAT,
-        "generated_by": "python -m optrepro claims regress",
+        "generated_by": "python -m optrepro regression claims",
         "store": _relative(store),
         "baseline": _relative(baseline),
         "failed_runs": list(failed_runs),

@@ -1,7 +1,7 @@
 """The short runs that exercise each code path shared by many papers: the drift detector's runs and the CI selection.
 
-Each is one seed of a real preset made small (tens of seconds on one core). `drift check` compares their metrics
-with the committed ones exactly; `claims regress` (no targets) decides them as guard claims with a tolerance.
+Each is one seed of a real preset made small (tens of seconds on one core). `regression drift` compares their metrics
+with the committed ones exactly; `regression claims` (no targets) decides them as guard claims with a tolerance.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fresh run store of a regress or drift check: `runs_regress/<code version>/`, never the committed records.
+"""The fresh run store of a regress or regression drift: `runs_regress/<code version>/`, never the committed records.
 
 Keyed by the code version (`source_hash`: the files that decide what a run computes, uncommitted edits included),
 so a killed check resumes where it stopped (runs with a finished record there are skipped) and a code change
