@@ -324,3 +324,20 @@ def test_ratio_and_bound_checks(records, saf_time, saf_error, ratio_label, bound
     assert found["ratio"].observed == pytest.approx(saf_time / 0.1)
     assert found["bound"].label == bound_label
     assert found["ratio"].low == found["ratio"].high == pytest.approx(saf_time / 0.1), "equal seeds: a zero-width CI"
+
+
+TO_DECIDE = SAM_CLAIMS.replace(
+    '        reported: {sam: "2.7±0.1", sgd: "3.5±0.1"}',
+    '        reported: {sam: "2.7±0.1", sgd: "3.5±0.1"}\n        to_decide: "about 40 seeds per arm"',
+)
+
+
+@pytest.mark.parametrize(
+    ("sgd", "shown"), [([2.0, 3.0, 4.0], True), ([3.4, 3.5, 3.6], False)], ids=["inconclusive", "reproduced"]
+)
+def test_what_would_decide_a_claim_is_shown_under_an_inconclusive_verdict_only(records, sgd, shown):
+    add_runs(records, SAM, [2.6, 2.7, 2.8])
+    add_runs(records, SGD, sgd)
+    verdict = verdicts(records, TO_DECIDE)["ordering"]
+    assert verdict.status == ("inconclusive" if shown else "reproduced")
+    assert ("to decide: about 40 seeds per arm" in explanation(verdict)) == shown

@@ -14,6 +14,8 @@ def explanation(verdict: Verdict) -> list[str]:
         f"decided by: {verdict.test}" if verdict.test else "decided by: nothing (no evidence)",
         f"why: {verdict.detail}",
     ]
+    if verdict.status == "inconclusive" and verdict.claim.to_decide:
+        lines.append(f"to decide: {verdict.claim.to_decide}")
     if verdict.hardware is not None:
         lines.append(f"hardware: {verdict.hardware.label()}")
     for name, arm in verdict.arms.items():

@@ -254,6 +254,7 @@ class Claim:
     spending: str = "obf"  # their alpha spending (claims.sequential)
     tuning: Tuning | None = None
     tuned: tuple[tuple[str, float], ...] = ()  # (arm, chosen value) from the claim's tuning record (claims.tuning)
+    to_decide: str = ""  # what would decide it where its registered seeds cannot: shown beside an inconclusive verdict
 
     @property
     def key(self) -> str:
@@ -398,6 +399,7 @@ CLAIM_FIELDS = {
     "check": True,
     "reported": False,
     "tuning": False,
+    "to_decide": False,
 }
 TUNING_FIELDS = {
     "knob": True,
@@ -495,6 +497,7 @@ def _parse_claim(reader: _Reader, raw: Any, line: int, where: str, paper: str) -
         )
     reported = _parse_reported(reader, mapping, where, arms)
     tuning = _parse_tuning(reader, mapping, where, arms)
+    to_decide = reader.get(mapping, "to_decide", where, STRING, default="")
     if len(reader.issues) > before:
         return None
     return Claim(
@@ -514,6 +517,7 @@ def _parse_claim(reader: _Reader, raw: Any, line: int, where: str, paper: str) -
         looks=looks,
         spending=spending,
         tuning=tuning,
+        to_decide=to_decide,
     )
 
 
