@@ -77,3 +77,33 @@ def test_the_end_of_run_summary_of_a_committed_record_shows_its_claims(paper):
     text = format_summary(record, record_path=Path(path).relative_to(REPO_ROOT), metrics_files=[], claims=progress)
     assert all(f"claim    {p.key}" in text or p.key in text for p in progress)
     assert "seeds done" in text and "verdict now" in text
+
+
+def test_every_pooling_of_code_versions_in_the_committed_verdicts_rests_on_a_seed_with_the_same_outcome():
+    """Checked from the record files themselves (records.record.outcome, not the digest the policy reads): the code
+    versions an arm's runs span are joined by seeds finished under two of them with the same outcome to the bit."""
+    from optrepro.claims.policy import decide_claims, load_evidence_records
+    from optrepro.records.record import outcome
+
+    verdicts = decide_claims([c for paper in PAPERS for c in paper.claims], load_evidence_records([RECORDS]))
+    records = [read_record(path) for path in RECORDS.rglob("record.json")]
+    by_id = {r["run_id"]: r for r in records}
+    pooled = 0
+    for verdict in verdicts.values():
+        for arm in verdict.arms.values():
+            if len(arm.sample.versions) < 2:
+                continue
+            pooled += 1
+            recipe = by_id[arm.sample.run_ids[0]]["recipe"]
+            runs = [r for r in records if r["recipe"] == recipe and r["status"] == "finished"]
+            joined = {
+                version
+                for a in runs
+                for b in runs
+                if a["seed"] == b["seed"]
+                and a["code"]["source_hash"] != b["code"]["source_hash"]
+                and outcome(a) == outcome(b)
+                for version in (a["code"]["source_hash"], b["code"]["source_hash"])
+            }
+            assert set(arm.sample.versions) <= joined, f"{verdict.claim.key} {arm.sample.arm}: {arm.sample.versions}"
+    assert pooled, "the committed verdicts pool versions somewhere (ASAM's Fashion-MNIST arm, seed 3)"
