@@ -15,7 +15,6 @@ from typing import Literal
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pydantic import field_validator
 
 from optrepro.config_schema import OpenSection, check_section
 from optrepro.errors import InvalidConfigError
@@ -40,18 +39,6 @@ class CWDKnobs(OpenSection):
     here, since the step runs on any base whose yaml has no mask (adamw_cwd.yaml states update for its records)."""
 
     cwd_mask: Literal[MASKS] = "update"
-    orthogonal_grad: bool = False
-
-    @field_validator("orthogonal_grad")
-    @classmethod
-    def no_orthogonal_grad(cls, value: bool) -> bool:
-        if value:
-            raise InvalidConfigError(
-                "optimizer.orthogonal_grad",
-                "not available with cautious weight decay",
-                "set optimizer.orthogonal_grad=false",
-            )
-        return value
 
 
 def knobs(optimizer_cfg: DictConfig) -> CWDKnobs:
@@ -62,6 +49,12 @@ def knobs(optimizer_cfg: DictConfig) -> CWDKnobs:
 def validate(cfg: DictConfig) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) with the whole run config."""
     check_section(cfg, "optimizer", CWDKnobs)
+    if cfg.optimizer.get("orthogonal_grad"):  # typed by the shared schema; this step has no orthogonal variant
+        raise InvalidConfigError(
+            "optimizer.orthogonal_grad",
+            "not available with cautious weight decay",
+            "set optimizer.orthogonal_grad=false",
+        )
 
 
 def build_cwd_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
