@@ -32,14 +32,15 @@ RATIOS = (("adam", "sgd"), ("sgd_clip", "sgd"), ("adam_clip", "adam"), ("adam_cl
 
 
 class DSKnobs(Section):
-    """``callbacks.directional_sharpness`` (values: configs/setting/ds_lm.yaml, read as given; no defaults here)."""
+    """``callbacks.directional_sharpness``: the defaults are here, for any preset that adds the callback by its
+    ``_target_`` alone; configs/setting/ds_lm.yaml gives every value of its runs."""
 
-    target: Text = Field(alias="_target_")
-    every_n_steps: PosInt
-    batch_size: PosInt  # samples of the fixed measurement batch
-    start_step: NonNegInt
-    sgd_clip: Fraction  # the pseudo clipped SGD's and Adam's clipped share of coordinates
-    adam_clip: Fraction
+    target: Text | None = Field(None, alias="_target_")
+    every_n_steps: PosInt = 20
+    batch_size: PosInt = 32  # samples of the fixed measurement batch
+    start_step: NonNegInt = 0
+    sgd_clip: Fraction = 0.1  # the pseudo clipped SGD's and Adam's clipped share of coordinates (official code)
+    adam_clip: Fraction = 0.5
 
 
 def check_callback(entry: DictConfig, schema: type[Section]) -> None:
@@ -51,12 +52,11 @@ def check_callback(entry: DictConfig, schema: type[Section]) -> None:
 
 
 class DirectionalSharpnessCallback(LastRowCallback):
-    def __init__(
-        self, *, every_n_steps: int, batch_size: int, start_step: int, sgd_clip: float, adam_clip: float
-    ) -> None:
-        """The DSKnobs (checked by the config check, validate, before any work)."""
-        self.every, self.batch_size, self.start = every_n_steps, batch_size, start_step
-        self.clips = {"sgd_clip": sgd_clip, "adam_clip": adam_clip}
+    def __init__(self, **knobs) -> None:
+        """Knobs: DSKnobs (its defaults for those not given); a config's are checked by validate before any work."""
+        typed = DSKnobs.model_validate(knobs)
+        self.every, self.batch_size, self.start = typed.every_n_steps, typed.batch_size, typed.start_step
+        self.clips = {"sgd_clip": typed.sgd_clip, "adam_clip": typed.adam_clip}
         self.pseudo: PseudoDirections | None = None
         self._restored_pseudo: dict | None = None
         self.fixed: tuple[torch.Tensor, torch.Tensor] | None = None

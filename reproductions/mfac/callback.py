@@ -29,10 +29,11 @@ def relative_error(direction: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 class IHVPErrorKnobs(Section):
-    """``callbacks.mfac_ihvp_error`` (value: configs/setting/mfac_digits.yaml, read as given)."""
+    """``callbacks.mfac_ihvp_error``: the default is here, for any preset that adds the callback by its ``_target_``
+    alone; configs/setting/mfac_digits.yaml gives its runs' value."""
 
-    target: Text = Field(alias="_target_")
-    every: PosInt  # epochs between measurements (the last epoch is always measured)
+    target: Text | None = Field(None, alias="_target_")
+    every: PosInt = 1  # epochs between measurements (the last epoch is always measured)
 
 
 def check_callback(entry: DictConfig, schema: type[Section]) -> None:
@@ -46,8 +47,9 @@ def check_callback(entry: DictConfig, schema: type[Section]) -> None:
 class IHVPErrorCallback(LastRowCallback):
     """Adds ``ERROR_KEY`` to the history row of every ``every``-th epoch and of the last."""
 
-    def __init__(self, every: int) -> None:
-        self.every = every
+    def __init__(self, **knobs) -> None:
+        """Knobs: IHVPErrorKnobs (its default for those not given); a config's are checked by validate first."""
+        self.every = IHVPErrorKnobs.model_validate(knobs).every
 
     @staticmethod
     def validate(entry: DictConfig) -> None:

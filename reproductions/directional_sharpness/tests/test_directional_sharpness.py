@@ -278,3 +278,12 @@ def test_bad_knobs_stop_in_one_line_before_the_run_folder(preset, overrides, lin
 def test_a_bad_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
     stderr = rejected_run(["+repro=ds_lm_smoke", f"{C}.sgd_clip=1.5"], tmp_path, timeout=120)
     assert stderr == f"optrepro: error: {C}.sgd_clip: must be < 1, got 1.5; set {C}.sgd_clip below 1\n"
+
+
+def test_the_callback_added_by_its_target_alone_takes_the_schema_defaults():
+    from reproductions.directional_sharpness.callback import DirectionalSharpnessCallback
+
+    callback = DirectionalSharpnessCallback()  # `+callbacks.directional_sharpness._target_=...` on any preset
+    assert (callback.every, callback.batch_size, callback.start) == (20, 32, 0)
+    assert callback.clips == {"sgd_clip": 0.1, "adam_clip": 0.5}
+    assert DirectionalSharpnessCallback(every_n_steps=32, sgd_clip=0.2).every == 32

@@ -172,3 +172,9 @@ def test_a_bad_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
     assert stderr == (
         "optrepro: error: optimizer.window_dtype: unknown value 'half'; valid choices: 'float32' or 'float64'\n"
     )
+
+
+def test_the_ihvp_callback_added_by_its_target_alone_measures_every_epoch():
+    from reproductions.mfac.callback import IHVPErrorCallback
+
+    assert IHVPErrorCallback().every == 1 and IHVPErrorCallback(every=5).every == 5
