@@ -11,10 +11,12 @@ base's own mode: with SGD or Adam bases lambda becomes a decoupled (cautious) de
 from __future__ import annotations
 
 import functools
+from typing import Literal
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from optrepro.config_schema import OpenSection, check_section
 from optrepro.errors import InvalidConfigError
 from optrepro.optim.factory import base_optimizer_factory, parameter_groups
 from optrepro.optim.standard import StandardStep
@@ -32,33 +34,33 @@ class CautiousStep(StandardStep):
             self.optimizer.set_generator_state(state["cwd_generator"])
 
 
-def check_knobs(optimizer_cfg: DictConfig) -> str:
-    """The knobs this step reads, checked before any work; returns the mask."""
-    mask = optimizer_cfg.get("cwd_mask", "update")
-    if mask not in MASKS:
-        raise InvalidConfigError(
-            "optimizer.cwd_mask",
-            f"{mask!r} is not a mask",
-            f"use one of {', '.join(MASKS)} (update is cautious weight decay)",
-        )
-    if optimizer_cfg.get("orthogonal_grad", False):
+class CWDKnobs(OpenSection):
+    """The optimizer keys this step reads beside the base's (the shared schema types those). ``cwd_mask`` defaults
+    here, since the step runs on any base whose yaml has no mask (adamw_cwd.yaml states update for its records)."""
+
+    cwd_mask: Literal[MASKS] = "update"
+
+
+def knobs(optimizer_cfg: DictConfig) -> CWDKnobs:
+    """The typed knobs of an optimizer node (the config check has already stopped bad values in one line)."""
+    return CWDKnobs.model_validate(OmegaConf.to_container(optimizer_cfg, resolve=True))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Called by the config check (optrepro.config_schema, rule step_config) with the whole run config."""
+    check_section(cfg, "optimizer", CWDKnobs)
+    if cfg.optimizer.get("orthogonal_grad"):  # typed by the shared schema; this step has no orthogonal variant
         raise InvalidConfigError(
             "optimizer.orthogonal_grad",
             "not available with cautious weight decay",
             "set optimizer.orthogonal_grad=false",
         )
-    return mask
-
-
-def validate(cfg: DictConfig) -> None:
-    """Called by the config check (optrepro.config_schema, rule step_config) with the whole run config."""
-    check_knobs(cfg.optimizer)
 
 
 def build_cwd_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """``optimizer`` node: ``base`` (Hydra partial; its weight_decay is lambda), ``cwd_mask``,
     ``no_decay_norm_and_bias``."""
-    mask = check_knobs(cfg)
+    mask = knobs(cfg).cwd_mask
     decay = float(cfg.base.get("weight_decay") or 0.0)
     groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
     for group in groups:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from pydantic import Field
 
+from optrepro.config_schema import PosInt, Section, Text, check_section
 from optrepro.errors import InvalidConfigError
 from optrepro.optim.factory import build_optimizer
 from optrepro.records import provenance
@@ -57,24 +59,21 @@ def pareto_gap(name: str, point: np.ndarray) -> float:
     return float(np.min(np.linalg.norm(pareto_points(name) - point, axis=1)))
 
 
+class ToyKnobs(Section):
+    """The task node (values: configs/task/cwd_toy.yaml, cwd_toy_parabola.yaml)."""
+
+    target: Text = Field(alias="_target_")
+    objective: Literal[OBJECTIVES]
+    steps: PosInt
+    log_every: PosInt
+    init_low: Annotated[list[float], Field(min_length=2, max_length=2)]  # the start region's corners (x, y)
+    init_high: Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
 def validate(cfg: DictConfig) -> DictConfig:
-    """The task node's knobs, checked before any work."""
+    """The task node's knobs, checked before any work (the config check calls it: ToyTask.validate)."""
+    check_section(cfg, "task", ToyKnobs)
     tc = cfg.task
-    if tc.get("objective") not in OBJECTIVES:
-        raise InvalidConfigError(
-            "task.objective", f"{tc.get('objective')!r} is not a toy objective", f"use one of {', '.join(OBJECTIVES)}"
-        )
-    for key in ("steps", "log_every"):
-        if not isinstance(tc.get(key), int) or tc.get(key) < 1:
-            raise InvalidConfigError(
-                f"task.{key}", f"must be a whole number >= 1, got {tc.get(key)!r}", f"set task.{key}=1000"
-            )
-    for key in ("init_low", "init_high"):
-        value = tc.get(key)
-        if value is None or len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
-            raise InvalidConfigError(
-                f"task.{key}", f"must be two numbers (x, y), got {value!r}", f"set task.{key}=[1.0,4.5]"
-            )
     if any(lo > hi for lo, hi in zip(tc.init_low, tc.init_high)):
         raise InvalidConfigError(
             "task.init_low", "is above task.init_high", "give init_low <= init_high per coordinate"

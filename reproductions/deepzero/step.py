@@ -22,10 +22,13 @@ part of the strategy's checkpoint state. One process, one micro-batch per step, 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from optrepro.config_schema import Fraction, OpenSection, PosFloat, PosInt, check_section
 from optrepro.data.seeds import seeded_generator
 from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
@@ -123,56 +126,19 @@ class ZerothOrderStep(StepStrategy):
             self.masks, self.mask_period = state["masks"], state["mask_period"]
 
 
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+class DZKnobs(OpenSection):
+    """The optimizer keys this step reads beside ``base`` (values: configs/optimizer/deepzero.yaml, read as given)."""
 
-
-def check_knobs(cfg) -> dict:
-    """``optimizer`` node: ``estimator`` (cge | rge | first_order), ``mu`` (> 0, the finite-difference step),
-    ``queries`` (RGE directions: a whole number >= 1, or null for CGE's active coordinate count), ``sparsity``
-    (fraction of each weight tensor's coordinates masked, in [0, 1)), ``mask_interval`` (epochs, >= 1)."""
-    estimator, mu, queries = cfg.get("estimator"), cfg.get("mu"), cfg.get("queries")
-    sparsity, interval = cfg.get("sparsity", 0.0), cfg.get("mask_interval", 5)
-    if estimator not in ESTIMATORS:
-        raise InvalidConfigError(
-            "optimizer.estimator", f"unknown value {estimator!r}", f"valid choices: {', '.join(ESTIMATORS)}"
-        )
-    if not is_number(mu) or not mu > 0:
-        raise InvalidConfigError(
-            "optimizer.mu",
-            f"{mu!r} is not a number > 0",
-            "give the finite-difference step, e.g. optimizer.mu=0.005 (the official default)",
-        )
-    if queries is not None and (not isinstance(queries, int) or isinstance(queries, bool) or queries < 1):
-        raise InvalidConfigError(
-            "optimizer.queries",
-            f"{queries!r} is not a whole number >= 1 or null",
-            "give the RGE directions per step, or null for as many as CGE's active coordinates",
-        )
-    if not is_number(sparsity) or not 0 <= sparsity < 1:
-        raise InvalidConfigError(
-            "optimizer.sparsity",
-            f"{sparsity!r} is not a fraction in [0, 1)",
-            "give the masked share of each weight tensor, e.g. optimizer.sparsity=0.9 (0: dense)",
-        )
-    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
-        raise InvalidConfigError(
-            "optimizer.mask_interval",
-            f"{interval!r} is not a whole number >= 1",
-            "give the epochs between mask draws, e.g. optimizer.mask_interval=5 (official)",
-        )
-    return {
-        "estimator": estimator,
-        "mu": float(mu),
-        "queries": queries,
-        "sparsity": float(sparsity),
-        "mask_interval": interval,
-    }
+    estimator: Literal[ESTIMATORS]
+    mu: PosFloat  # the finite-difference step (official 5e-3)
+    queries: PosInt | None  # RGE directions per step; null: as many as CGE's active coordinates
+    sparsity: Fraction  # masked share of each weight tensor (0: dense)
+    mask_interval: PosInt  # epochs between mask draws
 
 
 def validate(cfg) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) before the run has a folder."""
-    check_knobs(cfg.optimizer)
+    check_section(cfg, "optimizer", DZKnobs)
     if int(cfg.train.accumulate) != 1:
         raise InvalidConfigError(
             "train.accumulate",
@@ -188,16 +154,19 @@ def validate(cfg) -> None:
 
 
 def build_zo_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
-    """The zeroth-order step on the ``optimizer`` node (check_knobs)."""
-    knobs = check_knobs(cfg)
-    if accumulate != 1:
-        raise InvalidConfigError(
-            "train.accumulate",
-            f"{accumulate} micro-batches per step",
-            "the zeroth-order step takes one: set train.accumulate=1",
-        )
+    """The zeroth-order step on the ``optimizer`` node: ``base`` and the DZKnobs (checked by validate first)."""
     optimizer = build_base_optimizer(cfg, model)
-    return optimizer, ZerothOrderStep(optimizer, seed=torch.initial_seed(), grad_clip=grad_clip, **knobs)
+    step = ZerothOrderStep(
+        optimizer,
+        estimator=str(cfg.estimator),
+        mu=float(cfg.mu),
+        queries=cfg.queries,
+        sparsity=float(cfg.sparsity),
+        mask_interval=cfg.mask_interval,
+        seed=torch.initial_seed(),
+        grad_clip=grad_clip,
+    )
+    return optimizer, step
 
 
 build_zo_step.validate = validate

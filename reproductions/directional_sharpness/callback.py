@@ -20,8 +20,10 @@ import math
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
+from pydantic import Field, create_model
 
-from optrepro.errors import InvalidConfigError
+from optrepro.config_schema import Fraction, NonNegInt, OpenSection, PosInt, Section, Text, check_section
 from optrepro.lit.last_row import LastRowCallback
 from reproductions.directional_sharpness.directions import PseudoDirections
 from reproductions.directional_sharpness.sharpness import directional_sharpness
@@ -29,24 +31,32 @@ from reproductions.directional_sharpness.sharpness import directional_sharpness
 RATIOS = (("adam", "sgd"), ("sgd_clip", "sgd"), ("adam_clip", "adam"), ("adam_clip", "sgd"))
 
 
+class DSKnobs(Section):
+    """``callbacks.directional_sharpness``: the defaults are here, for any preset that adds the callback by its
+    ``_target_`` alone; configs/setting/ds_lm.yaml gives every value of its runs."""
+
+    target: Text | None = Field(None, alias="_target_")
+    every_n_steps: PosInt = 20
+    batch_size: PosInt = 32  # samples of the fixed measurement batch
+    start_step: NonNegInt = 0
+    sgd_clip: Fraction = 0.1  # the pseudo clipped SGD's and Adam's clipped share of coordinates (official code)
+    adam_clip: Fraction = 0.5
+
+
+def check_callback(entry: DictConfig, schema: type[Section]) -> None:
+    """A callback's node (``callbacks.<name>``, any name) against its schema, in the config check's one-line messages
+    (check_section on the ``callbacks`` block, the other callbacks passing as they are)."""
+    name = str(entry._key())
+    block = create_model(f"{schema.__name__}Block", __base__=OpenSection, **{name: (schema, ...)})
+    check_section(entry._get_root(), "callbacks", block)
+
+
 class DirectionalSharpnessCallback(LastRowCallback):
-    def __init__(
-        self,
-        every_n_steps: int = 20,
-        batch_size: int = 32,
-        start_step: int = 0,
-        sgd_clip: float = 0.1,
-        adam_clip: float = 0.5,
-    ) -> None:
-        knobs = validate_knobs(
-            every_n_steps=every_n_steps,
-            batch_size=batch_size,
-            start_step=start_step,
-            sgd_clip=sgd_clip,
-            adam_clip=adam_clip,
-        )
-        self.every, self.batch_size, self.start = knobs["every_n_steps"], knobs["batch_size"], knobs["start_step"]
-        self.clips = {"sgd_clip": knobs["sgd_clip"], "adam_clip": knobs["adam_clip"]}
+    def __init__(self, **knobs) -> None:
+        """Knobs: DSKnobs (its defaults for those not given); a config's are checked by validate before any work."""
+        typed = DSKnobs.model_validate(knobs)
+        self.every, self.batch_size, self.start = typed.every_n_steps, typed.batch_size, typed.start_step
+        self.clips = {"sgd_clip": typed.sgd_clip, "adam_clip": typed.adam_clip}
         self.pseudo: PseudoDirections | None = None
         self._restored_pseudo: dict | None = None
         self.fixed: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -55,9 +65,9 @@ class DirectionalSharpnessCallback(LastRowCallback):
         self.run_values: dict[str, list[float]] = {}
 
     @staticmethod
-    def validate(entry) -> None:
+    def validate(entry: DictConfig) -> None:
         """Called by the config check with the callback's node: its knobs stop a bad run before any work."""
-        validate_knobs(**{k: v for k, v in entry.items() if k != "_target_"})
+        check_callback(entry, DSKnobs)
 
     def state_dict(self) -> dict:
         """In the checkpoint: a requeued run resumes the pseudo-optimizer states and the run's measurements."""
@@ -123,27 +133,3 @@ def finite_mean(values: list[float]) -> float:
     """Mean of the finite values (a zero direction gives nan); nan when there are none."""
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else float("nan")
-
-
-def validate_knobs(**knobs) -> dict:
-    """The callback's knobs, typed; a bad one raises `callbacks.directional_sharpness.<knob>: <problem>; <fix>`."""
-    checked = {}
-    for key, value in knobs.items():
-        name = f"callbacks.directional_sharpness.{key}"
-        if key in ("every_n_steps", "batch_size", "start_step"):
-            low = 0 if key == "start_step" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidConfigError(
-                    name, f"{value!r} is not an integer >= {low}", "give a whole number of steps or samples, e.g. 20"
-                )
-        elif key in ("sgd_clip", "adam_clip"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise InvalidConfigError(
-                    name, f"{value!r} is not a fraction in [0, 1)", "give the fraction of coordinates to clip, e.g. 0.1"
-                )
-        else:
-            raise InvalidConfigError(
-                name, "unknown knob", "use every_n_steps, batch_size, start_step, sgd_clip, adam_clip"
-            )
-        checked[key] = value
-    return checked

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
+from optrepro.config_schema import NonNegFloat, NonNegInt, OpenSection, PosInt, check_section
 from optrepro.data.splits import ArraySplits
 from optrepro.errors import InvalidConfigError
-
-KNOBS = ("vocab", "context", "order", "n_train", "n_test")
 
 
 def transition_table(vocab: int, order: int, zipf: float, rng: np.random.Generator) -> np.ndarray:
@@ -41,48 +41,55 @@ def draw_sequences(table: np.ndarray, n: int, length: int, order: int, rng: np.r
     return tokens
 
 
-def check_knobs(dataset_cfg) -> dict[str, int | float]:
-    knobs = {}
-    for key in KNOBS:
-        value = dataset_cfg.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidConfigError(f"dataset.{key}", f"{value!r} is not an integer >= 1", "e.g. dataset.vocab=32")
-        knobs[key] = value
-    if knobs["order"] > knobs["context"]:
+class MarkovLMKnobs(OpenSection):
+    """The dataset keys this loader reads beside the shared ones (values: configs/dataset/markov_lm.yaml, read as
+    given)."""
+
+    vocab: PosInt  # tokens = classes
+    context: PosInt  # input tokens
+    order: PosInt  # the next token depends on the last `order` tokens
+    zipf: NonNegFloat
+    n_train: PosInt
+    n_test: PosInt
+    data_seed: NonNegInt
+
+
+def check_knobs(dataset_cfg) -> MarkovLMKnobs:
+    """The loader's keys typed by MarkovLMKnobs (one line: key, problem, fix), then the rules relating two of them;
+    called when the data is loaded, before the run has a folder."""
+    node = OmegaConf.create({"dataset": OmegaConf.to_container(dataset_cfg, resolve=True)})
+    knobs = check_section(node, "dataset", MarkovLMKnobs)
+    if knobs.order > knobs.context:
         raise InvalidConfigError(
             "dataset.order",
-            f"{knobs['order']} exceeds the context {knobs['context']}",
+            f"{knobs.order} exceeds the context {knobs.context}",
             "use an order <= dataset.context",
         )
-    if knobs["vocab"] ** knobs["order"] > 2**20:
+    if knobs.vocab**knobs.order > 2**20:
         raise InvalidConfigError(
             "dataset.order",
-            f"vocab^order = {knobs['vocab'] ** knobs['order']} contexts",
+            f"vocab^order = {knobs.vocab**knobs.order} contexts",
             "keep vocab^order <= 2^20 (a smaller vocab or order)",
         )
-    zipf = dataset_cfg.get("zipf")
-    if isinstance(zipf, bool) or not isinstance(zipf, (int, float)) or zipf < 0:
-        raise InvalidConfigError("dataset.zipf", f"{zipf!r} is not a number >= 0", "e.g. dataset.zipf=1.0")
-    knobs["zipf"] = float(zipf)
     return knobs
 
 
 def load_markov_lm(dataset_cfg, data_dir) -> ArraySplits:
     """`dataset.loader` of markov_lm (configs/dataset/markov_lm.yaml)."""
     knobs = check_knobs(dataset_cfg)
-    rng = np.random.default_rng(int(dataset_cfg.get("data_seed", 0)))
-    table = transition_table(knobs["vocab"], knobs["order"], knobs["zipf"], rng)
-    length = knobs["context"] + 1
-    train = draw_sequences(table, knobs["n_train"], length, knobs["order"], rng)
-    test = draw_sequences(table, knobs["n_test"], length, knobs["order"], rng)
+    rng = np.random.default_rng(knobs.data_seed)
+    table = transition_table(knobs.vocab, knobs.order, float(knobs.zipf), rng)
+    length = knobs.context + 1
+    train = draw_sequences(table, knobs.n_train, length, knobs.order, rng)
+    test = draw_sequences(table, knobs.n_test, length, knobs.order, rng)
     split = [(torch.from_numpy(s[:, :-1]).float(), torch.from_numpy(s[:, -1])) for s in (train, test)]
-    context = knobs["context"]
+    context = knobs.context
     return ArraySplits(
         split[0][0],
         split[0][1],
         split[1][0],
         split[1][1],
-        knobs["vocab"],
+        knobs.vocab,
         str(dataset_cfg.get("name", "markov_lm")),
         (0.0,) * context,
         (1.0,) * context,

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 from torch.optim import Optimizer
 
+from optrepro.config_schema import Fraction, OpenSection, check_section
 from optrepro.errors import InvalidConfigError
 from optrepro.optim.factory import base_optimizer_factory, parameter_groups
 from optrepro.optim.standard import StandardStep
@@ -31,7 +32,9 @@ class CoordinateClip(BaseOptimizerWrapper):
     def __init__(
         self, params: Iterable[Tensor] | Iterable[dict], base_optimizer: Callable[..., Optimizer], *, fraction: float
     ) -> None:
-        self.fraction = check_fraction(fraction)
+        if not 0.0 <= fraction < 1.0:  # direct use; a config's clip_fraction is checked by ClipKnobs first
+            raise ValueError(f"fraction must be in [0, 1) (1 would clip every coordinate to 0), got {fraction}")
+        self.fraction = float(fraction)
         super().__init__(params, base_optimizer, defaults={})
 
     def step(self, closure=None):
@@ -45,25 +48,17 @@ class CoordinateClip(BaseOptimizerWrapper):
         return loss
 
 
-def check_fraction(value) -> float:
-    """k in [0, 1): k = 1 would clip every coordinate to the threshold 0 (no update)."""
-    try:
-        fraction = float(value)
-    except (TypeError, ValueError):
-        fraction = float("nan")
-    if not 0.0 <= fraction < 1.0:
-        raise InvalidConfigError(
-            "optimizer.clip_fraction",
-            f"{value!r} is not a fraction in [0, 1)",
-            "give the fraction of coordinates to clip, e.g. 0.1 (the paper's SGD) or 0 for none",
-        )
-    return fraction
+class ClipKnobs(OpenSection):
+    """The optimizer key this step reads beside the base's (values: configs/optimizer/{sgd,adam}_clip.yaml, read as
+    given; with another base give +optimizer.clip_fraction)."""
+
+    clip_fraction: Fraction  # k, the fraction of coordinates clipped; 1 would clip every one to the threshold 0
 
 
 def validate(cfg: DictConfig) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) with the whole run config."""
-    check_fraction(cfg.optimizer.get("clip_fraction"))
-    if cfg.optimizer.get("orthogonal_grad", False):
+    check_section(cfg, "optimizer", ClipKnobs)
+    if cfg.optimizer.get("orthogonal_grad"):  # typed by the shared schema; this step has no orthogonal variant
         raise InvalidConfigError(
             "optimizer.orthogonal_grad",
             "not available with coordinate-wise clipping",
@@ -74,7 +69,7 @@ def validate(cfg: DictConfig) -> None:
 def build_clipped_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """``optimizer`` node: ``base`` (Hydra partial), ``clip_fraction``, ``no_decay_norm_and_bias``."""
     groups = parameter_groups(model, no_decay_norm_and_bias=bool(cfg.get("no_decay_norm_and_bias", False)))
-    optimizer = CoordinateClip(groups, base_optimizer_factory(cfg), fraction=cfg.get("clip_fraction"))
+    optimizer = CoordinateClip(groups, base_optimizer_factory(cfg), fraction=float(cfg.clip_fraction))
     return optimizer, StandardStep(optimizer, accumulate=accumulate, grad_clip=grad_clip)
 
 

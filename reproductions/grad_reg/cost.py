@@ -19,9 +19,19 @@ import time
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pydantic import Field, create_model
 from torch import nn
 
-from optrepro.errors import InvalidConfigError
+from optrepro.config_schema import (
+    NonNegFloat,
+    OpenSection,
+    PosFloat,
+    PosInt,
+    Probability,
+    Section,
+    Text,
+    check_section,
+)
 from optrepro.optim.backend import LocalBackend
 from reproductions.grad_reg.step import METHODS, build_gr_step
 
@@ -33,14 +43,25 @@ RATIOS = (
 )
 
 
-def check_counts(**counts: int) -> None:
-    for key, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidConfigError(
-                f"callbacks.gr_cost.{key}",
-                f"{value!r} is not a whole number >= 1",
-                f"give a count, e.g. callbacks.gr_cost.{key}=5",
-            )
+class GRCostKnobs(Section):
+    """``callbacks.gr_cost`` (values: configs/repro/gr_cost_cpu.yaml, read as given; no defaults here)."""
+
+    target: Text = Field(alias="_target_")
+    gamma: NonNegFloat
+    epsilon: PosFloat
+    lr: PosFloat
+    momentum: Probability
+    repetitions: PosInt
+    steps: PosInt
+    batches: PosInt
+
+
+def check_callback(entry: DictConfig, schema: type[Section]) -> None:
+    """A callback's node (``callbacks.<name>``, any name) against its schema, in the config check's one-line messages
+    (check_section on the ``callbacks`` block, the other callbacks passing as they are)."""
+    name = str(entry._key())
+    block = create_model(f"{schema.__name__}Block", __base__=OpenSection, **{name: (schema, ...)})
+    check_section(entry._get_root(), "callbacks", block)
 
 
 def time_blocks(
@@ -86,19 +107,17 @@ def cost_row(seconds: dict[str, list[float]]) -> dict[str, float]:
 
 class GRCostCallback(Callback):
     """Preset node ``callbacks.gr_cost: {_target_: reproductions.grad_reg.cost.GRCostCallback, gamma, epsilon, lr,
-    momentum, repetitions, steps, batches}``; the steps are timed around torch SGD with that lr and momentum."""
+    momentum, repetitions, steps, batches}`` (GRCostKnobs); the steps are timed around torch SGD with that lr and
+    momentum."""
+
+    @staticmethod
+    def validate(entry: DictConfig) -> None:
+        """Run by the config check (optrepro.builders.callback_entries) before any work."""
+        check_callback(entry, GRCostKnobs)
 
     def __init__(
-        self,
-        gamma: float,
-        epsilon: float,
-        lr: float,
-        momentum: float = 0.0,
-        repetitions: int = 5,
-        steps: int = 20,
-        batches: int = 4,
+        self, *, gamma: float, epsilon: float, lr: float, momentum: float, repetitions: int, steps: int, batches: int
     ) -> None:
-        check_counts(repetitions=repetitions, steps=steps, batches=batches)
         self.optimizer = OmegaConf.create(
             {
                 "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": lr, "momentum": momentum},

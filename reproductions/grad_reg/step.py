@@ -18,9 +18,12 @@ not part of the penalty. One process, one micro-batch per step, fp32/bf16 (no fp
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch.optim import Optimizer
 
+from optrepro.config_schema import NonNegFloat, OpenSection, PosFloat, check_section
 from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
@@ -89,45 +92,33 @@ class GradRegStep(StepStrategy):
                 param.grad = grad + scale * (shifted - grad)
 
 
-def check_knobs(cfg, accumulate: int) -> tuple[str, float, float]:
-    """``optimizer`` node: ``base`` (a Hydra partial of torch SGD), ``method``, ``gamma`` (>= 0), ``epsilon`` (> 0,
-    the finite-difference step; unused by double_backprop and none); one micro-batch per step."""
-    method, gamma, epsilon = cfg.get("method"), cfg.get("gamma"), cfg.get("epsilon")
-    if method not in METHODS:
-        raise InvalidConfigError(
-            "optimizer.method", f"unknown value {method!r}", f"valid choices: {', '.join(METHODS)}"
-        )
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
-        raise InvalidConfigError(
-            "optimizer.gamma",
-            f"{gamma!r} is not a number >= 0",
-            "give the penalty strength (gamma / 2) ||grad L||^2, e.g. optimizer.gamma=0.05",
-        )
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-        raise InvalidConfigError(
-            "optimizer.epsilon",
-            f"{epsilon!r} is not a number > 0",
-            "give the finite-difference step, e.g. optimizer.epsilon=0.05 (fd_backward steps by -epsilon)",
-        )
-    if accumulate != 1:
-        raise InvalidConfigError(
-            "train.accumulate",
-            f"{accumulate} micro-batches per step",
-            "the gradient-regularization step takes one: set train.accumulate=1",
-        )
-    return method, float(gamma), float(epsilon)
+class GRKnobs(OpenSection):
+    """The optimizer keys this step reads beside ``base`` (values: configs/optimizer/grad_reg.yaml, read as given)."""
+
+    method: Literal[METHODS]
+    gamma: NonNegFloat  # the penalty strength (gamma / 2) ||grad L||^2
+    epsilon: PosFloat  # the finite-difference step (fd_backward steps by -epsilon); unused by double_backprop, none
 
 
 def validate(cfg) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) before the run has a folder."""
-    check_knobs(cfg.optimizer, int(cfg.train.accumulate))
+    check_section(cfg, "optimizer", GRKnobs)
+    if int(cfg.train.accumulate) != 1:
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"{cfg.train.accumulate} micro-batches per step",
+            "the gradient-regularization step takes one: set train.accumulate=1",
+        )
 
 
 def build_gr_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
-    """The gradient-regularization step on the ``optimizer`` node (check_knobs)."""
-    method, gamma, epsilon = check_knobs(cfg, accumulate)
+    """The gradient-regularization step on the ``optimizer`` node: ``base`` (a Hydra partial of torch SGD) and the
+    GRKnobs (checked by validate before any work); one micro-batch per step."""
     optimizer = build_base_optimizer(cfg, model)
-    return optimizer, GradRegStep(optimizer, method=method, gamma=gamma, epsilon=epsilon, grad_clip=grad_clip)
+    step = GradRegStep(
+        optimizer, method=str(cfg.method), gamma=float(cfg.gamma), epsilon=float(cfg.epsilon), grad_clip=grad_clip
+    )
+    return optimizer, step
 
 
 build_gr_step.validate = validate

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
+from omegaconf import DictConfig
+from pydantic import Field, create_model
 
-from optrepro.errors import InvalidConfigError
+from optrepro.config_schema import OpenSection, PosInt, Section, Text, check_section
 from optrepro.lit.last_row import LastRowCallback
 from reproductions.mfac.ihvp import dense_ihvp
 from reproductions.mfac.optimizer import MFAC
@@ -26,20 +28,33 @@ def relative_error(direction: torch.Tensor, reference: torch.Tensor) -> float:
     return float(error / torch.linalg.vector_norm(reference))
 
 
+class IHVPErrorKnobs(Section):
+    """``callbacks.mfac_ihvp_error``: the default is here, for any preset that adds the callback by its ``_target_``
+    alone; configs/setting/mfac_digits.yaml gives its runs' value."""
+
+    target: Text | None = Field(None, alias="_target_")
+    every: PosInt = 1  # epochs between measurements (the last epoch is always measured)
+
+
+def check_callback(entry: DictConfig, schema: type[Section]) -> None:
+    """A callback's node (``callbacks.<name>``, any name) against its schema, in the config check's one-line messages
+    (check_section on the ``callbacks`` block, the other callbacks passing as they are)."""
+    name = str(entry._key())
+    block = create_model(f"{schema.__name__}Block", __base__=OpenSection, **{name: (schema, ...)})
+    check_section(entry._get_root(), "callbacks", block)
+
+
 class IHVPErrorCallback(LastRowCallback):
     """Adds ``ERROR_KEY`` to the history row of every ``every``-th epoch and of the last."""
 
-    def __init__(self, every: int = 1) -> None:
-        self.every = every
+    def __init__(self, **knobs) -> None:
+        """Knobs: IHVPErrorKnobs (its default for those not given); a config's are checked by validate first."""
+        self.every = IHVPErrorKnobs.model_validate(knobs).every
 
     @staticmethod
-    def validate(entry) -> None:
-        """`every` is a whole number >= 1, checked by the config check before any work."""
-        every = entry.get("every", 1)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise InvalidConfigError(
-                "callbacks.mfac_ihvp_error.every", f"{every!r} is not a whole number >= 1", "give e.g. 1"
-            )
+    def validate(entry: DictConfig) -> None:
+        """Run by the config check (optrepro.builders.callback_entries) before any work."""
+        check_callback(entry, IHVPErrorKnobs)
 
     def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", None)

@@ -1,7 +1,7 @@
 """One-shot pruning at the end of training, M-FAC or magnitude: preset node ``callbacks.mfac_pruning``.
 
 ``{_target_: reproductions.mfac.prune_callback.OneShotPruningCallback, method: mfac, sparsities: [0.5, 0.7, 0.9],
-ngrads: 64, damp: 1.0e-5, blocksize: 128, recomputations: 16, update: true, grad_batch_size: null}`` (DEFAULTS:
+ngrads: 64, damp: 1.0e-5, blocksize: 128, recomputations: 16, update: true, grad_batch_size: null}`` (PruningKnobs;
 the official main_prun.py defaults [repo]). At the end of training, for each sparsity s, a copy of the trained
 network is pruned from the dense weights (pruning.py) over every parameter with more than one dimension (linear
 and convolution weights; biases and norms stay dense, as the official ``params`` list of conv/fc weights [repo])
@@ -21,78 +21,43 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Iterator
+from typing import Annotated, Literal
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
+from pydantic import Field, field_validator
 from torch import Tensor, nn
 
-from optrepro.errors import InvalidConfigError
+from optrepro.config_schema import PosFloat, PosInt, Section, Text
+from reproductions.mfac.callback import check_callback
 from reproductions.mfac.pruning import magnitude_mask, mfac_prune
 
 METHODS = ("mfac", "magnitude")
-NODE = "callbacks.mfac_pruning"
 
 
-DEFAULTS = {
-    "method": "mfac",
-    "sparsities": (0.5, 0.7, 0.9),
-    "ngrads": 64,
-    "damp": 1e-5,
-    "blocksize": 128,
-    "recomputations": 16,
-    "update": True,
-    "grad_batch_size": None,
-}
+class PruningKnobs(Section):
+    """``callbacks.mfac_pruning`` (values: configs/setting/mfac_prune_*.yaml, the official main_prun.py defaults
+    [repo], read as given; no defaults here)."""
 
+    target: Text = Field(alias="_target_")
+    method: Literal[METHODS]
+    sparsities: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
+    ngrads: PosInt
+    damp: PosFloat  # lambda in F = lambda I + G^T G / m
+    blocksize: PosInt | None
+    recomputations: PosInt
+    update: bool
+    grad_batch_size: PosInt | None
 
-def check_knobs(**knobs) -> dict:
-    """The callback's knobs (DEFAULTS for those not given), typed; a bad one raises
-    ``callbacks.mfac_pruning.<knob>: <problem>; <fix>``."""
-    unknown = sorted(set(knobs) - set(DEFAULTS))
-    if unknown:
-        raise InvalidConfigError(f"{NODE}.{unknown[0]}", "is not a knob of this callback", f"use {', '.join(DEFAULTS)}")
-    knobs = {**DEFAULTS, **knobs}
-
-    def fail(key: str, problem: str, fix: str) -> None:
-        raise InvalidConfigError(f"{NODE}.{key}", problem, fix)
-
-    def whole(key: str) -> int:
-        value = knobs[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            fail(key, f"must be a whole number >= 1, got {value!r}", f"set {key}={DEFAULTS[key]}")
-        return value
-
-    if knobs["method"] not in METHODS:
-        fail("method", f"{knobs['method']!r} is not a pruner", f"use one of {', '.join(METHODS)}")
-    sparsities = knobs["sparsities"]
-    if isinstance(sparsities, (str, bytes, int, float)) or not sparsities:
-        fail("sparsities", f"must be a non-empty list, got {sparsities!r}", "give e.g. [0.5,0.7,0.9]")
-    for s in sparsities:
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 < s < 1.0:  # nan fails the range
-            fail("sparsities", f"{s!r} is not a fraction of weights in (0, 1)", "give e.g. 0.9 for 90%")
-    if len({round(100 * s) for s in sparsities}) != len(sparsities):
-        fail("sparsities", f"{list(sparsities)} name one percentage twice", "give each percentage once")
-    damp = knobs["damp"]
-    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not damp > 0:
-        fail("damp", f"must be a number > 0 (lambda in F = lambda I + G^T G / m), got {damp!r}", "set damp=1e-5")
-    if knobs["blocksize"] is not None:
-        whole("blocksize")
-    if knobs["grad_batch_size"] is not None:
-        whole("grad_batch_size")
-    if not isinstance(knobs["update"], bool):
-        fail("update", f"must be true or false, got {knobs['update']!r}", "set update=true")
-    return {
-        "method": knobs["method"],
-        "sparsities": [float(s) for s in sparsities],
-        "ngrads": whole("ngrads"),
-        "damp": float(damp),
-        "blocksize": knobs["blocksize"],
-        "recomputations": whole("recomputations"),
-        "update": knobs["update"],
-        "grad_batch_size": knobs["grad_batch_size"],
-    }
+    @field_validator("sparsities")
+    @classmethod
+    def each_percentage_once(cls, sparsities: list[float]) -> list[float]:
+        if len({round(100 * s) for s in sparsities}) != len(sparsities):  # NN of prune/acc_sNN names a result
+            raise ValueError(f"{sparsities} name one percentage twice; give each percentage once")
+        return sparsities
 
 
 def prunable(net: nn.Module) -> list[nn.Parameter]:
@@ -121,15 +86,27 @@ def accuracy(net: nn.Module, batches) -> float:
 
 
 class OneShotPruningCallback(Callback):
-    def __init__(self, **knobs) -> None:
-        """Knobs: ``method``, ``sparsities``, ``ngrads``, ``damp``, ``blocksize``, ``recomputations``, ``update``
-        (DEFAULTS for those not given; check_knobs says what each may be)."""
-        self.__dict__.update(check_knobs(**knobs))
+    def __init__(
+        self,
+        *,
+        method: str,
+        sparsities: list[float],
+        ngrads: int,
+        damp: float,
+        blocksize: int | None,
+        recomputations: int,
+        update: bool,
+        grad_batch_size: int | None,
+    ) -> None:
+        """The PruningKnobs, checked by the config check (validate) before any work."""
+        self.method, self.sparsities, self.ngrads = method, [float(s) for s in sparsities], ngrads
+        self.damp, self.blocksize, self.recomputations = float(damp), blocksize, recomputations
+        self.update, self.grad_batch_size = update, grad_batch_size
 
     @staticmethod
-    def validate(entry) -> None:
+    def validate(entry: DictConfig) -> None:
         """Called by the config check with the callback's node: a bad knob stops the run before any work."""
-        check_knobs(**{k: v for k, v in entry.items() if k != "_target_"})
+        check_callback(entry, PruningKnobs)
 
     def prune(self, net: nn.Module, sparsity: float, batches: Iterator) -> Tensor:
         """Prune ``net`` (a copy) in place to ``sparsity``; returns the kept mask over its prunable weights."""

@@ -9,9 +9,12 @@ import functools
 import numpy as np
 import pytest
 import torch
+from helpers.compose import compose_config
 from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 
+from optrepro.errors import OptreproError
+from optrepro.train import run
 from reproductions.cautious_wd.optimizer import CautiousWeightDecay
 from reproductions.cautious_wd.step import build_cwd_step
 from reproductions.cautious_wd.toy import objective_value, pareto_gap, start_point
@@ -150,17 +153,60 @@ def test_bad_knobs_stop_before_any_work(override, key, tmp_path):
     assert stderr.startswith(f"optrepro: error: {key}: ") and stderr.count("\n") == 1, stderr
 
 
-def test_toy_knobs_are_checked():
-    from optrepro.errors import InvalidConfigError
-    from reproductions.cautious_wd.toy import validate
+def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
+    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
+    cfg = compose_config(overrides, tmp_path)
+    with pytest.raises(OptreproError) as caught:
+        run(cfg)  # the config check first: a bad value let through would train and make the run folder
+    assert not (tmp_path / "runs").exists()
+    return f"optrepro: error: {caught.value}"
 
-    good = {"objective": "circle", "steps": 10, "log_every": 5, "init_low": [0.5, 4.5], "init_high": [1.5, 5.5]}
-    validate(OmegaConf.create({"task": good}))
-    for change, key in [
-        ({"objective": "square"}, "task.objective"),
-        ({"init_low": [1.0]}, "task.init_low"),
-        ({"init_low": [2.0, 4.5]}, "task.init_low"),
-        ({"log_every": 0}, "task.log_every"),
-    ]:
-        with pytest.raises(InvalidConfigError, match=f"^{key}: "):
-            validate(OmegaConf.create({"task": {**good, **change}}))
+
+MASKS = "valid choices: 'update', 'random', 'gradient' or 'all'"
+# (preset, override, the exact line): CWDKnobs (the optimizer node, open: the base's keys pass) and ToyKnobs (the
+# task node, closed); the init_low <= init_high rule relates two keys and stays code.
+BAD_KNOBS = [
+    ("cwd_smoke", "optimizer.cwd_mask=sometimes", f"optimizer.cwd_mask: unknown value 'sometimes'; {MASKS}"),
+    ("cwd_smoke", "optimizer.cwd_mask=1", f"optimizer.cwd_mask: unknown value 1; {MASKS}"),
+    (
+        "cwd_smoke",
+        "optimizer.orthogonal_grad=true",
+        "optimizer.orthogonal_grad: not available with cautious weight decay; set optimizer.orthogonal_grad=false",
+    ),
+    (
+        "cwd_smoke",
+        "optimizer.orthogonal_grad=maybe",
+        "optimizer.orthogonal_grad: 'maybe' is not true or false; "
+        "set optimizer.orthogonal_grad=true or optimizer.orthogonal_grad=false",
+    ),
+    ("cwd_toy_cpu", "task.steps=0", "task.steps: must be >= 1, got 0; set task.steps to at least 1"),
+    ("cwd_toy_cpu", "task.steps=1.5", "task.steps: 1.5 is not a whole number; give an integer, e.g. task.steps=1"),
+    ("cwd_toy_cpu", "task.log_every=0", "task.log_every: must be >= 1, got 0; set task.log_every to at least 1"),
+    (
+        "cwd_toy_cpu",
+        "task.objective=square",
+        "task.objective: unknown value 'square'; valid choices: 'circle' or 'parabola'",
+    ),
+    ("cwd_toy_cpu", "task.init_low=[1.0]", "task.init_low: has 1 items, needs 2; give 2 items"),
+    (
+        "cwd_toy_cpu",
+        "task.init_high=[1,x]",
+        "task.init_high[1]: 'x' is not a number; give a number, e.g. task.init_high[1]=0.1",
+    ),
+    (
+        "cwd_toy_cpu",
+        "task.init_low=[2.0,4.5]",
+        "task.init_low: is above task.init_high; give init_low <= init_high per coordinate",
+    ),
+    (
+        "cwd_toy_cpu",
+        "+task.stepz=3",
+        "task.stepz: not a config key (misspelled, or added with + where nothing reads it); "
+        "check the spelling; the keys here are _target_, init_high, init_low, log_every, objective, steps",
+    ),
+]
+
+
+@pytest.mark.parametrize("preset, override, line", BAD_KNOBS)
+def test_bad_knobs_stop_in_one_line_before_the_run_folder(preset, override, line, tmp_path):
+    assert stopped_before_any_work([f"+repro={preset}", override], tmp_path) == f"optrepro: error: {line}"

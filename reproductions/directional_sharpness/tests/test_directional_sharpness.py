@@ -13,11 +13,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers.compose import compose_config
 from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 
-from optrepro.errors import InvalidConfigError
+from optrepro.errors import OptreproError
 from optrepro.paths import REPO_ROOT
+from optrepro.train import run
 from reproductions.directional_sharpness.clipping import clip_threshold, clip_top_coordinates_
 from reproductions.directional_sharpness.directions import PseudoDirections
 from reproductions.directional_sharpness.markov_lm import load_markov_lm, transition_table
@@ -112,7 +114,9 @@ def test_clipped_sgd_step_by_hand():
     optimizer.step()
     assert param.detach().tolist() == pytest.approx([-0.1, 0.1, -0.1, -0.05, -0.02])
     assert param.grad.tolist() == pytest.approx(G)  # the unclipped gradient is back for observers
-    with pytest.raises(InvalidConfigError, match="^optimizer.clip_fraction: "):
+    with pytest.raises(
+        ValueError, match=r"^fraction must be in \[0, 1\) \(1 would clip every coordinate to 0\), got 1.0$"
+    ):
         CoordinateClip([param], functools.partial(torch.optim.SGD, lr=0.1), fraction=1.0)
 
 
@@ -197,22 +201,89 @@ def test_callback_adam_direction_is_the_runs_own_adam_update(tmp_path):
     assert row["ds/adam_over_sgd"] == pytest.approx(row["ds/adam"] / row["ds/sgd"], rel=1e-9)
 
 
-@pytest.mark.parametrize(
-    "preset,override,key",
-    [
-        ("ds_lm_sgdclip_cpu", "optimizer.clip_fraction=1.0", "optimizer.clip_fraction"),
-        ("ds_lm_sgdclip_cpu", "optimizer.clip_fraction=-0.1", "optimizer.clip_fraction"),
-        (
-            "ds_lm_smoke",
-            "callbacks.directional_sharpness.every_n_steps=0",
-            "callbacks.directional_sharpness.every_n_steps",
-        ),
-        ("ds_lm_smoke", "callbacks.directional_sharpness.sgd_clip=1.5", "callbacks.directional_sharpness.sgd_clip"),
-        ("ds_lm_smoke", "+callbacks.directional_sharpness.every=5", "callbacks.directional_sharpness.every"),
-        ("ds_lm_smoke", "dataset.vocab=0", "dataset.vocab"),
-        ("ds_lm_smoke", "dataset.order=20", "dataset.order"),
-    ],
-)
-def test_bad_knobs_stop_before_any_work(preset, override, key, tmp_path):
-    stderr = rejected_run([f"+repro={preset}", override], tmp_path, timeout=120)
-    assert stderr.startswith(f"optrepro: error: {key}: ") and stderr.count("\n") == 1, stderr
+def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
+    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
+    cfg = compose_config(overrides, tmp_path)
+    with pytest.raises(OptreproError) as caught:
+        run(cfg)  # the config check first: a bad value let through would train and make the run folder
+    assert not (tmp_path / "runs").exists()
+    return f"optrepro: error: {caught.value}"
+
+
+C = "callbacks.directional_sharpness"
+# (preset, override, the exact line): ClipKnobs (the optimizer node, open), DSKnobs (the callback's node, closed) in
+# the config check; MarkovLMKnobs (the dataset node, open: the shared keys pass) when the data loads, before the run
+# has a folder. orthogonal_grad with the step, and order against context and vocab, relate keys and stay code.
+BAD_KNOBS = [
+    (
+        "ds_lm_sgdclip_cpu",
+        "optimizer.clip_fraction=1.0",
+        "optimizer.clip_fraction: must be < 1, got 1.0; set optimizer.clip_fraction below 1",
+    ),
+    (
+        "ds_lm_sgdclip_cpu",
+        "optimizer.clip_fraction=-0.1",
+        "optimizer.clip_fraction: must be >= 0, got -0.1; set optimizer.clip_fraction to at least 0",
+    ),
+    (
+        "ds_lm_sgdclip_cpu",
+        "optimizer.clip_fraction=x",
+        "optimizer.clip_fraction: 'x' is not a number; give a number, e.g. optimizer.clip_fraction=0.1",
+    ),
+    (
+        "ds_lm_sgdclip_cpu",
+        "optimizer.orthogonal_grad=true",
+        "optimizer.orthogonal_grad: not available with coordinate-wise clipping; set optimizer.orthogonal_grad=false",
+    ),
+    (
+        "ds_lm_smoke",
+        f"{C}.every_n_steps=0",
+        f"{C}.every_n_steps: must be >= 1, got 0; set {C}.every_n_steps to at least 1",
+    ),
+    ("ds_lm_smoke", f"{C}.sgd_clip=1.5", f"{C}.sgd_clip: must be < 1, got 1.5; set {C}.sgd_clip below 1"),
+    ("ds_lm_smoke", f"{C}.start_step=-1", f"{C}.start_step: must be >= 0, got -1; set {C}.start_step to at least 0"),
+    (
+        "ds_lm_smoke",
+        f"{C}.batch_size=2.5",
+        f"{C}.batch_size: 2.5 is not a whole number; give an integer, e.g. {C}.batch_size=1",
+    ),
+    (
+        "ds_lm_smoke",
+        f"+{C}.every=5",
+        f"{C}.every: not a config key (misspelled, or added with + where nothing reads it); check the spelling; "
+        "the keys here are _target_, adam_clip, batch_size, every_n_steps, sgd_clip, start_step",
+    ),
+    ("ds_lm_smoke", "dataset.vocab=0", "dataset.vocab: must be >= 1, got 0; set dataset.vocab to at least 1"),
+    ("ds_lm_smoke", "dataset.zipf=-1", "dataset.zipf: must be >= 0, got -1; set dataset.zipf to at least 0"),
+    (
+        "ds_lm_smoke",
+        "dataset.data_seed=x",
+        "dataset.data_seed: 'x' is not a whole number; give an integer, e.g. dataset.data_seed=1",
+    ),
+    ("ds_lm_smoke", "dataset.order=20", "dataset.order: 20 exceeds the context 16; use an order <= dataset.context"),
+    (
+        "ds_lm_smoke",
+        "dataset.vocab=64 dataset.order=4",
+        "dataset.order: vocab^order = 16777216 contexts; keep vocab^order <= 2^20 (a smaller vocab or order)",
+    ),
+]
+
+
+@pytest.mark.parametrize("preset, overrides, line", BAD_KNOBS, ids=[row[1] for row in BAD_KNOBS])
+def test_bad_knobs_stop_in_one_line_before_the_run_folder(preset, overrides, line, tmp_path):
+    given = [f"+repro={preset}", *overrides.split(" "), "logger=csv"]
+    assert stopped_before_any_work(given, tmp_path) == f"optrepro: error: {line}"
+
+
+def test_a_bad_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
+    stderr = rejected_run(["+repro=ds_lm_smoke", f"{C}.sgd_clip=1.5"], tmp_path, timeout=120)
+    assert stderr == f"optrepro: error: {C}.sgd_clip: must be < 1, got 1.5; set {C}.sgd_clip below 1\n"
+
+
+def test_the_callback_added_by_its_target_alone_takes_the_schema_defaults():
+    from reproductions.directional_sharpness.callback import DirectionalSharpnessCallback
+
+    callback = DirectionalSharpnessCallback()  # `+callbacks.directional_sharpness._target_=...` on any preset
+    assert (callback.every, callback.batch_size, callback.start) == (20, 32, 0)
+    assert callback.clips == {"sgd_clip": 0.1, "adam_clip": 0.5}
+    assert DirectionalSharpnessCallback(every_n_steps=32, sgd_clip=0.2).every == 32

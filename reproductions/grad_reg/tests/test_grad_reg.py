@@ -11,10 +11,9 @@ from helpers.rejected import rejected_run
 from omegaconf import OmegaConf
 from torch import nn
 
-from optrepro.errors import ConfigError
+from optrepro.errors import OptreproError
 from optrepro.optim.backend import LocalBackend
 from optrepro.train import run
-from reproductions.grad_reg.cost import GRCostCallback
 from reproductions.grad_reg.step import build_gr_step
 
 X = np.array([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 0.5, -1.0], [-1.0, 1.5, 0.0]])
@@ -88,26 +87,66 @@ def test_finite_differences_match_double_backprop_to_first_order():
     assert float(errors["fd_forward", 1e-2].norm()) < 0.01 * float(exact.norm())
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        ("method", "central", r"optimizer\.method: unknown value 'central'"),
-        ("gamma", -0.1, r"optimizer\.gamma: -0\.1 is not a number >= 0"),
-        ("epsilon", 0.0, r"optimizer\.epsilon: 0\.0 is not a number > 0"),
-    ],
-)
-def test_bad_knobs_name_the_key(key, value, message):
-    node = OmegaConf.create(
-        {
-            "base": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
-            "method": "fd_forward",
-            "gamma": 0.1,
-            "epsilon": 0.1,
-        }
-    )
-    node[key] = value
-    with pytest.raises(ConfigError, match=message):
-        build_gr_step(node, linear_model(), num_train_samples=4, num_classes=2, accumulate=1, grad_clip=None)
+def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
+    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
+    cfg = compose_config(overrides, tmp_path)
+    with pytest.raises(OptreproError) as caught:
+        run(cfg)  # the config check first: a bad value let through would train and make the run folder
+    assert not (tmp_path / "runs").exists()
+    return f"optrepro: error: {caught.value}"
+
+
+METHODS = "valid choices: 'none', 'double_backprop', 'fd_forward' or 'fd_backward'"
+# (preset, override, the exact line): GRKnobs (the optimizer node, open: base and the shared keys pass) and
+# GRCostKnobs (callbacks.gr_cost, closed); train.accumulate relates to the step and stays code.
+BAD_KNOBS = [
+    ("gr_smoke", "optimizer.method=central", f"optimizer.method: unknown value 'central'; {METHODS}"),
+    ("gr_smoke", "optimizer.gamma=-0.1", "optimizer.gamma: must be >= 0, got -0.1; set optimizer.gamma to at least 0"),
+    (
+        "gr_smoke",
+        "optimizer.gamma=abc",
+        "optimizer.gamma: 'abc' is not a number; give a number, e.g. optimizer.gamma=0.1",
+    ),
+    ("gr_smoke", "optimizer.epsilon=0", "optimizer.epsilon: must be > 0, got 0; set optimizer.epsilon above 0"),
+    (
+        "gr_smoke",
+        "train.accumulate=2",
+        "train.accumulate: 2 micro-batches per step; "
+        "the gradient-regularization step takes one: set train.accumulate=1",
+    ),
+    (
+        "gr_cost_cpu",
+        "callbacks.gr_cost.steps=0",
+        "callbacks.gr_cost.steps: must be >= 1, got 0; set callbacks.gr_cost.steps to at least 1",
+    ),
+    (
+        "gr_cost_cpu",
+        "callbacks.gr_cost.batches=1.5",
+        "callbacks.gr_cost.batches: 1.5 is not a whole number; give an integer, e.g. callbacks.gr_cost.batches=1",
+    ),
+    (
+        "gr_cost_cpu",
+        "callbacks.gr_cost.repetitions=true",
+        "callbacks.gr_cost.repetitions: True is not a whole number; give an integer, e.g. "
+        "callbacks.gr_cost.repetitions=1",
+    ),
+    (
+        "gr_cost_cpu",
+        "callbacks.gr_cost.momentum=2",
+        "callbacks.gr_cost.momentum: must be <= 1, got 2; set callbacks.gr_cost.momentum to at most 1",
+    ),
+    (
+        "gr_cost_cpu",
+        "+callbacks.gr_cost.stepz=3",
+        "callbacks.gr_cost.stepz: not a config key (misspelled, or added with + where nothing reads it); check the "
+        "spelling; the keys here are _target_, batches, epsilon, gamma, lr, momentum, repetitions, steps",
+    ),
+]
+
+
+@pytest.mark.parametrize("preset, override, line", BAD_KNOBS)
+def test_bad_knobs_stop_in_one_line_before_the_run_folder(preset, override, line, tmp_path):
+    assert stopped_before_any_work([f"+repro={preset}", override, "logger=csv"], tmp_path) == f"optrepro: error: {line}"
 
 
 def test_bad_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
@@ -135,8 +174,3 @@ def test_smoke_run_and_cost_callback_finish_with_records(tmp_path):
     assert cost["status"] == "finished", cost["error"]
     final = cost["metrics"]["final"]
     assert final["cost/fd_forward_cpu_s_per_step"] > 0 and final["cost/fd_forward_over_double_backprop"] > 0
-
-
-def test_cost_counts_are_checked():
-    with pytest.raises(ConfigError, match=r"callbacks\.gr_cost\.steps: 0 is not a whole number >= 1"):
-        GRCostCallback(gamma=0.1, epsilon=0.1, lr=0.1, steps=0)

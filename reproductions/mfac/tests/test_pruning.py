@@ -11,8 +11,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers.compose import compose_config
 from helpers.rejected import rejected_run
 
+from optrepro.errors import OptreproError
+from optrepro.train import run
 from reproductions.mfac.prune_callback import OneShotPruningCallback, prunable
 from reproductions.mfac.pruning import (
     keep_count,
@@ -140,7 +143,14 @@ def test_callback_prunes_a_copy_to_the_exact_sparsity():
     for method in ("magnitude", "mfac"):
         pruned = copy.deepcopy(net)
         callback = OneShotPruningCallback(
-            method=method, sparsities=[0.6], ngrads=5, damp=1e-3, blocksize=8, recomputations=3
+            method=method,
+            sparsities=[0.6],
+            ngrads=5,
+            damp=1e-3,
+            blocksize=8,
+            recomputations=3,
+            update=True,
+            grad_batch_size=None,
         )
         kept = callback.prune(pruned, 0.6, batches if method == "mfac" else iter(()))
         weights = torch.cat([p.detach().reshape(-1) for p in prunable(pruned)])
@@ -149,17 +159,50 @@ def test_callback_prunes_a_copy_to_the_exact_sparsity():
     assert all(torch.equal(p, d) for p, d in zip(net.parameters(), dense))
 
 
-@pytest.mark.parametrize(
-    "override,key",
-    [
-        ("callbacks.mfac_pruning.sparsities=[0.5,1.0]", "sparsities"),
-        ("callbacks.mfac_pruning.sparsities=[0.0]", "sparsities"),
-        ("callbacks.mfac_pruning.ngrads=0", "ngrads"),
-        ("callbacks.mfac_pruning.damp=0", "damp"),
-        ("callbacks.mfac_pruning.recomputations=0", "recomputations"),
-        ("callbacks.mfac_pruning.method=random", "method"),
-    ],
-)
-def test_bad_pruning_knobs_stop_before_any_work(override, key, tmp_path):
-    stderr = rejected_run(["+repro=mfac_prune_smoke", override], tmp_path, timeout=120)
-    assert stderr.startswith(f"optrepro: error: callbacks.mfac_pruning.{key}: ") and stderr.count("\n") == 1, stderr
+def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
+    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
+    cfg = compose_config(overrides, tmp_path)
+    with pytest.raises(OptreproError) as caught:
+        run(cfg)  # the config check first: a bad value let through would train and make the run folder
+    assert not (tmp_path / "runs").exists()
+    return f"optrepro: error: {caught.value}"
+
+
+N = "callbacks.mfac_pruning"
+# (override on mfac_prune_smoke, the exact line): PruningKnobs (the callback's node, closed).
+BAD_KNOBS = [
+    (f"{N}.sparsities=[0.5,1.0]", f"{N}.sparsities[1]: must be < 1, got 1.0; set {N}.sparsities[1] below 1"),
+    (f"{N}.sparsities=[0.0]", f"{N}.sparsities[0]: must be > 0, got 0.0; set {N}.sparsities[0] above 0"),
+    (f"{N}.sparsities=[]", f"{N}.sparsities: has 0 items, needs 1; give 1 items"),
+    (f"{N}.sparsities=0.9", f"{N}.sparsities: 0.9 is not a list; give a list, e.g. {N}.sparsities=[1,2]"),
+    (
+        f"{N}.sparsities=[0.5,0.501]",
+        f"{N}.sparsities: [0.5, 0.501] name one percentage twice; give each percentage once",
+    ),
+    (f"{N}.ngrads=0", f"{N}.ngrads: must be >= 1, got 0; set {N}.ngrads to at least 1"),
+    (f"{N}.damp=0", f"{N}.damp: must be > 0, got 0; set {N}.damp above 0"),
+    (f"{N}.recomputations=0", f"{N}.recomputations: must be >= 1, got 0; set {N}.recomputations to at least 1"),
+    (f"{N}.blocksize=0", f"{N}.blocksize: must be >= 1, got 0; set {N}.blocksize to at least 1"),
+    (
+        f"{N}.grad_batch_size=1.5",
+        f"{N}.grad_batch_size: 1.5 is not a whole number; give an integer, e.g. {N}.grad_batch_size=1",
+    ),
+    (f"{N}.method=random", f"{N}.method: unknown value 'random'; valid choices: 'mfac' or 'magnitude'"),
+    (f"{N}.update=yes", f"{N}.update: 'yes' is not true or false; set {N}.update=true or {N}.update=false"),
+    (
+        f"+{N}.ngrad=3",
+        f"{N}.ngrad: not a config key (misspelled, or added with + where nothing reads it); check the spelling; "
+        "the keys here are _target_, blocksize, damp, grad_batch_size, method, ngrads, recomputations, sparsities, "
+        "update",
+    ),
+]
+
+
+@pytest.mark.parametrize("override, line", BAD_KNOBS, ids=[row[0] for row in BAD_KNOBS])
+def test_bad_pruning_knobs_stop_in_one_line_before_the_run_folder(override, line, tmp_path):
+    assert stopped_before_any_work(["+repro=mfac_prune_smoke", override], tmp_path) == f"optrepro: error: {line}"
+
+
+def test_a_bad_pruning_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
+    stderr = rejected_run(["+repro=mfac_prune_smoke", f"{N}.ngrads=0"], tmp_path, timeout=120)
+    assert stderr == f"optrepro: error: {N}.ngrads: must be >= 1, got 0; set {N}.ngrads to at least 1\n"
