@@ -21,9 +21,9 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
-from pydantic import Field, create_model
+from pydantic import Field
 
-from optrepro.config_schema import Fraction, NonNegInt, OpenSection, PosInt, Section, Text, check_section
+from optrepro.config_schema import Fraction, NonNegInt, PosInt, Section, Text, check_callback
 from optrepro.lit.last_row import LastRowCallback
 from reproductions.directional_sharpness.directions import PseudoDirections
 from reproductions.directional_sharpness.sharpness import directional_sharpness
@@ -41,14 +41,6 @@ class DSKnobs(Section):
     start_step: NonNegInt = 0
     sgd_clip: Fraction = 0.1  # the pseudo clipped SGD's and Adam's clipped share of coordinates (official code)
     adam_clip: Fraction = 0.5
-
-
-def check_callback(entry: DictConfig, schema: type[Section]) -> None:
-    """A callback's node (``callbacks.<name>``, any name) against its schema, in the config check's one-line messages
-    (check_section on the ``callbacks`` block, the other callbacks passing as they are)."""
-    name = str(entry._key())
-    block = create_model(f"{schema.__name__}Block", __base__=OpenSection, **{name: (schema, ...)})
-    check_section(entry._get_root(), "callbacks", block)
 
 
 class DirectionalSharpnessCallback(LastRowCallback):

@@ -19,18 +19,17 @@ import time
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pydantic import Field, create_model
+from pydantic import Field
 from torch import nn
 
 from optrepro.config_schema import (
     NonNegFloat,
-    OpenSection,
     PosFloat,
     PosInt,
     Probability,
     Section,
     Text,
-    check_section,
+    check_callback,
 )
 from optrepro.optim.backend import LocalBackend
 from reproductions.grad_reg.step import METHODS, build_gr_step
@@ -54,14 +53,6 @@ class GRCostKnobs(Section):
     repetitions: PosInt
     steps: PosInt
     batches: PosInt
-
-
-def check_callback(entry: DictConfig, schema: type[Section]) -> None:
-    """A callback's node (``callbacks.<name>``, any name) against its schema, in the config check's one-line messages
-    (check_section on the ``callbacks`` block, the other callbacks passing as they are)."""
-    name = str(entry._key())
-    block = create_model(f"{schema.__name__}Block", __base__=OpenSection, **{name: (schema, ...)})
-    check_section(entry._get_root(), "callbacks", block)
 
 
 def time_blocks(

@@ -12,9 +12,9 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig
-from pydantic import Field, create_model
+from pydantic import Field
 
-from optrepro.config_schema import OpenSection, PosInt, Section, Text, check_section
+from optrepro.config_schema import PosInt, Section, Text, check_callback
 from optrepro.lit.last_row import LastRowCallback
 from reproductions.mfac.ihvp import dense_ihvp
 from reproductions.mfac.optimizer import MFAC
@@ -34,14 +34,6 @@ class IHVPErrorKnobs(Section):
 
     target: Text | None = Field(None, alias="_target_")
     every: PosInt = 1  # epochs between measurements (the last epoch is always measured)
-
-
-def check_callback(entry: DictConfig, schema: type[Section]) -> None:
-    """A callback's node (``callbacks.<name>``, any name) against its schema, in the config check's one-line messages
-    (check_section on the ``callbacks`` block, the other callbacks passing as they are)."""
-    name = str(entry._key())
-    block = create_model(f"{schema.__name__}Block", __base__=OpenSection, **{name: (schema, ...)})
-    check_section(entry._get_root(), "callbacks", block)
 
 
 class IHVPErrorCallback(LastRowCallback):

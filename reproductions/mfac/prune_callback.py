@@ -31,8 +31,7 @@ from omegaconf import DictConfig
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
-from optrepro.config_schema import PosFloat, PosInt, Section, Text
-from reproductions.mfac.callback import check_callback
+from optrepro.config_schema import PosFloat, PosInt, Section, Text, check_callback
 from reproductions.mfac.pruning import magnitude_mask, mfac_prune
 
 METHODS = ("mfac", "magnitude")

@@ -18,7 +18,16 @@ from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from optrepro.errors import InvalidConfigError, OptreproError
@@ -532,6 +541,14 @@ def check_section(cfg: DictConfig, section: str, schema: type[BaseModel]) -> Bas
     except ValidationError as exc:
         error = exc.errors()[0]
         raise as_config_error({**error, "loc": (section, *error["loc"])}, data) from None
+
+
+def check_callback(entry: DictConfig, schema: type[BaseModel]) -> BaseModel:
+    """A callback's node (`callbacks.<name>`, whatever its name) against its paper's schema, as check_section does for
+    a section: call it from the callback's validate(entry), which the config check runs before any work."""
+    name = str(entry._key())
+    block = create_model(f"{schema.__name__}Block", __base__=OpenSection, **{name: (schema, ...)})
+    return getattr(check_section(entry._get_root(), "callbacks", block), name)
 
 
 def as_config_error(error: ErrorDetails, data: dict[str, Any]) -> OptreproError:
