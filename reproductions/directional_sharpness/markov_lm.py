@@ -56,7 +56,7 @@ class MarkovLMKnobs(OpenSection):
 
 def check_knobs(dataset_cfg) -> MarkovLMKnobs:
     """The loader's keys typed by MarkovLMKnobs (one line: key, problem, fix), then the rules relating two of them;
-    called when the data is loaded, before the run has a folder."""
+    run by the config check before any work (load_markov_lm.validate), and by the loader for its typed knobs."""
     node = OmegaConf.create({"dataset": OmegaConf.to_container(dataset_cfg, resolve=True)})
     knobs = check_section(node, "dataset", MarkovLMKnobs)
     if knobs.order > knobs.context:
@@ -94,3 +94,6 @@ def load_markov_lm(dataset_cfg, data_dir) -> ArraySplits:
         (0.0,) * context,
         (1.0,) * context,
     )
+
+
+load_markov_lm.validate = check_knobs

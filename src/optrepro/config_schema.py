@@ -433,11 +433,14 @@ PATH_DATASETS = ("cifar10", "cifar100", "fashion_mnist", "imagenet")  # the prod
 
 
 def dataset_source(cfg: DictConfig) -> None:
-    """A product dataset by name, or a paper's own through `dataset.loader` (optrepro.data.registry)."""
+    """A product dataset by name, or a paper's own through `dataset.loader` (optrepro.data.registry); a loader
+    function with a `validate(dataset_node)` attribute checks its own keys here, before any data is made."""
     from optrepro.data.registry import DATASET_NAMES, FOLDER_DATASETS, dataset_loader
 
     if cfg.dataset.get("loader") is not None:
-        dataset_loader(cfg.dataset.loader)
+        validate = getattr(dataset_loader(cfg.dataset.loader), "validate", None)
+        if validate is not None:
+            validate(cfg.dataset)
     elif cfg.dataset.name not in DATASET_NAMES:
         raise InvalidConfigError(
             "dataset.name",

@@ -287,3 +287,12 @@ def test_the_callback_added_by_its_target_alone_takes_the_schema_defaults():
     assert (callback.every, callback.batch_size, callback.start) == (20, 32, 0)
     assert callback.clips == {"sgd_clip": 0.1, "adam_clip": 0.5}
     assert DirectionalSharpnessCallback(every_n_steps=32, sgd_clip=0.2).every == 32
+
+
+def test_the_config_check_alone_stops_a_bad_data_knob_before_any_data_is_made():
+    """load_markov_lm.validate runs in the config check (config_schema.dataset_source), not first in the loader."""
+    from optrepro.config_schema import validate_config
+
+    with pytest.raises(OptreproError) as stopped:
+        validate_config(compose_config(["+repro=ds_lm_smoke", "dataset.order=20"]))
+    assert str(stopped.value) == "dataset.order: 20 exceeds the context 16; use an order <= dataset.context"
