@@ -136,15 +136,20 @@ class DZKnobs(OpenSection):
     mask_interval: PosInt  # epochs between mask draws
 
 
+def refuse_micro_batches(accumulate: int) -> None:
+    """The zeroth-order step takes the whole batch at once: the config check and the builder both refuse more."""
+    if accumulate != 1:
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"{accumulate} micro-batches per step",
+            "the zeroth-order step takes one: set train.accumulate=1",
+        )
+
+
 def validate(cfg) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) before the run has a folder."""
     check_section(cfg, "optimizer", DZKnobs)
-    if int(cfg.train.accumulate) != 1:
-        raise InvalidConfigError(
-            "train.accumulate",
-            f"{cfg.train.accumulate} micro-batches per step",
-            "the zeroth-order step takes one: set train.accumulate=1",
-        )
+    refuse_micro_batches(int(cfg.train.accumulate))
     if int(cfg.hardware.devices) * int(cfg.hardware.num_nodes) != 1:
         raise InvalidConfigError(
             "hardware.devices",
@@ -155,6 +160,7 @@ def validate(cfg) -> None:
 
 def build_zo_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """The zeroth-order step on the ``optimizer`` node: ``base`` and the DZKnobs (checked by validate first)."""
+    refuse_micro_batches(accumulate)
     optimizer = build_base_optimizer(cfg, model)
     step = ZerothOrderStep(
         optimizer,
