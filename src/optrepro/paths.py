@@ -14,6 +14,13 @@ RESULTS_DIR = REPO_ROOT / "results"
 COMMITTED_RECORDS = RESULTS_DIR / "records"
 
 
+def shown(path: Path | str) -> str:
+    """A path as output shows it: relative to the repository when inside it (no machine's folders in what is
+    committed or printed), else as given."""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(REPO_ROOT).as_posix() if resolved.is_relative_to(REPO_ROOT) else str(path)
+
+
 def reproduction_config_dirs() -> list[Path]:
     """The `configs` folder of every reproduction, in a stable order."""
     return sorted(p for p in REPRODUCTIONS_DIR.glob("*/configs") if p.is_dir())

@@ -105,11 +105,13 @@ def _duration(seconds: float) -> str:
 
 
 def _number(value: Any) -> str:
+    """A metric as every command prints it (claims.checks.fmt); a value that is no number as it is."""
+    from optrepro.claims.checks import fmt
+
     try:
-        value = float(value)
+        return fmt(float(value))
     except (TypeError, ValueError):
         return str(value)
-    return "nan" if math.isnan(value) else f"{value:.4g}"
 
 
 def _metric_line(values: Mapping[str, Any], names: Iterable[str]) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from optrepro.paths import COMMITTED_RECORDS, REPO_ROOT, RUNS_DIR
+from optrepro.paths import COMMITTED_RECORDS, RUNS_DIR, shown
 
 if TYPE_CHECKING:  # imported where used: building the CLI parser needs DEFAULT_STORES only
     import pandas as pd
@@ -54,17 +54,10 @@ def stores_banner(stores: Sequence[Path], records: pd.DataFrame) -> str:
         prefix = str(Path(store)) + os.sep
         count = sum(1 for p in paths if p.startswith(prefix) or p == str(store))
         parts.append(
-            f"{_shown(store)} ({count} record{'s' if count != 1 else ''}"
+            f"{shown(store)} ({count} record{'s' if count != 1 else ''}"
             f"{'' if Path(store).exists() else ', folder absent'})"
         )
     return "record stores: " + ", ".join(parts)
-
-
-def _shown(path: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(REPO_ROOT.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def decide_claims(claims: Sequence[Claim], records: pd.DataFrame) -> dict[str, Verdict]:

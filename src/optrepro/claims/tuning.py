@@ -24,7 +24,7 @@ import pandas as pd
 
 from optrepro.claims.schema import Claim
 from optrepro.errors import InvalidConfigError, OptreproError
-from optrepro.paths import REPO_ROOT, RESULTS_DIR
+from optrepro.paths import RESULTS_DIR, shown
 
 TUNING_DIR = RESULTS_DIR / "tuning"
 
@@ -67,7 +67,7 @@ def with_tuned_values(claim: Claim, tuning_dir: Path = TUNING_DIR) -> Claim:
     record = json.loads(path.read_text())
     if record.get("protocol") != protocol(claim):
         raise StaleTuningRecordError(
-            f"{_shown(path)}: made for another tuning "
+            f"{shown(path)}: made for another tuning "
             f"block than claim {claim.key}'s; a registered tuning block is not edited after its runs (register a new "
             "claim), or delete the record to tune again"
         )
@@ -187,7 +187,7 @@ def tuning_table(claim: Claim, tuning_dir: Path = TUNING_DIR) -> list[str]:
     lines = [
         f"Tuning ({tuning.source}): `{tuning.knob}` chosen per arm by mean `{tuning.metric}` ({tuning.direction} "
         f"is better) over {tuning.seeds} seed(s) on {tuning.val_fraction:g} of the training set held out; "
-        f"record `{_shown(record_path(claim, tuning_dir))}`",
+        f"record `{shown(record_path(claim, tuning_dir))}`",
         "",
         "| " + " | ".join([tuning.knob, *arms]) + " |",
         "|" + "---|" * (len(arms) + 1),
@@ -200,8 +200,3 @@ def tuning_table(claim: Claim, tuning_dir: Path = TUNING_DIR) -> list[str]:
             cells.append(f"**{text}**" if entry is not None and record["arms"][arm]["chosen"] == value else text)
         lines.append("| " + " | ".join([f"{value:g}", *cells]) + " |")
     return [*lines, ""]
-
-
-def _shown(path: Path) -> str:
-    path = Path(path).resolve()
-    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)

@@ -24,6 +24,7 @@ from typing import Any
 from optrepro.claims.checks import REPRODUCED, fmt
 from optrepro.claims.schema import Claim
 from optrepro.errors import OptreproError
+from optrepro.paths import shown
 
 REPORT_NAME = "regress.json"
 REPORT_FORMAT = 1
@@ -125,8 +126,8 @@ def write_report(
     document = {
         "format": REPORT_FORMAT,
         "generated_by": "python -m optrepro regression claims",
-        "store": _relative(store),
-        "baseline": _relative(baseline),
+        "store": shown(store),
+        "baseline": shown(baseline),
         "failed_runs": list(failed_runs),
         "regressions": [r.claim for r in results if r.is_regression],
         "claims": {r.claim: r.to_json() for r in results},
@@ -208,12 +209,3 @@ def raw_change(result: ClaimRegress) -> str:
 
 def _number(value: float | None) -> str:
     return fmt(math.nan if value is None else value)
-
-
-def _relative(path: Path) -> str:
-    from optrepro.paths import REPO_ROOT
-
-    try:
-        return Path(path).resolve().relative_to(REPO_ROOT.resolve()).as_posix()
-    except ValueError:
-        return str(path)
