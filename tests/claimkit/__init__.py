@@ -105,6 +105,7 @@ def make_record(
     source_hash: str | None = None,
     finished_at: str = "2025-01-01T00:00:00Z",
     device: str = "x86_64",
+    cpu_kernels: str | None = None,
     history: list[dict[str, Any]] | None = None,
     timing: dict[str, float] | None = None,
     wandb: dict[str, Any] | None = None,
@@ -139,7 +140,8 @@ def make_record(
                 "precision": cfg.hardware.precision,
                 "hostname": "test",
                 "cpu_count": 2,
-            },
+            }
+            | ({"cpu_kernels": cpu_kernels} if cpu_kernels else {}),
             "code": {"git_commit": commit, "git_dirty": False, "package_version": "0.1.0"}
             | ({"source_hash": source_hash} if source_hash else {}),
             "versions": {"python": "3.11"},

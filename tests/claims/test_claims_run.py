@@ -105,6 +105,23 @@ def test_an_older_arm_reruns_one_seed_as_a_bridge_and_holds_back_the_others(caps
     assert "sam/ordering arm=sam: seeds 1 held back: an older code version has them" in out
 
 
+def test_the_bridge_is_a_seed_whose_older_run_had_this_machines_cpu_kernels(capsys, run_args, records):
+    """Seed 0's older run came from another CPU (other bits whatever the code); seed 1's from this one."""
+    from optrepro.records.provenance import cpu_kernels
+
+    records.add(SAM, 0, {"test/error": 2.7}, **OLD, cpu_kernels="x86_64-other", finished_at="2025-01-02T00:00:00Z")
+    records.add(SAM, 1, {"test/error": 2.8}, **OLD, cpu_kernels=cpu_kernels(), finished_at="2025-01-01T00:00:00Z")
+    for seed in range(3):
+        records.add(SGD, seed, {"test/error": 3.5})
+    assert main(["claims", "run", "sam/ordering", "--dry-run", *run_args]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("python ")] == [
+        "python run.py optimizer=sam seed=1",
+        "python run.py optimizer=sam seed=2",
+    ]
+    assert "sam/ordering arm=sam: seeds 0 held back" in out
+
+
 @pytest.mark.parametrize(
     ("bridge_error", "launched"),
     [(2.7, [2]), (2.7000000000000006, [1, 2])],

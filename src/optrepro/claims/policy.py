@@ -140,22 +140,36 @@ def at_launch_version(
 
 
 def _held_back(claim: Claim, runs: list[dict], version: str, missing: tuple[int, ...]) -> tuple[int, ...]:
-    """The missing seeds an older version of this arm finished, all but the lowest (the bridge), unless a bridge
-    already ran at this version (then the older version computes otherwise, or it would have pooled)."""
+    """The missing seeds an older version of this arm finished, all but the bridge, unless a bridge already ran at
+    this version (then the older version computes otherwise, or it would have pooled). The bridge is the seed whose
+    older run most likely shares this machine's bits: one recorded on its CPU kernel set, else the latest finished."""
+    from optrepro.records.provenance import cpu_kernels
+
     finished = [r for r in runs if isinstance(r["digest"], str)]
-    older = {r["seed"] for r in finished if r["version"] != version} & set(claim.seed_values)
-    bridged = older & {r["seed"] for r in finished if r["version"] == version}
-    elsewhere = sorted(older & set(missing))
-    return () if bridged or not elsewhere else tuple(elsewhere[1:])
+    older = [r for r in finished if r["version"] != version and r["seed"] in claim.seed_values]
+    bridged = {r["seed"] for r in older} & {r["seed"] for r in finished if r["version"] == version}
+    candidates = [r for r in older if r["seed"] in missing]
+    if bridged or not candidates:
+        return ()
+    here = cpu_kernels()
+    bridge = max(candidates, key=lambda r: (r["kernels"] == here, r["finished"], -r["seed"]))["seed"]
+    return tuple(sorted({r["seed"] for r in candidates} - {bridge}))
 
 
 def _arm_runs(records: pd.DataFrame, key: str, wanted: HardwareFilter) -> list[dict]:
-    """index, code version, seed and outcome digest of an arm's runs on the wanted hardware."""
+    """index, code version, seed, outcome digest, CPU kernel set and end of an arm's runs on the wanted hardware."""
     from optrepro.claims.evidence import code_version, hardware_class
 
     rows = records[records["recipe"] == key].to_dict("index")
     return [
-        {"index": index, "version": code_version(row), "seed": int(row["seed"]), "digest": row.get("outcome_digest")}
+        {
+            "index": index,
+            "version": code_version(row),
+            "seed": int(row["seed"]),
+            "digest": row.get("outcome_digest"),
+            "kernels": row.get("hw_cpu_kernels"),
+            "finished": row["finished_at"] if isinstance(row.get("finished_at"), str) else "",
+        }
         for index, row in rows.items()
         if wanted(hardware_class(row))
     ]
