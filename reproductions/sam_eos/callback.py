@@ -16,68 +16,67 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Annotated
 
 import lightning.pytorch as pl
 import torch
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 
+from optrepro.config_schema import NonNegInt, PosInt, Section, Text, check_callback
 from optrepro.errors import InvalidConfigError
 from optrepro.lit.last_row import LastRowCallback
 from reproductions.sam_eos.edge import sam_edge
 from reproductions.sam_eos.power import top_eigenpair
 
-KEY = "callbacks.edge_of_stability"
+NAME = "edge_of_stability"
 
 
-def _count(name: str, value, minimum: int = 1, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+class EdgeKnobs(Section):
+    """``callbacks.edge_of_stability``: the defaults are here, for a node that gives its ``_target_`` alone;
+    configs/setting/eos_*.yaml give their runs' values."""
+
+    target: Text | None = Field(None, alias="_target_")
+    edge_every: PosInt = 1  # epochs between SE measurements
+    hessian_every: PosInt = 10  # epochs between lambda_max measurements: a multiple of edge_every
+    power_iterations: PosInt = 20
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = 1e-3
+    samples: PosInt | None = None  # probe examples; null: the full training set
+    late_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    seed: NonNegInt = 0
+
+
+def check_knobs(entry: DictConfig) -> EdgeKnobs:
+    """The node's knobs typed by EdgeKnobs, then the rule that ties two of them."""
+    knobs = check_callback(entry, EdgeKnobs)
+    if knobs.hessian_every % knobs.edge_every:
         raise InvalidConfigError(
-            f"{KEY}.{name}",
-            f"{value!r} is not an integer >= {minimum}",
-            f"give a whole number >= {minimum}" + (" or null" if allow_none else ""),
+            f"callbacks.{entry._key()}.hessian_every",
+            f"{knobs.hessian_every} is not a multiple of edge_every {knobs.edge_every}",
+            "lambda_max is compared with the SE of the same epoch",
         )
-    return value
-
-
-def _fraction(name: str, value, low_open: bool = True) -> float:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not (0 < value <= 1 if low_open else 0 < value < 1):
-        raise InvalidConfigError(
-            f"{KEY}.{name}",
-            f"{value!r} is not a fraction in (0, 1]" if low_open else f"{value!r} is not in (0, 1)",
-            "give e.g. 0.5",
-        )
-    return float(value)
+    return knobs
 
 
 class EdgeOfStabilityCallback(LastRowCallback):
-    def __init__(
-        self,
-        edge_every: int = 1,
-        hessian_every: int = 10,
-        power_iterations: int = 20,
-        tolerance: float = 1e-3,
-        samples: int | None = None,
-        late_fraction: float = 0.5,
-        seed: int = 0,
-    ) -> None:
-        self.edge_every = _count("edge_every", edge_every)
-        self.hessian_every = _count("hessian_every", hessian_every)
-        if self.hessian_every % self.edge_every:
-            raise InvalidConfigError(
-                f"{KEY}.hessian_every",
-                f"{hessian_every} is not a multiple of edge_every {edge_every}",
-                "lambda_max is compared with the SE of the same epoch",
-            )
-        self.power_iterations = _count("power_iterations", power_iterations)
-        self.tolerance = _fraction("tolerance", tolerance, low_open=False)
-        self.samples = _count("samples", samples, allow_none=True)
-        self.late_fraction = _fraction("late_fraction", late_fraction)
-        self.seed = _count("seed", seed, minimum=0)
+    def __init__(self, **knobs) -> None:
+        """Knobs: EdgeKnobs (its defaults for those not given); a config's are checked by validate first."""
+        typed = check_knobs(OmegaConf.create({"callbacks": {NAME: knobs}}).callbacks[NAME])
+        self.edge_every = typed.edge_every
+        self.hessian_every = typed.hessian_every
+        self.power_iterations = typed.power_iterations
+        self.tolerance = typed.tolerance
+        self.samples = typed.samples
+        self.late_fraction = typed.late_fraction
+        self.seed = typed.seed
         self._vector: list[torch.Tensor] | None = None
         self._done_rows: set[int] = set()
         self._measured: list[dict[str, float]] = []  # one dict per lambda measurement: epoch and the two ratios
+
+    @staticmethod
+    def validate(entry: DictConfig) -> None:
+        """Run by the config check (optrepro.builders.callback_entries) before any work."""
+        check_knobs(entry)
 
     def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not pl_module.history or len(pl_module.history) in self._done_rows:

@@ -12,17 +12,18 @@ entropy on the test windows (the paper's entropy-collapse diagnosis). `task=fore
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
 from optrepro import builders
+from optrepro.config_schema import NonNegFloat, OpenSection, PosInt, check_section, choice
 from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.lit.module import ClassifierModule
 from optrepro.train import ClassificationTask
-from reproductions.samformer.model import ATTENTION_KINDS, attention_entropy
-from reproductions.samformer.series import SPLITS
+from reproductions.samformer.model import attention_entropy
 
 ENTROPY_KEY = "test/attention_entropy"
 
@@ -99,50 +100,50 @@ class ForecastModule(ClassifierModule):
         self.log_dict(self._last_eval, rank_zero_only=True)
 
 
-def _positive_int(key: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidConfigError(key, f"{value!r} is not a positive integer", f"set {key} to an integer >= 1")
+class SamformerModelKnobs(OpenSection):
+    """The model keys this task checks (values: configs/model/samformer.yaml; the model's class reads them)."""
+
+    d_model: PosInt
+    attention: Annotated[str, choice("reproductions.samformer.model:ATTENTION_KINDS")]  # none: the linear model
+    value_dim: PosInt | None = None  # absent or null: W_V of L x L
+    revin: bool
 
 
-def validate_model(model: DictConfig) -> None:
-    _positive_int("model.d_model", model.get("d_model"))
-    if model.get("attention") not in ATTENTION_KINDS:
-        raise InvalidConfigError(
-            "model.attention",
-            f"{model.get('attention')!r} is not one of {', '.join(ATTENTION_KINDS)}",
-            "channel (SAMformer) or none (the linear model)",
-        )
-    if model.get("value_dim") is not None:
-        _positive_int("model.value_dim", model.get("value_dim"))
-    if not isinstance(model.get("revin"), bool):
-        raise InvalidConfigError(
-            "model.revin",
-            f"{model.get('revin')!r} is not true or false",
-            "true (the paper's real datasets) or false (its toy problem)",
-        )
+class WindowKnobs(OpenSection):
+    """The dataset keys of every forecasting dataset: look-back and horizon."""
+
+    length: PosInt
+    horizon: PosInt
 
 
-def validate_dataset(dataset: DictConfig) -> None:
-    for key in ("length", "horizon"):
-        _positive_int(f"dataset.{key}", dataset.get(key))
+class SeriesKnobs(WindowKnobs):
+    """A CSV of series.py (configs/dataset/ltsf_csv.yaml)."""
+
+    split: Annotated[str, choice("reproductions.samformer.series:SPLITS")]
+
+
+class ToyKnobs(WindowKnobs):
+    """The generated toy problem (configs/dataset/samformer_toy.yaml)."""
+
+    channels: PosInt
+    n_train: PosInt
+    n_test: PosInt
+    noise_std: NonNegFloat
+
+
+def validate_model(cfg: DictConfig) -> None:
+    check_section(cfg, "model", SamformerModelKnobs)
+
+
+def validate_dataset(cfg: DictConfig) -> None:
+    dataset = cfg.dataset
     if "split" in dataset:  # a CSV of series.py
-        if dataset.split not in SPLITS:
-            raise InvalidConfigError(
-                "dataset.split",
-                f"{dataset.split!r} is not one of {', '.join(SPLITS)}",
-                "ett_hour (ETTh*), ett_minute (ETTm*) or ratio (70/10/20 %)",
-            )
+        check_section(cfg, "dataset", SeriesKnobs)
         return
+    check_section(cfg, "dataset", ToyKnobs)
     if dataset.get("path"):
         raise InvalidConfigError(
             "dataset.path", f"{dataset.name} generates its data, so the path would be ignored", "remove dataset.path"
-        )
-    for key in ("channels", "n_train", "n_test"):
-        _positive_int(f"dataset.{key}", dataset.get(key))
-    noise = dataset.get("noise_std")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
-        raise InvalidConfigError(
-            "dataset.noise_std", f"{noise!r} is not a finite number >= 0", "set it to 1.0 (the paper's noise)"
         )
 
 
@@ -151,8 +152,8 @@ class ForecastTask(ClassificationTask):
 
     @staticmethod
     def validate(cfg: DictConfig) -> None:
-        validate_model(cfg.model)
-        validate_dataset(cfg.dataset)
+        validate_model(cfg)
+        validate_dataset(cfg)
 
     def build_module(self, cfg, net, data) -> ForecastModule:
         return builders.build_module(cfg, net, data, module_class=ForecastModule)

@@ -18,10 +18,14 @@ run (optimizer.py: ``state_bytes``) to the last epoch's row.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import lightning.pytorch as pl
 import torch
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 
+from optrepro.config_schema import Section, Text, check_callback, choice
 from optrepro.errors import InvalidConfigError
 from optrepro.lit.last_row import LastRowCallback
 from optrepro.optim.shampoo import Shampoo
@@ -32,27 +36,35 @@ from reproductions.shampoo4bit.inverse_root import (
     quantized_root,
     relative_error,
 )
-from reproductions.shampoo4bit.quantize import MAPPINGS, stored_bytes
+from reproductions.shampoo4bit.quantize import stored_bytes
 
 KEY = "callbacks.shampoo4bit_error"
 
 
-def _integer(name: str, value, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidConfigError(
-            f"{KEY}.{name}",
-            f"{value!r} is not an integer in [{low}, {high}]",
-            f"give a whole number from {low} to {high}",
-        )
-    return value
+class QuantizationErrorKnobs(Section):
+    """``callbacks.shampoo4bit_error``: the defaults are here, for a node that gives its ``_target_`` alone;
+    the presets give their runs' values."""
+
+    target_: Text | None = Field(None, alias="_target_")
+    target: Annotated[str, choice("reproductions.shampoo4bit.inverse_root:TARGETS")] = "eigenvectors_rectified"
+    mapping: Annotated[str, choice("reproductions.shampoo4bit.quantize:MAPPINGS")] = "linear2"
+    bits: Annotated[int, Field(ge=2, le=8)] = 4
+    block: Annotated[int, Field(ge=1, le=1 << 20)] = 64
+    rectify_steps: Annotated[int, Field(ge=0, le=100)] = 1
+    epsilon: Annotated[float, Field(gt=0, lt=1)] = 1e-6
+    min_order: Annotated[int, Field(ge=1, le=1 << 20)] = 64  # statistics of a lower order are left out
 
 
-def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
+def check_knobs(entry: DictConfig) -> QuantizationErrorKnobs:
+    """The node's knobs typed by QuantizationErrorKnobs, then the rule that ties two of them."""
+    knobs = check_callback(entry, QuantizationErrorKnobs)
+    if knobs.mapping == "dynamic_tree" and knobs.bits != 4:
         raise InvalidConfigError(
-            f"{KEY}.{name}", f"{value!r} is not one of the choices", f"use one of {', '.join(allowed)}"
+            f"callbacks.{entry._key()}.bits",
+            f"{knobs.bits} with the dynamic-tree map, given for 4 bits only",
+            "set bits=4 or mapping=linear2",
         )
-    return value
+    return knobs
 
 
 def shampoo_statistics(optimizer: torch.optim.Optimizer, min_order: int) -> list[torch.Tensor]:
@@ -75,31 +87,23 @@ def shampoo_statistics(optimizer: torch.optim.Optimizer, min_order: int) -> list
 class QuantizationErrorCallback(LastRowCallback):
     """Adds the ``q4/*`` errors to the last epoch's history row (module docstring)."""
 
-    def __init__(
-        self,
-        target: str = "eigenvectors_rectified",
-        mapping: str = "linear2",
-        bits: int = 4,
-        block: int = 64,
-        rectify_steps: int = 1,
-        epsilon: float = 1e-6,
-        min_order: int = 64,
-    ) -> None:
-        self.target = _choice("target", target, TARGETS)
-        self.mapping = _choice("mapping", mapping, MAPPINGS)
-        self.bits = _integer("bits", bits, 2, 8)
-        if self.mapping == "dynamic_tree" and self.bits != 4:
-            raise InvalidConfigError(
-                f"{KEY}.bits",
-                f"{bits} with the dynamic-tree map, given for 4 bits only",
-                "set bits=4 or mapping=linear2",
-            )
-        self.block = _integer("block", block, 1, 1 << 20)
-        self.rectify_steps = _integer("rectify_steps", rectify_steps, 0, 100)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon < 1:
-            raise InvalidConfigError(f"{KEY}.epsilon", f"{epsilon!r} is not in (0, 1)", "give e.g. 1e-6")
-        self.epsilon = float(epsilon)
-        self.min_order = _integer("min_order", min_order, 1, 1 << 20)
+    def __init__(self, **knobs) -> None:
+        """Knobs: QuantizationErrorKnobs (its defaults for those not given); a config's are checked by validate
+        first."""
+        name = KEY.partition(".")[2]
+        typed = check_knobs(OmegaConf.create({"callbacks": {name: knobs}}).callbacks[name])
+        self.target = typed.target
+        self.mapping = typed.mapping
+        self.bits = typed.bits
+        self.block = typed.block
+        self.rectify_steps = typed.rectify_steps
+        self.epsilon = typed.epsilon
+        self.min_order = typed.min_order
+
+    @staticmethod
+    def validate(entry: DictConfig) -> None:
+        """Run by the config check (optrepro.builders.callback_entries) before any work."""
+        check_knobs(entry)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         shampoo_statistics(trainer.optimizers[0], self.min_order)  # a run without Shampoo stops before any step

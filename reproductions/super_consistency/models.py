@@ -15,13 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optrepro.errors import InvalidConfigError
-from reproductions.super_consistency.parametrisation import (
-    check_depth,
-    check_parametrisation,
-    check_width,
-    layer_scale,
-    lr_multiplier,
-)
+from reproductions.super_consistency.parametrisation import check_arguments, layer_scale, lr_multiplier
 
 
 class ScaledLinear(nn.Module):
@@ -55,9 +49,8 @@ class ScaledMLP(nn.Module):
         self, num_classes: int, input_shape: Sequence[int], width: int, depth: int, parametrisation: str
     ) -> None:
         super().__init__()
-        check_parametrisation(parametrisation)
-        self.width = check_width(width)
-        check_depth(depth)
+        check_arguments(width=width, depth=depth, parametrisation=parametrisation)
+        self.width = width
         self.lr_multiplier = lr_multiplier(parametrisation, width)
         fans = [math.prod(input_shape)] + [width] * depth
         self.hidden = nn.ModuleList(
@@ -80,8 +73,8 @@ class ScaledConvNet(nn.Module):
 
     def __init__(self, num_classes: int, input_shape: Sequence[int], width: int, parametrisation: str) -> None:
         super().__init__()
-        check_parametrisation(parametrisation)
-        self.width = check_width(width)
+        check_arguments(width=width, parametrisation=parametrisation)
+        self.width = width
         self.lr_multiplier = lr_multiplier(parametrisation, width)
         self.conv1 = ScaledConv2d(int(input_shape[0]), width, parametrisation, "input", stride=2, padding=1)
         self.conv2 = ScaledConv2d(width, width, parametrisation, "hidden", stride=4, padding=0)

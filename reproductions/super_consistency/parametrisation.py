@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
-from optrepro.errors import InvalidConfigError
+from omegaconf import DictConfig, OmegaConf
+
+from optrepro.config_schema import OpenSection, PosInt, check_section, choice
 
 PARAMETRISATIONS = ("mup", "ntp", "sp")
 ROLES = ("input", "hidden", "readout")
@@ -25,35 +28,38 @@ class LayerScale:
     multiplier: float  # the forward pass uses multiplier * stored weight
 
 
-def check_parametrisation(parametrisation: str) -> str:
+class ScaledModelKnobs(OpenSection):
+    """The ``model`` keys of scaled_convnet (configs/model/scaled_convnet.yaml); read as given."""
+
+    parametrisation: Annotated[str, choice("reproductions.super_consistency.parametrisation:PARAMETRISATIONS")]
+    width: PosInt  # N
+
+
+class ScaledMLPKnobs(ScaledModelKnobs):
+    """The ``model`` keys of scaled_mlp (configs/model/scaled_mlp.yaml)."""
+
+    depth: PosInt  # hidden layers
+
+
+def check_model(cfg: DictConfig) -> ScaledModelKnobs:
+    """``cfg.model`` typed by its schema (ScaledMLPKnobs when it has a depth): one line, key, problem and fix.
+    Called by WidthScalingTask.validate before any work, and by the model classes on their own arguments."""
+    return check_section(cfg, "model", ScaledMLPKnobs if "depth" in cfg.model else ScaledModelKnobs)
+
+
+def check_arguments(**model) -> ScaledModelKnobs:
+    """A model class's arguments, checked as the ``model`` node check_model checks."""
+    return check_model(OmegaConf.create({"model": model}))
+
+
+def _known(parametrisation: str) -> None:
     if parametrisation not in PARAMETRISATIONS:
-        raise InvalidConfigError(
-            "model.parametrisation",
-            f"{parametrisation!r} is not one of {', '.join(PARAMETRISATIONS)}",
-            "mup (maximal update), ntp (neural tangent) or sp (PyTorch standard)",
-        )
-    return parametrisation
-
-
-def check_width(width: object) -> int:
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise InvalidConfigError(
-            "model.width", f"{width!r} is not a positive integer", "set model.width=64 (or any >= 1)"
-        )
-    return width
-
-
-def check_depth(depth: object) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise InvalidConfigError(
-            "model.depth", f"{depth!r} is not a positive integer", "set the number of hidden layers, e.g. model.depth=2"
-        )
-    return depth
+        raise ValueError(f"parametrisation {parametrisation!r} is not one of {PARAMETRISATIONS}")
 
 
 def layer_scale(parametrisation: str, role: str, fan_in: int) -> LayerScale:
     """The scale of one layer; `fan_in` of the readout is the network's width N."""
-    check_parametrisation(parametrisation)
+    _known(parametrisation)
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {ROLES}")
     if parametrisation == "sp":
@@ -65,5 +71,5 @@ def layer_scale(parametrisation: str, role: str, fan_in: int) -> LayerScale:
 
 def lr_multiplier(parametrisation: str, width: int) -> float:
     """SGD's lr is eta_0 times this for every weight tensor: N under muP, 1 under NTP and SP."""
-    check_parametrisation(parametrisation)
+    _known(parametrisation)
     return float(width) if parametrisation == "mup" else 1.0

@@ -7,22 +7,14 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from optrepro.train import ClassificationTask
-from reproductions.super_consistency.parametrisation import (
-    check_depth,
-    check_parametrisation,
-    check_width,
-)
+from reproductions.super_consistency.parametrisation import check_model
 from reproductions.super_consistency.sharpness import SharpnessCallback
 
 
 class WidthScalingTask(ClassificationTask):
     @staticmethod
     def validate(cfg: DictConfig) -> None:
-        model = cfg.model
-        check_parametrisation(model.get("parametrisation"))
-        check_width(model.get("width"))
-        if "depth" in model:
-            check_depth(model.depth)
+        check_model(cfg)
         sharpness = (cfg.get("callbacks") or {}).get("sharpness")
         if sharpness is not None:
             SharpnessCallback(**{k: v for k, v in sharpness.items() if k != "_target_"})

@@ -12,29 +12,35 @@ network reads the strong fast feature first; the examples without it are learned
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
+from pydantic import Field
 
+from optrepro.config_schema import NonNegFloat, OpenSection, PosInt, Probability, check_section
 from optrepro.data.splits import ArraySplits
-from optrepro.errors import InvalidConfigError
 
 
-def check_knobs(cfg) -> None:
-    for key, low in (("n_train", 2), ("n_test", 1), ("dim", 2), ("patches", 2)):
-        value = cfg.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InvalidConfigError(
-                f"dataset.{key}", f"{value!r} is not a whole number >= {low}", f"set dataset.{key}>={low}"
-            )
-    alpha = cfg.get("alpha")
-    if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise InvalidConfigError("dataset.alpha", f"{alpha!r} is not a probability", "set it in [0, 1]")
-    for key in ("beta_fast", "beta_slow", "noise_std"):
-        if not isinstance(cfg.get(key), (int, float)) or cfg.get(key) < 0:
-            raise InvalidConfigError(
-                f"dataset.{key}", f"{cfg.get(key)!r} is not a number >= 0", f"set dataset.{key}>=0"
-            )
+class PatchKnobs(OpenSection):
+    """The dataset keys this loader reads beside the shared ones (values: configs/dataset/fast_slow_patches.yaml)."""
+
+    n_train: Annotated[int, Field(ge=2)]
+    n_test: PosInt
+    dim: Annotated[int, Field(ge=2)]  # numbers per patch: room for the two orthogonal feature directions
+    patches: Annotated[int, Field(ge=2)]  # patch 0 fast, patch 1 slow, the rest noise
+    alpha: Probability  # fraction of examples with the fast feature
+    beta_fast: NonNegFloat
+    beta_slow: NonNegFloat
+    noise_std: NonNegFloat
+
+
+def check_knobs(dataset_cfg) -> PatchKnobs:
+    """The loader's keys typed by PatchKnobs (one line: key, problem, fix); run by the config check before any work
+    (load_fast_slow_patches.validate), and by the loader."""
+    node = OmegaConf.create({"dataset": OmegaConf.to_container(dataset_cfg, resolve=True)})
+    return check_section(node, "dataset", PatchKnobs)
 
 
 def draw(n: int, rng: np.random.Generator, directions: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -67,3 +73,6 @@ def load_fast_slow_patches(dataset_cfg, data_dir: str | Path) -> ArraySplits:
         mean=(0.0,) * features,
         std=(1.0,) * features,
     )
+
+
+load_fast_slow_patches.validate = check_knobs

@@ -18,15 +18,18 @@ import dataclasses
 import logging
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 
 from optrepro import builders
 from optrepro.config import check_epoch_batches
+from optrepro.config_schema import PosInt, Section, Text, check_section, choice
 from optrepro.data.batches import EvalBatches
 from optrepro.data.datamodule import TensorDataModule
 from optrepro.errors import InvalidConfigError
@@ -38,27 +41,25 @@ log = logging.getLogger(__name__)
 OUTPUTS = ("logits", "softmax")
 
 
-def _whole(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidConfigError(f"task.{name}", f"{value!r} is not a whole number >= {low}", f"set task.{name}>={low}")
-    return value
+class UsefulKnobs(Section):
+    """The task node (values: configs/task/useful.yaml; the presets set separating_epoch)."""
+
+    target: Text = Field(alias="_target_")
+    separating_epoch: PosInt  # the epoch the early run stops at: before train.epochs
+    upsample_factor: Annotated[int, Field(ge=2)]  # copies of each slow-learnable example
+    clusters: Annotated[int, Field(ge=2)]  # k-means clusters per class
+    outputs: Annotated[str, choice("reproductions.useful.task:OUTPUTS")]  # what k-means clusters
 
 
 def validate(cfg: DictConfig) -> None:
     """The task's knobs, checked by the config check (rule task_config) before any run folder or data load."""
-    tc = cfg.task
+    knobs = check_section(cfg, "task", UsefulKnobs)
     epochs = int(cfg.train.epochs)
-    if _whole(tc.get("separating_epoch"), "separating_epoch", 1) >= epochs:
+    if knobs.separating_epoch >= epochs:
         raise InvalidConfigError(
             "task.separating_epoch",
-            f"{tc.separating_epoch} is not before the run's last epoch (train.epochs={epochs})",
+            f"{knobs.separating_epoch} is not before the run's last epoch (train.epochs={epochs})",
             "separate after ~5-10% of train.epochs",
-        )
-    _whole(tc.get("upsample_factor"), "upsample_factor", 2)
-    _whole(tc.get("clusters"), "clusters", 2)
-    if tc.get("outputs") not in OUTPUTS:
-        raise InvalidConfigError(
-            "task.outputs", f"{tc.get('outputs')!r} is not one of the choices", f"allowed: {', '.join(OUTPUTS)}"
         )
     if int(cfg.hardware.devices) * int(cfg.hardware.num_nodes) != 1:
         raise InvalidConfigError(

@@ -139,7 +139,7 @@ def test_patch_data_without_noise_is_the_construction():
 
 
 TASK_KNOBS = [
-    ("task.separating_epoch=0", "task.separating_epoch: 0 is not a whole number >= 1; set task.separating_epoch>=1"),
+    ("task.separating_epoch=0", "task.separating_epoch: must be >= 1, got 0; set task.separating_epoch to at least 1"),
     (
         "task.separating_epoch=4",
         (
@@ -147,9 +147,9 @@ TASK_KNOBS = [
             "separate after ~5-10% of train.epochs"
         ),
     ),
-    ("task.upsample_factor=1", "task.upsample_factor: 1 is not a whole number >= 2; set task.upsample_factor>=2"),
-    ("task.clusters=1.5", "task.clusters: 1.5 is not a whole number >= 2; set task.clusters>=2"),
-    ("task.outputs=features", "task.outputs: 'features' is not one of the choices; allowed: logits, softmax"),
+    ("task.upsample_factor=1", "task.upsample_factor: must be >= 2, got 1; set task.upsample_factor to at least 2"),
+    ("task.clusters=1.5", "task.clusters: 1.5 is not a whole number; give an integer, e.g. task.clusters=1"),
+    ("task.outputs=features", "task.outputs: unknown value 'features'; valid choices: logits, softmax"),
 ]
 
 
@@ -165,7 +165,7 @@ def test_bad_task_knobs_fail_the_config_check(override, line, tmp_path):
     "override,line",
     [
         (TASK_KNOBS[1][0], TASK_KNOBS[1][1]),
-        ("dataset.alpha=1.5", "dataset.alpha: 1.5 is not a probability; set it in [0, 1]"),
+        ("dataset.alpha=1.5", "dataset.alpha: must be <= 1, got 1.5; set dataset.alpha to at most 1"),
     ],
 )
 def test_bad_knobs_stop_run_py_in_one_line(override, line, tmp_path):
