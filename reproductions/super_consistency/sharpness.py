@@ -17,9 +17,11 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from torch import Tensor
 
-from optrepro.errors import InvalidConfigError
+from optrepro.config_schema import PosInt, Section, Text, check_callback
 from optrepro.landscape.hessian import hessian_vector_product
 from optrepro.lit.last_row import LastRowCallback
 
@@ -40,20 +42,34 @@ def unit(vector: list[Tensor]) -> list[Tensor]:
     return [v / norm for v in vector]
 
 
+class SharpnessKnobs(Section):
+    """``callbacks.sharpness``: the defaults are here, for a node that gives its ``_target_`` alone."""
+
+    target: Text | None = Field(None, alias="_target_")
+    batch_size: PosInt = 128  # samples of the fixed measurement batch
+    every_n_epochs: PosInt = 1
+    iterations: PosInt = 20  # power iterations per measurement
+    seed: int = 0
+
+
 class SharpnessCallback(LastRowCallback):
-    def __init__(self, batch_size: int = 128, every_n_epochs: int = 1, iterations: int = 20, seed: int = 0) -> None:
-        knobs = {"batch_size": batch_size, "every_n_epochs": every_n_epochs, "iterations": iterations}
-        for key, value in knobs.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfigError(
-                    f"callbacks.sharpness.{key}", f"{value!r} is not a positive integer", "set it >= 1"
-                )
-        self.batch_size, self.every, self.iterations, self.seed = batch_size, every_n_epochs, iterations, seed
+    def __init__(self, **knobs) -> None:
+        """Knobs: SharpnessKnobs (its defaults for those not given); a config's are checked by validate first."""
+        typed = check_callback(
+            OmegaConf.create({"callbacks": {"sharpness": knobs}}).callbacks.sharpness, SharpnessKnobs
+        )
+        self.batch_size, self.every, self.iterations = typed.batch_size, typed.every_n_epochs, typed.iterations
+        self.seed = typed.seed
         self._vector: list[Tensor] | None = None
         self._init: dict[str, float] = {}
         self._scaled: list[float] = []
         self._done_rows: set[int] = set()
         self._ending = False
+
+    @staticmethod
+    def validate(entry: DictConfig) -> None:
+        """Run by the config check (optrepro.builders.callback_entries) before any work."""
+        check_callback(entry, SharpnessKnobs)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         values = self.measure(trainer, pl_module)
