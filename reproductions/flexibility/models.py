@@ -7,9 +7,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
+from optrepro.config_schema import PosInt, Section, check_section
 from optrepro.errors import InvalidConfigError
+
+
+class TinyCNNKnobs(Section):
+    """The knobs of model=tiny_cnn that tiny_cnn reads beyond the dataset's shape, typed once."""
+
+    channels: PosInt
 
 
 class TinyCNN(nn.Module):
@@ -39,8 +47,5 @@ def tiny_cnn(name: str, num_classes: int, input_shape: Sequence[int], channels: 
             f"tiny_cnn takes images (C, H, W), got input_shape={tuple(input_shape)}",
             "use model=mlp for vector data",
         )
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise InvalidConfigError(
-            "model.channels", f"{channels!r} is not a positive integer", "set e.g. model.channels=3"
-        )
+    check_section(OmegaConf.create({"model": {"channels": channels}}), "model", TinyCNNKnobs)
     return TinyCNN(num_classes, input_shape, channels)

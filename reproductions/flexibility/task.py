@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from omegaconf import DictConfig
 
 from optrepro.builders import instantiate_node
+from optrepro.config_schema import Fraction, OpenSection, PosInt, check_section, choice
 from optrepro.data.batches import InputTransform
 from optrepro.data.registry import load_splits
 from optrepro.data.splits import dataset_info
@@ -35,32 +36,23 @@ from reproductions.flexibility.search import largest_fitted
 from reproductions.flexibility.subsets import balanced_order, random_labels
 from reproductions.flexibility.trial import run_trial
 
-POSITIVE_INTS = ("start", "max_steps", "check_every")
 SCHEDULES = ("constant", "cosine")
 
 
+class EMCSearchKnobs(OpenSection):
+    """The `task` node's knobs (configs/task/emc_search.yaml; its `_target_` passes on), typed once."""
+
+    start: PosInt
+    max_steps: PosInt
+    check_every: PosInt
+    rel_tol: Fraction  # the bisection stops when the bracket is at most rel_tol x the fitted n
+    full_batch: bool
+    random_labels: bool
+    lr_schedule: Annotated[str, choice("reproductions.flexibility.task:SCHEDULES")]
+
+
 def validate(cfg: DictConfig) -> None:
-    task = cfg.task
-    for key in POSITIVE_INTS:
-        value = task.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidConfigError(f"task.{key}", f"{value!r} is not a positive integer", "set it >= 1")
-    rel_tol = task.get("rel_tol")
-    if isinstance(rel_tol, bool) or not isinstance(rel_tol, (int, float)) or not 0 <= rel_tol < 1:
-        raise InvalidConfigError(
-            "task.rel_tol",
-            f"{rel_tol!r} is not in [0, 1)",
-            "the bisection stops when the bracket is at most rel_tol x the fitted n, e.g. 0.05",
-        )
-    for key in ("full_batch", "random_labels"):
-        if not isinstance(task.get(key), bool):
-            raise InvalidConfigError(f"task.{key}", f"{task.get(key)!r} is not true or false", "set true or false")
-    if task.get("lr_schedule") not in SCHEDULES:
-        raise InvalidConfigError(
-            "task.lr_schedule",
-            f"{task.get('lr_schedule')!r} is not one of {', '.join(SCHEDULES)}",
-            "constant (the optimizer's lr) or cosine (decayed to 0 over task.max_steps)",
-        )
+    check_section(cfg, "task", EMCSearchKnobs)
     if cfg.scheduler.name != "constant":
         raise InvalidConfigError(
             "scheduler",

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch import Tensor
 
-from optrepro.errors import InvalidConfigError
+from optrepro.config_schema import Fraction, NonNegInt, Section, check_section
 
 
 def spectral_decoupling_loss(logits: Tensor, targets: Tensor, sd_lambda: float, label_smoothing: float = 0.0) -> Tensor:
@@ -36,6 +37,16 @@ class SpectralDecoupling:
         return spectral_decoupling_loss(logits, targets, self.sd_lambda, self.label_smoothing)
 
 
+class AnnealKnobs(Section):
+    """The `loss` node's knobs of AnnealedSpectralDecoupling (its `_target_` aside), typed once."""
+
+    sd_lambda: float
+    anneal_step: NonNegInt  # the optimizer step from which the annealed loss applies
+    anneal_lambda: float
+    anneal_scale: float
+    label_smoothing: Fraction
+
+
 class AnnealedSpectralDecoupling:
     """Spectral Decoupling whose loss changes once, at optimizer step `anneal_step` (official Colored-MNIST SD).
 
@@ -51,12 +62,9 @@ class AnnealedSpectralDecoupling:
         anneal_scale: float = 1.0,
         label_smoothing: float = 0.0,
     ) -> None:
-        if int(anneal_step) < 0:
-            raise InvalidConfigError(
-                "loss.anneal_step",
-                f"{anneal_step} is negative",
-                "give the optimizer step (>= 0) from which the annealed loss applies",
-            )
+        arguments = dict(sd_lambda=sd_lambda, anneal_step=anneal_step, anneal_lambda=anneal_lambda)
+        arguments.update(anneal_scale=anneal_scale, label_smoothing=label_smoothing)
+        check_section(OmegaConf.create({"loss": arguments}), "loss", AnnealKnobs)  # one line: key, problem, fix
         self.sd_lambda, self.anneal_step = float(sd_lambda), int(anneal_step)
         self.anneal_lambda, self.anneal_scale = float(anneal_lambda), float(anneal_scale)
         self.label_smoothing = float(label_smoothing)

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from torch import Tensor, nn
 
+from optrepro.config_schema import PosInt, Section, Text, check_callback
 from optrepro.errors import InvalidConfigError
 from optrepro.lit.last_row import LastRowCallback
 
@@ -63,14 +66,20 @@ def feature_sparsity(net: nn.Module, batches) -> dict[str, float]:
     return {f"sparsity/active_block{i + 1}": a / t for i, (a, t) in enumerate(zip(active, total))}
 
 
-def check_knobs(samples, batch_size, every_n_epochs) -> None:
-    """Each knob a whole number >= 1, else a one-line error naming it."""
-    knobs = {"samples": samples, "batch_size": batch_size, "every_n_epochs": every_n_epochs}
-    for key, value in knobs.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidConfigError(
-                f"callbacks.feature_sparsity.{key}", f"{value!r} is not a positive integer", "set it >= 1"
-            )
+class SparsityKnobs(Section):
+    """`callbacks.feature_sparsity` (configs/setting/lss_resnet18_c10.yaml), typed once; the defaults are
+    FeatureSparsityCallback's."""
+
+    target: Text | None = Field(None, alias="_target_")
+    samples: PosInt
+    batch_size: PosInt
+    every_n_epochs: PosInt
+
+
+def check_knobs(samples, batch_size, every_n_epochs, name: str = "feature_sparsity", **others) -> None:
+    """The knobs typed by SparsityKnobs, else a one-line error naming the key."""
+    knobs = {**others, "samples": samples, "batch_size": batch_size, "every_n_epochs": every_n_epochs}
+    check_callback(OmegaConf.create({"callbacks": {name: knobs}}).callbacks[name], SparsityKnobs)
 
 
 class FeatureSparsityCallback(LastRowCallback):
@@ -79,11 +88,13 @@ class FeatureSparsityCallback(LastRowCallback):
         self.samples, self.batch_size, self.every = samples, batch_size, every_n_epochs
 
     @staticmethod
-    def validate(entry) -> None:
+    def validate(entry: DictConfig) -> None:
         """The config check's call (optrepro.builders.callback_entries): the knobs, before any work."""
-        check_knobs(
-            entry.get("samples", OFFICIAL_SAMPLES), entry.get("batch_size", 512), entry.get("every_n_epochs", 1)
-        )
+        knobs = OmegaConf.to_container(entry, resolve=True)
+        knobs.setdefault("samples", OFFICIAL_SAMPLES)
+        knobs.setdefault("batch_size", 512)
+        knobs.setdefault("every_n_epochs", 1)
+        check_knobs(name=str(entry._key()), **knobs)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         net = pl_module.net

@@ -15,15 +15,26 @@ every case. The exponent 100 t / epochs is the official one too (percent of the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from typing import Annotated
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 
+from optrepro.config_schema import NonNegInt, Section, Text, check_section
 from optrepro.errors import InvalidConfigError
 
-KEYS = {"_target_", "name", "warmup_epochs", "large_fraction", "warmup_exp"}
 LAST_DECAY_AT = 0.9  # the official schedules divide by 10 again at 90% of the run
+
+
+class PiecewiseKnobs(Section):
+    """The `scheduler` node of piecewise_large_step (configs/scheduler/lss_piecewise.yaml), typed once."""
+
+    target: Text = Field(alias="_target_")
+    name: Text | None = None
+    warmup_epochs: NonNegInt | None = None
+    large_fraction: Annotated[float, Field(gt=0, lt=LAST_DECAY_AT)]  # the share of the run at the large step
+    warmup_exp: float  # 1.0: no warmup; > 1: the official exponential warmup's base
 
 
 def large_step_multiplier(t_fraction: float, large_fraction: float, warmup_exp: float) -> float:
@@ -40,22 +51,9 @@ def large_step_multiplier(t_fraction: float, large_fraction: float, warmup_exp: 
 
 
 def _checked(cfg: DictConfig) -> tuple[float, float]:
-    for key in cfg:
-        if key not in KEYS:
-            keys = ", ".join(sorted(KEYS - {"_target_"}))
-            raise InvalidConfigError(f"scheduler.{key}", f"not a key of {cfg._target_}", f"the keys are {keys}")
-    fraction, warmup_exp = cfg.get("large_fraction"), cfg.get("warmup_exp", 1.0)
-    number = (int, float)
-    if isinstance(fraction, bool) or not isinstance(fraction, number) or not 0 < fraction < LAST_DECAY_AT:
-        raise InvalidConfigError(
-            "scheduler.large_fraction",
-            f"{fraction!r} is not a fraction in (0, 0.9)",
-            "give the share of the run at the large step: 0.1, 0.3 or 0.5 in the official code",
-        )
-    if isinstance(warmup_exp, bool) or not isinstance(warmup_exp, number) or not math.isfinite(warmup_exp):
-        raise InvalidConfigError(
-            "scheduler.warmup_exp", f"{warmup_exp!r} is not a number", "give 1.0 (no warmup) or e.g. 1.05"
-        )
+    node = {"warmup_exp": 1.0, **OmegaConf.to_container(cfg, resolve=True)}
+    knobs = check_section(OmegaConf.create({"scheduler": node}), "scheduler", PiecewiseKnobs)
+    fraction, warmup_exp = knobs.large_fraction, knobs.warmup_exp
     if warmup_exp < 1.0:
         raise InvalidConfigError(
             "scheduler.warmup_exp",

@@ -15,16 +15,36 @@ run's steps per epoch and epochs, they return the multiplier of the base LR at e
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from scipy.ndimage import median_filter
 
+from optrepro.config_schema import Fraction, NonNegInt, Section, Text, check_section, choice
 from optrepro.errors import InvalidConfigError
 
 WEIGHTINGS = {"l2": 2.0, "l1": 1.0}  # exponent p of w_t = G_t^-p
-LINEAR_KEYS = {"_target_", "name", "warmup_epochs"}
-REFINED_KEYS = LINEAR_KEYS | {"norms", "weighting", "tau", "trim", "resolution", "source"}
+
+
+class LinearDecayKnobs(Section):
+    """The `scheduler` node of linear_decay (configs/scheduler/linear_decay.yaml), typed once."""
+
+    target: Text = Field(alias="_target_")
+    name: Text | None = None
+    warmup_epochs: NonNegInt | None = None
+
+
+class RefinedKnobs(LinearDecayKnobs):
+    """The `scheduler` node of refined (configs/scheduler/refined_digits.yaml); the defaults are refined's."""
+
+    norms: list[Any] | None = None  # a previous run's per-step gradient norms: checked by _checked_refined_options
+    weighting: Annotated[str, choice("reproductions.lr_refinement.schedules:WEIGHTINGS")]
+    tau: Fraction  # the median filter's width as a fraction of the run (0: no filter)
+    trim: NonNegInt  # steps dropped at each end of the recorded sequence
+    resolution: Annotated[int, Field(ge=2)]  # points the schedule is computed on
+    source: Text | None = None
 
 
 def closed_form(norms: Sequence[float], power: float) -> np.ndarray:
@@ -64,14 +84,10 @@ def refined_schedule(
     return closed_form(smooth(values, tau, resolution), WEIGHTINGS[weighting])
 
 
-def _check_keys(cfg: DictConfig, allowed: set[str]) -> None:
-    for key in cfg:
-        if key not in allowed:
-            raise InvalidConfigError(
-                f"scheduler.{key}",
-                f"not a key of {cfg._target_}",
-                f"the keys are {', '.join(sorted(allowed - {'_target_'}))}",
-            )
+def _check_keys(cfg: DictConfig, schema: type[Section], **defaults) -> Section:
+    """The node typed by its schema (the function's defaults for keys not given): one line, key, problem, fix."""
+    node = {**defaults, **OmegaConf.to_container(cfg, resolve=True)}
+    return check_section(OmegaConf.create({"scheduler": node}), "scheduler", schema)
 
 
 def _total_steps(steps_per_epoch: int, epochs: int) -> int:
@@ -80,13 +96,13 @@ def _total_steps(steps_per_epoch: int, epochs: int) -> int:
 
 def linear_decay(cfg: DictConfig, *, steps_per_epoch: int, epochs: int, base_lr: float) -> Callable[[int], float]:
     """(T - 1 - t) / (T - 1): from the base LR at the first step to 0 at the last."""
-    _check_keys(cfg, LINEAR_KEYS)
+    _check_keys(cfg, LinearDecayKnobs)
     last = _total_steps(steps_per_epoch, epochs) - 1
     return lambda step: max(last - step, 0) / last if last > 0 else 1.0
 
 
 def _checked_refined_options(cfg: DictConfig) -> dict:
-    _check_keys(cfg, REFINED_KEYS)
+    knobs = _check_keys(cfg, RefinedKnobs, weighting="l2", tau=0.1, trim=2, resolution=10_000)
     norms = cfg.get("norms")
     fix = (
         "record a run with callbacks.grad_norms (reproductions/lr_refinement/grad_norms.py), then write its norms "
@@ -97,35 +113,12 @@ def _checked_refined_options(cfg: DictConfig) -> dict:
     values = np.asarray(list(norms), dtype=np.float64)
     if not np.all(values[np.isfinite(values)] > 0) or np.isfinite(values).sum() < 8:
         raise InvalidConfigError("scheduler.norms", "holds a norm <= 0 or fewer than 8 finite norms", fix)
-    options = {
-        "weighting": cfg.get("weighting", "l2"),
-        "tau": float(cfg.get("tau", 0.1)),
-        "trim": int(cfg.get("trim", 2)),
-        "resolution": int(cfg.get("resolution", 10_000)),
-    }
-    if options["weighting"] not in WEIGHTINGS:
-        raise InvalidConfigError(
-            "scheduler.weighting",
-            f"unknown value {options['weighting']!r}",
-            "l2 (w = ||g||_2^-2, SGD-type problems) or l1 (w = ||g||_1^-1, Adam-type)",
-        )
-    if not 0 <= options["tau"] < 1:
-        raise InvalidConfigError(
-            "scheduler.tau",
-            f"{options['tau']} is not in [0, 1)",
-            "give the median filter's width as a fraction of the run, e.g. 0.1 (0: no filter)",
-        )
-    if options["trim"] < 0 or np.isfinite(values).sum() - 2 * options["trim"] < 2:
+    options = {"weighting": knobs.weighting, "tau": knobs.tau, "trim": knobs.trim, "resolution": knobs.resolution}
+    if np.isfinite(values).sum() - 2 * options["trim"] < 2:
         raise InvalidConfigError(
             "scheduler.trim",
             f"{options['trim']} leaves fewer than 2 norms",
             "give the steps dropped at each end, 0 or more (2: the official code's)",
-        )
-    if options["resolution"] < 2:
-        raise InvalidConfigError(
-            "scheduler.resolution",
-            f"{options['resolution']} < 2",
-            "give the points the schedule is computed on, e.g. 10000",
         )
     return {"norms": values, **options}
 

@@ -9,17 +9,18 @@ the graph metrics and scores, so they land in record["metrics"]["final"].
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from omegaconf import DictConfig
+from pydantic import Field
 
-from optrepro.errors import ConfigError, InvalidConfigError, UnknownChoiceError
+from optrepro.config_schema import NonNegFloat, OpenSection, PosFloat, PosInt, check_section, choice
+from optrepro.errors import ConfigError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
 from optrepro.records.schema import failure_status, utc_now
 from optrepro.train import solver_timing, write_solver_record
-from reproductions.notears_topo import GRAPH_TYPES, NOISE_TYPES, SOLVERS
 from reproductions.notears_topo.data import is_dag, make_data, topological_order
 from reproductions.notears_topo.metrics import count_accuracy, score
 from reproductions.notears_topo.notears import notears_linear
@@ -28,28 +29,28 @@ from reproductions.notears_topo.topo import TopoSearch
 SOLVER_STREAM = 1  # rng stream of a seed for the solver (TOPO's random start); the data use stream 0
 
 
+class StructureKnobs(OpenSection):
+    """The `structure` block (configs/structure/linear_sem.yaml), typed once; its solver sub-blocks pass on."""
+
+    graph_type: Annotated[str, choice("reproductions.notears_topo:GRAPH_TYPES")]
+    d: Annotated[int, Field(ge=2)]  # nodes
+    k: PosFloat  # expected edges per node
+    n: PosInt  # samples
+    noise: Annotated[str, choice("reproductions.notears_topo:NOISE_TYPES")]
+    solver: Annotated[str, choice("reproductions.notears_topo:SOLVERS")]
+    lambda1: NonNegFloat
+    threshold: NonNegFloat
+
+
 def validate(cfg: DictConfig) -> DictConfig:
-    """The `structure` block, checked before any work: unknown choices list the valid ones."""
+    """The `structure` block, typed by StructureKnobs before any work: unknown choices list the valid ones."""
     sc = cfg.get("structure")
     if sc is None:
         raise ConfigError(
             "task=structure_learning needs a `structure` block: add `+structure=linear_sem` "
             "or use a preset such as `+repro=notears_topo_smoke`."
         )
-    if sc.solver not in SOLVERS:
-        raise UnknownChoiceError("structure.solver", sc.solver, SOLVERS)
-    if sc.graph_type not in GRAPH_TYPES:
-        raise UnknownChoiceError("structure.graph_type", sc.graph_type, GRAPH_TYPES)
-    if sc.noise not in NOISE_TYPES:
-        raise UnknownChoiceError("structure.noise", sc.noise, NOISE_TYPES)
-    bounds = (("d", 2, False), ("n", 1, False), ("k", 0, True), ("lambda1", 0, False), ("threshold", 0, False))
-    for key, low, strict in bounds:
-        value = float(sc[key])
-        if value < low or (strict and value == low):
-            bound = f"{'>' if strict else '>='} {low}"
-            raise InvalidConfigError(
-                f"structure.{key}", f"must be {bound}, got {sc[key]}", f"set structure.{key} {bound}"
-            )
+    check_section(cfg, "structure", StructureKnobs)
     return sc
 
 

@@ -15,7 +15,7 @@ from optrepro.errors import ConfigError
 from optrepro.optim.standard import StandardStep
 from optrepro.paths import REPO_ROOT
 from optrepro.train import run
-from reproductions.flexibility.models import TinyCNN
+from reproductions.flexibility.models import TinyCNN, tiny_cnn
 from reproductions.flexibility.search import largest_fitted
 from reproductions.flexibility.subsets import balanced_order, random_labels
 from reproductions.flexibility.trial import batches, run_trial
@@ -157,12 +157,28 @@ def test_tiny_cnn_parameters_match_the_mlp_of_the_cpu_tier():
 
 
 @pytest.mark.parametrize(
+    ("channels", "line"),
+    [
+        (0, "model.channels: must be >= 1, got 0; set model.channels to at least 1"),
+        (2.0, "model.channels: 2.0 is not a whole number; give an integer, e.g. model.channels=1"),
+    ],
+)
+def test_bad_tiny_cnn_channels_name_the_key(channels, line):
+    with pytest.raises(ConfigError) as error:
+        tiny_cnn("tiny_cnn", 10, (1, 8, 8), channels=channels)
+    assert str(error.value) == line
+
+
+@pytest.mark.parametrize(
     "override, message",
     [
-        ("task.max_steps=0", "task.max_steps: 0 is not a positive integer; set it >= 1"),
-        ("task.rel_tol=1.5", "task.rel_tol: 1.5 is not in [0, 1)"),
-        ("task.full_batch=maybe", "task.full_batch: 'maybe' is not true or false"),
-        ("task.lr_schedule=linear", "task.lr_schedule: 'linear' is not one of constant, cosine"),
+        ("task.max_steps=0", "task.max_steps: must be >= 1, got 0; set task.max_steps to at least 1"),
+        ("task.rel_tol=1.5", "task.rel_tol: must be < 1, got 1.5; set task.rel_tol below 1"),
+        (
+            "task.full_batch=maybe",
+            "task.full_batch: 'maybe' is not true or false; set task.full_batch=true or task.full_batch=false",
+        ),
+        ("task.lr_schedule=linear", "task.lr_schedule: unknown value 'linear'; valid choices: constant, cosine"),
         ("scheduler=cosine", "scheduler: 'cosine': a schedule over epochs has no meaning"),
     ],
 )
@@ -181,7 +197,7 @@ def test_run_py_prints_one_error_line_exits_2_and_leaves_no_record(tmp_path):
         check=False,
     )
     assert done.returncode == 2
-    expected = "optrepro: error: task.start: 0 is not a positive integer; set it >= 1"
+    expected = "optrepro: error: task.start: must be >= 1, got 0; set task.start to at least 1"
     assert done.stderr.strip().splitlines()[-1] == expected
     assert not list(tmp_path.rglob("record.json"))
 

@@ -161,9 +161,17 @@ def test_unbound_annealed_sd_says_what_to_do():
         loss(torch.zeros(1, 2), torch.tensor([0]))
 
 
-def test_a_negative_anneal_step_is_an_error_naming_it():
-    with pytest.raises(ConfigError, match="loss.anneal_step: -1 is negative"):
-        AnnealedSpectralDecoupling(sd_lambda=0.1, anneal_step=-1, anneal_lambda=1.0)
+@pytest.mark.parametrize(
+    ("step", "line"),
+    [
+        (-1, "loss.anneal_step: must be >= 0, got -1; set loss.anneal_step to at least 0"),
+        (2.5, "loss.anneal_step: 2.5 is not a whole number; give an integer, e.g. loss.anneal_step=1"),
+    ],
+)
+def test_a_bad_anneal_step_is_an_error_naming_it(step, line):
+    with pytest.raises(ConfigError) as error:
+        AnnealedSpectralDecoupling(sd_lambda=0.1, anneal_step=step, anneal_lambda=1.0)
+    assert str(error.value) == line
 
 
 def test_the_default_config_has_no_anneal_and_the_sd_preset_binds_the_step(make_cfg):

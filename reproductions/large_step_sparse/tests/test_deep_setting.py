@@ -44,18 +44,32 @@ def test_piecewise_schedule_exponential_warmup():
 
 
 @pytest.mark.parametrize(
-    ("knobs", "key"),
+    ("knobs", "line"),
     [
-        ({"large_fraction": 0.95}, "scheduler.large_fraction"),
-        ({"large_fraction": None}, "scheduler.large_fraction"),
-        ({"large_fraction": 0.5, "warmup_exp": 0.5}, "scheduler.warmup_exp"),
-        ({"large_fraction": 0.5, "decay_at": 0.5}, "scheduler.decay_at"),
+        (
+            {"large_fraction": 0.95},
+            "scheduler.large_fraction: must be < 0.9, got 0.95; set scheduler.large_fraction below 0.9",
+        ),
+        (
+            {"large_fraction": None},
+            "scheduler.large_fraction: None is not a number; give a number, e.g. scheduler.large_fraction=0.1",
+        ),
+        (
+            {"large_fraction": 0.5, "warmup_exp": 0.5},
+            "scheduler.warmup_exp: 0.5 < 1 (the official power-law warmup is not implemented); "
+            "give 1.0 (no warmup) or an exponential base > 1, e.g. 1.05",
+        ),
+        (
+            {"large_fraction": 0.5, "decay_at": 0.5},
+            "scheduler.decay_at: not a config key (misspelled, or added with + where nothing reads it); "
+            "check the spelling; the keys here are _target_, large_fraction, name, warmup_epochs, warmup_exp",
+        ),
     ],
 )
-def test_piecewise_schedule_bad_knobs_name_the_key(knobs, key):
+def test_piecewise_schedule_bad_knobs_name_the_key(knobs, line):
     with pytest.raises(InvalidConfigError) as error:
         schedule(**knobs)
-    assert error.value.key == key
+    assert str(error.value) == line
 
 
 class TwoStageNet(nn.Module):
@@ -87,7 +101,10 @@ def test_active_fraction_per_block_by_hand():
 def test_callback_knob_errors_name_the_key():
     with pytest.raises(InvalidConfigError) as error:
         FeatureSparsityCallback(samples=0)
-    assert error.value.key == "callbacks.feature_sparsity.samples"
+    line = (
+        "callbacks.feature_sparsity.samples: must be >= 1, got 0; set callbacks.feature_sparsity.samples to at least 1"
+    )
+    assert str(error.value) == line
 
 
 def test_full_preset_records_the_active_fraction_of_five_blocks(tmp_path):
@@ -114,12 +131,19 @@ def test_full_preset_records_the_active_fraction_of_five_blocks(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("override", "key"),
+    ("override", "line"),
     [
-        ("scheduler.large_fraction=0.95", "scheduler.large_fraction"),
-        ("callbacks.feature_sparsity.every_n_epochs=0", "callbacks.feature_sparsity.every_n_epochs"),
+        (
+            "scheduler.large_fraction=0.95",
+            "scheduler.large_fraction: must be < 0.9, got 0.95; set scheduler.large_fraction below 0.9",
+        ),
+        (
+            "callbacks.feature_sparsity.every_n_epochs=0",
+            "callbacks.feature_sparsity.every_n_epochs: must be >= 1, got 0; "
+            "set callbacks.feature_sparsity.every_n_epochs to at least 1",
+        ),
     ],
 )
-def test_bad_knobs_stop_run_py_before_any_work(override, key, tmp_path):
+def test_bad_knobs_stop_run_py_before_any_work(override, line, tmp_path):
     stderr = rejected_run(["+repro=lss_resnet18_c10_large50", override], tmp_path)
-    assert f"optrepro: error: {key}:" in stderr
+    assert f"optrepro: error: {line}" in stderr.splitlines()

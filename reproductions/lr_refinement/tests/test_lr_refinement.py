@@ -91,11 +91,25 @@ def test_update_norms_add_coupled_weight_decay():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["scheduler=refined_digits", "scheduler.weighting=l3"], r"scheduler\.weighting: unknown value 'l3'"),
-        (["scheduler=refined_digits", "scheduler.tau=1.5"], r"scheduler\.tau: 1\.5 is not in \[0, 1\)"),
+        (
+            ["scheduler=refined_digits", "scheduler.weighting=l3"],
+            r"^scheduler\.weighting: unknown value 'l3'; valid choices: l1, l2$",
+        ),
+        (
+            ["scheduler=refined_digits", "scheduler.tau=1.5"],
+            r"^scheduler\.tau: must be < 1, got 1\.5; set scheduler\.tau below 1$",
+        ),
+        (
+            ["scheduler=refined_digits", "scheduler.resolution=1"],
+            r"^scheduler\.resolution: must be >= 2, got 1; set scheduler\.resolution to at least 2$",
+        ),
         (["scheduler=refined_digits", "scheduler.norms=[1.0,2.0]"], r"scheduler\.norms: needs a previous run's"),
         (["scheduler=refined_digits", "scheduler.trim=400"], r"scheduler\.trim: 400 leaves fewer than 2 norms"),
-        (["scheduler=linear_decay", "+scheduler.tau=0.1"], r"scheduler\.tau: not a key of"),
+        (
+            ["scheduler=linear_decay", "+scheduler.tau=0.1"],
+            r"^scheduler\.tau: not a config key \(misspelled, or added with \+ where nothing reads it\); "
+            r"check the spelling; the keys here are _target_, name, warmup_epochs$",
+        ),
         (["scheduler=cosine", "+scheduler.norms=[1.0]"], r"scheduler\.norms: not a key of the product's schedules"),
         (["scheduler=cosine", "scheduler.name=linear"], r"scheduler\.name: unknown value 'linear'"),
         (
@@ -119,7 +133,8 @@ def test_bad_knob_exits_2_with_one_line():
         timeout=120,
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("optrepro: error: scheduler.weighting: unknown value 'l3'")
+    expected = "optrepro: error: scheduler.weighting: unknown value 'l3'; valid choices: l1, l2"
+    assert done.stderr.strip().splitlines()[-1] == expected
 
 
 def test_smoke_run_records_norms_objective_and_exports_a_composable_schedule(tmp_path, monkeypatch):
