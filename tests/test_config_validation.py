@@ -90,7 +90,7 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
     (["model=mlp", "model.hidden=[256,0]"], "model.hidden[1]", "must be >= 1, got 0"),
     (["train.label_smoothing=1.0"], "train.label_smoothing", "must be < 1"),
     (["loss._target_=optrepro.losses.Focal"], "loss._target_", "cannot import 'optrepro.losses.Focal'"),
-    (["+repro=gs_cdigits_sd_smoke", "loss.anneal_step=-1"], "loss.anneal_step", "-1 is negative"),
+    (["+repro=gs_cdigits_sd_smoke", "loss.anneal_step=-1"], "loss.anneal_step", "must be >= 0, got -1"),
     (["+trainer.max_epochs=3"], "trainer.max_epochs", "is computed by optrepro; set train.epochs"),
     (["+callbacks.lr.logging_interval=step"], "callbacks.lr", "has no _target_"),
     (["+dataset.loader=reproductions.nowhere.load"], "dataset.loader", "cannot import 'reproductions.nowhere.load'"),
