@@ -9,12 +9,9 @@ import functools
 import numpy as np
 import pytest
 import torch
-from helpers.compose import compose_config
-from helpers.rejected import rejected_run
+from helpers.rejected import rejected_run, stopped_before_any_work
 from omegaconf import OmegaConf
 
-from optrepro.errors import OptreproError
-from optrepro.train import run
 from reproductions.cautious_wd.optimizer import CautiousWeightDecay
 from reproductions.cautious_wd.step import build_cwd_step
 from reproductions.cautious_wd.toy import objective_value, pareto_gap, start_point
@@ -151,15 +148,6 @@ def test_bad_knobs_stop_before_any_work(override, key, tmp_path):
     preset = "cwd_smoke" if override.startswith("optimizer") else "cwd_toy_cpu"
     stderr = rejected_run([f"+repro={preset}", override], tmp_path, timeout=120)
     assert stderr.startswith(f"optrepro: error: {key}: ") and stderr.count("\n") == 1, stderr
-
-
-def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
-    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
-    cfg = compose_config(overrides, tmp_path)
-    with pytest.raises(OptreproError) as caught:
-        run(cfg)  # the config check first: a bad value let through would train and make the run folder
-    assert not (tmp_path / "runs").exists()
-    return f"optrepro: error: {caught.value}"
 
 
 MASKS = "valid choices: 'update', 'random', 'gradient' or 'all'"

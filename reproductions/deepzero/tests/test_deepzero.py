@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 from helpers.compose import compose_config
-from helpers.rejected import rejected_run
+from helpers.rejected import rejected_run, stopped_before_any_work
 from omegaconf import OmegaConf
 from torch import nn
 
-from optrepro.errors import OptreproError
 from optrepro.optim.backend import LocalBackend
 from optrepro.train import run
 from reproductions.deepzero.estimators import active_count, cge, random_masks, rge
@@ -213,15 +212,6 @@ def test_mask_and_direction_stream_is_seeded_from_the_run_seed():
     _, second = one_step(tanh_net(), sparsity=0.5)
     assert all(torch.equal(a, b) for a, b in zip(first.masks, second.masks) if a is not None)
     assert ZO_STREAM != 0
-
-
-def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
-    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
-    cfg = compose_config(overrides, tmp_path)
-    with pytest.raises(OptreproError) as caught:
-        run(cfg)  # the config check first: a bad value let through would train and make the run folder
-    assert not (tmp_path / "runs").exists()
-    return f"optrepro: error: {caught.value}"
 
 
 # Every bad knob of the step (DZKnobs; the optimizer node is open: base and the shared keys pass), through the config

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 import torch
 from helpers.compose import compose_config
-from helpers.rejected import rejected_run
+from helpers.rejected import rejected_run, stopped_before_any_work
 from omegaconf import OmegaConf
 
 from optrepro.errors import OptreproError
 from optrepro.paths import REPO_ROOT
-from optrepro.train import run
 from reproductions.directional_sharpness.clipping import clip_threshold, clip_top_coordinates_
 from reproductions.directional_sharpness.directions import PseudoDirections
 from reproductions.directional_sharpness.markov_lm import load_markov_lm, transition_table
@@ -199,15 +198,6 @@ def test_callback_adam_direction_is_the_runs_own_adam_update(tmp_path):
     assert row["ds/measurements"] == 2.0
     assert row["ds/update"] == pytest.approx(row["ds/adam"], rel=1e-3)  # the run trains with Adam
     assert row["ds/adam_over_sgd"] == pytest.approx(row["ds/adam"] / row["ds/sgd"], rel=1e-9)
-
-
-def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
-    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
-    cfg = compose_config(overrides, tmp_path)
-    with pytest.raises(OptreproError) as caught:
-        run(cfg)  # the config check first: a bad value let through would train and make the run folder
-    assert not (tmp_path / "runs").exists()
-    return f"optrepro: error: {caught.value}"
 
 
 C = "callbacks.directional_sharpness"

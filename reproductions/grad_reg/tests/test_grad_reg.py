@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 from helpers.compose import compose_config
-from helpers.rejected import rejected_run
+from helpers.rejected import rejected_run, stopped_before_any_work
 from omegaconf import OmegaConf
 from torch import nn
 
-from optrepro.errors import OptreproError
 from optrepro.optim.backend import LocalBackend
 from optrepro.train import run
 from reproductions.grad_reg.step import build_gr_step
@@ -85,15 +84,6 @@ def test_finite_differences_match_double_backprop_to_first_order():
     central = 0.5 * (errors["fd_forward", 1e-2] + errors["fd_backward", 1e-2])
     assert float(central.norm()) < 0.05 * float(errors["fd_forward", 1e-2].norm())
     assert float(errors["fd_forward", 1e-2].norm()) < 0.01 * float(exact.norm())
-
-
-def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
-    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
-    cfg = compose_config(overrides, tmp_path)
-    with pytest.raises(OptreproError) as caught:
-        run(cfg)  # the config check first: a bad value let through would train and make the run folder
-    assert not (tmp_path / "runs").exists()
-    return f"optrepro: error: {caught.value}"
 
 
 METHODS = "valid choices: 'none', 'double_backprop', 'fd_forward' or 'fd_backward'"

@@ -9,12 +9,9 @@ import functools
 import numpy as np
 import pytest
 import torch
-from helpers.compose import compose_config
-from helpers.rejected import rejected_run
+from helpers.rejected import rejected_run, stopped_before_any_work
 from omegaconf import OmegaConf
 
-from optrepro.errors import OptreproError
-from optrepro.train import run
 from reproductions.mfac.callback import relative_error
 from reproductions.mfac.ihvp import SlidingWindowIHVP, dense_ihvp, recursive_ihvp
 from reproductions.mfac.optimizer import MFAC
@@ -118,15 +115,6 @@ def test_builder_moves_decay_into_the_gradient_and_keeps_no_decay_groups():
     assert sorted(g["mfac_decay"] for g in optimizer.param_groups) == [0.0, 0.01]
     assert all(g["weight_decay"] == 0.0 for g in optimizer.param_groups)
     assert optimizer.window.m == 4 and optimizer.window.damp == 1e-4 and optimizer.window.grads.shape == (4, 24)
-
-
-def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
-    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
-    cfg = compose_config(overrides, tmp_path)
-    with pytest.raises(OptreproError) as caught:
-        run(cfg)  # the config check first: a bad value let through would train and make the run folder
-    assert not (tmp_path / "runs").exists()
-    return f"optrepro: error: {caught.value}"
 
 
 # (override on mfac_smoke, the exact line): MFACKnobs (the optimizer node, open: base and the shared keys pass) and

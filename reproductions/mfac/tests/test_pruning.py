@@ -11,11 +11,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from helpers.compose import compose_config
-from helpers.rejected import rejected_run
+from helpers.rejected import rejected_run, stopped_before_any_work
 
-from optrepro.errors import OptreproError
-from optrepro.train import run
 from reproductions.mfac.prune_callback import OneShotPruningCallback, prunable
 from reproductions.mfac.pruning import (
     keep_count,
@@ -157,15 +154,6 @@ def test_callback_prunes_a_copy_to_the_exact_sparsity():
         assert int(kept.sum()) == keep_count(45, 0.6) == int((weights != 0).sum())
         assert torch.equal(pruned[0].bias, dense[1])  # biases stay dense and untouched
     assert all(torch.equal(p, d) for p, d in zip(net.parameters(), dense))
-
-
-def stopped_before_any_work(overrides: list[str], tmp_path) -> str:
-    """The line run.py prints for `overrides`, after asserting the run stopped with no run folder."""
-    cfg = compose_config(overrides, tmp_path)
-    with pytest.raises(OptreproError) as caught:
-        run(cfg)  # the config check first: a bad value let through would train and make the run folder
-    assert not (tmp_path / "runs").exists()
-    return f"optrepro: error: {caught.value}"
 
 
 N = "callbacks.mfac_pruning"
