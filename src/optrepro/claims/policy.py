@@ -113,29 +113,22 @@ def launch_needs(
     if not any(missing_seeds(verdict).values()):
         return LaunchNeeds(verdict, {})
     versions = {arm: source_hash(papers_used(configs[arm])) for arm in claim.arms}
-    verdict = evaluate_claim(claim, at_launch_version(records, keys, versions, wanted), keys, wanted)
-    deferred = {
-        arm: _held_back(claim, _arm_runs(records, keys[arm], wanted), versions[arm], missing_seeds(verdict)[arm])
-        for arm in claim.arms
-    }
+    runs = {arm: _arm_runs(records, keys[arm], wanted) for arm in claim.arms}
+    verdict = evaluate_claim(claim, at_launch_version(records, runs, versions), keys, wanted)
+    deferred = {arm: _held_back(claim, runs[arm], versions[arm], missing_seeds(verdict)[arm]) for arm in claim.arms}
     return LaunchNeeds(verdict, deferred)
 
 
-def at_launch_version(
-    records: pd.DataFrame, keys: dict[str, str], versions: dict[str, str], wanted: HardwareFilter
-) -> pd.DataFrame:
-    """`records` without the runs of these arms made by a code version other than `versions[arm]` (the one a
-    launch of the arm records now, records.provenance.code_info) and not shown to compute alike on `wanted`
-    hardware (claims.evidence.same_computation)."""
+def at_launch_version(records: pd.DataFrame, runs: dict[str, list[dict]], versions: dict[str, str]) -> pd.DataFrame:
+    """`records` without the runs of these arms (`runs[arm]`: _arm_runs on the launch's hardware) made by a code
+    version other than `versions[arm]` (the one a launch of the arm records now, records.provenance.code_info) and
+    not shown to compute alike (claims.evidence.same_computation)."""
     from optrepro.claims.evidence import same_computation
 
-    if records.empty:
-        return records
     dropped = []
-    for arm, key in keys.items():
-        runs = _arm_runs(records, key, wanted)
-        alike = same_computation((r["version"], r["seed"], r["digest"]) for r in runs).get(versions[arm], ())
-        dropped += [r["index"] for r in runs if r["version"] not in (versions[arm], *alike)]
+    for arm, arm_runs in runs.items():
+        alike = same_computation((r["version"], r["seed"], r["digest"]) for r in arm_runs).get(versions[arm], ())
+        dropped += [r["index"] for r in arm_runs if r["version"] not in (versions[arm], *alike)]
     return records.drop(index=dropped)
 
 
