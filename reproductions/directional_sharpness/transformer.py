@@ -12,9 +12,36 @@ import math
 from collections.abc import Sequence
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from torch import Tensor, nn
 
+from optrepro.config_schema import PosInt, Section, Text, check_section
 from optrepro.errors import InvalidConfigError
+
+
+class TinyTransformerKnobs(Section):
+    """The `model` node of tiny_transformer (configs/model/tiny_transformer.yaml), typed once; the defaults are
+    the constructor's."""
+
+    target: Text | None = Field(None, alias="_target_")
+    name: Text
+    width: PosInt = 64
+    heads: PosInt = 4
+    layers: PosInt = 2
+    mlp_ratio: PosInt = 4
+
+
+def check_knobs(cfg: DictConfig) -> TinyTransformerKnobs:
+    """cfg.model typed by TinyTransformerKnobs, then the rule that ties heads to width."""
+    knobs = check_section(cfg, "model", TinyTransformerKnobs)
+    if knobs.width % knobs.heads:
+        raise InvalidConfigError(
+            "model.heads",
+            f"{knobs.heads} heads do not split width {knobs.width}",
+            "choose heads dividing model.width, e.g. 4 for 64",
+        )
+    return knobs
 
 
 class CausalSelfAttention(nn.Module):
@@ -46,6 +73,11 @@ class Block(nn.Module):
 
 
 class TinyTransformer(nn.Module):
+    @staticmethod
+    def validate(node: DictConfig) -> None:
+        """The config check calls this before any work; the input shape is checked when the data exist."""
+        check_knobs(node._get_root())
+
     def __init__(
         self,
         name: str,
@@ -57,7 +89,14 @@ class TinyTransformer(nn.Module):
         mlp_ratio: int = 4,
     ) -> None:
         super().__init__()
-        check_shape(input_shape, width, heads, layers, mlp_ratio)
+        if len(input_shape) != 1:
+            raise InvalidConfigError(
+                "model",
+                f"input shape {tuple(input_shape)} is not a token sequence",
+                "use a sequence dataset such as dataset=markov_lm",
+            )
+        knobs = dict(name=name, width=width, heads=heads, layers=layers, mlp_ratio=mlp_ratio)
+        check_knobs(OmegaConf.create({"model": knobs}))  # a model built outside a run gets the same checks
         self.name = name  # every model node has a name (config check)
         self.vocab = num_classes  # next-token prediction: the classes are the vocabulary
         self.token = nn.Embedding(num_classes, width)
@@ -72,21 +111,3 @@ class TinyTransformer(nn.Module):
         for block in self.blocks:
             h = block(h)
         return self.head(self.norm(h[:, -1]))
-
-
-def check_shape(input_shape: Sequence[int], width: int, heads: int, layers: int, mlp_ratio: int) -> None:
-    if len(input_shape) != 1:
-        raise InvalidConfigError(
-            "model",
-            f"input shape {tuple(input_shape)} is not a token sequence",
-            "use a sequence dataset such as dataset=markov_lm",
-        )
-    for key, value in (("width", width), ("heads", heads), ("layers", layers), ("mlp_ratio", mlp_ratio)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidConfigError(f"model.{key}", f"{value!r} is not an integer >= 1", "e.g. model.width=64")
-    if width % heads:
-        raise InvalidConfigError(
-            "model.heads",
-            f"{heads} heads do not split width {width}",
-            "choose heads dividing model.width, e.g. 4 for 64",
-        )

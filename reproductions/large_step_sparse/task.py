@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from omegaconf import DictConfig
+from pydantic import Field
 
+from optrepro.config_schema import PosFloat, PosInt, Section, Text, check_section, choice
 from optrepro.errors import InvalidConfigError
 from optrepro.records import provenance
 from optrepro.records.run_dir import make_run_dir
@@ -24,37 +26,31 @@ from optrepro.train import solver_timing, write_solver_record
 from reproductions.large_step_sparse.dln import make_problem, train
 
 ALGORITHMS = ("sgd", "gd")
-COUNTS = ("n", "d", "r", "n_test", "iterations", "log_every")
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+class DiagNetKnobs(Section):
+    """The task node (configs/task/diag_net.yaml), typed once; the defaults are the notebook's."""
+
+    target: Text = Field(alias="_target_")
+    n: PosInt  # training points
+    d: PosInt  # dimension
+    r: PosInt  # nonzero coordinates of beta*
+    n_test: PosInt
+    algorithm: Annotated[str, choice("reproductions.large_step_sparse.task:ALGORITHMS")]
+    lr: PosFloat
+    decay_at: Annotated[float, Field(gt=0, lt=1)] | None = None  # share of the iterations at the large step
+    decay_factor: PosFloat = 1.0
+    init_scale: PosFloat
+    iterations: PosInt
+    log_every: PosInt
 
 
 def validate(cfg: DictConfig) -> DictConfig:
-    """The task node's knobs: one-line errors naming the key."""
-    tc = cfg.task
-    for key in COUNTS:
-        value = tc.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidConfigError(f"task.{key}", f"{value!r} is not an integer >= 1", "give a whole number >= 1")
-    if tc.r > tc.d:
-        raise InvalidConfigError("task.r", f"{tc.r} nonzero coordinates do not fit in d = {tc.d}", "set r <= d")
-    if tc.algorithm not in ALGORITHMS:
-        raise InvalidConfigError(
-            "task.algorithm", f"{tc.algorithm!r} is not one of the choices", f"allowed: {', '.join(ALGORITHMS)}"
-        )
-    for key in ("lr", "decay_factor", "init_scale"):
-        if not (_number(tc.get(key)) and tc.get(key) > 0):
-            raise InvalidConfigError(f"task.{key}", f"{tc.get(key)!r} is not a number > 0", "give a positive number")
-    decay_at = tc.get("decay_at")
-    if decay_at is not None and not (_number(decay_at) and 0 < decay_at < 1):
-        raise InvalidConfigError(
-            "task.decay_at",
-            f"{decay_at!r} is not a fraction in (0, 1)",
-            "give the share of the iterations at the large step, e.g. 0.5, or null",
-        )
-    return tc
+    """The task node typed by DiagNetKnobs before any work, then the rule that ties r to d."""
+    knobs = check_section(cfg, "task", DiagNetKnobs)
+    if knobs.r > knobs.d:
+        raise InvalidConfigError("task.r", f"{knobs.r} nonzero coordinates do not fit in d = {knobs.d}", "set r <= d")
+    return cfg.task
 
 
 class DiagonalNetTask:

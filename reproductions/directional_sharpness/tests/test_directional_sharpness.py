@@ -17,7 +17,7 @@ from helpers.compose import compose_config
 from helpers.rejected import rejected_run, stopped_before_any_work
 from omegaconf import OmegaConf
 
-from optrepro.errors import OptreproError
+from optrepro.errors import InvalidConfigError, OptreproError
 from optrepro.paths import REPO_ROOT
 from reproductions.directional_sharpness.clipping import clip_threshold, clip_top_coordinates_
 from reproductions.directional_sharpness.directions import PseudoDirections
@@ -243,6 +243,19 @@ BAD_KNOBS = [
         f"{C}.every: not a config key (misspelled, or added with + where nothing reads it); check the spelling; "
         "the keys here are _target_, adam_clip, batch_size, every_n_steps, sgd_clip, start_step",
     ),
+    (
+        "ds_lm_smoke",
+        "model.heads=3",
+        "model.heads: 3 heads do not split width 64; choose heads dividing model.width, e.g. 4 for 64",
+    ),
+    ("ds_lm_smoke", "model.layers=0", "model.layers: must be >= 1, got 0; set model.layers to at least 1"),
+    ("ds_lm_smoke", "model.width=1.5", "model.width: 1.5 is not a whole number; give an integer, e.g. model.width=1"),
+    (
+        "ds_lm_smoke",
+        "+model.depth=3",
+        "model.depth: not a config key (misspelled, or added with + where nothing reads it); check the spelling; "
+        "the keys here are _target_, heads, layers, mlp_ratio, name, width",
+    ),
     ("ds_lm_smoke", "dataset.vocab=0", "dataset.vocab: must be >= 1, got 0; set dataset.vocab to at least 1"),
     ("ds_lm_smoke", "dataset.zipf=-1", "dataset.zipf: must be >= 0, got -1; set dataset.zipf to at least 0"),
     (
@@ -268,6 +281,13 @@ def test_bad_knobs_stop_in_one_line_before_the_run_folder(preset, overrides, lin
 def test_a_bad_knob_exits_2_with_one_line_before_the_run_has_a_folder(tmp_path):
     stderr = rejected_run(["+repro=ds_lm_smoke", f"{C}.sgd_clip=1.5"], tmp_path, timeout=120)
     assert stderr == f"optrepro: error: {C}.sgd_clip: must be < 1, got 1.5; set {C}.sgd_clip below 1\n"
+
+
+def test_a_model_built_outside_a_run_gets_the_same_checks():
+    with pytest.raises(InvalidConfigError, match=r"^model\.heads: 3 heads do not split width 8; "):
+        TinyTransformer("t", num_classes=8, input_shape=(5,), width=8, heads=3)
+    with pytest.raises(InvalidConfigError, match=r"^model: input shape \(1, 28, 28\) is not a token sequence; "):
+        TinyTransformer("t", num_classes=8, input_shape=(1, 28, 28))
 
 
 def test_the_callback_added_by_its_target_alone_takes_the_schema_defaults():

@@ -113,11 +113,13 @@ def test_problem_matches_the_notebook_construction():
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("algorithm", "adam", r"^task\.algorithm: 'adam' is not one of the choices; allowed: sgd, gd$"),
-        ("decay_at", 1.0, r"^task\.decay_at: 1\.0 is not a fraction in \(0, 1\); "),
-        ("lr", -0.1, r"^task\.lr: -0\.1 is not a number > 0; "),
-        ("iterations", 0, r"^task\.iterations: 0 is not an integer >= 1; "),
+        ("algorithm", "adam", r"^task\.algorithm: unknown value 'adam'; valid choices: gd, sgd$"),
+        ("decay_at", 1.0, r"^task\.decay_at: must be < 1, got 1\.0; set task\.decay_at below 1$"),
+        ("lr", -0.1, r"^task\.lr: must be > 0, got -0\.1; set task\.lr above 0$"),
+        ("iterations", 0, r"^task\.iterations: must be >= 1, got 0; set task\.iterations to at least 1$"),
+        ("n", True, r"^task\.n: True is not a whole number; give an integer, e\.g\. task\.n=1$"),
         ("r", 300, r"^task\.r: 300 nonzero coordinates do not fit in d = 200; set r <= d$"),
+        ("lr_decay", 0.5, r"^task\.lr_decay: not a config key \(misspelled, "),
     ],
 )
 def test_bad_task_knobs_are_one_line_errors(key, value, message):
@@ -138,7 +140,7 @@ def test_bad_knob_on_the_command_line_exits_2_before_any_run(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        "optrepro: error: task.algorithm: 'adam' is not one of the choices; allowed: sgd, gd"
+        "optrepro: error: task.algorithm: unknown value 'adam'; valid choices: gd, sgd"
     )
     assert not list(tmp_path.rglob("record.json"))
 
