@@ -9,9 +9,14 @@ the cpu tier may use less).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from torch import nn
+
+from optrepro.config_schema import PosFloat, Section, Text, check_node, choice
 
 # (conv1 out, conv2 out, conv2 groups, conv3 out, conv3 groups, hidden) at scale 1
 VARIANTS = {
@@ -21,6 +26,19 @@ VARIANTS = {
 }
 
 
+class PaperCNNKnobs(Section):
+    """The `model` node of paper_cnn (configs/model/paper_cnn.yaml), typed once; the defaults are the function's."""
+
+    target: Text | None = Field(None, alias="_target_")
+    name: Text
+    variant: Annotated[str, choice("reproductions.jacobian_descent.models:VARIANTS")] = "mnist"
+    scale: PosFloat = 1.0
+
+
+def check_knobs(node: DictConfig) -> PaperCNNKnobs:
+    return check_node(node, "model", PaperCNNKnobs)
+
+
 def _scaled(channels: int, scale: float, groups: int) -> int:
     return max(groups, int(round(channels * scale)))
 
@@ -28,10 +46,7 @@ def _scaled(channels: int, scale: float, groups: int) -> int:
 def paper_cnn(
     name: str, num_classes: int, input_shape: Sequence[int], variant: str = "mnist", scale: float = 1.0
 ) -> nn.Module:
-    if variant not in VARIANTS:
-        raise ValueError(f"model.variant={variant!r} is not one of the choices; allowed: {', '.join(VARIANTS)}")
-    if not scale > 0:
-        raise ValueError(f"model.scale={scale}: must be > 0")
+    check_knobs(OmegaConf.create({"name": name, "variant": variant, "scale": scale}))  # as the config check does
     c1, c2, g2, c3, g3, hidden = VARIANTS[variant]
     c1 = _scaled(c1, scale, 1)
     # grouped convolutions keep the paper's ratio (groups = input channels): scale groups with the channels
@@ -57,3 +72,6 @@ def paper_cnn(
     with torch.no_grad():
         flat = features(torch.zeros(1, *[int(s) for s in input_shape])).shape[1]
     return nn.Sequential(features, nn.Linear(flat, hidden), nn.ELU(), nn.Linear(hidden, num_classes))
+
+
+paper_cnn.validate = check_knobs  # the config check calls it with the model node, before any work

@@ -19,12 +19,14 @@ below ``min_order`` stay fp32 (the paper: matrices under 4096 entries); 1-D para
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from torch import Tensor
 
-from optrepro.errors import InvalidConfigError
+from optrepro.config_schema import NonNegFloat, NonNegInt, PosInt, Section, Text, check_node, choice
 from optrepro.optim.per_parameter import PerParameterOptimizer
 from reproductions.shampoo4bit.inverse_root import bjorck, exact_root, root_from_eigen
 from reproductions.shampoo4bit.quantize import dequantize, quantize, stored_bytes
@@ -86,64 +88,36 @@ class Side:
         return root + extra + stored_bytes(self.order, self.order, self.bits, self.block)
 
 
-def _check(name: str, ok: bool, value, fix: str) -> None:
-    if not ok:
-        raise InvalidConfigError(f"{KEY}.{name}", f"{value!r} is out of range", fix)
+class LowBitShampooKnobs(Section):
+    """The base optimizer's node (configs/optimizer/shampoo4bit.yaml), typed once; the defaults are the paper's
+    (App. G) where it gives them."""
+
+    target: Text | None = Field(None, alias="_target_")
+    partial: bool = Field(True, alias="_partial_")
+    lr: NonNegFloat = 0.1
+    beta: Annotated[float, Field(ge=0, lt=1)] = 0.95
+    epsilon: Annotated[float, Field(gt=0, lt=1)] = 1e-6  # relative: max(lambda) * epsilon
+    update_freq: PosInt = 10
+    storage: Annotated[str, choice("reproductions.shampoo4bit.optimizer:STORAGES")] = "eigenvectors"
+    bits: Annotated[int, Field(ge=2, le=8)] = 4
+    block: PosInt = 64
+    rectify_steps: NonNegInt = 1
+    min_order: PosInt = 64
+    weight_decay: NonNegFloat = 0.0
 
 
 class LowBitShampoo(PerParameterOptimizer):
     """4-bit Shampoo (module docstring); ``storage=fp32`` is the same algorithm at 32 bits."""
 
-    def __init__(
-        self,
-        params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 0.1,
-        beta: float = 0.95,
-        epsilon: float = 1e-6,
-        update_freq: int = 10,
-        storage: str = "eigenvectors",
-        bits: int = 4,
-        block: int = 64,
-        rectify_steps: int = 1,
-        min_order: int = 64,
-        weight_decay: float = 0.0,
-    ) -> None:
-        _check("lr", isinstance(lr, (int, float)) and lr >= 0, lr, "give lr >= 0")
-        _check("beta", isinstance(beta, (int, float)) and 0 <= beta < 1, beta, "give beta in [0, 1), e.g. 0.95")
-        _check("epsilon", isinstance(epsilon, (int, float)) and 0 < epsilon < 1, epsilon, "give e.g. 1e-6")
-        for name, value, low in (
-            ("update_freq", update_freq, 1),
-            ("bits", bits, 2),
-            ("block", block, 1),
-            ("rectify_steps", rectify_steps, 0),
-            ("min_order", min_order, 1),
-        ):
-            _check(
-                name,
-                isinstance(value, int)
-                and not isinstance(value, bool)
-                and value >= low
-                and (name != "bits" or value <= 8),
-                value,
-                f"give a whole number >= {low}" + (" and <= 8" if name == "bits" else ""),
-            )
-        if storage not in STORAGES:
-            raise InvalidConfigError(
-                f"{KEY}.storage", f"{storage!r} is not one of the choices", f"use one of {', '.join(STORAGES)}"
-            )
-        defaults = {
-            "lr": lr,
-            "beta": beta,
-            "epsilon": epsilon,
-            "update_freq": update_freq,
-            "storage": storage,
-            "bits": bits,
-            "block": block,
-            "rectify_steps": rectify_steps,
-            "min_order": min_order,
-            "weight_decay": weight_decay,
-        }
-        super().__init__(params, defaults)
+    @staticmethod
+    def validate(node: DictConfig) -> None:
+        """The config check calls this with `optimizer.base` before any work."""
+        check_node(node, KEY, LowBitShampooKnobs)
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], **knobs: Any) -> None:
+        """Knobs: LowBitShampooKnobs (its defaults for those not given)."""
+        typed = check_node(OmegaConf.create(knobs), KEY, LowBitShampooKnobs)
+        super().__init__(params, typed.model_dump(exclude={"target", "partial"}))
 
     def state_bytes(self) -> float:
         return sum(side.state_bytes() for state in self.state.values() for side in state.get("sides", []))

@@ -25,7 +25,6 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
-    create_model,
     model_validator,
 )
 from pydantic_core import ErrorDetails
@@ -416,10 +415,14 @@ def paper_schedule(cfg: DictConfig) -> None:
 
 
 def base_optimizer(cfg: DictConfig) -> None:
-    """`_partial_`, and the stated weight decay mode against what the base optimizer does (optim.factory)."""
+    """`_partial_`, and the stated weight decay mode against what the base optimizer does (optim.factory); a paper's
+    base optimizer class with a `validate(node)` checks its own knobs (reproductions/shampoo4bit)."""
     from optrepro.optim.factory import base_optimizer_factory
 
-    base_optimizer_factory(cfg.optimizer)
+    base = base_optimizer_factory(cfg.optimizer)
+    validate = getattr(getattr(base, "func", base), "validate", None)
+    if validate is not None:
+        validate(cfg.optimizer.base)
 
 
 def training_loss(cfg: DictConfig) -> None:
@@ -534,24 +537,30 @@ def validate_config(cfg: DictConfig) -> RunConfig:
         raise as_config_error(exc.errors()[0], data) from None
 
 
-def check_section(cfg: DictConfig, section: str, schema: type[BaseModel]) -> BaseModel:
-    """`cfg.<section>` checked against a paper's own schema (declared in its folder, e.g. the knobs its step reads,
-    an OpenSection subclass): the same types, ranges and one-line messages as every shared key. Call it from the
-    paper's validate(cfg), which the config check runs before any work. Returns the typed knobs."""
-    data = {section: OmegaConf.to_container(cfg[section], resolve=True)}
+def check_node(node: DictConfig, key: str, schema: type[BaseModel]) -> BaseModel:
+    """The config node at dotted `key` (a section, `model`, `optimizer.base`, `callbacks.<name>`) against a paper's
+    own schema (declared in its folder): the same types, ranges and one-line messages as every shared key. Call it
+    from the paper's validate, which the config check runs before any work. Returns the typed knobs."""
+    value = OmegaConf.to_container(node, resolve=True)
+    data: Any = value
+    for part in reversed(key.split(".")):
+        data = {part: data}
     try:
-        return schema.model_validate(data[section], context={"cfg": cfg})
+        return schema.model_validate(value, context={})
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise as_config_error({**error, "loc": (section, *error["loc"])}, data) from None
+        raise as_config_error({**error, "loc": (*key.split("."), *error["loc"])}, data) from None
+
+
+def check_section(cfg: DictConfig, section: str, schema: type[BaseModel]) -> BaseModel:
+    """`cfg.<section>` against a paper's schema (e.g. the knobs its step reads, an OpenSection subclass)."""
+    return check_node(cfg[section], section, schema)
 
 
 def check_callback(entry: DictConfig, schema: type[BaseModel]) -> BaseModel:
-    """A callback's node (`callbacks.<name>`, whatever its name) against its paper's schema, as check_section does for
-    a section: call it from the callback's validate(entry), which the config check runs before any work."""
-    name = str(entry._key())
-    block = create_model(f"{schema.__name__}Block", __base__=OpenSection, **{name: (schema, ...)})
-    return getattr(check_section(entry._get_root(), "callbacks", block), name)
+    """A callback's node (`callbacks.<name>`, whatever its name) against its paper's schema: call it from the
+    callback's validate(entry)."""
+    return check_node(entry, f"callbacks.{entry._key()}", schema)
 
 
 def as_config_error(error: ErrorDetails, data: dict[str, Any]) -> OptreproError:

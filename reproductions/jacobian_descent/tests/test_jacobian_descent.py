@@ -158,8 +158,8 @@ def test_bad_aggregator_and_batchnorm_model_are_clear_errors():
             accumulate=1,
             grad_clip=None,
         )
-    with pytest.raises(ValueError, match="model.variant='resnet' is not one of the choices"):
-        paper_cnn("paper_cnn", 10, (1, 28, 28), "resnet")
+    with pytest.raises(InvalidConfigError, match=r"^model\.variant: unknown value 'resnet'; valid choices: "):
+        paper_cnn("paper_cnn", 10, (1, 28, 28), "resnet")  # a model built outside a run gets the config check's line
 
 
 def test_smoke_preset_records_no_conflict(make_cfg):
@@ -194,6 +194,9 @@ BAD_KNOBS = [
     (["optimizer.aggregator=sum"], "optimizer.aggregator", "unknown value 'sum'; valid choices: 'upgrad', 'mean'"),
     (["optimizer.reg_eps=-1"], "optimizer.reg_eps", "must be >= 0, got -1"),
     (["train.accumulate=2"], "train.accumulate", "takes the whole batch at once; use 1"),
+    (["model.variant=resnet"], "model.variant", "unknown value 'resnet'; valid choices: cifar10, mnist, svhn"),
+    (["model.scale=0"], "model.scale", "must be > 0, got 0; set model.scale above 0"),
+    (["+model.width=3"], "model.width", "not a config key (misspelled, or added with + where nothing reads it)"),
     (["hardware=ddp_cpu"], "hardware", "world size 2: the Jacobian descent step runs on one process"),
 ]
 

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from helpers.rejected import rejected_run
+from helpers.rejected import rejected_run, stopped_before_any_work
 
 from optrepro.errors import InvalidConfigError
 from optrepro.optim.shampoo import Shampoo
@@ -260,10 +260,26 @@ def test_optimizer_state_bytes_by_hand():
 
 
 def test_bad_optimizer_knob_is_a_one_line_error():
-    with pytest.raises(InvalidConfigError, match=r"^optimizer\.base\.storage: 'int8' is not one of the choices; use "):
+    """Built outside a run, the optimizer gives the config check's lines (the table below)."""
+    with pytest.raises(InvalidConfigError, match=r"^optimizer\.base\.storage: unknown value 'int8'; valid choices: "):
         LowBitShampoo([torch.nn.Parameter(torch.zeros(2, 2))], storage="int8")
-    with pytest.raises(InvalidConfigError, match=r"^optimizer\.base\.beta: 1\.0 is out of range; give beta in"):
+    with pytest.raises(InvalidConfigError, match=r"^optimizer\.base\.beta: must be < 1, got 1\.0; "):
         LowBitShampoo([torch.nn.Parameter(torch.zeros(2, 2))], beta=1.0)
+
+
+BAD_BASE_KNOBS = [
+    ("bits=9", "must be <= 8, got 9; set optimizer.base.bits to at most 8"),
+    ("storage=int8", "unknown value 'int8'; valid choices: eigenvectors, fp32, preconditioner"),
+    ("update_freq=0", "must be >= 1, got 0; set optimizer.base.update_freq to at least 1"),
+    ("rectify_steps=1.5", "1.5 is not a whole number; give an integer, e.g. optimizer.base.rectify_steps=1"),
+]
+
+
+@pytest.mark.parametrize("override, words", BAD_BASE_KNOBS)
+def test_bad_base_optimizer_knobs_stop_before_any_work(override, words, tmp_path):
+    given = ["+repro=q4_digits_train_eigenvectors", f"optimizer.base.{override}", "logger=csv"]
+    key = override.split("=")[0]
+    assert stopped_before_any_work(given, tmp_path) == f"optrepro: error: optimizer.base.{key}: {words}"
 
 
 def test_training_preset_records_the_state_bytes(make_cfg):
