@@ -7,17 +7,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from torch import Tensor, nn
 
-from optrepro.config_schema import PosInt, Section, check_section
+from optrepro.config_schema import PosInt, Section, Text, check_node
 from optrepro.errors import InvalidConfigError
 
 
 class TinyCNNKnobs(Section):
-    """The knobs of model=tiny_cnn that tiny_cnn reads beyond the dataset's shape, typed once."""
+    """The `model` node of tiny_cnn (configs/model/tiny_cnn.yaml), typed once."""
 
+    target: Text | None = Field(None, alias="_target_")
+    name: Text
     channels: PosInt
+
+
+def check_knobs(node: DictConfig) -> TinyCNNKnobs:
+    return check_node(node, "model", TinyCNNKnobs)
 
 
 class TinyCNN(nn.Module):
@@ -47,5 +54,8 @@ def tiny_cnn(name: str, num_classes: int, input_shape: Sequence[int], channels: 
             f"tiny_cnn takes images (C, H, W), got input_shape={tuple(input_shape)}",
             "use model=mlp for vector data",
         )
-    check_section(OmegaConf.create({"model": {"channels": channels}}), "model", TinyCNNKnobs)
+    check_knobs(OmegaConf.create({"name": name, "channels": channels}))  # as the config check does
     return TinyCNN(num_classes, input_shape, channels)
+
+
+tiny_cnn.validate = check_knobs  # the config check calls it with the model node, before any work

@@ -15,10 +15,15 @@ bias vector set to zero, the other learned: the same function).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from torch import Tensor, nn
 
-from optrepro.errors import UnknownChoiceError
+from optrepro.config_schema import PosFloat, PosInt, Section, Text, check_node, choice
+from optrepro.errors import InvalidConfigError
 
 INITS = ("basic_tanh", "smart_tanh")
 
@@ -33,7 +38,33 @@ def sparse_recurrent(hidden: int, fan_in: int, radius: float, std: float) -> Ten
     return weights * (radius / torch.linalg.eigvals(weights).abs().max())
 
 
+class TanhRNNKnobs(Section):
+    """The `model` node of tanh_rnn (configs/model/tanh_rnn.yaml), typed once; the defaults are the paper's."""
+
+    target: Text | None = Field(None, alias="_target_")
+    name: Text
+    units: PosInt = 50
+    init: Annotated[str, choice("reproductions.rnn_clipping.rnn:INITS")] = "basic_tanh"
+    sparse_fan_in: PosInt = 15  # smart_tanh: non-zero incoming recurrent weights per unit
+    spectral_radius: PosFloat = 0.95
+    keep_states: bool = False
+
+
+def check_knobs(node: DictConfig) -> TanhRNNKnobs:
+    """The node typed by TanhRNNKnobs, then the rule that ties the fan-in to the units."""
+    knobs = check_node(node, "model", TanhRNNKnobs)
+    if knobs.sparse_fan_in > knobs.units:
+        raise InvalidConfigError(
+            "model.sparse_fan_in",
+            f"{knobs.sparse_fan_in} incoming weights per unit but only {knobs.units} units",
+            "set model.sparse_fan_in <= model.units",
+        )
+    return knobs
+
+
 class TanhRNN(nn.Module):
+    validate = staticmethod(check_knobs)  # the config check calls it with the model node, before any work
+
     def __init__(
         self,
         name: str,
@@ -49,8 +80,8 @@ class TanhRNN(nn.Module):
         self.name = name  # every model node has a name (config check); kept for repr and debugging
         self.keep_states = keep_states
         self.states: list[Tensor] | None = None
-        if init not in INITS:
-            raise UnknownChoiceError("model.init", init, INITS)
+        knobs = dict(name=name, units=units, init=init, sparse_fan_in=sparse_fan_in, spectral_radius=spectral_radius)
+        check_knobs(OmegaConf.create({**knobs, "keep_states": keep_states}))  # as the config check does
         if len(input_shape) != 2:
             raise ValueError(f"TanhRNN reads sequences (length x symbols); got samples of shape {input_shape}")
         self.rnn = nn.RNN(input_shape[-1], units, nonlinearity="tanh", batch_first=True)

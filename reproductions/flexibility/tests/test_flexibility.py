@@ -180,11 +180,12 @@ def test_bad_tiny_cnn_channels_name_the_key(channels, line):
         ),
         ("task.lr_schedule=linear", "task.lr_schedule: unknown value 'linear'; valid choices: constant, cosine"),
         ("scheduler=cosine", "scheduler: 'cosine': a schedule over epochs has no meaning"),
+        ("model=tiny_cnn model.channels=0", "model.channels: must be >= 1, got 0; set model.channels to at least 1"),
     ],
 )
 def test_bad_knobs_fail_before_any_work(make_cfg, override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
-        run(make_cfg(["+repro=emc_smoke", override]))
+        run(make_cfg(["+repro=emc_smoke", *override.split(" ")]))
 
 
 def test_run_py_prints_one_error_line_exits_2_and_leaves_no_record(tmp_path):

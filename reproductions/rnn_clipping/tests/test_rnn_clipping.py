@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers.rejected import stopped_before_any_work
 
-from optrepro.errors import ConfigError, UnknownChoiceError
+from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.optim.standard import finish_step
 from optrepro.train import run
 from reproductions.rnn_clipping.addition import addition_sequences, load_addition, marker_ranges
@@ -57,8 +58,25 @@ def test_basic_tanh_weights_have_std_01_and_zero_bias():
     assert net.rnn.weight_hh_l0.std().item() == pytest.approx(0.1, rel=0.02)
     assert not net.rnn.bias_ih_l0.requires_grad and net.rnn.bias_hh_l0.abs().sum() == 0
     assert net(torch.zeros(3, 50, 6)).shape == (3, 4)
-    with pytest.raises(UnknownChoiceError):
+    with pytest.raises(InvalidConfigError, match=r"^model\.init: unknown value 'sigmoid'; valid choices: "):
         TanhRNN("tanh_rnn", 4, (50, 6), init="sigmoid")
+
+
+RNN_BAD_KNOBS = [
+    ("model.units=0", "model.units: must be >= 1, got 0; set model.units to at least 1"),
+    ("model.init=sigmoid", "model.init: unknown value 'sigmoid'; valid choices: basic_tanh, smart_tanh"),
+    ("model.spectral_radius=-1", "model.spectral_radius: must be > 0, got -1; set model.spectral_radius above 0"),
+    (
+        "model.sparse_fan_in=60",
+        "model.sparse_fan_in: 60 incoming weights per unit but only 50 units; set model.sparse_fan_in <= model.units",
+    ),
+]
+
+
+@pytest.mark.parametrize("override, line", RNN_BAD_KNOBS)
+def test_bad_model_knobs_stop_before_any_work(override, line, tmp_path):
+    given = ["+repro=rnn_add_clip_cpu", override, "logger=csv"]
+    assert stopped_before_any_work(given, tmp_path) == f"optrepro: error: {line}"
 
 
 def test_grad_norm_and_summary_by_hand():
