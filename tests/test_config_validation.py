@@ -150,6 +150,15 @@ def test_bad_input_names_key_problem_and_fix(overrides, key, fragment, gpus):
         assert message == f"{key}: {error.problem}; {error.fix}"
 
 
+def test_a_misspelling_is_told_only_the_valid_keys_beside_it(gpus):
+    """Two unknown keys in one block: the line names the first and offers neither as a key to choose."""
+    gpus(0)
+    error = error_for(["+train.epoch=5", "+train.batch=3"])
+    assert error.key == "train.epoch" and "batch," not in str(error)
+    assert error.fix.startswith("check the spelling; the keys here are accumulate, batch_size, ")
+    assert ", epoch," not in error.fix and ", batch," not in error.fix
+
+
 def test_table_is_large_enough():
     assert len(BAD_INPUTS) >= 25 and len({" ".join(row[0]) for row in BAD_INPUTS}) == len(BAD_INPUTS)
 

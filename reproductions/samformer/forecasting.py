@@ -23,7 +23,7 @@ from optrepro.config_schema import NonNegFloat, OpenSection, PosInt, check_secti
 from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.lit.module import ClassifierModule
 from optrepro.train import ClassificationTask
-from reproductions.samformer.model import attention_entropy
+from reproductions.samformer.model import SAMformer, attention_entropy
 
 ENTROPY_KEY = "test/attention_entropy"
 
@@ -100,15 +100,6 @@ class ForecastModule(ClassifierModule):
         self.log_dict(self._last_eval, rank_zero_only=True)
 
 
-class SamformerModelKnobs(OpenSection):
-    """The model keys this task checks (values: configs/model/samformer.yaml; the model's class reads them)."""
-
-    d_model: PosInt
-    attention: Annotated[str, choice("reproductions.samformer.model:ATTENTION_KINDS")]  # none: the linear model
-    value_dim: PosInt | None = None  # absent or null: W_V of L x L
-    revin: bool
-
-
 class WindowKnobs(OpenSection):
     """The dataset keys of every forecasting dataset: look-back and horizon."""
 
@@ -132,7 +123,13 @@ class ToyKnobs(WindowKnobs):
 
 
 def validate_model(cfg: DictConfig) -> None:
-    check_section(cfg, "model", SamformerModelKnobs)
+    """The task runs SAMformer (attention none: the linear model), whose node its class checks."""
+    if cfg.model.get("_target_") != f"{SAMformer.__module__}.{SAMformer.__qualname__}":
+        raise InvalidConfigError(
+            "model",
+            f"{cfg.model.get('name')!r}: the forecasting task maps B x D x L windows to B x D x H",
+            "use model=samformer (model.attention=none for the linear model)",
+        )
 
 
 def validate_dataset(cfg: DictConfig) -> None:

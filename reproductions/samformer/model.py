@@ -12,11 +12,31 @@ experiment, Y = X W_O), `revin: false` the normalisation (the official toy runs 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 from torch import Tensor, nn
 
+from optrepro.config_schema import PosInt, Section, Text, check_node, choice
+
 ATTENTION_KINDS = ("channel", "none")
+
+
+class SAMformerKnobs(Section):
+    """The `model` node of samformer (configs/model/samformer.yaml), typed once; the defaults are the constructor's."""
+
+    target: Text | None = Field(None, alias="_target_")
+    name: Text
+    d_model: PosInt = 16
+    revin: bool = True
+    attention: Annotated[str, choice("reproductions.samformer.model:ATTENTION_KINDS")] = "channel"  # none: linear
+    value_dim: PosInt | None = None  # null: W_V of L x L
+
+
+def check_knobs(node: DictConfig) -> SAMformerKnobs:
+    return check_node(node, "model", SAMformerKnobs)
 
 
 class RevIN(nn.Module):
@@ -49,6 +69,8 @@ def attention_entropy(attention: Tensor) -> Tensor:
 class SAMformer(nn.Module):
     """The model of the module docstring; `num_classes` is the horizon H (the builder's output count)."""
 
+    validate = staticmethod(check_knobs)  # the config check calls it with the model node, before any work
+
     def __init__(
         self,
         name: str,
@@ -60,8 +82,8 @@ class SAMformer(nn.Module):
         value_dim: int | None = None,
     ) -> None:
         super().__init__()
-        if attention not in ATTENTION_KINDS:
-            raise ValueError(f"model.attention={attention!r}: choose one of {', '.join(ATTENTION_KINDS)}")
+        knobs = dict(name=name, d_model=d_model, revin=revin, attention=attention, value_dim=value_dim)
+        check_knobs(OmegaConf.create(knobs))  # as the config check does
         channels, length = input_shape
         self.revin = RevIN(channels) if revin else None
         self.d_model = d_model

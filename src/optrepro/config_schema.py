@@ -534,7 +534,7 @@ def validate_config(cfg: DictConfig) -> RunConfig:
         RunConfig.model_validate(data, context={"cfg": cfg, "types_only": True})
         return RunConfig.model_validate(data, context={"cfg": cfg})
     except ValidationError as exc:
-        raise as_config_error(exc.errors()[0], data) from None
+        raise as_config_error(exc.errors(), data) from None
 
 
 def check_node(node: DictConfig, key: str, schema: type[BaseModel]) -> BaseModel:
@@ -548,8 +548,8 @@ def check_node(node: DictConfig, key: str, schema: type[BaseModel]) -> BaseModel
     try:
         return schema.model_validate(value, context={})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise as_config_error({**error, "loc": (*key.split("."), *error["loc"])}, data) from None
+        prefix = tuple(key.split("."))
+        raise as_config_error([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors()], data) from None
 
 
 def check_section(cfg: DictConfig, section: str, schema: type[BaseModel]) -> BaseModel:
@@ -563,8 +563,10 @@ def check_callback(entry: DictConfig, schema: type[BaseModel]) -> BaseModel:
     return check_node(entry, f"callbacks.{entry._key()}", schema)
 
 
-def as_config_error(error: ErrorDetails, data: dict[str, Any]) -> OptreproError:
-    """Pydantic's first error as one line that names the key, the problem and the fix."""
+def as_config_error(errors: list[ErrorDetails], data: dict[str, Any]) -> OptreproError:
+    """Pydantic's first error as one line that names the key, the problem and the fix (the others only keep an
+    unknown key out of the keys a misspelling is told to choose from)."""
+    error = errors[0]
     ctx = error.get("ctx", {})
     if isinstance(ctx.get("error"), OptreproError):  # a rule's own message
         return ctx["error"]
@@ -573,7 +575,8 @@ def as_config_error(error: ErrorDetails, data: dict[str, Any]) -> OptreproError:
     kind = error["type"]
     if kind == "extra_forbidden":
         section = OmegaConf.select(OmegaConf.create(data), key.rpartition(".")[0]) if "." in key else data
-        known = sorted(set(section) - {key.rpartition(".")[2]})
+        unknown = {dotted_key(e["loc"], data) for e in errors if e["type"] == "extra_forbidden"}
+        known = sorted(name for name in section if f"{key.rpartition('.')[0]}.{name}".lstrip(".") not in unknown)
         return InvalidConfigError(
             key,
             "not a config key (misspelled, or added with + where nothing reads it)",

@@ -165,6 +165,16 @@ BAD_KNOBS = [
     ("model.attention=full", "model.attention: unknown value 'full'; valid choices: channel, none"),
     ("model.revin=maybe", "model.revin: 'maybe' is not true or false; set model.revin=true or model.revin=false"),
     ("model.value_dim=-4", "model.value_dim: must be >= 1, got -4; set model.value_dim to at least 1"),
+    (
+        "+model.heads=2",
+        "model.heads: not a config key (misspelled, or added with + where nothing reads it); check the spelling; "
+        "the keys here are _target_, attention, d_model, name, revin, value_dim",
+    ),
+    (
+        "model=mlp",
+        "model: 'mlp': the forecasting task maps B x D x L windows to B x D x H; "
+        "use model=samformer (model.attention=none for the linear model)",
+    ),
     ("dataset.length=0", "dataset.length: must be >= 1, got 0; set dataset.length to at least 1"),
     ("dataset.horizon=2.5", "dataset.horizon: 2.5 is not a whole number; give an integer, e.g. dataset.horizon=1"),
     ("dataset.channels=0", "dataset.channels: must be >= 1, got 0; set dataset.channels to at least 1"),
