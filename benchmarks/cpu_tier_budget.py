@@ -21,7 +21,7 @@ Reads the run records of the default stores (runs/ or $OPTREPRO_RUNS, then resul
 cpu tier claim with the evidence policy that every command uses (optrepro.claims.policy.decide_claims), and sums
 the `timing.wall_time_s` of the runs those verdicts use, per paper and overall. A run that answers several claims
 or papers (the shared SGD baseline) counts once in the total. Claimed seeds that a verdict's evidence lacks are
-counted and named, not estimated.
+counted and named, not estimated. A paper over PAPER_MINUTES (20) shows its claims.yaml `cpu_cost`: why it needs more.
 wall_time_s covers a run from data loading to its record (training, evaluation, checkpoints), not Python start-up;
 runs launched side by side on one machine each count their own wall time.
 
@@ -32,12 +32,11 @@ Prints the total in minutes last.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from common import parse_args
 
+from optrepro.claims.cost import PAPER_MINUTES, tier_cost
 from optrepro.claims.load import load_all_claims, select_claims
-from optrepro.claims.policy import DEFAULT_STORES, decide_claims, load_evidence_records, missing_seeds, stores_banner
+from optrepro.claims.policy import DEFAULT_STORES, decide_claims, load_evidence_records, stores_banner
 from optrepro.paths import REPRODUCTIONS_DIR
 
 TIER = "cpu"
@@ -46,37 +45,31 @@ BUDGET_MINUTES = 900
 
 def main() -> None:
     parse_args(__doc__)
-    claims = select_claims(load_all_claims(REPRODUCTIONS_DIR), tier=TIER)
+    papers = load_all_claims(REPRODUCTIONS_DIR)
+    claims = select_claims(papers, tier=TIER)
     records = load_evidence_records(DEFAULT_STORES)
-    verdicts = decide_claims(claims, records)
-    minutes = dict(zip(records["run_id"], records["timing_wall_time_s"] / 60)) if len(records) else {}
-    runs: dict[str, set[str]] = defaultdict(set)
-    missing = {}
-    measurements = set()  # side-by-side timing records (claims.timing): not training runs, no wall time stored
-    for verdict in verdicts.values():
-        for result in verdict.arms.values():
-            ids = set(result.sample.run_ids)
-            measurements |= {(verdict.claim.key, r) for r in ids if r not in minutes}
-            runs[verdict.claim.paper] |= ids & set(minutes)
-        missing |= {(verdict.claim.key, arm): seeds for arm, seeds in missing_seeds(verdict).items() if seeds}
+    cost = tier_cost(decide_claims(claims, records), records)
+    reasons = {paper.paper: paper.cpu_cost for paper in papers}
     print(f"{stores_banner(DEFAULT_STORES, records)}; {len(claims)} {TIER} tier claim(s)")
     for paper in sorted({claim.paper for claim in claims}):
-        print(f"  {paper}: {len(runs[paper])} run(s), {sum(minutes[r] for r in runs[paper]):.1f} min")
-    used = set().union(*runs.values())
-    total = sum(minutes[r] for r in used)
-    if measurements:
+        minutes = cost.paper_minutes(paper)
+        over = minutes > PAPER_MINUTES
+        why = f"; over {PAPER_MINUTES}: {reasons[paper] or 'NO REASON GIVEN (claims.yaml cpu_cost)'}" if over else ""
+        print(f"  {paper}: {len(cost.runs[paper])} run(s), {minutes:.1f} min{why}")
+    if cost.measured_claims:
         print(
-            f"{len({claim for claim, _ in measurements})} timing claim(s) decided by side-by-side measurements "
+            f"{len(cost.measured_claims)} timing claim(s) decided by side-by-side measurements "
             "(claims.timing), not counted: each is one process of a few minutes"
         )
+    count, total = cost.total_minutes()
     print(
-        f"{len(used)} distinct run(s) (a run shared by several claims counts once); "
-        f"{sum(len(seeds) for seeds in missing.values())} claimed seed(s) without a run, not counted"
+        f"{count} distinct run(s) (a run shared by several claims counts once); "
+        f"{sum(len(seeds) for seeds in cost.missing.values())} claimed seed(s) without a run, not counted"
     )
-    for (claim, arm), seeds in missing.items():
+    for (claim, arm), seeds in cost.missing.items():
         print(f"  missing: {claim} arm={arm} seed(s) {', '.join(map(str, seeds))}")
     verdict = "within" if total <= BUDGET_MINUTES else f"over by {total - BUDGET_MINUTES:.1f} min"
-    print(f"budget {BUDGET_MINUTES} one-core job-minutes: {verdict}" + (" so far" if missing else ""))
+    print(f"budget {BUDGET_MINUTES} one-core job-minutes: {verdict}" + (" so far" if cost.missing else ""))
     print(f"TOTAL {TIER} tier claims wall time, minutes: {total:.1f}")
 
 

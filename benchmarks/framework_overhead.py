@@ -10,6 +10,11 @@ TensorDataModule's TrainBatches: same tensors, order and augmentation) and the s
 optimizer config, with `zero_grad / cross_entropy / backward / step`; one untimed epoch of N steps, then N
 timed. Both run in this process, interleaved, median of the repetitions.
 
+Floor: the same bare loop's step inside the leanest Lightning fit (a LightningModule with manual optimization doing
+`zero_grad / cross_entropy / manual_backward / step`, no logger, callbacks, progress bar or checkpoint): what any
+stack that hands Lightning one optimizer step per batch pays at least. Its ratio to the bare loop bounds what the
+stack can reach on a tiny model.
+
 Two clocks: wall time, and this process's CPU time (the record's `last_epoch_cpu_time_per_step_s`, `time.process_time`
 for the bare loop). With one torch thread the CPU-time ratio does not count the time spent waiting for a core, so it
 holds on a machine shared with other jobs; it is the figure printed last.
@@ -22,7 +27,7 @@ Cases:
 Machine: a CPU (no GPU needed); defaults sized for an idle 2-core machine, about 2 minutes; one torch thread for
 both contenders (`hardware.cpu_threads=1`, `torch.set_num_threads(1)`). Inputs: none (digits ship with scikit-learn).
 Command: `python benchmarks/framework_overhead.py` (`--quick`: seconds, to check that it runs).
-Prints stack/bare steps per second by wall time and by CPU time, the small_cnn CPU-time ratio last.
+Prints stack/bare and floor/bare steps per second by wall time and by CPU time, the small_cnn CPU-time ratios last.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from __future__ import annotations
 import itertools
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass
 
+import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from common import (
@@ -110,21 +117,93 @@ def bare_time_per_step(cfg, steps: int) -> tuple[float, float]:
     return wall / steps, cpu / steps
 
 
+class FloorModule(pl.LightningModule):
+    """The bare loop's step as a LightningModule: nothing but what one optimizer step per batch needs."""
+
+    def __init__(self, net: torch.nn.Module, optimizer_cfg) -> None:
+        super().__init__()
+        self.net, self.optimizer_cfg, self.automatic_optimization = net, optimizer_cfg, False
+
+    def training_step(self, batch, _index) -> None:
+        inputs, targets, _ = batch
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(F.cross_entropy(self.net(inputs), targets))
+        optimizer.step()
+
+    def configure_optimizers(self):
+        return build_base_optimizer(self.optimizer_cfg, self.net)
+
+
+class SecondEpochClock(pl.Callback):
+    """(wall, CPU) seconds of the second training epoch, as the stack's record times it."""
+
+    def on_train_epoch_start(self, trainer, _module) -> None:
+        self.start = (time.perf_counter(), time.process_time())
+
+    def on_train_epoch_end(self, trainer, _module) -> None:
+        if trainer.current_epoch == 1:
+            self.seconds = (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
+
+
+class EpochBatches:
+    """The TensorDataModule's batches of one epoch number per pass, with a length (Lightning counts the steps)."""
+
+    def __init__(self, batches, steps: int) -> None:
+        self.batches, self.steps, self.epoch = batches, steps, 0
+
+    def __iter__(self):
+        self.epoch += 1
+        return itertools.islice(self.batches.epoch_batches(self.epoch - 1), self.steps)
+
+    def __len__(self) -> int:
+        return self.steps
+
+
+def floor_time_per_step(cfg, steps: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per step of the bare step in a bare Lightning fit, second epoch."""
+    torch.manual_seed(int(cfg.seed))
+    datamodule, data = builders.build_data(cfg)
+    datamodule.place_on(torch.device("cpu"))
+    clock = SecondEpochClock()
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        devices=1,
+        deterministic=bool(cfg.hardware.deterministic),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[clock],
+    )
+    module = FloorModule(builders.build_net(cfg, data), cfg.optimizer)
+    trainer.fit(module, train_dataloaders=EpochBatches(datamodule.train_dataloader(), steps))
+    return clock.seconds[0] / steps, clock.seconds[1] / steps
+
+
 def compare(case: Case, steps: int, repetitions: int, runs_dir: str) -> dict[str, float]:
-    """Median stack/bare steps-per-second ratios of one case by clock (the inverse of the time-per-step ratios)."""
+    """Median steps-per-second ratios of one case by clock (the inverse of the time-per-step ratios): stack/bare,
+    and floor/bare, the most any stack that gives Lightning one step per batch reaches."""
     cfg = case_config(case, steps, runs_dir)
     times = interleaved(
-        {"stack": lambda: stack_time_per_step(cfg), "bare": lambda: bare_time_per_step(cfg, steps)}, repetitions
+        {
+            "stack": lambda: stack_time_per_step(cfg),
+            "bare": lambda: bare_time_per_step(cfg, steps),
+            "floor": lambda: floor_time_per_step(cfg, steps),
+        },
+        repetitions,
     )
     ratios = {}
     for position, clock in enumerate(("wall", "cpu")):
-        stack = [pair[position] for pair in times["stack"]]
-        bare = [pair[position] for pair in times["bare"]]
-        print(
-            f"{case.name} ({steps} steps, median of {repetitions}, {clock} time): "
-            f"stack {1e3 * statistics.median(stack):.2f} ms/step, bare {1e3 * statistics.median(bare):.2f} ms/step"
-        )
-        ratios[clock] = median_ratio(bare, stack)
+        by_name = {name: [pair[position] for pair in pairs] for name, pairs in times.items()}
+        shown = ", ".join(f"{name} {1e3 * statistics.median(v):.2f} ms/step" for name, v in by_name.items())
+        print(f"{case.name} ({steps} steps, median of {repetitions}, {clock} time): {shown}")
+        ratios[clock] = {
+            "stack/bare": median_ratio(by_name["bare"], by_name["stack"]),
+            "lightning floor/bare": median_ratio(by_name["bare"], by_name["floor"]),
+        }
     return ratios
 
 
@@ -145,7 +224,8 @@ def main() -> None:
         }
     for clock in ("wall", "cpu"):
         for name, by_clock in ratios.items():
-            print_ratio(f"stack/bare steps per second ({clock} time), {name}", by_clock[clock])
+            for label, value in by_clock[clock].items():
+                print_ratio(f"{label} steps per second ({clock} time), {name}", value)
 
 
 if __name__ == "__main__":

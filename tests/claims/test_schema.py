@@ -40,6 +40,11 @@ def parse(text: str, expected_paper: str | None = None):
     return parse_claims_text(textwrap.dedent(text).lstrip(), "claims.yaml", expected_paper=expected_paper)
 
 
+def test_cpu_cost_is_read_and_optional():
+    assert parse(VALID_CLAIM).cpu_cost == ""
+    assert parse(VALID_CLAIM.replace("citation: c", "citation: c\ncpu_cost: why", 1)).cpu_cost == "why"
+
+
 def test_valid_file_builds_claims():
     paper = parse(SAM_CLAIMS)
     ordering, value = paper.claims
@@ -73,6 +78,7 @@ SCHEMA_ERRORS = [
     ("[optimizer=sam]", "optimizer=sam", 12, "claims[0].arms.sam.overrides", "not a list of strings", "[optimizer=sam"),
     ("than: sgd", "than: sam", 17, "claims[0].check.than", "same arm as `better`", "sgd"),
     ("paper: sam", "paper: sam\npaper: saf", 2, "(file)", "duplicate key 'paper'", "YAML syntax"),
+    ("citation: c", "citation: c\ncpu_cost: 40", 4, "cpu_cost", "40", "a non-empty string"),
 ]
 
 

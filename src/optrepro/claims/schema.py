@@ -285,6 +285,7 @@ class PaperClaims:
     citation: str
     claims: tuple[Claim, ...]
     path: Path
+    cpu_cost: str = ""  # why its cpu tier needs more than claims.cost.PAPER_MINUTES one-core minutes, where it does
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,7 @@ def _join(where: str, key: str) -> str:
 
 # --- parsing ----------------------------------------------------------------------------------
 
-TOP_FIELDS = {"paper": True, "title": True, "citation": True, "claims": True}
+TOP_FIELDS = {"paper": True, "title": True, "citation": True, "claims": True, "cpu_cost": False}
 CLAIM_FIELDS = {
     "id": True,
     "source": True,
@@ -467,9 +468,10 @@ def parse_claims_text(text: str, path: Path | str, *, expected_paper: str | None
                 continue
             seen[claim.id] = claim.line
             claims.append(claim)
+    cpu_cost = reader.get(top, "cpu_cost", "", STRING, default="")
     if reader.issues:
         raise ClaimsFileError(path, reader.issues)
-    return PaperClaims(paper, top["title"], top["citation"], tuple(claims), path)
+    return PaperClaims(paper, top["title"], top["citation"], tuple(claims), path, cpu_cost)
 
 
 def _parse_claim(reader: _Reader, raw: Any, line: int, where: str, paper: str) -> Claim | None:
