@@ -26,8 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import norm
-from scipy.stats import t as student_t
+from scipy.special import ndtr, ndtri, stdtrit  # normal cdf and quantile, t quantile (scipy.stats imports slowly)
 
 from optrepro.claims.schema import SPENDING
 
@@ -38,7 +37,7 @@ GRID = 2001  # grid points for the score density; the boundaries agree with publ
 def spent(t: float, kind: str, alpha: float = ALPHA) -> float:
     """Cumulative two-sided alpha spent by information fraction t (Lan-DeMets)."""
     if kind == "obf":
-        return float(2 - 2 * norm.cdf(norm.ppf(1 - alpha / 2) / math.sqrt(t)))
+        return float(2 - 2 * ndtr(ndtri(1 - alpha / 2) / math.sqrt(t)))
     if kind == "pocock":
         return alpha * math.log(1 + (math.e - 1) * t)
     raise ValueError(f"unknown spending {kind!r}; one of {', '.join(SPENDING)}")
@@ -50,27 +49,31 @@ def z_boundaries(looks: tuple[int, ...], kind: str = "obf", alpha: float = ALPHA
     fractions = [n / looks[-1] for n in looks]
     cumulative = [spent(t, kind, alpha) for t in fractions]
     increments = [now - before for before, now in zip([0.0, *cumulative[:-1]], cumulative)]
-    boundaries = [float(norm.ppf(1 - increments[0] / 2))]
+    boundaries = [float(ndtri(1 - increments[0] / 2))]
     # Sub-density of the score S_1 = Z_1 sqrt(t_1) on the continuation region, on a grid.
     width = boundaries[0] * math.sqrt(fractions[0])
     grid = np.linspace(-width, width, GRID)
-    density = norm.pdf(grid, scale=math.sqrt(fractions[0]))
+    density = _normal_pdf(grid / math.sqrt(fractions[0])) / math.sqrt(fractions[0])
     for k in range(1, len(looks)):
         sigma = math.sqrt(fractions[k] - fractions[k - 1])
         step = grid[1] - grid[0]
         weights = density * step * _simpson(len(grid))
 
         def crossing(b: float) -> float:
-            return float(np.sum(weights * (norm.cdf((-b - grid) / sigma) + norm.sf((b - grid) / sigma))))
+            return float(np.sum(weights * (ndtr((-b - grid) / sigma) + ndtr((grid - b) / sigma))))
 
         target = increments[k]
         scale = math.sqrt(fractions[k])
         bound = brentq(lambda b: crossing(b) - target, 1e-6, 12 * scale)
         boundaries.append(bound / scale)
         new_grid = np.linspace(-bound, bound, GRID)
-        density = np.array([np.sum(weights * norm.pdf((u - grid) / sigma) / sigma) for u in new_grid])
+        density = _normal_pdf((new_grid[:, None] - grid[None, :]) / sigma) @ weights / sigma
         grid = new_grid
     return tuple(boundaries)
+
+
+def _normal_pdf(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
 def _simpson(points: int) -> np.ndarray:
@@ -82,9 +85,9 @@ def _simpson(points: int) -> np.ndarray:
 
 def nominal_levels(looks: Sequence[int], kind: str = "obf") -> tuple[float, ...]:
     """The two-sided nominal p of each look: p_k = 2 (1 - Phi(c_k))."""
-    return tuple(float(2 * norm.sf(c)) for c in z_boundaries(tuple(looks), kind))
+    return tuple(float(2 * ndtr(-c)) for c in z_boundaries(tuple(looks), kind))
 
 
 def t_critical(nominal_p: float) -> Callable[[float], float]:
     """df -> the critical t value of a look whose nominal two-sided level is `nominal_p` (the CI's multiplier)."""
-    return lambda df: float(student_t.ppf(1 - nominal_p / 2, df)) if df >= 1 else math.nan
+    return lambda df: float(stdtrit(df, 1 - nominal_p / 2)) if df >= 1 else math.nan

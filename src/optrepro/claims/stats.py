@@ -59,10 +59,10 @@ def t975(df: float) -> float:
     if not df >= 1:
         return math.nan
     try:
-        from scipy.stats import t as student_t
+        from scipy.special import stdtrit  # the t quantile without importing scipy.stats (slow)
     except ImportError:
         return t975_from_table(df)
-    return float(student_t.ppf(0.975, df))
+    return float(stdtrit(df, 0.975))
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,9 +70,9 @@ def t_quantile(q: float, df: float) -> float:
     """The one-sided t quantile t_{q, df} (scipy; the 0.975 quantile falls back to the table without it)."""
     if q == 0.975:
         return t975(df)
-    from scipy.stats import t as student_t
+    from scipy.special import stdtrit
 
-    return float(student_t.ppf(q, df)) if df >= 1 else math.nan
+    return float(stdtrit(df, q)) if df >= 1 else math.nan
 
 
 @dataclass(frozen=True)
