@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers.compose import compose_config
+from helpers.rejected import stopped_before_any_work
 from hydra.core.plugins import Plugins
 
 import hydra_plugins.optrepro_searchpath as searchpath
@@ -52,6 +53,19 @@ def test_fixture_paper_runs_end_to_end_and_its_claim_is_decided(fixture_paper_in
     tight.write_text((FIXTURE_PAPER / "claims.yaml").read_text().replace("max: 100.0", "max: 0.001"))
     (verdict,) = evaluate_papers([load_paper_claims(tight)], table)[0].verdicts
     assert verdict.status == "not reproduced"
+
+
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        ("loss.temperature=0", "loss.temperature: must be > 0, got 0; set loss.temperature above 0"),
+        ("+loss.temprature=2", "loss.temprature: not a config key (misspelled, "),
+    ],
+)
+def test_a_papers_own_knob_is_typed_by_its_folder_alone(fixture_paper_installed, tmp_path, override, line):
+    """The fixture's loss knob is declared in its folder (TemperedKnobs) and checked before any run folder."""
+    stopped = stopped_before_any_work(["+repro=fixture_paper_smoke", override], tmp_path)
+    assert stopped.startswith(f"optrepro: error: {line}")
 
 
 def test_paper_code_is_importable_from_any_working_folder(tmp_path):
