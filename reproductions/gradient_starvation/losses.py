@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from optrepro.config_schema import Fraction, NonNegInt, Section, check_section
+from optrepro.config_schema import Fraction, NonNegFloat, NonNegInt, PosFloat, Section, check_section
 
 
 def spectral_decoupling_loss(logits: Tensor, targets: Tensor, sd_lambda: float, label_smoothing: float = 0.0) -> Tensor:
@@ -27,24 +27,31 @@ def spectral_decoupling_loss(logits: Tensor, targets: Tensor, sd_lambda: float, 
     return F.cross_entropy(logits, targets, label_smoothing=label_smoothing) + penalty
 
 
+class SDKnobs(Section):
+    """The `loss` node's knobs of SpectralDecoupling (its `_target_` aside), typed once."""
+
+    sd_lambda: NonNegFloat  # the penalty's weight: 0 is cross-entropy
+    label_smoothing: Fraction
+
+
 class SpectralDecoupling:
     """CE + (sd_lambda / 2) ||logits||^2, averaged over the batch."""
 
     def __init__(self, sd_lambda: float, label_smoothing: float = 0.0) -> None:
+        arguments = dict(sd_lambda=sd_lambda, label_smoothing=label_smoothing)
+        check_section(OmegaConf.create({"loss": arguments}), "loss", SDKnobs)  # one line: key, problem, fix
         self.sd_lambda, self.label_smoothing = float(sd_lambda), float(label_smoothing)
 
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
         return spectral_decoupling_loss(logits, targets, self.sd_lambda, self.label_smoothing)
 
 
-class AnnealKnobs(Section):
+class AnnealKnobs(SDKnobs):
     """The `loss` node's knobs of AnnealedSpectralDecoupling (its `_target_` aside), typed once."""
 
-    sd_lambda: float
     anneal_step: NonNegInt  # the optimizer step from which the annealed loss applies
-    anneal_lambda: float
-    anneal_scale: float
-    label_smoothing: Fraction
+    anneal_lambda: NonNegFloat
+    anneal_scale: PosFloat  # multiplies the loss from anneal_step on
 
 
 class AnnealedSpectralDecoupling:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.rejected import stopped_before_any_work
 
 from optrepro import builders
 from optrepro.config import semantic_config
@@ -172,6 +173,30 @@ def test_a_bad_anneal_step_is_an_error_naming_it(step, line):
     with pytest.raises(ConfigError) as error:
         AnnealedSpectralDecoupling(sd_lambda=0.1, anneal_step=step, anneal_lambda=1.0)
     assert str(error.value) == line
+
+
+@pytest.mark.parametrize(
+    "preset, override, line",
+    [
+        (
+            "gs_moons_sd_cpu",
+            "loss.sd_lambda=-1",
+            "loss.sd_lambda: must be >= 0, got -1; set loss.sd_lambda to at least 0",
+        ),
+        (
+            "gs_cdigits_sd_cpu",
+            "loss.anneal_scale=0",
+            "loss.anneal_scale: must be > 0, got 0; set loss.anneal_scale above 0",
+        ),
+        (
+            "gs_cdigits_sd_cpu",
+            "loss.anneal_lambda=-4",
+            "loss.anneal_lambda: must be >= 0, got -4; set loss.anneal_lambda to at least 0",
+        ),
+    ],
+)
+def test_bad_sd_weights_stop_before_any_work(preset, override, line, tmp_path):
+    assert stopped_before_any_work([f"+repro={preset}", override], tmp_path) == f"optrepro: error: {line}"
 
 
 def test_the_default_config_has_no_anneal_and_the_sd_preset_binds_the_step(make_cfg):
