@@ -94,6 +94,7 @@ def run_rank(rank: int, init_file: str, out_dir: str) -> None:
         results["plain"].append(synced_grads(plain_model, step))
         results["dense"].append(synced_grads(dense_model, step))
     torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+    del counted_model, plain_model, dense_model  # their reducers go before the group they use
     end_process_group()
 
 

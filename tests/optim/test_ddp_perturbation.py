@@ -69,6 +69,7 @@ def run_rank(rank: int, init_file: str, out_dir: str) -> None:
             "clean_grads": clean_grads,
         }
     torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+    del model, strategy, optimizer, perturb, record_then_perturb  # the reducers go before the group they use
     end_process_group()
 
 
