@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 from claimkit import store, write_claims
 
+from optrepro import paths
 from optrepro.claims import launch
 from optrepro.cli import main
 
@@ -176,3 +178,39 @@ def test_jobs_one_runs_one_command_at_a_time(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     fast = [_meet(a, b, wait_s=1), _meet(b, a, wait_s=1)]  # (the wait is an argument: a tmp path may hold "20")
     assert len(launch.execute(fast, cwd=tmp_path, jobs=1)) == 1  # the first waits alone; the second finds a
+
+
+def _planned(seed: int, recipe: str = "optimizer=sam") -> launch.PlannedRun:
+    return launch.PlannedRun("sam/c", "sam", seed, (recipe, f"seed={seed}"), recipe)
+
+
+def test_a_run_another_launch_holds_is_skipped_until_that_launch_ends(tmp_path):
+    runs = [_planned(0), _planned(1), _planned(0, "optimizer=sgd")]
+    with launch.claimed(runs[:1], tmp_path) as (first, taken):
+        assert first == runs[:1] and taken == []
+        with launch.claimed(runs, tmp_path) as (second, taken):
+            assert second == runs[1:]
+            assert len(taken) == 1 and taken[0].startswith("sam/c arm=sam seed=0: already being launched by ")
+            assert f"pid {os.getpid()} since " in taken[0]
+    with launch.claimed(runs, tmp_path) as (again, taken):  # released when the first launch ended
+        assert again == runs and taken == []
+
+
+def test_claims_run_launches_nothing_that_another_claims_run_is_launching(
+    capsys, run_args, records, config_dir, tmp_path, monkeypatch
+):
+    from optrepro.claims.load import load_all_claims, select_claims
+    from optrepro.claims.match import ArmComposer
+    from optrepro.records.table import load_records_from
+
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
+    claims = select_claims(load_all_claims(tmp_path / "reproductions"))
+    with ArmComposer(config_dir) as composer:
+        runs = launch.plan_missing_runs(claims, load_records_from([records.root]), composer).runs
+    assert runs
+    with launch.claimed(runs, tmp_path / "runs" / ".launching") as (held, _):
+        assert held == runs
+        assert main(["claims", "run", "sam", *run_args]) == 0  # would start `python run.py ...` for a run not held
+    out = capsys.readouterr().out
+    assert "$ " not in out
+    assert out.count("already being launched by `claims run` pid") == len(runs)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from optrepro import paths
 from optrepro.paths import CONFIG_DIR, REPRODUCTIONS_DIR
 
 LAUNCHERS = ("local", "slurm")
+LAUNCH_LOCKS = ".launching"  # under the runs folder: one lock file per run a `claims run` is launching
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, composes: bool = False) -> None:
@@ -192,12 +194,16 @@ def _launch(runs, args: argparse.Namespace) -> list[str]:
     """Run (or with --dry-run print) the planned runs with the chosen launcher; returns the failed commands."""
     from optrepro.claims import launch
 
-    commands = (launch.slurm_commands if args.launcher == "slurm" else launch.local_commands)(runs)
+    to_commands = launch.slurm_commands if args.launcher == "slurm" else launch.local_commands
     if args.dry_run:
-        for command in commands:
+        for command in to_commands(runs):
             print(launch.show(command))
         return []
-    return launch.execute(commands, jobs=len(commands) if args.launcher == "slurm" else args.jobs)
+    with launch.claimed(runs, paths.RUNS_DIR / LAUNCH_LOCKS) as (mine, taken):
+        for line in taken:
+            print(f"  {line}")
+        commands = to_commands(mine)
+        return launch.execute(commands, jobs=len(commands) if args.launcher == "slurm" else args.jobs)
 
 
 def run_claims(args: argparse.Namespace) -> int:

@@ -1,17 +1,21 @@
 """`claims run`: launch exactly the runs a claim still lacks, so re-running the command resumes a sweep.
 
 What is missing comes from the evidence policy (claims.policy), the same that gives `claims list` its verdicts.
-Arms shared by several claims are launched once.
+Arms shared by several claims are launched once, and two `claims run` at the same time never launch the same run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +73,38 @@ def plan_missing_runs(
                 planned.setdefault((key, seed), PlannedRun(claim.key, arm, seed, overrides, key))
         held_back |= {(claim.key, arm): seeds for arm, seeds in needs.deferred.items() if seeds}
     return Plan(list(planned.values()), held_back)
+
+
+@contextlib.contextmanager
+def claimed(runs: Sequence[PlannedRun], lock_dir: Path) -> Iterator[tuple[list[PlannedRun], list[str]]]:
+    """The planned runs this process may launch, and a line for each that another `claims run` is launching now.
+
+    A run has no record until it ends, so a second `claims run` started meanwhile (another terminal, a SLURM sweep
+    still in its queue) would plan it again. Each (recipe, seed) takes an exclusive lock on a file of `lock_dir`
+    for as long as this process launches it; the operating system drops the lock when the process ends, however
+    it ends, so no stale lock outlives a crash. (On a shared filesystem this needs its flock support.)"""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    mine: list[PlannedRun] = []
+    taken: list[str] = []
+    with contextlib.ExitStack() as held:
+        for run in runs:
+            name = hashlib.sha256(f"{run.recipe}\0{run.seed}".encode()).hexdigest()[:20]
+            handle = open(lock_dir / f"{name}.lock", "a+")  # kept open (and locked) while the run is launched
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                taken.append(f"{run.claim} arm={run.arm} seed={run.seed}: already being launched by {holder}; skipped")
+                continue
+            held.callback(handle.close)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"`claims run` pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+            handle.flush()
+            mine.append(run)
+        yield mine, taken
 
 
 def local_commands(runs: Sequence[PlannedRun]) -> list[list[str]]:
