@@ -33,7 +33,7 @@ from optrepro.data.seeds import seeded_generator
 from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
-from optrepro.optim.factory import build_base_optimizer
+from optrepro.optim.factory import build_base_optimizer, refuse_micro_batches
 from optrepro.optim.standard import finish_step, optimizer_params
 from reproductions.deepzero.estimators import active_count, cge, random_masks, rge
 
@@ -136,20 +136,10 @@ class DZKnobs(OpenSection):
     mask_interval: PosInt  # epochs between mask draws
 
 
-def refuse_micro_batches(accumulate: int) -> None:
-    """The zeroth-order step takes the whole batch at once: the config check and the builder both refuse more."""
-    if accumulate != 1:
-        raise InvalidConfigError(
-            "train.accumulate",
-            f"{accumulate} micro-batches per step",
-            "the zeroth-order step takes one: set train.accumulate=1",
-        )
-
-
 def validate(cfg) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) before the run has a folder."""
     check_section(cfg, "optimizer", DZKnobs)
-    refuse_micro_batches(int(cfg.train.accumulate))
+    refuse_micro_batches(int(cfg.train.accumulate), "zeroth-order")
     if int(cfg.hardware.devices) * int(cfg.hardware.num_nodes) != 1:
         raise InvalidConfigError(
             "hardware.devices",
@@ -160,7 +150,7 @@ def validate(cfg) -> None:
 
 def build_zo_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """The zeroth-order step on the ``optimizer`` node: ``base`` and the DZKnobs (checked by validate first)."""
-    refuse_micro_batches(accumulate)
+    refuse_micro_batches(accumulate, "zeroth-order")
     optimizer = build_base_optimizer(cfg, model)
     step = ZerothOrderStep(
         optimizer,

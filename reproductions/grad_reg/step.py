@@ -24,10 +24,10 @@ import torch
 from torch.optim import Optimizer
 
 from optrepro.config_schema import NonNegFloat, OpenSection, PosFloat, check_section
-from optrepro.errors import ConfigError, InvalidConfigError
+from optrepro.errors import ConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
-from optrepro.optim.factory import build_base_optimizer
+from optrepro.optim.factory import build_base_optimizer, refuse_micro_batches
 from optrepro.optim.standard import finish_step, optimizer_params
 
 METHODS = ("none", "double_backprop", "fd_forward", "fd_backward")
@@ -100,26 +100,16 @@ class GRKnobs(OpenSection):
     epsilon: PosFloat  # the finite-difference step (fd_backward steps by -epsilon); unused by double_backprop, none
 
 
-def refuse_micro_batches(accumulate: int) -> None:
-    """The gradient-regularization step takes the whole batch at once: the config check and the builder refuse more."""
-    if accumulate != 1:
-        raise InvalidConfigError(
-            "train.accumulate",
-            f"{accumulate} micro-batches per step",
-            "the gradient-regularization step takes one: set train.accumulate=1",
-        )
-
-
 def validate(cfg) -> None:
     """Called by the config check (optrepro.config_schema, rule step_config) before the run has a folder."""
     check_section(cfg, "optimizer", GRKnobs)
-    refuse_micro_batches(int(cfg.train.accumulate))
+    refuse_micro_batches(int(cfg.train.accumulate), "gradient-regularization")
 
 
 def build_gr_step(cfg, model, *, num_train_samples, num_classes, accumulate, grad_clip):
     """The gradient-regularization step on the ``optimizer`` node: ``base`` (a Hydra partial of torch SGD) and the
     GRKnobs (checked by validate before any work); one micro-batch per step."""
-    refuse_micro_batches(accumulate)
+    refuse_micro_batches(accumulate, "gradient-regularization")
     optimizer = build_base_optimizer(cfg, model)
     step = GradRegStep(
         optimizer, method=str(cfg.method), gamma=float(cfg.gamma), epsilon=float(cfg.epsilon), grad_clip=grad_clip

@@ -31,7 +31,7 @@ from torch.func import functional_call, grad, vmap
 from optrepro.config_schema import NonNegFloat, OpenSection, check_section
 from optrepro.errors import InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
-from optrepro.optim.factory import build_base_optimizer
+from optrepro.optim.factory import build_base_optimizer, refuse_micro_batches
 from optrepro.optim.standard import Chunk, finish_step, forward_loss, optimizer_params
 from reproductions.jacobian_descent.aggregators import AGGREGATORS, REG_EPS, aggregator_weights, check_aggregator
 
@@ -156,12 +156,7 @@ def validate(cfg) -> None:
     """The step's knobs, checked by the config check (optrepro.config_schema, rule step_config) before the run has a
     folder: one line naming the key, the problem and the fix."""
     check_section(cfg, "optimizer", JDKnobs)
-    if int(cfg.train.accumulate) != 1:
-        raise InvalidConfigError(
-            "train.accumulate",
-            f"{cfg.train.accumulate}: the Jacobian descent step takes the whole batch at once",
-            "use 1",
-        )
+    refuse_micro_batches(int(cfg.train.accumulate), "Jacobian descent")
     world = int(cfg.hardware.devices) * int(cfg.hardware.num_nodes)
     if world != 1:
         raise InvalidConfigError(
@@ -181,10 +176,7 @@ def build_jd_step(cfg, model, *, num_train_samples, num_classes, accumulate, gra
     """``optimizer.aggregator`` (upgrad, mean, mgda, dualproj, pcgrad), ``optimizer.track_conflict`` (default true),
     ``optimizer.reg_eps`` (UPGrad/DualProj Gramian regularization, default 1e-4 as TorchJD; aggregators.py)."""
     aggregator = check_aggregator(str(cfg.get("aggregator", "upgrad")))
-    if accumulate != 1:
-        raise ValueError(
-            f"train.accumulate={accumulate}: the Jacobian descent step takes the whole batch at once; use 1"
-        )
+    refuse_micro_batches(accumulate, "Jacobian descent")
     norm_layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if norm_layers:
         raise ValueError(

@@ -31,7 +31,7 @@ from torch import Tensor
 from optrepro.config_schema import NonNegFloat, OpenSection, PosInt
 from optrepro.errors import ConfigError, InvalidConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
-from optrepro.optim.factory import build_base_optimizer, validated_on_stand_in
+from optrepro.optim.factory import build_base_optimizer, refuse_micro_batches, validated_on_stand_in
 from optrepro.optim.standard import Chunk, forward_loss, optimizer_params
 
 METHODS = ("sfn", "damped_newton")
@@ -224,10 +224,7 @@ def build_sfn_step(cfg, model, *, num_train_samples, num_classes, accumulate, gr
     """
     method = cfg.get("method", "sfn")
     check_method(method)
-    if accumulate != 1:
-        raise InvalidConfigError(
-            "train.accumulate", f"{accumulate} micro-batches; saddle-free Newton takes the whole batch", "set it to 1"
-        )
+    refuse_micro_batches(accumulate, "saddle-free Newton")
     if grad_clip is not None:
         raise InvalidConfigError("train.grad_clip", "saddle-free Newton has no gradient clipping", "set it to null")
     damping = cfg.get("damping", [1e-3, 1e-2, 1e-1, 1.0, 10.0])

@@ -241,7 +241,8 @@ BAD_INPUTS = [
     ),
     (
         "train.accumulate=2",
-        "train.accumulate: 2 micro-batches per step; the zeroth-order step takes one: set train.accumulate=1",
+        "train.accumulate: 2 micro-batches per step; "
+        "the zeroth-order step takes the whole batch at once: set train.accumulate=1",
     ),
     (
         "hardware=ddp_cpu",

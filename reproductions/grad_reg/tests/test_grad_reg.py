@@ -102,7 +102,7 @@ BAD_KNOBS = [
         "gr_smoke",
         "train.accumulate=2",
         "train.accumulate: 2 micro-batches per step; "
-        "the gradient-regularization step takes one: set train.accumulate=1",
+        "the gradient-regularization step takes the whole batch at once: set train.accumulate=1",
     ),
     (
         "gr_cost_cpu",

@@ -193,7 +193,11 @@ def test_regularization_keeps_weights_bounded_on_a_singular_gramian():
 BAD_KNOBS = [
     (["optimizer.aggregator=sum"], "optimizer.aggregator", "unknown value 'sum'; valid choices: 'upgrad', 'mean'"),
     (["optimizer.reg_eps=-1"], "optimizer.reg_eps", "must be >= 0, got -1"),
-    (["train.accumulate=2"], "train.accumulate", "takes the whole batch at once; use 1"),
+    (
+        ["train.accumulate=2"],
+        "train.accumulate",
+        "the Jacobian descent step takes the whole batch at once: set train.accumulate=1",
+    ),
     (["model.variant=resnet"], "model.variant", "unknown value 'resnet'; valid choices: cifar10, mnist, svhn"),
     (["model.scale=0"], "model.scale", "must be > 0, got 0; set model.scale above 0"),
     (["+model.width=3"], "model.width", "not a config key (misspelled, or added with + where nothing reads it)"),

@@ -82,6 +82,18 @@ def build_optimizer(
     )
 
 
+def refuse_micro_batches(accumulate: int, step: str) -> None:
+    """A step that needs the whole batch at once (curvature, per-example Jacobians, zeroth-order queries, a
+    regularizer's second gradient) refuses `train.accumulate` > 1 in one line; its validate(cfg) and its builder
+    both call this."""
+    if accumulate != 1:
+        raise InvalidConfigError(
+            "train.accumulate",
+            f"{accumulate} micro-batches per step",
+            f"the {step} step takes the whole batch at once: set train.accumulate=1",
+        )
+
+
 def validated_on_stand_in(knobs: type | None = None) -> Callable[[StepBuilder], StepBuilder]:
     """A decorator giving `builder` a `validate(cfg)` for the config check (config_schema rule step_config): the
     paper's `knobs` schema (an OpenSection of the optimizer keys its step reads, declared in its folder) checks their
