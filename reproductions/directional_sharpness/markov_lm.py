@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from optrepro.config_schema import NonNegFloat, NonNegInt, OpenSection, PosInt, check_section
+from optrepro.config_schema import NonNegFloat, NonNegInt, OpenSection, PosInt, check_node
 from optrepro.data.splits import ArraySplits
 from optrepro.errors import InvalidConfigError
 
@@ -57,8 +56,7 @@ class MarkovLMKnobs(OpenSection):
 def check_knobs(dataset_cfg) -> MarkovLMKnobs:
     """The loader's keys typed by MarkovLMKnobs (one line: key, problem, fix), then the rules relating two of them;
     run by the config check before any work (load_markov_lm.validate), and by the loader for its typed knobs."""
-    node = OmegaConf.create({"dataset": OmegaConf.to_container(dataset_cfg, resolve=True)})
-    knobs = check_section(node, "dataset", MarkovLMKnobs)
+    knobs = check_node(dataset_cfg, "dataset", MarkovLMKnobs)
     if knobs.order > knobs.context:
         raise InvalidConfigError(
             "dataset.order",

@@ -9,14 +9,15 @@ softmax) so that double backward, which directional sharpness needs, works on ev
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 from torch import Tensor, nn
 
-from optrepro.config_schema import PosInt, Section, Text, check_section
+from optrepro.config_schema import PosInt, Section, Text, check_node
 from optrepro.errors import InvalidConfigError
 
 
@@ -32,9 +33,9 @@ class TinyTransformerKnobs(Section):
     mlp_ratio: PosInt = 4
 
 
-def check_knobs(cfg: DictConfig) -> TinyTransformerKnobs:
-    """cfg.model typed by TinyTransformerKnobs, then the rule that ties heads to width."""
-    knobs = check_section(cfg, "model", TinyTransformerKnobs)
+def check_knobs(node: DictConfig | Mapping[str, Any]) -> TinyTransformerKnobs:
+    """The model node typed by TinyTransformerKnobs, then the rule that ties heads to width."""
+    knobs = check_node(node, "model", TinyTransformerKnobs)
     if knobs.width % knobs.heads:
         raise InvalidConfigError(
             "model.heads",
@@ -76,7 +77,7 @@ class TinyTransformer(nn.Module):
     @staticmethod
     def validate(node: DictConfig) -> None:
         """The config check calls this before any work; the input shape is checked when the data exist."""
-        check_knobs(node._get_root())
+        check_knobs(node)
 
     def __init__(
         self,
@@ -96,7 +97,7 @@ class TinyTransformer(nn.Module):
                 "use a sequence dataset such as dataset=markov_lm",
             )
         knobs = dict(name=name, width=width, heads=heads, layers=layers, mlp_ratio=mlp_ratio)
-        check_knobs(OmegaConf.create({"model": knobs}))  # a model built outside a run gets the same checks
+        check_knobs(knobs)  # a model built outside a run gets the same checks
         self.name = name  # every model node has a name (config check)
         self.vocab = num_classes  # next-token prediction: the classes are the vocabulary
         self.token = nn.Embedding(num_classes, width)

@@ -4,10 +4,11 @@ No BatchNorm, so the training accuracy the EMC search checks is that of the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -23,7 +24,7 @@ class TinyCNNKnobs(Section):
     channels: PosInt
 
 
-def check_knobs(node: DictConfig) -> TinyCNNKnobs:
+def check_knobs(node: DictConfig | Mapping[str, Any]) -> TinyCNNKnobs:
     return check_node(node, "model", TinyCNNKnobs)
 
 
@@ -54,7 +55,7 @@ def tiny_cnn(name: str, num_classes: int, input_shape: Sequence[int], channels: 
             f"tiny_cnn takes images (C, H, W), got input_shape={tuple(input_shape)}",
             "use model=mlp for vector data",
         )
-    check_knobs(OmegaConf.create({"name": name, "channels": channels}))  # as the config check does
+    check_knobs({"name": name, "channels": channels})  # as the config check does
     return TinyCNN(num_classes, input_shape, channels)
 
 

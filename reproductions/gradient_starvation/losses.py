@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import Tensor
 
-from optrepro.config_schema import Fraction, NonNegFloat, NonNegInt, PosFloat, Section, check_section
+from optrepro.config_schema import Fraction, NonNegFloat, NonNegInt, PosFloat, Section, check_node
 
 
 def spectral_decoupling_loss(logits: Tensor, targets: Tensor, sd_lambda: float, label_smoothing: float = 0.0) -> Tensor:
@@ -39,7 +38,7 @@ class SpectralDecoupling:
 
     def __init__(self, sd_lambda: float, label_smoothing: float = 0.0) -> None:
         arguments = dict(sd_lambda=sd_lambda, label_smoothing=label_smoothing)
-        check_section(OmegaConf.create({"loss": arguments}), "loss", SDKnobs)  # one line: key, problem, fix
+        check_node(arguments, "loss", SDKnobs)  # one line: key, problem, fix
         self.sd_lambda, self.label_smoothing = float(sd_lambda), float(label_smoothing)
 
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -71,7 +70,7 @@ class AnnealedSpectralDecoupling:
     ) -> None:
         arguments = dict(sd_lambda=sd_lambda, anneal_step=anneal_step, anneal_lambda=anneal_lambda)
         arguments.update(anneal_scale=anneal_scale, label_smoothing=label_smoothing)
-        check_section(OmegaConf.create({"loss": arguments}), "loss", AnnealKnobs)  # one line: key, problem, fix
+        check_node(arguments, "loss", AnnealKnobs)  # one line: key, problem, fix
         self.sd_lambda, self.anneal_step = float(sd_lambda), int(anneal_step)
         self.anneal_lambda, self.anneal_scale = float(anneal_lambda), float(anneal_scale)
         self.label_smoothing = float(label_smoothing)

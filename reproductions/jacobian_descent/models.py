@@ -8,11 +8,11 @@ the cpu tier may use less).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 from torch import nn
 
@@ -35,7 +35,7 @@ class PaperCNNKnobs(Section):
     scale: PosFloat = 1.0
 
 
-def check_knobs(node: DictConfig) -> PaperCNNKnobs:
+def check_knobs(node: DictConfig | Mapping[str, Any]) -> PaperCNNKnobs:
     return check_node(node, "model", PaperCNNKnobs)
 
 
@@ -46,7 +46,7 @@ def _scaled(channels: int, scale: float, groups: int) -> int:
 def paper_cnn(
     name: str, num_classes: int, input_shape: Sequence[int], variant: str = "mnist", scale: float = 1.0
 ) -> nn.Module:
-    check_knobs(OmegaConf.create({"name": name, "variant": variant, "scale": scale}))  # as the config check does
+    check_knobs({"name": name, "variant": variant, "scale": scale})  # as the config check does
     c1, c2, g2, c3, g3, hidden = VARIANTS[variant]
     c1 = _scaled(c1, scale, 1)
     # grouped convolutions keep the paper's ratio (groups = input channels): scale groups with the channels

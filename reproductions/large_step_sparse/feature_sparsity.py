@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import Field
 from torch import Tensor, nn
 
-from optrepro.config_schema import PosInt, Section, Text, check_callback
+from optrepro.config_schema import PosInt, Section, Text, check_node
 from optrepro.errors import InvalidConfigError
 from optrepro.lit.last_row import LastRowCallback
 
@@ -79,7 +79,7 @@ class SparsityKnobs(Section):
 def check_knobs(samples, batch_size, every_n_epochs, name: str = "feature_sparsity", **others) -> None:
     """The knobs typed by SparsityKnobs, else a one-line error naming the key."""
     knobs = {**others, "samples": samples, "batch_size": batch_size, "every_n_epochs": every_n_epochs}
-    check_callback(OmegaConf.create({"callbacks": {name: knobs}}).callbacks[name], SparsityKnobs)
+    check_node(knobs, f"callbacks.{name}", SparsityKnobs)
 
 
 class FeatureSparsityCallback(LastRowCallback):

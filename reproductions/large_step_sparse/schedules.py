@@ -21,7 +21,7 @@ from typing import Annotated
 from omegaconf import DictConfig, OmegaConf
 from pydantic import Field
 
-from optrepro.config_schema import NonNegInt, Section, Text, check_section
+from optrepro.config_schema import NonNegInt, Section, Text, check_node
 from optrepro.errors import InvalidConfigError
 
 LAST_DECAY_AT = 0.9  # the official schedules divide by 10 again at 90% of the run
@@ -52,7 +52,7 @@ def large_step_multiplier(t_fraction: float, large_fraction: float, warmup_exp: 
 
 def _checked(cfg: DictConfig) -> tuple[float, float]:
     node = {"warmup_exp": 1.0, **OmegaConf.to_container(cfg, resolve=True)}
-    knobs = check_section(OmegaConf.create({"scheduler": node}), "scheduler", PiecewiseKnobs)
+    knobs = check_node(node, "scheduler", PiecewiseKnobs)
     fraction, warmup_exp = knobs.large_fraction, knobs.warmup_exp
     if warmup_exp < 1.0:
         raise InvalidConfigError(

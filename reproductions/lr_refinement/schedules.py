@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import Field
 from scipy.ndimage import median_filter
 
-from optrepro.config_schema import Fraction, NonNegInt, Section, Text, check_section, choice
+from optrepro.config_schema import Fraction, NonNegInt, Section, Text, check_node, choice
 from optrepro.errors import InvalidConfigError
 
 WEIGHTINGS = {"l2": 2.0, "l1": 1.0}  # exponent p of w_t = G_t^-p
@@ -87,7 +87,7 @@ def refined_schedule(
 def _check_keys(cfg: DictConfig, schema: type[Section], **defaults) -> Section:
     """The node typed by its schema (the function's defaults for keys not given): one line, key, problem, fix."""
     node = {**defaults, **OmegaConf.to_container(cfg, resolve=True)}
-    return check_section(OmegaConf.create({"scheduler": node}), "scheduler", schema)
+    return check_node(node, "scheduler", schema)
 
 
 def _total_steps(steps_per_epoch: int, epochs: int) -> int:

@@ -15,10 +15,11 @@ bias vector set to zero, the other learned: the same function).
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -50,7 +51,7 @@ class TanhRNNKnobs(Section):
     keep_states: bool = False
 
 
-def check_knobs(node: DictConfig) -> TanhRNNKnobs:
+def check_knobs(node: DictConfig | Mapping[str, Any]) -> TanhRNNKnobs:
     """The node typed by TanhRNNKnobs, then the rule that ties the fan-in to the units."""
     knobs = check_node(node, "model", TanhRNNKnobs)
     if knobs.sparse_fan_in > knobs.units:
@@ -81,7 +82,7 @@ class TanhRNN(nn.Module):
         self.keep_states = keep_states
         self.states: list[Tensor] | None = None
         knobs = dict(name=name, units=units, init=init, sparse_fan_in=sparse_fan_in, spectral_radius=spectral_radius)
-        check_knobs(OmegaConf.create({**knobs, "keep_states": keep_states}))  # as the config check does
+        check_knobs({**knobs, "keep_states": keep_states})  # as the config check does
         if len(input_shape) != 2:
             raise ValueError(f"TanhRNN reads sequences (length x symbols); got samples of shape {input_shape}")
         self.rnn = nn.RNN(input_shape[-1], units, nonlinearity="tanh", batch_first=True)

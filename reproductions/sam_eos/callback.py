@@ -15,15 +15,15 @@ The official code measures on the training batch at wall-clock intervals (hours)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 
-from optrepro.config_schema import NonNegInt, PosInt, Section, Text, check_callback
+from optrepro.config_schema import NonNegInt, PosInt, Section, Text, callback_key, check_node
 from optrepro.errors import InvalidConfigError
 from optrepro.lit.last_row import LastRowCallback
 from reproductions.sam_eos.edge import sam_edge
@@ -46,12 +46,12 @@ class EdgeKnobs(Section):
     seed: NonNegInt = 0
 
 
-def check_knobs(entry: DictConfig) -> EdgeKnobs:
-    """The node's knobs typed by EdgeKnobs, then the rule that ties two of them."""
-    knobs = check_callback(entry, EdgeKnobs)
+def check_knobs(node: DictConfig | Mapping[str, Any], key: str) -> EdgeKnobs:
+    """The node at `key` typed by EdgeKnobs, then the rule that ties two of them."""
+    knobs = check_node(node, key, EdgeKnobs)
     if knobs.hessian_every % knobs.edge_every:
         raise InvalidConfigError(
-            f"callbacks.{entry._key()}.hessian_every",
+            f"{key}.hessian_every",
             f"{knobs.hessian_every} is not a multiple of edge_every {knobs.edge_every}",
             "lambda_max is compared with the SE of the same epoch",
         )
@@ -61,7 +61,7 @@ def check_knobs(entry: DictConfig) -> EdgeKnobs:
 class EdgeOfStabilityCallback(LastRowCallback):
     def __init__(self, **knobs) -> None:
         """Knobs: EdgeKnobs (its defaults for those not given); a config's are checked by validate first."""
-        typed = check_knobs(OmegaConf.create({"callbacks": {NAME: knobs}}).callbacks[NAME])
+        typed = check_knobs(knobs, f"callbacks.{NAME}")
         self.edge_every = typed.edge_every
         self.hessian_every = typed.hessian_every
         self.power_iterations = typed.power_iterations
@@ -76,7 +76,7 @@ class EdgeOfStabilityCallback(LastRowCallback):
     @staticmethod
     def validate(entry: DictConfig) -> None:
         """Run by the config check (optrepro.builders.callback_entries) before any work."""
-        check_knobs(entry)
+        check_knobs(entry, callback_key(entry))
 
     def complete_last_row(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not pl_module.history or len(pl_module.history) in self._done_rows:

@@ -12,10 +12,11 @@ experiment, Y = X W_O), `revin: false` the normalisation (the official toy runs 
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -35,7 +36,7 @@ class SAMformerKnobs(Section):
     value_dim: PosInt | None = None  # null: W_V of L x L
 
 
-def check_knobs(node: DictConfig) -> SAMformerKnobs:
+def check_knobs(node: DictConfig | Mapping[str, Any]) -> SAMformerKnobs:
     return check_node(node, "model", SAMformerKnobs)
 
 
@@ -83,7 +84,7 @@ class SAMformer(nn.Module):
     ) -> None:
         super().__init__()
         knobs = dict(name=name, d_model=d_model, revin=revin, attention=attention, value_dim=value_dim)
-        check_knobs(OmegaConf.create(knobs))  # as the config check does
+        check_knobs(knobs)  # as the config check does
         channels, length = input_shape
         self.revin = RevIN(channels) if revin else None
         self.d_model = d_model

@@ -18,14 +18,15 @@ run (optimizer.py: ``state_bytes``) to the last epoch's row.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 
-from optrepro.config_schema import Section, Text, check_callback, choice
+from optrepro.config_schema import Section, Text, callback_key, check_node, choice
 from optrepro.errors import InvalidConfigError
 from optrepro.lit.last_row import LastRowCallback
 from optrepro.optim.shampoo import Shampoo
@@ -55,12 +56,12 @@ class QuantizationErrorKnobs(Section):
     min_order: Annotated[int, Field(ge=1, le=1 << 20)] = 64  # statistics of a lower order are left out
 
 
-def check_knobs(entry: DictConfig) -> QuantizationErrorKnobs:
-    """The node's knobs typed by QuantizationErrorKnobs, then the rule that ties two of them."""
-    knobs = check_callback(entry, QuantizationErrorKnobs)
+def check_knobs(node: DictConfig | Mapping[str, Any], key: str) -> QuantizationErrorKnobs:
+    """The node at `key` typed by QuantizationErrorKnobs, then the rule that ties two of them."""
+    knobs = check_node(node, key, QuantizationErrorKnobs)
     if knobs.mapping == "dynamic_tree" and knobs.bits != 4:
         raise InvalidConfigError(
-            f"callbacks.{entry._key()}.bits",
+            f"{key}.bits",
             f"{knobs.bits} with the dynamic-tree map, given for 4 bits only",
             "set bits=4 or mapping=linear2",
         )
@@ -90,8 +91,7 @@ class QuantizationErrorCallback(LastRowCallback):
     def __init__(self, **knobs) -> None:
         """Knobs: QuantizationErrorKnobs (its defaults for those not given); a config's are checked by validate
         first."""
-        name = KEY.partition(".")[2]
-        typed = check_knobs(OmegaConf.create({"callbacks": {name: knobs}}).callbacks[name])
+        typed = check_knobs(knobs, KEY)
         self.target = typed.target
         self.mapping = typed.mapping
         self.bits = typed.bits
@@ -103,7 +103,7 @@ class QuantizationErrorCallback(LastRowCallback):
     @staticmethod
     def validate(entry: DictConfig) -> None:
         """Run by the config check (optrepro.builders.callback_entries) before any work."""
-        check_knobs(entry)
+        check_knobs(entry, callback_key(entry))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         shampoo_statistics(trainer.optimizers[0], self.min_order)  # a run without Shampoo stops before any step

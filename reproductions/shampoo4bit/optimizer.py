@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 from torch import Tensor
 
@@ -116,7 +116,7 @@ class LowBitShampoo(PerParameterOptimizer):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], **knobs: Any) -> None:
         """Knobs: LowBitShampooKnobs (its defaults for those not given)."""
-        typed = check_node(OmegaConf.create(knobs), KEY, LowBitShampooKnobs)
+        typed = check_node(knobs, KEY, LowBitShampooKnobs)
         super().__init__(params, typed.model_dump(exclude={"target", "partial"}))
 
     def state_bytes(self) -> float:

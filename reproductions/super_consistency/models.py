@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optrepro.errors import InvalidConfigError
-from reproductions.super_consistency.parametrisation import check_arguments, layer_scale, lr_multiplier
+from reproductions.super_consistency.parametrisation import check_model, layer_scale, lr_multiplier
 
 
 class ScaledLinear(nn.Module):
@@ -49,7 +49,7 @@ class ScaledMLP(nn.Module):
         self, num_classes: int, input_shape: Sequence[int], width: int, depth: int, parametrisation: str
     ) -> None:
         super().__init__()
-        check_arguments(width=width, depth=depth, parametrisation=parametrisation)
+        check_model(dict(width=width, depth=depth, parametrisation=parametrisation))
         self.width = width
         self.lr_multiplier = lr_multiplier(parametrisation, width)
         fans = [math.prod(input_shape)] + [width] * depth
@@ -73,7 +73,7 @@ class ScaledConvNet(nn.Module):
 
     def __init__(self, num_classes: int, input_shape: Sequence[int], width: int, parametrisation: str) -> None:
         super().__init__()
-        check_arguments(width=width, parametrisation=parametrisation)
+        check_model(dict(width=width, parametrisation=parametrisation))
         self.width = width
         self.lr_multiplier = lr_multiplier(parametrisation, width)
         self.conv1 = ScaledConv2d(int(input_shape[0]), width, parametrisation, "input", stride=2, padding=1)

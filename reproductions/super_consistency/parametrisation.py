@@ -11,12 +11,13 @@ lr multiplier (N under muP): the step on the raw weights is eta_0 * N, so N lamb
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from optrepro.config_schema import OpenSection, PosInt, check_section, choice
+from optrepro.config_schema import OpenSection, PosInt, check_node, choice
 
 PARAMETRISATIONS = ("mup", "ntp", "sp")
 ROLES = ("input", "hidden", "readout")
@@ -41,15 +42,10 @@ class ScaledMLPKnobs(ScaledModelKnobs):
     depth: PosInt  # hidden layers
 
 
-def check_model(cfg: DictConfig) -> ScaledModelKnobs:
-    """``cfg.model`` typed by its schema (ScaledMLPKnobs when it has a depth): one line, key, problem and fix.
+def check_model(node: DictConfig | Mapping[str, Any]) -> ScaledModelKnobs:
+    """The ``model`` node typed by its schema (ScaledMLPKnobs when it has a depth): one line, key, problem and fix.
     Called by WidthScalingTask.validate before any work, and by the model classes on their own arguments."""
-    return check_section(cfg, "model", ScaledMLPKnobs if "depth" in cfg.model else ScaledModelKnobs)
-
-
-def check_arguments(**model) -> ScaledModelKnobs:
-    """A model class's arguments, checked as the ``model`` node check_model checks."""
-    return check_model(OmegaConf.create({"model": model}))
+    return check_node(node, "model", ScaledMLPKnobs if "depth" in node else ScaledModelKnobs)
 
 
 def _known(parametrisation: str) -> None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import Field
 from torch import Tensor
 
-from optrepro.config_schema import PosInt, Section, Text, check_callback
+from optrepro.config_schema import PosInt, Section, Text, check_callback, check_node
 from optrepro.landscape.hessian import hessian_vector_product
 from optrepro.lit.last_row import LastRowCallback
 
@@ -55,9 +55,7 @@ class SharpnessKnobs(Section):
 class SharpnessCallback(LastRowCallback):
     def __init__(self, **knobs) -> None:
         """Knobs: SharpnessKnobs (its defaults for those not given); a config's are checked by validate first."""
-        typed = check_callback(
-            OmegaConf.create({"callbacks": {"sharpness": knobs}}).callbacks.sharpness, SharpnessKnobs
-        )
+        typed = check_node(knobs, "callbacks.sharpness", SharpnessKnobs)
         self.batch_size, self.every, self.iterations = typed.batch_size, typed.every_n_epochs, typed.iterations
         self.seed = typed.seed
         self._vector: list[Tensor] | None = None

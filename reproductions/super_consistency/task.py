@@ -14,7 +14,7 @@ from reproductions.super_consistency.sharpness import SharpnessCallback
 class WidthScalingTask(ClassificationTask):
     @staticmethod
     def validate(cfg: DictConfig) -> None:
-        check_model(cfg)
+        check_model(cfg.model)
         sharpness = (cfg.get("callbacks") or {}).get("sharpness")
         if sharpness is not None:
             SharpnessCallback(**{k: v for k, v in sharpness.items() if k != "_target_"})

@@ -16,10 +16,9 @@ from typing import Annotated
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from pydantic import Field
 
-from optrepro.config_schema import NonNegFloat, OpenSection, PosInt, Probability, check_section
+from optrepro.config_schema import NonNegFloat, OpenSection, PosInt, Probability, check_node
 from optrepro.data.splits import ArraySplits
 
 
@@ -39,8 +38,7 @@ class PatchKnobs(OpenSection):
 def check_knobs(dataset_cfg) -> PatchKnobs:
     """The loader's keys typed by PatchKnobs (one line: key, problem, fix); run by the config check before any work
     (load_fast_slow_patches.validate), and by the loader."""
-    node = OmegaConf.create({"dataset": OmegaConf.to_container(dataset_cfg, resolve=True)})
-    return check_section(node, "dataset", PatchKnobs)
+    return check_node(dataset_cfg, "dataset", PatchKnobs)
 
 
 def draw(n: int, rng: np.random.Generator, directions: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray]:

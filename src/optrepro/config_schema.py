@@ -12,7 +12,7 @@ Valid choices come from the modules that define them (imported when a value is c
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -537,11 +537,13 @@ def validate_config(cfg: DictConfig) -> RunConfig:
         raise as_config_error(exc.errors(), data) from None
 
 
-def check_node(node: DictConfig, key: str, schema: type[BaseModel]) -> BaseModel:
+def check_node(node: DictConfig | Mapping[str, Any], key: str, schema: type[BaseModel]) -> BaseModel:
     """The config node at dotted `key` (a section, `model`, `optimizer.base`, `callbacks.<name>`) against a paper's
     own schema (declared in its folder): the same types, ranges and one-line messages as every shared key. Call it
-    from the paper's validate, which the config check runs before any work. Returns the typed knobs."""
-    value = OmegaConf.to_container(node, resolve=True)
+    from the paper's validate, which the config check runs before any work, and from a constructor on its keyword
+    arguments (a plain mapping: they get the same lines). Returns the typed knobs."""
+    container = node if isinstance(node, DictConfig) else OmegaConf.create(dict(node))
+    value = OmegaConf.to_container(container, resolve=True)
     data: Any = value
     for part in reversed(key.split(".")):
         data = {part: data}
@@ -557,10 +559,14 @@ def check_section(cfg: DictConfig, section: str, schema: type[BaseModel]) -> Bas
     return check_node(cfg[section], section, schema)
 
 
+def callback_key(entry: DictConfig) -> str:
+    """`callbacks.<name>` of a callback's node, whatever name the config gives it."""
+    return f"callbacks.{entry._key()}"
+
+
 def check_callback(entry: DictConfig, schema: type[BaseModel]) -> BaseModel:
-    """A callback's node (`callbacks.<name>`, whatever its name) against its paper's schema: call it from the
-    callback's validate(entry)."""
-    return check_node(entry, f"callbacks.{entry._key()}", schema)
+    """A callback's node against its paper's schema: call it from the callback's validate(entry)."""
+    return check_node(entry, callback_key(entry), schema)
 
 
 def as_config_error(errors: list[ErrorDetails], data: dict[str, Any]) -> OptreproError:
