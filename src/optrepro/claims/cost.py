@@ -34,7 +34,7 @@ class TierCost:
 
     def total_minutes(self) -> tuple[int, float]:
         """Distinct runs and their minutes: a run several claims or papers use (a shared baseline) counts once."""
-        used = set().union(*self.runs.values()) if self.runs else set()
+        used = set().union(*self.runs.values())
         return len(used), sum(self.minutes[run] for run in used)
 
 
