@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from optrepro.config import check_epoch_batches, per_device_batch_size, world_size
+from optrepro.config_schema import paper_validate
 from optrepro.data import (
     FOLDER_DATASETS,
     ImageFolderDataModule,
@@ -215,9 +216,7 @@ def callback_entries(cfg: DictConfig) -> dict[str, DictConfig]:
                 f"cannot import {entry._target_!r} ({type(exc).__name__})",
                 "give the dotted path of a Callback class",
             ) from None
-        validate = getattr(callback_class, "validate", None)
-        if validate is not None:  # a paper's callback checks its own knobs before any work (DESIGN.md)
-            validate(entry)
+        paper_validate(callback_class, entry)  # a paper's callback checks its own knobs before any work
     return entries
 
 

@@ -399,9 +399,7 @@ def importable_targets(cfg: DictConfig) -> None:
                 "give a dotted path to a class or function, e.g. torch.optim.SGD",
             ) from None
     for key in ("model", "loss"):  # a paper's model or loss class checks its own node (DESIGN.md), as callbacks do
-        validate = getattr(get_object(cfg[key]._target_), "validate", None)
-        if validate is not None:
-            validate(cfg[key])
+        paper_validate(get_object(cfg[key]._target_), cfg[key])
 
 
 def paper_schedule(cfg: DictConfig) -> None:
@@ -420,9 +418,7 @@ def base_optimizer(cfg: DictConfig) -> None:
     from optrepro.optim.factory import base_optimizer_factory
 
     base = base_optimizer_factory(cfg.optimizer)
-    validate = getattr(getattr(base, "func", base), "validate", None)
-    if validate is not None:
-        validate(cfg.optimizer.base)
+    paper_validate(getattr(base, "func", base), cfg.optimizer.base)
 
 
 def training_loss(cfg: DictConfig) -> None:
@@ -441,9 +437,7 @@ def dataset_source(cfg: DictConfig) -> None:
     from optrepro.data.registry import DATASET_NAMES, FOLDER_DATASETS, dataset_loader
 
     if cfg.dataset.get("loader") is not None:
-        validate = getattr(dataset_loader(cfg.dataset.loader), "validate", None)
-        if validate is not None:
-            validate(cfg.dataset)
+        paper_validate(dataset_loader(cfg.dataset.loader), cfg.dataset)
     elif cfg.dataset.name not in DATASET_NAMES:
         raise InvalidConfigError(
             "dataset.name",
@@ -483,18 +477,14 @@ def task_config(cfg: DictConfig) -> None:
     """A task whose class has `validate(cfg)` checks its own block (reproductions/notears_topo: `structure`)."""
     from hydra.utils import get_class
 
-    validate = getattr(get_class(cfg.task._target_), "validate", None)
-    if validate is not None:
-        validate(cfg)
+    paper_validate(get_class(cfg.task._target_), cfg)
 
 
 def step_config(cfg: DictConfig) -> None:
     """A paper's step builder with a `validate(cfg)` attribute checks its own optimizer knobs (e.g. cautious_wd)."""
     from optrepro.optim.factory import resolve_step_builder
 
-    validate = getattr(resolve_step_builder(cfg.optimizer.step), "validate", None)
-    if validate is not None:
-        validate(cfg)
+    paper_validate(resolve_step_builder(cfg.optimizer.step), cfg)
 
 
 RULES: tuple[Callable[[DictConfig], None], ...] = (
@@ -535,6 +525,14 @@ def validate_config(cfg: DictConfig) -> RunConfig:
         return RunConfig.model_validate(data, context={"cfg": cfg})
     except ValidationError as exc:
         raise as_config_error(exc.errors(), data) from None
+
+
+def paper_validate(target: Any, node: DictConfig) -> None:
+    """A paper's class or function (model, loss, task, step builder, dataset loader, base optimizer, callback)
+    checks its own config through a `validate(node)` attribute, where it has one, before any work."""
+    validate = getattr(target, "validate", None)
+    if validate is not None:
+        validate(node)
 
 
 def check_node(node: DictConfig | Mapping[str, Any], key: str, schema: type[BaseModel]) -> BaseModel:
