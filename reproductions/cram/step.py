@@ -38,7 +38,16 @@ from optrepro.errors import ConfigError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
 from optrepro.optim.factory import build_base_optimizer, validated_on_stand_in
-from optrepro.optim.standard import finish_step, forward_loss, optimizer_params, split_batch, sync_on_last
+from optrepro.optim.standard import (
+    batch_rows,
+    batch_total,
+    finish_step,
+    forward_loss,
+    optimizer_params,
+    split_batch,
+    sync_on_last,
+    weighted,
+)
 from optrepro.optim.two_pass import load_grads
 from reproductions.cram.pruning import apply_masks, check_sparsity, global_magnitude_masks
 
@@ -90,8 +99,8 @@ class CrAMStep(StepStrategy):
         with backend.no_sync():
             for chunk in chunks:
                 loss, logits = forward_loss(backend, chunk)
-                backend.backward(loss * chunk.weight)
-                clean_losses.append(loss.detach() * chunk.weight)
+                backend.backward(weighted(loss, chunk.weight))
+                clean_losses.append(weighted(loss.detach(), chunk.weight))
                 clean_logits.append(logits.detach())
         backend.all_reduce_grads(params)
 
@@ -116,8 +125,8 @@ class CrAMStep(StepStrategy):
         for chunk, sync_context in sync_on_last(backend, chunks):
             with sync_context:
                 loss, _ = forward_loss(backend, chunk)
-                backend.backward(loss * chunk.weight)
-            compressed_losses.append(loss.detach() * chunk.weight)
+                backend.backward(weighted(loss, chunk.weight))
+            compressed_losses.append(weighted(loss.detach(), chunk.weight))
         restore_norm_buffers(backend.model, norm_buffers)
 
         with torch.no_grad():
@@ -134,9 +143,9 @@ class CrAMStep(StepStrategy):
                         param.grad.add_(grad)
 
         metrics = finish_step(backend, optimizer, self.grad_clip)
-        metrics["compressed_loss"] = torch.stack(compressed_losses).sum()
+        metrics["compressed_loss"] = batch_total(compressed_losses)
         metrics["cram_sparsity"] = torch.tensor(sparsity)
-        return StepOutput(torch.stack(clean_losses).sum(), torch.cat(clean_logits), metrics)
+        return StepOutput(batch_total(clean_losses), batch_rows(clean_logits), metrics)
 
     def state_dict(self) -> dict:
         return {"sparsity_generator": self.generator.get_state()}

@@ -44,10 +44,13 @@ from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
 from optrepro.optim.factory import build_base_optimizer
 from optrepro.optim.standard import (
     Chunk,
+    batch_rows,
+    batch_total,
     finish_step,
     forward_loss,
     optimizer_params,
     split_batch,
+    weighted,
 )
 
 GAM_VARIANTS = ("paper", "official_fd")
@@ -97,12 +100,12 @@ class BatchGradients:
         for chunk in self.chunks:
             with self.backend.no_sync():
                 loss, chunk_logits = forward_loss(self.backend, chunk)
-                grads = torch.autograd.grad(loss * chunk.weight, self.params, allow_unused=True)
+                grads = torch.autograd.grad(weighted(loss, chunk.weight), self.params, allow_unused=True)
             torch._foreach_add_(total, _zeros_for_unused(grads, self.params))
-            losses.append(loss.detach() * chunk.weight)
+            losses.append(weighted(loss.detach(), chunk.weight))
             logits.append(chunk_logits.detach())
         if self.clean_loss is None:
-            self.clean_loss, self.clean_logits = torch.stack(losses).sum(), torch.cat(logits)
+            self.clean_loss, self.clean_logits = batch_total(losses), batch_rows(logits)
         return total
 
     def hessian_vector_product(self, vector: Vector) -> Vector:
@@ -111,7 +114,9 @@ class BatchGradients:
         for chunk in self.chunks:
             with self.backend.no_sync():
                 loss, _ = forward_loss(self.backend, chunk)
-                grads = torch.autograd.grad(loss * chunk.weight, self.params, create_graph=True, allow_unused=True)
+                grads = torch.autograd.grad(
+                    weighted(loss, chunk.weight), self.params, create_graph=True, allow_unused=True
+                )
                 directional = sum((g * v).sum() for g, v in zip(grads, vector) if g is not None)
                 if not directional.requires_grad:  # the loss is linear in the weights: H = 0
                     continue

@@ -33,7 +33,15 @@ from torch.optim import Optimizer
 from optrepro.errors import UnknownChoiceError
 from optrepro.optim.backend import Batch, StepOutput, StepStrategy, TrainingBackend
 from optrepro.optim.factory import build_base_optimizer
-from optrepro.optim.standard import finish_step, forward_loss, split_batch, sync_on_last
+from optrepro.optim.standard import (
+    batch_rows,
+    batch_total,
+    finish_step,
+    forward_loss,
+    split_batch,
+    sync_on_last,
+    weighted,
+)
 
 TRAJECTORY_REFERENCES = ("memory", "ema")  # SAF, MESA
 MEMORY_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -229,16 +237,16 @@ class TrajectoryStep(StepStrategy):
                 if reference is not None:
                     trajectory = trajectory_kl(chunk_logits, reference, self.temperature)
                     total = loss + self.trajectory_weight * trajectory
-                    trajectory_losses.append(trajectory.detach() * chunk.weight)
-                backend.backward(total * chunk.weight)
+                    trajectory_losses.append(weighted(trajectory.detach(), chunk.weight))
+                backend.backward(weighted(total, chunk.weight))
             self.reference.record(idx, chunk_logits, epoch=epoch)
-            losses.append(loss.detach() * chunk.weight)
+            losses.append(weighted(loss.detach(), chunk.weight))
             logits.append(chunk_logits.detach())
         metrics = finish_step(backend, self.optimizer, self.grad_clip)
         self.reference.after_update()
         if trajectory_losses:
-            metrics["trajectory_loss"] = torch.stack(trajectory_losses).sum()
-        return StepOutput(torch.stack(losses).sum(), torch.cat(logits), metrics)
+            metrics["trajectory_loss"] = batch_total(trajectory_losses)
+        return StepOutput(batch_total(losses), batch_rows(logits), metrics)
 
     def state_dict(self) -> dict:
         return {"reference": self.reference.state_dict()}

@@ -33,10 +33,28 @@ def split_batch(batch: Batch, pieces: int) -> list[Chunk]:
     total = len(targets)
     if not 1 <= pieces <= total:
         raise ValueError(f"cannot split a batch of {total} samples into {pieces} micro-batches")
+    if pieces == 1:
+        return [Chunk(inputs, targets, 1.0)]
     return [
         Chunk(x, y, len(y) / total)
         for x, y in zip(torch.tensor_split(inputs, pieces), torch.tensor_split(targets, pieces))
     ]
+
+
+def weighted(loss: Tensor, weight: float) -> Tensor:
+    """``loss * weight``; a whole batch (weight 1) skips the multiply, equal to the last bit, because each tensor op
+    costs a tiny model's step a few microseconds (benchmarks/framework_overhead.py)."""
+    return loss if weight == 1.0 else loss * weight
+
+
+def batch_total(losses: list[Tensor]) -> Tensor:
+    """The sum of the micro-batches' weighted losses (one micro-batch: itself, no op)."""
+    return losses[0] if len(losses) == 1 else torch.stack(losses).sum()
+
+
+def batch_rows(parts: list[Tensor]) -> Tensor:
+    """The micro-batches' rows (logits) back in batch order (one micro-batch: itself, no op)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def optimizer_params(optimizer: Optimizer) -> list[Tensor]:
@@ -99,8 +117,8 @@ class StandardStep(StepStrategy):
         for chunk, sync_context in sync_on_last(backend, split_batch(batch, self.accumulate)):
             with sync_context:
                 loss, chunk_logits = forward_loss(backend, chunk)
-                backend.backward(loss * chunk.weight)
-            losses.append(loss.detach() * chunk.weight)
+                backend.backward(weighted(loss, chunk.weight))
+            losses.append(weighted(loss.detach(), chunk.weight))
             logits.append(chunk_logits.detach())
         metrics = finish_step(backend, self.optimizer, self.grad_clip)
-        return StepOutput(torch.stack(losses).sum(), torch.cat(logits), metrics)
+        return StepOutput(batch_total(losses), batch_rows(logits), metrics)

@@ -40,11 +40,14 @@ from optrepro.optim.bn import restore_norm_buffers, snapshot_norm_buffers
 from optrepro.optim.sam import SAM
 from optrepro.optim.standard import (
     Chunk,
+    batch_rows,
+    batch_total,
     finish_step,
     forward_loss,
     optimizer_params,
     split_batch,
     sync_on_last,
+    weighted,
 )
 
 PERTURBATION_SYNC_CHOICES = ("per_device", "global")
@@ -131,8 +134,8 @@ class TwoPassStep(StepStrategy):
             with backend.no_sync():
                 for chunk in group:
                     loss, logits = forward_loss(backend, chunk)
-                    backend.backward(loss * (chunk.weight / group_share))
-                    clean_losses.append(loss.detach() * chunk.weight)
+                    backend.backward(weighted(loss, chunk.weight / group_share))
+                    clean_losses.append(weighted(loss.detach(), chunk.weight))
                     clean_logits.append(logits.detach())
             if self.perturbation_sync == "global":
                 backend.all_reduce_grads(params)
@@ -145,13 +148,13 @@ class TwoPassStep(StepStrategy):
             for chunk, sync_context in passes:
                 with sync_context:
                     loss, _ = forward_loss(backend, chunk)
-                    backend.backward(loss * chunk.weight)
-                perturbed_losses.append(loss.detach() * chunk.weight)
+                    backend.backward(weighted(loss, chunk.weight))
+                perturbed_losses.append(weighted(loss.detach(), chunk.weight))
             restore_norm_buffers(backend.model, norm_buffers)
             optimizer.restore()
             if not last_group:
                 earlier_grads = [None if p.grad is None else p.grad.clone() for p in params]
                 load_grads(params, None)
         metrics = finish_step(backend, optimizer, self.grad_clip)
-        metrics["perturbed_loss"] = torch.stack(perturbed_losses).sum()
-        return StepOutput(torch.stack(clean_losses).sum(), torch.cat(clean_logits), metrics)
+        metrics["perturbed_loss"] = batch_total(perturbed_losses)
+        return StepOutput(batch_total(clean_losses), batch_rows(clean_logits), metrics)
