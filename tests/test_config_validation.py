@@ -8,10 +8,12 @@ import re
 import shlex
 import subprocess
 import sys
+from typing import Annotated
 
 import pytest
 from helpers.compose import compose_config
 from helpers.rejected import rejected_run
+from pydantic import Field
 
 from optrepro import config_schema
 from optrepro.config_schema import validate_config
@@ -157,6 +159,33 @@ def test_a_misspelling_is_told_only_the_valid_keys_beside_it(gpus):
     assert error.key == "train.epoch" and "batch," not in str(error)
     assert error.fix.startswith("check the spelling; the keys here are accumulate, batch_size, ")
     assert ", epoch," not in error.fix and ", batch," not in error.fix
+
+
+class BoundedKnobs(config_schema.Section):
+    """Fields whose bounds exclude the generic examples 1 and 0.1 of a type error's fix."""
+
+    clusters: Annotated[int, Field(ge=2)] = 2
+    optional_width: Annotated[int, Field(gt=4)] | None = None
+    factor: Annotated[float, Field(ge=1.5)] = 2.0
+    fraction: Annotated[float, Field(gt=0, lt=0.05)] = 0.01
+    count: int = 3
+
+
+# knob=bad value -> the fix the line gives: the example moves inside the field's bounds, and stays 1 / 0.1 without any
+@pytest.mark.parametrize(
+    "knob,value,fix",
+    [
+        ("clusters", 1.5, "give an integer, e.g. task.clusters=2"),
+        ("optional_width", "x", "give an integer, e.g. task.optional_width=5"),
+        ("factor", "x", "give a number, e.g. task.factor=1.5"),
+        ("fraction", "x", "give a number, e.g. task.fraction=0.025"),
+        ("count", 2.5, "give an integer, e.g. task.count=1"),
+    ],
+)
+def test_a_type_errors_example_is_a_value_the_field_accepts(knob, value, fix):
+    with pytest.raises(InvalidConfigError) as caught:
+        config_schema.check_node({knob: value}, "task", BoundedKnobs)
+    assert caught.value.key == f"task.{knob}" and caught.value.fix == fix
 
 
 def test_table_is_large_enough():

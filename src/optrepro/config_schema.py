@@ -12,10 +12,13 @@ Valid choices come from the modules that define them (imported when a value is c
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import annotated_types
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import (
@@ -524,7 +527,7 @@ def validate_config(cfg: DictConfig) -> RunConfig:
         RunConfig.model_validate(data, context={"cfg": cfg, "types_only": True})
         return RunConfig.model_validate(data, context={"cfg": cfg})
     except ValidationError as exc:
-        raise as_config_error(exc.errors(), data) from None
+        raise as_config_error(exc.errors(), data, RunConfig) from None
 
 
 def paper_validate(target: Any, node: DictConfig) -> None:
@@ -549,7 +552,8 @@ def check_node(node: DictConfig | Mapping[str, Any], key: str, schema: type[Base
         return schema.model_validate(value, context={})
     except ValidationError as exc:
         prefix = tuple(key.split("."))
-        raise as_config_error([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors()], data) from None
+        errors = [{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors()]
+        raise as_config_error(errors, data, schema, skip=len(prefix)) from None
 
 
 def check_section(cfg: DictConfig, section: str, schema: type[BaseModel]) -> BaseModel:
@@ -567,11 +571,14 @@ def check_callback(entry: DictConfig, schema: type[BaseModel]) -> BaseModel:
     return check_node(entry, callback_key(entry), schema)
 
 
-def as_config_error(errors: list[ErrorDetails], data: dict[str, Any]) -> OptreproError:
+def as_config_error(
+    errors: list[ErrorDetails], data: dict[str, Any], schema: type[BaseModel] | None = None, *, skip: int = 0
+) -> OptreproError:
     """Pydantic's first error as one line that names the key, the problem and the fix (the others only keep an
-    unknown key out of the keys a misspelling is told to choose from)."""
+    unknown key out of the keys a misspelling is told to choose from). ``schema`` (at the error's location less its
+    first ``skip`` parts) lets the fix's example respect the field's bounds."""
     error = errors[0]
-    ctx = error.get("ctx", {})
+    ctx = {**error.get("ctx", {}), "example": example_value(schema, error["loc"][skip:], error["type"])}
     if isinstance(ctx.get("error"), OptreproError):  # a rule's own message
         return ctx["error"]
     key = dotted_key(error["loc"], data)
@@ -614,8 +621,8 @@ FIXES: dict[str, str] = {
 
 
 PROBLEMS: dict[str, tuple[str, str]] = {
-    "int_type": ("{value!r} is not a whole number", "give an integer, e.g. {key}=1"),
-    "float_type": ("{value!r} is not a number", "give a number, e.g. {key}=0.1"),
+    "int_type": ("{value!r} is not a whole number", "give an integer, e.g. {key}={example}"),
+    "float_type": ("{value!r} is not a number", "give a number, e.g. {key}={example}"),
     "finite_number": ("{value} is not a finite number", "give a finite number"),
     "bool_type": ("{value!r} is not true or false", "set {key}=true or {key}=false"),
     "string_type": ("{value!r} is not text", "give text; quote digits: {key}='{value}'"),
@@ -635,6 +642,69 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "too_short": ("has {actual_length} items, needs {min_length}", "give {min_length} items"),
     "too_long": ("has {actual_length} items, at most {max_length}", "give {max_length} items"),
 }
+
+
+# The value a type error's fix shows, unless the field's bounds exclude it (example_value).
+EXAMPLES = {"int_type": 1, "float_type": 0.1}
+
+
+def example_value(schema: type[BaseModel] | None, loc: tuple[int | str, ...], kind: str) -> int | float | None:
+    """A value the field at ``loc`` of ``schema`` accepts, for a type error's fix: 1 (or 0.1) moved inside the
+    field's bounds, so `clusters >= 2` is told 2, not 1."""
+    example = EXAMPLES.get(kind)
+    field = field_at(schema, loc) if example is not None else None
+    if field is None:
+        return example
+    whole = kind == "int_type"
+    bounds = [*field.metadata, *type_bounds(field.annotation)]
+    low = max([b.ge for b in bounds if isinstance(b, annotated_types.Ge)] + [-math.inf])
+    above = max([b.gt for b in bounds if isinstance(b, annotated_types.Gt)] + [-math.inf])
+    high = min([b.le for b in bounds if isinstance(b, annotated_types.Le)] + [math.inf])
+    below = min([b.lt for b in bounds if isinstance(b, annotated_types.Lt)] + [math.inf])
+    if example < low:
+        example = low
+    if example <= above:
+        example = above + 1 if whole else above + 0.1
+    if example > high:
+        example = high
+    if example >= below:  # a float goes halfway between its lower bound (or 0) and the excluded upper one
+        example = below - 1 if whole else (max(low, above, 0.0) + below) / 2
+    return example
+
+
+def field_at(schema: type[BaseModel] | None, loc: tuple[int | str, ...]):
+    """The pydantic FieldInfo at ``loc`` (list indices skipped), or None where the path leaves typed models."""
+    model, field = schema, None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+        models = [t for t in nested_types(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+        model = models[0] if models else None
+    return field
+
+
+def nested_types(annotation: Any) -> list[Any]:
+    """The types inside an annotation: the members of a union, the item type of a list, the type under Annotated."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return nested_types(get_args(annotation)[0])
+    if origin in (Union, UnionType, list, tuple):
+        return [t for arg in get_args(annotation) for t in nested_types(arg)]
+    return [annotation]
+
+
+def type_bounds(annotation: Any) -> list[Any]:
+    """The annotated_types bounds inside an annotation (an Optional[Annotated[int, Field(ge=2)]] has them there)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *extras = get_args(annotation)
+        return [b for extra in extras for b in getattr(extra, "metadata", [extra])] + type_bounds(base)
+    if origin in (Union, UnionType):
+        return [b for arg in get_args(annotation) for b in type_bounds(arg)]
+    return []
 
 
 def dotted_key(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:

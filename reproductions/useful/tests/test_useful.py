@@ -148,7 +148,7 @@ TASK_KNOBS = [
         ),
     ),
     ("task.upsample_factor=1", "task.upsample_factor: must be >= 2, got 1; set task.upsample_factor to at least 2"),
-    ("task.clusters=1.5", "task.clusters: 1.5 is not a whole number; give an integer, e.g. task.clusters=1"),
+    ("task.clusters=1.5", "task.clusters: 1.5 is not a whole number; give an integer, e.g. task.clusters=2"),
     ("task.outputs=features", "task.outputs: unknown value 'features'; valid choices: logits, softmax"),
 ]
 
