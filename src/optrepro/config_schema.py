@@ -673,7 +673,7 @@ def example_value(schema: type[BaseModel] | None, loc: tuple[int | str, ...], ki
 
 
 def field_at(schema: type[BaseModel] | None, loc: tuple[int | str, ...]):
-    """The pydantic FieldInfo at ``loc`` (list indices skipped), or None where the path leaves typed models."""
+    """The pydantic FieldInfo at ``loc`` (list indices skipped), or None where the path leaves one typed model."""
     model, field = schema, None
     for part in loc:
         if isinstance(part, int):
@@ -682,7 +682,7 @@ def field_at(schema: type[BaseModel] | None, loc: tuple[int | str, ...]):
             return None
         field = model.model_fields[part]
         models = [t for t in nested_types(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
-        model = models[0] if models else None
+        model = models[0] if len(models) == 1 else None  # a union of models: which one applies is not known here
     return field
 
 
