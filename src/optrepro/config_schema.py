@@ -18,7 +18,6 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import (
@@ -657,10 +656,8 @@ def example_value(schema: type[BaseModel] | None, loc: tuple[int | str, ...], ki
         return example
     whole = kind == "int_type"
     bounds = [*field.metadata, *type_bounds(field.annotation)]
-    low = max([b.ge for b in bounds if isinstance(b, annotated_types.Ge)] + [-math.inf])
-    above = max([b.gt for b in bounds if isinstance(b, annotated_types.Gt)] + [-math.inf])
-    high = min([b.le for b in bounds if isinstance(b, annotated_types.Le)] + [math.inf])
-    below = min([b.lt for b in bounds if isinstance(b, annotated_types.Lt)] + [math.inf])
+    low, above = (max(bound_values(bounds, name), default=-math.inf) for name in ("ge", "gt"))
+    high, below = (min(bound_values(bounds, name), default=math.inf) for name in ("le", "lt"))
     if example < low:
         example = low
     if example <= above:
@@ -670,6 +667,11 @@ def example_value(schema: type[BaseModel] | None, loc: tuple[int | str, ...], ki
     if example >= below:  # a float goes halfway between its lower bound (or 0) and the excluded upper one
         example = below - 1 if whole else (max(low, above, 0.0) + below) / 2
     return example
+
+
+def bound_values(bounds: list[Any], name: str) -> list[float]:
+    """The values of one kind of bound (``ge``, ``gt``, ``le`` or ``lt``) among a field's bound objects."""
+    return [getattr(b, name) for b in bounds if getattr(b, name, None) is not None]
 
 
 def field_at(schema: type[BaseModel] | None, loc: tuple[int | str, ...]):
@@ -697,7 +699,8 @@ def nested_types(annotation: Any) -> list[Any]:
 
 
 def type_bounds(annotation: Any) -> list[Any]:
-    """The annotated_types bounds inside an annotation (an Optional[Annotated[int, Field(ge=2)]] has them there)."""
+    """The bound objects (with .ge, .gt, .le or .lt) inside an annotation: an Optional[Annotated[int, Field(ge=2)]]
+    keeps them there, not in the field's own metadata."""
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *extras = get_args(annotation)
